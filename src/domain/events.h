@@ -84,10 +84,9 @@ struct OrderCancelled {
   std::vector<PlacedLine> lines;  // stock returned per line
 };
 
-using EventPayload =
-    std::variant<CustomerRegistered, CustomerDetailsChanged, ProductAdded, ProductPriceChanged,
-                 ProductRestocked, OrderPlaced, OrderPaid, OrderShipped, OrderDelivered,
-                 OrderCancelled>;
+using EventPayload = std::variant<CustomerRegistered, CustomerDetailsChanged, ProductAdded,
+                                  ProductPriceChanged, ProductRestocked, OrderPlaced, OrderPaid,
+                                  OrderShipped, OrderDelivered, OrderCancelled>;
 
 enum class AggregateType { kCustomer, kProduct, kOrder };
 std::string_view ToString(AggregateType type);  // "Customer", "Product", "Order"
