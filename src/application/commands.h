@@ -76,7 +76,7 @@ struct CommandResult {
   std::string id;
   std::int64_t version = 0;
   std::string consistency_token;
-  bool created = false;             // 201 rather than 200
+  bool created = false;               // 201 rather than 200
   std::optional<std::string> status;  // orders: "placed", "paid", ...
   std::optional<std::int64_t> total_cents;
   std::optional<std::string> name;   // customers, products

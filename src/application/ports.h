@@ -50,8 +50,7 @@ class WriteTransaction {
 
   // Queued writes. `previous_version` guards against lost updates.
   virtual void InsertCustomer(const domain::Customer& customer) = 0;
-  virtual void UpdateCustomer(const domain::Customer& customer,
-                              std::int64_t previous_version) = 0;
+  virtual void UpdateCustomer(const domain::Customer& customer, std::int64_t previous_version) = 0;
   virtual void InsertProduct(const domain::Product& product) = 0;
   virtual void UpdateProduct(const domain::Product& product, std::int64_t previous_version) = 0;
   // Sets the stock of products whose only change is a reservation or release.
@@ -61,8 +60,7 @@ class WriteTransaction {
   // shipment, refund).
   virtual void UpdateOrder(const domain::Order& order, std::int64_t previous_version) = 0;
   virtual void AppendEvents(const std::vector<domain::DomainEvent>& events) = 0;
-  virtual void SaveIdempotencyKey(const Idempotency& idempotency,
-                                  const CommandResult& result) = 0;
+  virtual void SaveIdempotencyKey(const Idempotency& idempotency, const CommandResult& result) = 0;
 
   // Sends the queued writes and commits. Unique-constraint clashes that are business errors
   // come back as errors (409 email_taken, 409 sku_taken); nothing is then changed. On success
