@@ -1,0 +1,178 @@
+#include "adapters/pg/connection.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+namespace shopcqrs::adapters::pg {
+
+namespace {
+
+std::string FieldOf(const PGresult* result, int field) {
+  const char* value = PQresultErrorField(result, field);
+  return value ? value : "";
+}
+
+PgError MakeError(const PGresult* result, std::string_view what) {
+  std::string message = PQresultErrorMessage(result);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+    message.pop_back();
+  }
+  return PgError(fmt::format("{}: {}", what, message), FieldOf(result, PG_DIAG_SQLSTATE),
+                 FieldOf(result, PG_DIAG_CONSTRAINT_NAME));
+}
+
+bool IsSuccess(ExecStatusType status) {
+  return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_PIPELINE_SYNC;
+}
+
+}  // namespace
+
+std::vector<const char*> Params::Pointers() const {
+  std::vector<const char*> pointers(values_.size());
+  for (std::size_t i = 0; i < values_.size(); ++i) {
+    pointers[i] = null_[i] ? nullptr : values_[i].c_str();
+  }
+  return pointers;
+}
+
+std::int64_t Result::Int64(int row, int col) const {
+  auto text = Text(row, col);
+  std::int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size()) {
+    throw std::runtime_error(fmt::format("column {} is not an integer: '{}'", col, text));
+  }
+  return value;
+}
+
+std::int64_t Result::AffectedRows() const {
+  const char* text = PQcmdTuples(result_.get());
+  return text && *text ? std::stoll(text) : 0;
+}
+
+Connection::Connection(const std::string& conninfo) {
+  conn_ = PQconnectdb(conninfo.c_str());
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    std::string message = PQerrorMessage(conn_);
+    PQfinish(conn_);
+    conn_ = nullptr;
+    throw ConnectionLost("cannot connect to PostgreSQL: " + message);
+  }
+}
+
+Connection::~Connection() {
+  if (conn_) PQfinish(conn_);
+}
+
+void Connection::ThrowLost(std::string_view what) {
+  throw ConnectionLost(fmt::format("{}: {}", what, PQerrorMessage(conn_)));
+}
+
+Result Connection::Check(PGresult* raw, std::string_view what) {
+  Result result(raw);
+  if (!raw) ThrowLost(what);
+  const auto status = PQresultStatus(raw);
+  if (IsSuccess(status)) return result;
+  if (IsBroken()) ThrowLost(what);
+  throw MakeError(raw, what);
+}
+
+Result Connection::Exec(std::string_view sql) {
+  return Check(PQexec(conn_, std::string(sql).c_str()), "query failed");
+}
+
+Result Connection::Exec(std::string_view sql, const Params& params) {
+  auto pointers = params.Pointers();
+  return Check(PQexecParams(conn_, std::string(sql).c_str(), static_cast<int>(pointers.size()),
+                            nullptr, pointers.data(), nullptr, nullptr, 0),
+               "query failed");
+}
+
+void Connection::Prepare(const Statement& statement) {
+  Check(PQprepare(conn_, statement.name, statement.sql, 0, nullptr),
+        fmt::format("prepare {}", statement.name));
+}
+
+void Connection::PrepareAll(const std::vector<Statement>& statements) {
+  for (const auto& statement : statements) Prepare(statement);
+}
+
+Result Connection::ExecPrepared(const Statement& statement, const Params& params) {
+  auto pointers = params.Pointers();
+  return Check(PQexecPrepared(conn_, statement.name, static_cast<int>(pointers.size()),
+                              pointers.data(), nullptr, nullptr, 0),
+               statement.name);
+}
+
+bool Connection::InTransaction() const {
+  const auto status = PQtransactionStatus(conn_);
+  return status == PQTRANS_INTRANS || status == PQTRANS_INERROR;
+}
+
+bool Connection::InFailedTransaction() const {
+  return PQtransactionStatus(conn_) == PQTRANS_INERROR;
+}
+
+bool Connection::IsBroken() const {
+  return !conn_ || PQstatus(conn_) != CONNECTION_OK || PQpipelineStatus(conn_) != PQ_PIPELINE_OFF;
+}
+
+Connection::Pipeline& Connection::Pipeline::Add(const Statement& statement, Params params) {
+  items_.push_back(Item{&statement, {}, std::move(params)});
+  return *this;
+}
+
+Connection::Pipeline& Connection::Pipeline::AddText(std::string sql) {
+  items_.push_back(Item{nullptr, std::move(sql), {}});
+  return *this;
+}
+
+std::vector<Result> Connection::Pipeline::Run() {
+  PGconn* conn = connection_.conn_;
+  if (PQenterPipelineMode(conn) != 1) connection_.ThrowLost("cannot enter pipeline mode");
+  for (const auto& item : items_) {
+    int sent = 0;
+    if (item.statement) {
+      auto pointers = item.params.Pointers();
+      sent = PQsendQueryPrepared(conn, item.statement->name, static_cast<int>(pointers.size()),
+                                 pointers.data(), nullptr, nullptr, 0);
+    } else {
+      sent = PQsendQueryParams(conn, item.sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0);
+    }
+    if (!sent) connection_.ThrowLost("pipeline send failed");
+  }
+  if (PQpipelineSync(conn) != 1) connection_.ThrowLost("pipeline sync failed");
+
+  std::vector<Result> results;
+  results.reserve(items_.size());
+  std::optional<PgError> first_error;
+  // Each statement yields its result followed by a null; the sync yields PGRES_PIPELINE_SYNC.
+  for (std::size_t i = 0; i < items_.size(); ++i) {
+    PGresult* raw = PQgetResult(conn);
+    if (!raw) connection_.ThrowLost("pipeline lost a result");
+    Result result(raw);
+    const auto status = PQresultStatus(raw);
+    if (status == PGRES_FATAL_ERROR && !first_error) {
+      const auto& item = items_[i];
+      first_error = MakeError(raw, item.statement ? item.statement->name : "pipeline statement");
+    } else if (status != PGRES_PIPELINE_ABORTED && status != PGRES_FATAL_ERROR &&
+               !IsSuccess(status)) {
+      connection_.ThrowLost("unexpected pipeline result");
+    }
+    results.push_back(std::move(result));
+    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);  // the terminating null
+  }
+  PGresult* sync = PQgetResult(conn);
+  if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC) {
+    if (sync) PQclear(sync);
+    connection_.ThrowLost("pipeline sync missing");
+  }
+  PQclear(sync);
+  if (PQexitPipelineMode(conn) != 1) connection_.ThrowLost("cannot leave pipeline mode");
+  items_.clear();
+  if (first_error) throw *first_error;
+  return results;
+}
+
+}  // namespace shopcqrs::adapters::pg

@@ -1,0 +1,157 @@
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shopcqrs::adapters::pg {
+
+// A server-reported error, with its SQLSTATE and (for constraint violations) the constraint.
+class PgError : public std::runtime_error {
+ public:
+  PgError(std::string message, std::string sqlstate, std::string constraint)
+      : std::runtime_error(std::move(message)),
+        sqlstate_(std::move(sqlstate)),
+        constraint_(std::move(constraint)) {}
+  const std::string& sqlstate() const { return sqlstate_; }
+  const std::string& constraint() const { return constraint_; }
+  bool IsUniqueViolation() const { return sqlstate_ == "23505"; }
+  // Serialization failure or deadlock: retrying the whole transaction may succeed.
+  bool IsRetryable() const { return sqlstate_ == "40001" || sqlstate_ == "40P01"; }
+
+ private:
+  std::string sqlstate_;
+  std::string constraint_;
+};
+
+// The connection itself failed (server gone, network): the connection must be discarded.
+class ConnectionLost : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Text-format statement parameters.
+class Params {
+ public:
+  Params& Add(std::string_view value) {
+    values_.emplace_back(value);
+    null_.push_back(false);
+    return *this;
+  }
+  Params& Add(const char* value) { return Add(std::string_view(value)); }
+  Params& Add(const std::string& value) { return Add(std::string_view(value)); }
+  Params& Add(std::int64_t value) { return Add(std::string_view(std::to_string(value))); }
+  Params& Add(int value) { return Add(static_cast<std::int64_t>(value)); }
+  Params& AddNull() {
+    values_.emplace_back();
+    null_.push_back(true);
+    return *this;
+  }
+  template <class T>
+  Params& Add(const std::optional<T>& value) {
+    return value ? Add(*value) : AddNull();
+  }
+  std::size_t size() const { return values_.size(); }
+  // Pointers stay valid while this object lives and is not modified.
+  std::vector<const char*> Pointers() const;
+
+ private:
+  std::vector<std::string> values_;
+  std::vector<bool> null_;
+};
+
+// An owned PGresult with text accessors.
+class Result {
+ public:
+  Result() = default;
+  explicit Result(PGresult* result) : result_(result, &PQclear) {}
+  int rows() const { return result_ ? PQntuples(result_.get()) : 0; }
+  bool IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) != 0; }
+  std::string_view Text(int row, int col) const {
+    return {PQgetvalue(result_.get(), row, col),
+            static_cast<std::size_t>(PQgetlength(result_.get(), row, col))};
+  }
+  std::string String(int row, int col) const { return std::string(Text(row, col)); }
+  std::optional<std::string> OptString(int row, int col) const {
+    if (IsNull(row, col)) return std::nullopt;
+    return String(row, col);
+  }
+  std::int64_t Int64(int row, int col) const;
+  std::optional<std::int64_t> OptInt64(int row, int col) const {
+    if (IsNull(row, col)) return std::nullopt;
+    return Int64(row, col);
+  }
+  bool Bool(int row, int col) const { return Text(row, col) == "t"; }
+  // Rows changed by an INSERT/UPDATE/DELETE.
+  std::int64_t AffectedRows() const;
+
+ private:
+  std::shared_ptr<PGresult> result_;
+};
+
+// A prepared statement known by name; its SQL is prepared on every new connection.
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+
+// One libpq connection. Not thread-safe: one user at a time (see Pool).
+class Connection {
+ public:
+  explicit Connection(const std::string& conninfo);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Runs SQL text without parameters (may hold several statements); answers the last result.
+  Result Exec(std::string_view sql);
+  // Runs SQL text with parameters (one statement).
+  Result Exec(std::string_view sql, const Params& params);
+  void Prepare(const Statement& statement);
+  void PrepareAll(const std::vector<Statement>& statements);
+  Result ExecPrepared(const Statement& statement, const Params& params);
+
+  // Pipeline mode: every queued statement is sent at once and all results are read after a
+  // single sync, so a whole batch costs one network round trip. On the first failing
+  // statement the rest are skipped by the server; Run then throws that statement's PgError
+  // (after draining), leaving an explicit transaction in the failed state for the caller
+  // to roll back.
+  class Pipeline {
+   public:
+    explicit Pipeline(Connection& connection) : connection_(connection) {}
+    Pipeline& Add(const Statement& statement, Params params = {});
+    Pipeline& AddText(std::string sql);  // unprepared, no parameters
+    std::size_t size() const { return items_.size(); }
+    bool empty() const { return items_.empty(); }
+    std::vector<Result> Run();
+
+   private:
+    struct Item {
+      const Statement* statement = nullptr;
+      std::string sql;
+      Params params;
+    };
+    Connection& connection_;
+    std::vector<Item> items_;
+  };
+
+  bool InTransaction() const;
+  bool InFailedTransaction() const;
+  bool IsBroken() const;  // the socket is gone; discard the connection
+  PGconn* raw() { return conn_; }
+
+ private:
+  Result Check(PGresult* result, std::string_view what);
+  [[noreturn]] void ThrowLost(std::string_view what);
+
+  PGconn* conn_ = nullptr;
+};
+
+}  // namespace shopcqrs::adapters::pg

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "adapters/pg/pool.h"
+#include "application/ports.h"
+#include "cqrs/consistency_token.h"
+
+namespace shopcqrs::adapters::pg_write {
+
+// Pool options for the write database: its statements are prepared on every connection.
+pg::Pool::Options WritePoolOptions(std::string conninfo, int size);
+
+// The write side's store on PostgreSQL. Each transaction costs few round trips: statements
+// queued before a load travel with it in one pipeline, and every write of a command travels
+// with COMMIT (and the consistency-token query after it) in a single pipeline.
+class PgWriteStore final : public app::WriteStore {
+ public:
+  PgWriteStore(pg::Pool& pool, const cqrs::ConsistencyTokens& tokens);
+  std::unique_ptr<app::WriteTransaction> Begin() override;
+  std::string CurrentToken() override;
+
+ private:
+  pg::Pool& pool_;
+  const cqrs::ConsistencyTokens& tokens_;
+};
+
+}  // namespace shopcqrs::adapters::pg_write
