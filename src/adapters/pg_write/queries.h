@@ -15,15 +15,21 @@ inline constexpr Statement kFindIdempotencyKey{
 inline constexpr Statement kInsertIdempotencyKey{
     "w_insert_idempotency_key",
     "INSERT INTO idempotency_keys (key, fingerprint, result) VALUES ($1, $2, $3::json)"};
-// Runs right after COMMIT: records the commit bound behind the token and answers it.
+// The two statements below run right after COMMIT, in the same pipeline. They answer the
+// commit bound behind the consistency token (every transaction that committed before has an
+// xid below it) and wake the outbox readers with NOTIFY. They run in their own implicit
+// transaction, which has no xid: no WAL, no flush, and the notify queue lock is held only
+// for an instant rather than across the command's commit.
+inline constexpr Statement kCommitBound{
+    "w_commit_bound",
+    "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, "
+    "pg_notify('shopcqrs_outbox', '')"};
+// The same, also recording the bound beside the idempotency key so a replay answers it.
 inline constexpr Statement kRecordIdempotencyBound{
     "w_record_idempotency_bound",
     "UPDATE idempotency_keys SET commit_bound = "
     "pg_snapshot_xmax(pg_current_snapshot())::text::bigint WHERE key = $1 "
-    "RETURNING commit_bound"};
-// Runs right after COMMIT: every transaction that committed before it has an xid below this.
-inline constexpr Statement kCommitBound{
-    "w_commit_bound", "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"};
+    "RETURNING commit_bound, pg_notify('shopcqrs_outbox', '')"};
 
 inline constexpr Statement kLoadCustomer{
     "w_load_customer",
