@@ -1,0 +1,26 @@
+#include "adapters/http/admin_routes.h"
+
+#include <boost/json.hpp>
+
+namespace shopcqrs::adapters::http {
+
+void RegisterAdminRoutes(Router& router, std::function<std::vector<ProjectionInfo>()> projections) {
+  router.Add("GET", "/v1/admin/projections", [projections](const Request&) {
+    boost::json::array items;
+    for (const auto& p : projections()) {
+      items.push_back(boost::json::object{
+          {"name", p.name},
+          {"store", p.store},
+          {"status", p.status},
+          {"position", p.position},
+          {"events_behind", p.events_behind},
+          {"lag_ms", p.lag_ms},
+          {"dead_letters", p.dead_letters},
+          {"last_error",
+           p.last_error.empty() ? boost::json::value(nullptr) : boost::json::value(p.last_error)}});
+    }
+    return Response::Json(200, boost::json::serialize(boost::json::object{{"items", items}}));
+  });
+}
+
+}  // namespace shopcqrs::adapters::http

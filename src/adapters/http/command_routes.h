@@ -1,0 +1,49 @@
+#pragma once
+
+// The write side's HTTP routes (API.md "Commands"). Each handler parses the request, calls one
+// CommandService::Handle and maps the answer; nothing else.
+//
+// Checks, in this order: a path id that is not a UUID is 404 not_found; then the body
+// (415 unsupported_media_type, 400 malformed_json); then the headers Idempotency-Key and
+// If-Match (400 validation_failed); then the body's fields (400 validation_failed).
+//
+// - Idempotency-Key: 1..200 characters, each printable ASCII without space (0x21..0x7E); sent
+//   at most once. The request fingerprint is the SHA-1 (hex) of method + "\n" + path + "\n" +
+//   body as sent (byte for byte: the same JSON re-serialized differently is another request).
+// - If-Match: `"<version>"` or bare `<version>` (decimal digits), or `*` (no version check).
+//   Weak tags (W/"1") and lists are rejected. Ignored on creating commands.
+// - Every success carries X-Consistency-Token and ETag: "<version>"; a 201 carries Location.
+// - A TransientStoreError that outlasts the service's retries is 503 service_unavailable with
+//   Retry-After: 1. Any other exception propagates (the server answers 500 internal_error).
+// - Metrics: shopcqrs_commands_total{command,outcome} (outcome "ok" or the problem code) and
+//   shopcqrs_command_duration_seconds{command}.
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "adapters/http/problem.h"
+#include "adapters/http/router.h"
+#include "adapters/metrics/registry.h"
+#include "application/command_service.h"
+#include "application/commands.h"
+
+namespace shopcqrs::adapters::http {
+
+void RegisterCommandRoutes(Router& router, app::CommandService& service,
+                           metrics::Registry& registry);
+
+// Helpers, exposed for tests and for other write-side routes.
+inline constexpr std::size_t kMaxIdempotencyKeyLength = 200;
+
+// SHA-1 hex of method + "\n" + path + "\n" + body.
+std::string RequestFingerprint(std::string_view method, std::string_view path,
+                               std::string_view body);
+// The Idempotency-Key header, if any, with this request's fingerprint.
+std::expected<std::optional<app::Idempotency>, Problem> ParseIdempotencyKey(const Request& request);
+// The If-Match header as an expected version, if any.
+std::expected<std::optional<std::int64_t>, Problem> ParseIfMatch(const Request& request);
+
+}  // namespace shopcqrs::adapters::http

@@ -1,0 +1,60 @@
+#include "adapters/http/ops_routes.h"
+
+#include <memory>
+
+#include <spdlog/spdlog.h>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "adapters/http/problem.h"
+
+namespace shopcqrs::adapters::http {
+
+namespace {
+
+namespace json = boost::json;
+
+Response Readiness(const std::vector<ReadinessCheck>& checks) {
+  json::object states;
+  std::string down;
+  for (const ReadinessCheck& check : checks) {
+    bool up = false;
+    try {
+      up = check.check();
+    } catch (const std::exception& e) {
+      spdlog::warn("readiness check {} threw: {}", check.name, e.what());
+    } catch (...) {
+      spdlog::warn("readiness check {} threw", check.name);
+    }
+    states[check.name] = up ? "up" : "down";
+    if (!up) {
+      if (!down.empty()) down += ", ";
+      down += check.name;
+    }
+  }
+  if (down.empty()) {
+    json::object body;
+    body["status"] = "ready";
+    body["checks"] = std::move(states);
+    return Response::Json(200, json::serialize(body));
+  }
+  Problem problem = ServiceUnavailable("service_unavailable", "not ready: " + down + " down", 1);
+  problem.extras["checks"] = std::move(states);
+  return ToResponse(problem);
+}
+
+}  // namespace
+
+void RegisterOpsRoutes(Router& router, metrics::Registry& registry,
+                       std::vector<ReadinessCheck> checks) {
+  router.Add("GET", "/healthz",
+             [](const Request&) { return Response::Json(200, R"({"status":"ok"})"); });
+  auto shared_checks = std::make_shared<const std::vector<ReadinessCheck>>(std::move(checks));
+  router.Add("GET", "/readyz",
+             [shared_checks](const Request&) { return Readiness(*shared_checks); });
+  router.Add("GET", "/metrics", [&registry](const Request&) {
+    return Response::Text(200, registry.Render(), std::string(kPrometheusContentType));
+  });
+}
+
+}  // namespace shopcqrs::adapters::http

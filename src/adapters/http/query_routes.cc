@@ -1,0 +1,345 @@
+#include "adapters/http/query_routes.h"
+
+#include <charconv>
+#include <memory>
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "adapters/http/problem.h"
+#include "domain/events.h"
+#include "domain/time.h"
+
+namespace shopcqrs::adapters::http {
+
+namespace {
+
+namespace json = boost::json;
+using Outcome = std::expected<Response, Problem>;
+
+// ---- parameters ----
+
+std::expected<std::int64_t, Problem> IntegerParam(const Request& request, std::string_view name,
+                                                  std::int64_t fallback, std::int64_t min,
+                                                  std::int64_t max) {
+  auto text = request.Query(name);
+  if (!text) return fallback;
+  std::int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (text->empty() || ec != std::errc() || ptr != text->data() + text->size() || value < min ||
+      value > max) {
+    return std::unexpected(
+        ValidationFailed(fmt::format("{} must be an integer between {} and {}", name, min, max)));
+  }
+  return value;
+}
+
+std::expected<int, Problem> Limit(const Request& request) {
+  auto limit = IntegerParam(request, "limit", 20, 1, 100);
+  if (!limit) return std::unexpected(limit.error());
+  return static_cast<int>(*limit);
+}
+
+std::optional<std::string> OptionalParam(const Request& request, std::string_view name) {
+  auto value = request.Query(name);
+  if (!value) return std::nullopt;
+  return std::string(*value);
+}
+
+std::expected<std::chrono::sys_days, Problem> DateParam(const Request& request,
+                                                        std::string_view name) {
+  auto text = request.Query(name);
+  if (!text) return std::unexpected(ValidationFailed(fmt::format("{} is required", name)));
+  // YYYY-MM-DD exactly; ParseTimestamp checks the calendar.
+  if (text->size() != 10 || (*text)[4] != '-' || (*text)[7] != '-') {
+    return std::unexpected(ValidationFailed(fmt::format("{} must be a date YYYY-MM-DD", name)));
+  }
+  auto parsed = domain::ParseTimestamp(std::string(*text) + "T00:00:00Z");
+  if (!parsed) {
+    return std::unexpected(ValidationFailed(fmt::format("{} must be a date YYYY-MM-DD", name)));
+  }
+  return std::chrono::floor<std::chrono::days>(*parsed);
+}
+
+// ---- consistency ----
+
+std::optional<std::string_view> TokenOf(const Request& request) {
+  if (auto header = request.Header("X-Consistency-Token")) return header;
+  return request.Query("consistency_token");
+}
+
+// Waits until the read store has applied the request's token, if it carries one.
+std::expected<void, Problem> AwaitConsistency(const Request& request,
+                                              const cqrs::ConsistencyTokens& tokens,
+                                              const cqrs::ProgressTracker& progress,
+                                              const QueryRouteOptions& options) {
+  auto token = TokenOf(request);
+  if (!token) return {};
+  auto bound = tokens.Decode(*token);
+  if (!bound) {
+    return std::unexpected(
+        ValidationFailed("consistency_token is not a token this service issued"));
+  }
+  auto wait = options.default_wait;
+  if (auto header = request.Header("X-Consistency-Wait-Ms")) {
+    std::int64_t ms = 0;
+    auto [ptr, ec] = std::from_chars(header->data(), header->data() + header->size(), ms);
+    if (header->empty() || ec != std::errc() || ptr != header->data() + header->size() || ms < 0 ||
+        ms > options.max_wait.count()) {
+      return std::unexpected(ValidationFailed(fmt::format(
+          "X-Consistency-Wait-Ms must be an integer between 0 and {}", options.max_wait.count())));
+    }
+    wait = std::chrono::milliseconds(ms);
+  }
+  if (!progress.WaitFor(*bound, wait)) {
+    return std::unexpected(ServiceUnavailable(
+        "read_model_behind", "the read model has not applied the consistency token yet", 1));
+  }
+  return {};
+}
+
+// ---- rendering ----
+
+json::value Opt(const std::optional<std::string>& value) {
+  return value ? json::value(*value) : json::value(nullptr);
+}
+json::value Time(const std::optional<domain::Timestamp>& value) {
+  return value ? json::value(domain::FormatTimestamp(*value)) : json::value(nullptr);
+}
+
+json::object SummaryJson(const app::OrderSummary& o) {
+  return json::object{{"id", o.id},
+                      {"customer_id", o.customer_id},
+                      {"customer_name", Opt(o.customer_name)},
+                      {"customer_email", Opt(o.customer_email)},
+                      {"status", o.status},
+                      {"item_count", o.item_count},
+                      {"total_cents", o.total_cents},
+                      {"placed_at", domain::FormatTimestamp(o.placed_at)},
+                      {"paid_at", Time(o.paid_at)},
+                      {"shipped_at", Time(o.shipped_at)},
+                      {"delivered_at", Time(o.delivered_at)},
+                      {"cancelled_at", Time(o.cancelled_at)},
+                      {"payment_reference", Opt(o.payment_reference)},
+                      {"tracking_number", Opt(o.tracking_number)},
+                      {"cancel_reason", Opt(o.cancel_reason)},
+                      {"version", o.version}};
+}
+
+json::object OrderJson(const app::OrderView& o) {
+  json::object out = SummaryJson(o);
+  json::array lines;
+  for (const auto& l : o.lines) {
+    lines.push_back(json::object{{"product_id", l.product_id},
+                                 {"sku", l.sku},
+                                 {"product_name", l.product_name},
+                                 {"quantity", l.quantity},
+                                 {"unit_price_cents", l.unit_price_cents},
+                                 {"line_total_cents", l.line_total_cents}});
+  }
+  // Keep the documented field order: lines right after status.
+  json::object ordered;
+  for (const auto& [key, value] : out) {
+    ordered[key] = value;
+    if (key == "status") ordered["lines"] = std::move(lines);
+  }
+  return ordered;
+}
+
+Response JsonOk(const json::object& body) { return Response::Json(200, json::serialize(body)); }
+
+Response PageJson(const app::OrderPage& page) {
+  json::array items;
+  for (const auto& item : page.items) items.push_back(SummaryJson(item));
+  return JsonOk(json::object{{"items", std::move(items)}, {"next_cursor", Opt(page.next_cursor)}});
+}
+
+template <class T>
+Outcome Mapped(domain::Result<T> result, auto&& render) {
+  if (!result) return std::unexpected(FromError(result.error()));
+  return render(*result);
+}
+
+// ---- queries ----
+
+struct Context {
+  app::ReadModel& model;
+  const cqrs::ConsistencyTokens& tokens;
+  const cqrs::ProgressTracker& progress;
+  QueryRouteOptions options;
+};
+
+Outcome GetOrder(Context& c, const Request& request) {
+  auto id = domain::OrderId::Parse(request.PathParam("id"));
+  if (!id) return std::unexpected(NotFound("order not found"));
+  auto order = c.model.GetOrder(*id);
+  if (!order) return std::unexpected(NotFound("order not found"));
+  return JsonOk(OrderJson(*order));
+}
+
+Outcome ListOrders(Context& c, const Request& request) {
+  app::OrderListQuery query;
+  auto limit = Limit(request);
+  if (!limit) return std::unexpected(limit.error());
+  query.limit = *limit;
+  query.cursor = OptionalParam(request, "cursor");
+  if (auto status = OptionalParam(request, "status"); status && !status->empty()) {
+    if (!domain::ParseOrderStatus(*status)) {
+      return std::unexpected(
+          ValidationFailed("status must be one of placed, paid, shipped, delivered, cancelled"));
+    }
+    query.status = std::move(status);
+  }
+  if (auto customer = OptionalParam(request, "customer_id"); customer && !customer->empty()) {
+    query.customer_id = domain::CustomerId::Parse(*customer);
+    if (!query.customer_id) return std::unexpected(ValidationFailed("customer_id must be a UUID"));
+  }
+  return Mapped(c.model.ListOrders(query), PageJson);
+}
+
+Outcome ListCustomerOrders(Context& c, const Request& request) {
+  auto id = domain::CustomerId::Parse(request.PathParam("id"));
+  if (!id) return std::unexpected(NotFound("customer not found"));
+  auto limit = Limit(request);
+  if (!limit) return std::unexpected(limit.error());
+  if (!c.model.GetCustomer(*id)) return std::unexpected(NotFound("customer not found"));
+  return Mapped(c.model.ListCustomerOrders(*id, *limit, OptionalParam(request, "cursor")),
+                PageJson);
+}
+
+Outcome GetCustomer(Context& c, const Request& request) {
+  auto id = domain::CustomerId::Parse(request.PathParam("id"));
+  if (!id) return std::unexpected(NotFound("customer not found"));
+  auto customer = c.model.GetCustomer(*id);
+  if (!customer) return std::unexpected(NotFound("customer not found"));
+  return JsonOk(json::object{{"id", customer->id},
+                             {"name", customer->name},
+                             {"email", customer->email},
+                             {"order_count", customer->order_count},
+                             {"lifetime_value_cents", customer->lifetime_value_cents},
+                             {"version", customer->version}});
+}
+
+Outcome GetProduct(Context& c, const Request& request) {
+  auto id = domain::ProductId::Parse(request.PathParam("id"));
+  if (!id) return std::unexpected(NotFound("product not found"));
+  auto product = c.model.GetProduct(*id);
+  if (!product) return std::unexpected(NotFound("product not found"));
+  return JsonOk(json::object{{"id", product->id},
+                             {"sku", product->sku},
+                             {"name", product->name},
+                             {"price_cents", product->price_cents},
+                             {"stock", product->stock},
+                             {"units_sold", product->units_sold},
+                             {"revenue_cents", product->revenue_cents},
+                             {"version", product->version}});
+}
+
+Outcome TopProducts(Context& c, const Request& request) {
+  auto limit = Limit(request);
+  if (!limit) return std::unexpected(limit.error());
+  return Mapped(c.model.TopProducts(*limit), [](const std::vector<app::TopProduct>& top) {
+    json::array items;
+    for (const auto& p : top) {
+      items.push_back(json::object{{"product_id", p.product_id},
+                                   {"sku", p.sku},
+                                   {"name", p.name},
+                                   {"units_sold", p.units_sold},
+                                   {"revenue_cents", p.revenue_cents}});
+    }
+    return JsonOk(json::object{{"items", std::move(items)}});
+  });
+}
+
+Outcome SearchOrders(Context& c, const Request& request) {
+  auto limit = Limit(request);
+  if (!limit) return std::unexpected(limit.error());
+  auto q = request.Query("q");
+  if (!q || q->empty()) return std::unexpected(ValidationFailed("q is required"));
+  if (q->size() > 200) return std::unexpected(ValidationFailed("q must be 1..200 characters"));
+  return Mapped(c.model.SearchOrders(*q, *limit), [](const std::vector<app::OrderSummary>& found) {
+    json::array items;
+    for (const auto& item : found) items.push_back(SummaryJson(item));
+    return JsonOk(json::object{{"items", std::move(items)}, {"next_cursor", nullptr}});
+  });
+}
+
+Outcome DailySales(Context& c, const Request& request) {
+  auto from = DateParam(request, "from");
+  if (!from) return std::unexpected(from.error());
+  auto to = DateParam(request, "to");
+  if (!to) return std::unexpected(to.error());
+  if (*to < *from) return std::unexpected(ValidationFailed("to must not be before from"));
+  if ((*to - *from).count() >= 366) {
+    return std::unexpected(ValidationFailed("the range may span at most 366 days"));
+  }
+  return Mapped(c.model.DailySales(*from, *to), [](const std::vector<app::DailySalesItem>& days) {
+    json::array items;
+    for (const auto& day : days) {
+      const std::chrono::year_month_day ymd(day.date);
+      items.push_back(json::object{
+          {"date",
+           fmt::format("{:04d}-{:02d}-{:02d}", static_cast<int>(ymd.year()),
+                       static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()))},
+          {"orders_placed", day.orders_placed},
+          {"orders_paid", day.orders_paid},
+          {"revenue_cents", day.revenue_cents}});
+    }
+    return JsonOk(json::object{{"items", std::move(items)}});
+  });
+}
+
+using QueryFn = Outcome (*)(Context&, const Request&);
+
+Handler Query(std::shared_ptr<Context> context, metrics::Registry& registry, std::string name,
+              QueryFn fn) {
+  auto& total = registry.AddCounter("shopcqrs_queries_total",
+                                    "Queries answered over HTTP, by query and outcome (ok or the "
+                                    "problem code).",
+                                    {"query", "outcome"});
+  auto& duration = registry.AddHistogram(
+      "shopcqrs_query_duration_seconds",
+      "Time to answer a query over HTTP, including any wait for a consistency token.", {"query"});
+  auto* ok = &total.WithLabels({name, "ok"});
+  auto* observed = &duration.WithLabels({name});
+  return [context, &total, ok, observed, name, fn](const Request& request) -> Response {
+    const auto start = std::chrono::steady_clock::now();
+    Outcome outcome = [&]() -> Outcome {
+      if (auto ready =
+              AwaitConsistency(request, context->tokens, context->progress, context->options);
+          !ready) {
+        return std::unexpected(ready.error());
+      }
+      return fn(*context, request);
+    }();
+    observed->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (outcome) {
+      ok->Inc();
+      return std::move(*outcome);
+    }
+    total.WithLabels({name, outcome.error().code}).Inc();
+    return ToResponse(outcome.error());
+  };
+}
+
+}  // namespace
+
+void RegisterQueryRoutes(Router& router, app::ReadModel& model,
+                         const cqrs::ConsistencyTokens& tokens,
+                         const cqrs::ProgressTracker& progress, metrics::Registry& registry,
+                         QueryRouteOptions options) {
+  auto context = std::make_shared<Context>(Context{model, tokens, progress, options});
+  router.Add("GET", "/v1/orders/{id}", Query(context, registry, "get_order", GetOrder));
+  router.Add("GET", "/v1/orders", Query(context, registry, "list_orders", ListOrders));
+  router.Add("GET", "/v1/customers/{id}/orders",
+             Query(context, registry, "customer_orders", ListCustomerOrders));
+  router.Add("GET", "/v1/customers/{id}", Query(context, registry, "get_customer", GetCustomer));
+  // Registered before /v1/products/{id} so that "top" is not taken for an id.
+  router.Add("GET", "/v1/products/top", Query(context, registry, "top_products", TopProducts));
+  router.Add("GET", "/v1/products/{id}", Query(context, registry, "get_product", GetProduct));
+  router.Add("GET", "/v1/search/orders", Query(context, registry, "search_orders", SearchOrders));
+  router.Add("GET", "/v1/stats/daily-sales", Query(context, registry, "daily_sales", DailySales));
+}
+
+}  // namespace shopcqrs::adapters::http

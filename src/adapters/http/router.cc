@@ -1,0 +1,291 @@
+#include "adapters/http/router.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "adapters/http/problem.h"
+
+namespace shopcqrs::adapters::http {
+
+namespace {
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Splits "/a/b/c" into {"a","b","c"}; "/" is one empty segment. Returns false when the path
+// does not start with '/'.
+bool SplitPath(std::string_view path, std::vector<std::string_view>& out) {
+  if (path.empty() || path.front() != '/') return false;
+  path.remove_prefix(1);
+  while (true) {
+    const std::size_t slash = path.find('/');
+    out.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return true;
+}
+
+// Literal segments beat parameters, compared from the left.
+bool MoreSpecific(const std::vector<bool>& a, const std::vector<bool>& b) { return a > b; }
+
+}  // namespace
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+// ---- Request / Response ----
+
+void Request::SetTarget(std::string request_target) {
+  target = std::move(request_target);
+  const std::size_t question = target.find('?');
+  path = target.substr(0, question);
+  query.clear();
+  if (question != std::string::npos) {
+    query = ParseQuery(std::string_view(target).substr(question + 1));
+  }
+}
+
+std::optional<std::string_view> Request::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (EqualsIgnoreCase(key, name)) return value;
+  }
+  return std::nullopt;
+}
+
+std::size_t Request::HeaderCount(std::string_view name) const {
+  return static_cast<std::size_t>(std::count_if(headers.begin(), headers.end(), [&](const auto& h) {
+    return EqualsIgnoreCase(h.first, name);
+  }));
+}
+
+std::optional<std::string_view> Request::Query(std::string_view name) const {
+  if (auto it = query.find(name); it != query.end()) return it->second;
+  return std::nullopt;
+}
+
+std::string_view Request::PathParam(std::string_view name) const {
+  if (auto it = path_params.find(name); it != path_params.end()) return it->second;
+  return {};
+}
+
+void Response::SetHeader(std::string name, std::string value) {
+  std::erase_if(headers, [&](const auto& h) { return EqualsIgnoreCase(h.first, name); });
+  headers.emplace_back(std::move(name), std::move(value));
+}
+
+std::optional<std::string_view> Response::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (EqualsIgnoreCase(key, name)) return value;
+  }
+  return std::nullopt;
+}
+
+Response Response::Json(int status, std::string body) {
+  Response response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+Response Response::Text(int status, std::string body, std::string content_type) {
+  Response response;
+  response.status = status;
+  response.body = std::move(body);
+  response.content_type = std::move(content_type);
+  return response;
+}
+
+// ---- query strings ----
+
+std::string PercentDecode(std::string_view text, bool plus_as_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '%' && i + 2 < text.size()) {
+      const int hi = HexValue(text[i + 1]);
+      const int lo = HexValue(text[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+        continue;
+      }
+    }
+    out += (plus_as_space && c == '+') ? ' ' : c;
+  }
+  return out;
+}
+
+ParamMap ParseQuery(std::string_view query) {
+  ParamMap params;
+  while (!query.empty()) {
+    const std::size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    if (!pair.empty()) {
+      const std::size_t eq = pair.find('=');
+      std::string name = PercentDecode(pair.substr(0, eq), true);
+      std::string value =
+          eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1), true);
+      params.try_emplace(std::move(name), std::move(value));  // first occurrence wins
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return params;
+}
+
+// ---- router ----
+
+const Handler* Router::Route::Find(std::string_view method) const {
+  for (const auto& [m, handler] : methods) {
+    if (m == method) return &handler;
+  }
+  return nullptr;
+}
+
+void Router::Add(std::string_view method, std::string_view pattern, Handler handler) {
+  if (method.empty() || !handler) throw std::invalid_argument("route needs a method and handler");
+  std::vector<std::string_view> parts;
+  if (!SplitPath(pattern, parts)) {
+    throw std::invalid_argument("route pattern must start with '/': " + std::string(pattern));
+  }
+  std::vector<Segment> segments;
+  for (std::string_view part : parts) {
+    Segment segment;
+    if (part.size() >= 2 && part.front() == '{' && part.back() == '}') {
+      segment.is_param = true;
+      segment.text = std::string(part.substr(1, part.size() - 2));
+      if (segment.text.empty()) throw std::invalid_argument("empty parameter name in route");
+    } else {
+      if (part.find_first_of("{}") != std::string_view::npos) {
+        throw std::invalid_argument("malformed route segment: " + std::string(part));
+      }
+      segment.text = std::string(part);
+    }
+    segments.push_back(std::move(segment));
+  }
+  // Patterns that differ only in parameter names are the same route.
+  auto same_shape = [&](const Route& route) {
+    if (route.segments.size() != segments.size()) return false;
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      const Segment& a = route.segments[i];
+      const Segment& b = segments[i];
+      if (a.is_param != b.is_param || (!a.is_param && a.text != b.text)) return false;
+    }
+    return true;
+  };
+  auto it = std::find_if(routes_.begin(), routes_.end(), same_shape);
+  if (it == routes_.end()) {
+    routes_.push_back(Route{std::string(pattern), std::move(segments), {}});
+    it = std::prev(routes_.end());
+  } else if (it->segments.size() == segments.size()) {
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      if (segments[i].is_param && it->segments[i].text != segments[i].text) {
+        throw std::invalid_argument("route " + std::string(pattern) + " renames a parameter of " +
+                                    it->pattern);
+      }
+    }
+  }
+  if (it->Find(method) != nullptr) {
+    throw std::invalid_argument("duplicate route " + std::string(method) + " " +
+                                std::string(pattern));
+  }
+  it->methods.emplace_back(std::string(method), std::move(handler));
+}
+
+Response Router::Dispatch(Request& request) const {
+  std::vector<std::string_view> raw;
+  raw.reserve(8);
+  if (!SplitPath(request.path, raw)) return ToResponse(NotFound());
+
+  // Decode segments only when they need it.
+  std::vector<std::string> decoded_storage;
+  std::vector<std::string_view> segments;
+  segments.reserve(raw.size());
+  for (std::string_view part : raw) {
+    if (part.find('%') == std::string_view::npos) {
+      segments.push_back(part);
+    } else {
+      segments.push_back({});  // filled below, after storage stops moving
+    }
+  }
+  decoded_storage.reserve(raw.size());
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i].find('%') != std::string_view::npos) {
+      decoded_storage.push_back(PercentDecode(raw[i], false));
+      segments[i] = decoded_storage.back();
+    }
+  }
+
+  const Route* best = nullptr;  // most specific match that has the method
+  const Handler* best_handler = nullptr;
+  std::vector<bool> best_shape;
+  bool any_match = false;
+  std::vector<std::string> allowed;
+  const bool is_head = request.method == "HEAD";
+
+  for (const Route& route : routes_) {
+    if (route.segments.size() != segments.size()) continue;
+    bool match = true;
+    std::vector<bool> shape(segments.size());
+    for (std::size_t i = 0; i < segments.size() && match; ++i) {
+      const Segment& seg = route.segments[i];
+      if (seg.is_param) {
+        match = !segments[i].empty();
+      } else {
+        match = seg.text == segments[i];
+        shape[i] = true;
+      }
+    }
+    if (!match) continue;
+    any_match = true;
+    const Handler* handler = route.Find(request.method);
+    if (handler == nullptr && is_head) handler = route.Find("GET");
+    if (handler != nullptr) {
+      if (best == nullptr || MoreSpecific(shape, best_shape)) {
+        best = &route;
+        best_handler = handler;
+        best_shape = std::move(shape);
+      }
+    } else {
+      for (const auto& [m, h] : route.methods) {
+        if (std::find(allowed.begin(), allowed.end(), m) == allowed.end()) allowed.push_back(m);
+      }
+    }
+  }
+
+  if (best == nullptr) {
+    if (!any_match) return ToResponse(NotFound());
+    const bool has_get = std::find(allowed.begin(), allowed.end(), "GET") != allowed.end();
+    const bool has_head = std::find(allowed.begin(), allowed.end(), "HEAD") != allowed.end();
+    if (has_get && !has_head) allowed.emplace_back("HEAD");
+    std::string allow;
+    for (const std::string& m : allowed) {
+      if (!allow.empty()) allow += ", ";
+      allow += m;
+    }
+    return ToResponse(MethodNotAllowed(allow));
+  }
+
+  request.path_params.clear();
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    if (best->segments[i].is_param) {
+      request.path_params.insert_or_assign(best->segments[i].text, std::string(segments[i]));
+    }
+  }
+  return (*best_handler)(request);
+}
+
+}  // namespace shopcqrs::adapters::http

@@ -1,0 +1,437 @@
+#include "adapters/local/config.h"
+
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <toml++/toml.h>
+
+namespace shopcqrs::adapters::local {
+namespace {
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::optional<long long> ParseInteger(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+    text.remove_suffix(1);
+  }
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  long long value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// Reads TOML nodes into Config fields with errors that name the key and line.
+class TomlReader {
+ public:
+  explicit TomlReader(std::string_view source) : source_(source) {}
+
+  [[noreturn]] void Fail(const toml::node& node, std::string_view key,
+                         std::string_view problem) const {
+    const auto& where = node.source().begin;
+    throw ConfigError(
+        fmt::format("{}:{}:{}: {}: {}", source_, where.line, where.column, key, problem));
+  }
+
+  void String(const toml::node& node, std::string_view key, std::string& out) const {
+    if (auto value = node.value<std::string>(); value && node.is_string()) {
+      out = *value;
+      return;
+    }
+    Fail(node, key, fmt::format("expected a string, got {}", TypeName(node)));
+  }
+
+  void Int(const toml::node& node, std::string_view key, int& out) const {
+    if (!node.is_integer())
+      Fail(node, key, fmt::format("expected an integer, got {}", TypeName(node)));
+    const std::int64_t value = *node.value<std::int64_t>();
+    if (value < std::numeric_limits<int>::min() || value > std::numeric_limits<int>::max()) {
+      Fail(node, key, fmt::format("{} is out of range", value));
+    }
+    out = static_cast<int>(value);
+  }
+
+  void Bool(const toml::node& node, std::string_view key, bool& out) const {
+    if (!node.is_boolean()) {
+      Fail(node, key, fmt::format("expected true or false, got {}", TypeName(node)));
+    }
+    out = *node.value<bool>();
+  }
+
+  const toml::table& Table(const toml::node& node, std::string_view key) const {
+    if (!node.is_table()) Fail(node, key, fmt::format("expected a table, got {}", TypeName(node)));
+    return *node.as_table();
+  }
+
+  [[noreturn]] void Unknown(const toml::node& node, std::string_view key,
+                            std::string_view known) const {
+    Fail(node, key, fmt::format("unknown key (known here: {})", known));
+  }
+
+  // write_db = "conninfo"  or  [write_db] conninfo = "...", pool_size = N
+  void Database(const toml::node& node, std::string_view key, std::string& conninfo,
+                int& pool_size) const {
+    if (node.is_string()) {
+      String(node, key, conninfo);
+      return;
+    }
+    if (!node.is_table()) {
+      Fail(node, key, fmt::format("expected a conninfo string or a table, got {}", TypeName(node)));
+    }
+    for (const auto& [sub_key, sub_node] : *node.as_table()) {
+      const std::string full = fmt::format("{}.{}", key, sub_key.str());
+      if (sub_key == "conninfo") {
+        String(sub_node, full, conninfo);
+      } else if (sub_key == "pool_size") {
+        Int(sub_node, full, pool_size);
+      } else {
+        Unknown(sub_node, full, "conninfo, pool_size");
+      }
+    }
+  }
+
+ private:
+  static std::string_view TypeName(const toml::node& node) {
+    switch (node.type()) {
+      case toml::node_type::string:
+        return "a string";
+      case toml::node_type::integer:
+        return "an integer";
+      case toml::node_type::floating_point:
+        return "a float";
+      case toml::node_type::boolean:
+        return "a boolean";
+      case toml::node_type::table:
+        return "a table";
+      case toml::node_type::array:
+        return "an array";
+      default:
+        return "a date/time";
+    }
+  }
+
+  std::string source_;
+};
+
+bool IsHostName(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  std::size_t label = 0;
+  for (char c : host) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+    if (++label > 63) return false;
+  }
+  return label > 0 || host.back() == '.';
+}
+
+}  // namespace
+
+EnvLookup ProcessEnvironment() {
+  return [](std::string_view name) -> std::optional<std::string> {
+    if (const char* value = std::getenv(std::string(name).c_str())) return std::string(value);
+    return std::nullopt;
+  };
+}
+
+EnvLookup MapEnvironment(std::map<std::string, std::string, std::less<>> vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    if (auto it = vars.find(name); it != vars.end()) return it->second;
+    return std::nullopt;
+  };
+}
+
+std::optional<bool> ParseBool(std::string_view text) {
+  const std::string value = Lower(text);
+  if (value == "1" || value == "true" || value == "yes" || value == "on") return true;
+  if (value == "0" || value == "false" || value == "no" || value == "off") return false;
+  return std::nullopt;
+}
+
+void ApplyToml(Config& config, std::string_view toml_text, std::string_view source) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(fmt::format("{}:{}:{}: invalid TOML: {}", source, e.source().begin.line,
+                                  e.source().begin.column, e.description()));
+  }
+  TomlReader reader(source);
+  constexpr std::string_view kTopLevel =
+      "listen, http_threads, query_source, token_secret, write_db, read_db, api, projectors, "
+      "log";
+  for (const auto& [key, node] : root) {
+    const std::string_view name = key.str();
+    if (name == "listen") {
+      reader.String(node, name, config.listen);
+    } else if (name == "http_threads") {
+      reader.Int(node, name, config.http_threads);
+    } else if (name == "query_source") {
+      reader.String(node, name, config.query_source);
+    } else if (name == "token_secret") {
+      reader.String(node, name, config.token_secret);
+    } else if (name == "write_db") {
+      reader.Database(node, name, config.write_db, config.write_pool_size);
+    } else if (name == "read_db") {
+      reader.Database(node, name, config.read_db, config.read_pool_size);
+    } else if (name == "api" || name == "projectors") {
+      bool& enabled = name == "api" ? config.run_api : config.run_projectors;
+      for (const auto& [sub_key, sub_node] : reader.Table(node, name)) {
+        const std::string full = fmt::format("{}.{}", name, sub_key.str());
+        if (sub_key == "enabled") {
+          reader.Bool(sub_node, full, enabled);
+        } else {
+          reader.Unknown(sub_node, full, "enabled");
+        }
+      }
+    } else if (name == "log") {
+      for (const auto& [sub_key, sub_node] : reader.Table(node, name)) {
+        const std::string full = fmt::format("log.{}", sub_key.str());
+        if (sub_key == "level") {
+          reader.String(sub_node, full, config.log_level);
+        } else {
+          reader.Unknown(sub_node, full, "level");
+        }
+      }
+    } else {
+      reader.Unknown(node, name, kTopLevel);
+    }
+  }
+}
+
+void ApplyEnvironment(Config& config, const EnvLookup& env) {
+  auto get = [&](std::string_view name) -> std::optional<std::string> {
+    auto value = env(name);
+    if (!value || value->empty()) return std::nullopt;  // empty counts as unset
+    return value;
+  };
+  auto string_var = [&](std::string_view name, std::string& out) {
+    if (auto value = get(name)) out = *value;
+  };
+  auto int_var = [&](std::string_view name, int& out) {
+    if (auto value = get(name)) {
+      auto parsed = ParseInteger(*value);
+      if (!parsed || *parsed < std::numeric_limits<int>::min() ||
+          *parsed > std::numeric_limits<int>::max()) {
+        throw ConfigError(fmt::format("{}: expected an integer, got '{}'", name, *value));
+      }
+      out = static_cast<int>(*parsed);
+    }
+  };
+  auto bool_var = [&](std::string_view name, bool& out) {
+    if (auto value = get(name)) {
+      auto parsed = ParseBool(*value);
+      if (!parsed) {
+        throw ConfigError(fmt::format("{}: expected true/false (or 1/0, yes/no, on/off), got '{}'",
+                                      name, *value));
+      }
+      out = *parsed;
+    }
+  };
+  string_var("SHOPCQRS_LISTEN", config.listen);
+  string_var("SHOPCQRS_WRITE_DB", config.write_db);
+  string_var("SHOPCQRS_READ_DB", config.read_db);
+  int_var("SHOPCQRS_WRITE_POOL_SIZE", config.write_pool_size);
+  int_var("SHOPCQRS_READ_POOL_SIZE", config.read_pool_size);
+  int_var("SHOPCQRS_HTTP_THREADS", config.http_threads);
+  bool_var("SHOPCQRS_RUN_API", config.run_api);
+  bool_var("SHOPCQRS_RUN_PROJECTORS", config.run_projectors);
+  string_var("SHOPCQRS_LOG_LEVEL", config.log_level);
+  string_var("SHOPCQRS_QUERY_SOURCE", config.query_source);
+  string_var("SHOPCQRS_TOKEN_SECRET", config.token_secret);
+}
+
+Config LoadConfig(const std::optional<std::filesystem::path>& file, const EnvLookup& env) {
+  Config config;
+  if (file) {
+    std::ifstream in(*file, std::ios::binary);
+    if (!in) {
+      std::error_code ec;
+      throw ConfigError(
+          fmt::format("config file {}: {}", file->string(),
+                      std::filesystem::exists(*file, ec) ? "cannot be read" : "not found"));
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    ApplyToml(config, text.str(), file->string());
+  }
+  ApplyEnvironment(config, env);
+  return config;
+}
+
+std::expected<ListenAddress, std::string> ParseListenAddress(std::string_view text) {
+  auto bad = [&](std::string_view why) {
+    return std::unexpected(
+        fmt::format("listen address '{}' {}; expected HOST:PORT such as "
+                    "127.0.0.1:8080 or [::1]:8080",
+                    text, why));
+  };
+  std::string_view host;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return bad("has an unclosed '['");
+    host = text.substr(1, close - 1);
+    if (close + 1 >= text.size() || text[close + 1] != ':') return bad("has no port");
+    port = text.substr(close + 2);
+    in6_addr addr{};
+    if (::inet_pton(AF_INET6, std::string(host).c_str(), &addr) != 1) {
+      return bad("has an invalid IPv6 address");
+    }
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return bad("has no port");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.empty()) return bad("has no host (use 0.0.0.0 for every interface)");
+    if (host.find(':') != std::string_view::npos) return bad("needs brackets around IPv6");
+    const bool numeric = std::all_of(host.begin(), host.end(), [](char c) {
+      return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+    });
+    in_addr addr{};
+    if (numeric ? ::inet_pton(AF_INET, std::string(host).c_str(), &addr) != 1 : !IsHostName(host)) {
+      return bad(numeric ? "has an invalid IPv4 address" : "has an invalid host name");
+    }
+  }
+  if (port.empty() || !std::all_of(port.begin(), port.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c));
+      })) {
+    return bad("has no numeric port");
+  }
+  auto value = ParseInteger(port);
+  if (!value || *value < 0 || *value > 65535) return bad("has a port outside 0..65535");
+  return ListenAddress{std::string(host), static_cast<std::uint16_t>(*value)};
+}
+
+std::vector<std::string> ValidateConfig(const Config& config) {
+  std::vector<std::string> errors;
+  if (auto listen = ParseListenAddress(config.listen); !listen) {
+    errors.push_back(listen.error());  // "listen address '...' ..."
+  }
+  auto check_db = [&](std::string_view name, const std::string& conninfo, std::string_view env) {
+    if (conninfo.empty()) {
+      errors.push_back(fmt::format(
+          "{}: no connection string; set {}.conninfo in the config file or {}", name, name, env));
+      return;
+    }
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+    if (options == nullptr) {
+      std::string message = error ? error : "out of memory";
+      PQfreemem(error);
+      while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back()))) {
+        message.pop_back();
+      }
+      errors.push_back(fmt::format("{}: invalid libpq connection string: {}", name, message));
+      return;
+    }
+    PQconninfoFree(options);
+  };
+  check_db("write_db", config.write_db, "SHOPCQRS_WRITE_DB");
+  check_db("read_db", config.read_db, "SHOPCQRS_READ_DB");
+  if (!config.write_db.empty() && config.write_db == config.read_db) {
+    errors.push_back(
+        "write_db and read_db are the same database; the read models must live in a "
+        "separate database (ideally a separate server)");
+  }
+  auto check_range = [&](std::string_view name, int value, int min, int max) {
+    if (value < min || value > max) {
+      errors.push_back(fmt::format("{}: {} is out of range {}..{}", name, value, min, max));
+    }
+  };
+  check_range("write_db.pool_size", config.write_pool_size, kMinPoolSize, kMaxPoolSize);
+  check_range("read_db.pool_size", config.read_pool_size, kMinPoolSize, kMaxPoolSize);
+  check_range("http_threads", config.http_threads, kMinHttpThreads, kMaxHttpThreads);
+  if (std::find(std::begin(kLogLevels), std::end(kLogLevels), config.log_level) ==
+      std::end(kLogLevels)) {
+    errors.push_back(fmt::format("log.level: '{}' is not one of {}", config.log_level,
+                                 fmt::join(kLogLevels, ", ")));
+  }
+  if (std::find(std::begin(kQuerySources), std::end(kQuerySources), config.query_source) ==
+      std::end(kQuerySources)) {
+    errors.push_back(fmt::format("query_source: '{}' is not one of {}", config.query_source,
+                                 fmt::join(kQuerySources, ", ")));
+  }
+  if (!config.token_secret.empty() && config.token_secret.size() < kMinTokenSecretLength) {
+    errors.push_back(fmt::format("token_secret: must be at least {} characters (or empty)",
+                                 kMinTokenSecretLength));
+  }
+  return errors;
+}
+
+void ValidateConfigOrThrow(const Config& config) {
+  auto errors = ValidateConfig(config);
+  if (errors.empty()) return;
+  std::string message = "invalid configuration:";
+  for (const auto& error : errors) message += "\n  " + error;
+  throw ConfigError(message);
+}
+
+std::string RedactConninfo(std::string_view conninfo) {
+  if (conninfo.empty()) return {};
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(std::string(conninfo).c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);
+    return "<invalid conninfo>";
+  }
+  std::string out;
+  for (PQconninfoOption* o = options; o->keyword; ++o) {
+    if (o->val == nullptr) continue;
+    if (!out.empty()) out += ' ';
+    const std::string_view keyword = o->keyword;
+    if (keyword == "password") {
+      out += "password=***";
+      continue;
+    }
+    std::string value = o->val;
+    const bool plain = !value.empty() && std::none_of(value.begin(), value.end(), [](char c) {
+      return std::isspace(static_cast<unsigned char>(c)) || c == '\'' || c == '\\';
+    });
+    if (!plain) {
+      std::string quoted = "'";
+      for (char c : value) {
+        if (c == '\'' || c == '\\') quoted += '\\';
+        quoted += c;
+      }
+      value = quoted + "'";
+    }
+    out += fmt::format("{}={}", keyword, value);
+  }
+  PQconninfoFree(options);
+  return out;
+}
+
+std::string DescribeConfig(const Config& config) {
+  return fmt::format(
+      "listen={} write_db=[{}] write_pool_size={} read_db=[{}] read_pool_size={} "
+      "http_threads={} api={} projectors={} log_level={} query_source={} token_secret={}",
+      config.listen, RedactConninfo(config.write_db), config.write_pool_size,
+      RedactConninfo(config.read_db), config.read_pool_size, config.http_threads,
+      config.run_api ? "on" : "off", config.run_projectors ? "on" : "off", config.log_level,
+      config.query_source, config.token_secret.empty() ? "(unset)" : "***");
+}
+
+}  // namespace shopcqrs::adapters::local

@@ -1,0 +1,92 @@
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shopcqrs::adapters::local {
+
+// Process configuration. Layout of the file and precedence: docs/CONFIGURATION.md.
+// Precedence (lowest to highest): defaults, TOML file, SHOPCQRS_* environment, CLI flags
+// (flags are applied by the caller after LoadConfig, then ValidateConfig is called).
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::string write_db;  // libpq conninfo (key=value or postgresql:// URI)
+  std::string read_db;   // libpq conninfo
+  int write_pool_size = 16;
+  int read_pool_size = 16;
+  int http_threads = 2;
+  bool run_api = true;
+  bool run_projectors = true;
+  std::string log_level = "info";
+  std::string query_source = "read";
+  std::string token_secret;
+
+  friend bool operator==(const Config&, const Config&) = default;
+};
+
+// A config file or environment variable that cannot be read or has a wrong type. The
+// message names the file/line or the variable.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Looks up one environment variable; nullopt when it is not set.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+// The real process environment (getenv).
+EnvLookup ProcessEnvironment();
+// A fixed environment, for tests.
+EnvLookup MapEnvironment(std::map<std::string, std::string, std::less<>> vars);
+
+// Defaults, then the TOML file if given (it must exist), then the environment.
+// Throws ConfigError. Does not validate values: call ValidateConfig on the final Config.
+Config LoadConfig(const std::optional<std::filesystem::path>& file,
+                  const EnvLookup& env = ProcessEnvironment());
+// Applies TOML text on top of `config`. `source` names it in error messages.
+// Unknown keys and wrong types are errors. Throws ConfigError.
+void ApplyToml(Config& config, std::string_view toml_text, std::string_view source = "config");
+// Applies the SHOPCQRS_* variables that are set and non-empty. Throws ConfigError on
+// an unparsable integer or boolean.
+void ApplyEnvironment(Config& config, const EnvLookup& env);
+
+// Every problem with the final configuration, one clear message each; empty when valid.
+std::vector<std::string> ValidateConfig(const Config& config);
+// Throws ConfigError listing every problem ValidateConfig finds.
+void ValidateConfigOrThrow(const Config& config);
+
+// Valid ranges, also used by ValidateConfig.
+inline constexpr int kMinPoolSize = 1;
+inline constexpr int kMaxPoolSize = 500;
+inline constexpr int kMinHttpThreads = 1;
+inline constexpr int kMaxHttpThreads = 256;
+inline constexpr std::size_t kMinTokenSecretLength = 16;
+// spdlog level names accepted by log_level.
+inline constexpr std::string_view kLogLevels[] = {"trace",   "debug", "info",     "warn",
+                                                  "warning", "error", "critical", "off"};
+// Stores that can serve queries: the read PostgreSQL ("read") or the Redis cache ("redis").
+inline constexpr std::string_view kQuerySources[] = {"read", "redis"};
+
+struct ListenAddress {
+  std::string host;        // without brackets for IPv6
+  std::uint16_t port = 0;  // 0: any free port
+};
+// "HOST:PORT", "[IPv6]:PORT". The host is an IPv4/IPv6 literal or a DNS name.
+std::expected<ListenAddress, std::string> ParseListenAddress(std::string_view text);
+
+// Parses "true/false/1/0/yes/no/on/off" (case-insensitive).
+std::optional<bool> ParseBool(std::string_view text);
+
+// The conninfo with any password replaced by "***" (for logs).
+std::string RedactConninfo(std::string_view conninfo);
+// One line describing the configuration for logs, secrets redacted.
+std::string DescribeConfig(const Config& config);
+
+}  // namespace shopcqrs::adapters::local

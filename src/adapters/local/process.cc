@@ -1,0 +1,444 @@
+#include "adapters/local/process.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+extern char** environ;
+
+namespace shopcqrs::adapters::local {
+namespace {
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+// Closes a file descriptor on scope exit.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { Reset(); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int Get() const { return fd_; }
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+struct UserInfo {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string name;
+  std::string home;
+  std::vector<gid_t> groups;
+};
+
+UserInfo LookupUser(const std::string& name) {
+  long size = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buffer(size > 0 ? static_cast<std::size_t>(size) : 16384);
+  passwd pw{};
+  passwd* result = nullptr;
+  int rc;
+  while ((rc = ::getpwnam_r(name.c_str(), &pw, buffer.data(), buffer.size(), &result)) == ERANGE) {
+    buffer.resize(buffer.size() * 2);
+  }
+  if (rc != 0 || result == nullptr) {
+    throw std::runtime_error(
+        fmt::format("unknown system user '{}'{}", name, rc != 0 ? ": " + ErrnoText(rc) : ""));
+  }
+  UserInfo info;
+  info.uid = pw.pw_uid;
+  info.gid = pw.pw_gid;
+  info.name = pw.pw_name;
+  info.home = pw.pw_dir ? pw.pw_dir : "/";
+  int count = 32;
+  info.groups.resize(static_cast<std::size_t>(count));
+  while (::getgrouplist(name.c_str(), info.gid, info.groups.data(), &count) < 0) {
+    info.groups.resize(static_cast<std::size_t>(count) + 32);
+    count = static_cast<int>(info.groups.size());
+  }
+  info.groups.resize(static_cast<std::size_t>(count));
+  return info;
+}
+
+// What the child reports through the close-on-exec pipe when it fails before exec.
+struct ChildFailure {
+  int stage;
+  int err;
+};
+
+constexpr const char* kStageNames[] = {
+    "redirect stdio", "change directory",        "setgroups", "setgid", "setuid", "exec",
+    "setpgid",        "set parent-death signal",
+};
+enum Stage { kStdio, kChdir, kSetgroups, kSetgid, kSetuid, kExec, kSetpgid, kPdeathsig };
+
+[[noreturn]] void ChildFail(int fd, Stage stage) {
+  ChildFailure failure{stage, errno};
+  ssize_t ignored = ::write(fd, &failure, sizeof failure);
+  (void)ignored;
+  ::_exit(127);
+}
+
+}  // namespace
+
+std::string ExitStatus::Describe() const {
+  if (signal != 0) {
+    const char* descr = ::sigdescr_np(signal);
+    return fmt::format("killed by signal {} ({})", signal, descr ? descr : "unknown");
+  }
+  return fmt::format("exit code {}", exit_code);
+}
+
+std::optional<std::filesystem::path> FindExecutable(const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  if (name.find('/') != std::string::npos) {
+    if (::access(name.c_str(), X_OK) == 0) return std::filesystem::path(name);
+    return std::nullopt;
+  }
+  const char* path_env = std::getenv("PATH");
+  std::string path = path_env && *path_env ? path_env : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::filesystem::path candidate = std::filesystem::path(dir) / name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+ChildProcess::~ChildProcess() {
+  bool running;
+  {
+    std::lock_guard lock(mutex_);
+    running = running_;
+  }
+  if (running) {
+    spdlog::warn("killing child process {} ({}) still running at destruction", Pid(),
+                 CommandLine());
+    KillGroup(SIGKILL);
+    Wait();
+  }
+}
+
+std::string ChildProcess::CommandLine() const {
+  std::string out;
+  for (const auto& arg : options_.argv) {
+    if (!out.empty()) out += ' ';
+    out += arg;
+  }
+  return out;
+}
+
+pid_t ChildProcess::Pid() const {
+  std::lock_guard lock(mutex_);
+  return pid_;
+}
+
+void ChildProcess::Start(ChildProcessOptions options) {
+  std::lock_guard lock(mutex_);
+  if (running_) {
+    ReapLocked(false);
+    if (running_) {
+      throw std::runtime_error(fmt::format("child process {} is already running", pid_));
+    }
+  }
+  if (options.argv.empty()) throw std::runtime_error("ChildProcess::Start: empty argv");
+
+  auto program = FindExecutable(options.argv[0]);
+  if (!program) {
+    throw std::runtime_error(
+        fmt::format("program not found or not executable: {}", options.argv[0]));
+  }
+
+  std::optional<UserInfo> user;
+  if (!options.run_as_user.empty()) {
+    UserInfo info = LookupUser(options.run_as_user);
+    if (info.uid != ::geteuid()) {
+      if (::geteuid() != 0) {
+        throw std::runtime_error(fmt::format("cannot run {} as user '{}': not running as root",
+                                             options.argv[0], options.run_as_user));
+      }
+      user = std::move(info);
+    }
+  }
+
+  Fd log_fd;
+  if (!options.log_file.empty()) {
+    log_fd.Reset(::open(options.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    if (log_fd.Get() < 0) {
+      throw std::runtime_error(
+          fmt::format("cannot open log file {}: {}", options.log_file.string(), ErrnoText(errno)));
+    }
+    if (user && ::fchown(log_fd.Get(), user->uid, user->gid) != 0) {
+      throw std::runtime_error(fmt::format("cannot chown log file {} to {}: {}",
+                                           options.log_file.string(), user->name,
+                                           ErrnoText(errno)));
+    }
+  }
+  Fd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (null_fd.Get() < 0) {
+    throw std::runtime_error(fmt::format("cannot open /dev/null: {}", ErrnoText(errno)));
+  }
+
+  // Everything the child needs is prepared here: between fork and exec only
+  // async-signal-safe calls are allowed (the parent may be multi-threaded).
+  std::vector<std::pair<std::string, std::string>> overrides = options.env;
+  if (user) {
+    auto add_default = [&](const char* key, const std::string& value) {
+      bool given = std::any_of(overrides.begin(), overrides.end(),
+                               [&](const auto& kv) { return kv.first == key; });
+      if (!given) overrides.emplace_back(key, value);
+    };
+    add_default("HOME", user->home);
+    add_default("USER", user->name);
+    add_default("LOGNAME", user->name);
+  }
+  std::vector<std::string> env_strings;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry(*e);
+    std::string_view key = entry.substr(0, entry.find('='));
+    bool overridden = std::any_of(overrides.begin(), overrides.end(),
+                                  [&](const auto& kv) { return kv.first == key; });
+    if (!overridden) env_strings.emplace_back(entry);
+  }
+  for (const auto& [key, value] : overrides) env_strings.push_back(key + "=" + value);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+
+  std::vector<std::string> argv_strings = options.argv;
+  std::vector<char*> argv;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  std::string program_path = program->string();
+  std::string working_dir = options.working_dir.string();
+
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    throw std::runtime_error(fmt::format("pipe2 failed: {}", ErrnoText(errno)));
+  }
+  Fd err_read(pipe_fds[0]);
+  Fd err_write(pipe_fds[1]);
+
+  const pid_t parent_pid = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    throw std::runtime_error(fmt::format("fork failed: {}", ErrnoText(errno)));
+  }
+  if (pid == 0) {
+    // Child.
+    const int wfd = err_write.Get();
+    if (options.new_process_group && ::setpgid(0, 0) != 0) ChildFail(wfd, kSetpgid);
+    // Signal state survives exec for ignored signals and the mask: start clean.
+    sigset_t all;
+    sigemptyset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, nullptr);
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2}) {
+      ::signal(sig, SIG_DFL);
+    }
+    if (::dup2(null_fd.Get(), STDIN_FILENO) < 0) ChildFail(wfd, kStdio);
+    if (log_fd.Get() >= 0) {
+      if (::dup2(log_fd.Get(), STDOUT_FILENO) < 0) ChildFail(wfd, kStdio);
+      if (::dup2(log_fd.Get(), STDERR_FILENO) < 0) ChildFail(wfd, kStdio);
+    }
+    if (!working_dir.empty() && ::chdir(working_dir.c_str()) != 0) ChildFail(wfd, kChdir);
+    if (user) {
+      if (::setgroups(user->groups.size(), user->groups.data()) != 0) ChildFail(wfd, kSetgroups);
+      if (::setgid(user->gid) != 0) ChildFail(wfd, kSetgid);
+      if (::setuid(user->uid) != 0) ChildFail(wfd, kSetuid);
+    }
+    // After the credential change, which clears the parent-death signal.
+    if (options.parent_death_signal != 0) {
+      if (::prctl(PR_SET_PDEATHSIG, options.parent_death_signal) != 0) {
+        ChildFail(wfd, kPdeathsig);
+      }
+      if (::getppid() != parent_pid) ::_exit(127);  // the parent is already gone
+    }
+    ::execve(program_path.c_str(), argv.data(), envp.data());
+    ChildFail(wfd, kExec);
+  }
+
+  // Parent.
+  err_write.Reset();
+  ChildFailure failure{};
+  ssize_t n;
+  do {
+    n = ::read(err_read.Get(), &failure, sizeof failure);
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof failure)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    throw std::runtime_error(
+        fmt::format("cannot start {}: {} failed in the child: {}", program_path,
+                    failure.stage >= 0 && failure.stage < static_cast<int>(std::size(kStageNames))
+                        ? kStageNames[failure.stage]
+                        : "setup",
+                    ErrnoText(failure.err)));
+  }
+
+  options_ = std::move(options);
+  pid_ = pid;
+  running_ = true;
+  exit_.reset();
+  spdlog::debug("started child process {}: {}", pid_, CommandLine());
+}
+
+bool ChildProcess::ReapLocked(bool block) {
+  if (!running_) return true;
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
+    if (r == pid_) {
+      ExitStatus exit;
+      if (WIFSIGNALED(status)) {
+        exit.signal = WTERMSIG(status);
+      } else if (WIFEXITED(status)) {
+        exit.exit_code = WEXITSTATUS(status);
+      }
+      exit_ = exit;
+      running_ = false;
+      return true;
+    }
+    if (r == 0) return false;
+    if (errno == EINTR) continue;
+    // ECHILD: somebody else reaped it (e.g. SIGCHLD ignored). It is gone either way.
+    exit_ = ExitStatus{};
+    running_ = false;
+    return true;
+  }
+}
+
+bool ChildProcess::IsRunning() {
+  std::lock_guard lock(mutex_);
+  ReapLocked(false);
+  return running_;
+}
+
+bool ChildProcess::Kill(int sig) {
+  std::lock_guard lock(mutex_);
+  if (!running_) return false;
+  // A zombie still owns its pid until reaped, so this can never hit a reused pid.
+  return ::kill(pid_, sig) == 0;
+}
+
+bool ChildProcess::KillGroup(int sig) {
+  std::lock_guard lock(mutex_);
+  if (!running_) return false;
+  // While the leader is unreaped its pid cannot be reused, nor can its group id.
+  return ::kill(options_.new_process_group ? -pid_ : pid_, sig) == 0;
+}
+
+std::optional<ExitStatus> ChildProcess::Wait(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (pid_ == 0) return std::nullopt;
+      if (ReapLocked(false)) return exit_;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+}
+
+std::optional<ExitStatus> ChildProcess::Wait() {
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (pid_ == 0) return std::nullopt;
+    }
+    if (auto status = Wait(std::chrono::hours(1))) return status;
+  }
+}
+
+std::optional<ExitStatus> ChildProcess::LastExit() const {
+  std::lock_guard lock(mutex_);
+  return exit_;
+}
+
+std::optional<ExitStatus> ChildProcess::Stop(int sig, std::chrono::milliseconds grace) {
+  if (Kill(sig)) {
+    if (auto status = Wait(grace)) return status;
+    spdlog::warn("child process {} ({}) did not exit within {} ms of signal {}; killing it", Pid(),
+                 CommandLine(), grace.count(), sig);
+    KillGroup(SIGKILL);
+  }
+  return Wait();
+}
+
+ExitStatus RunToCompletion(ChildProcessOptions options, std::chrono::milliseconds timeout) {
+  ChildProcess process;
+  process.Start(std::move(options));
+  if (auto status = process.Wait(timeout)) return *status;
+  process.KillGroup(SIGKILL);
+  process.Wait();
+  throw std::runtime_error(
+      fmt::format("{} did not finish within {} s", process.CommandLine(), timeout.count() / 1000));
+}
+
+std::string TailFile(const std::filesystem::path& file, std::size_t max_lines,
+                     std::uintmax_t from) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return {};
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  constexpr std::streamoff kMaxBytes = 64 * 1024;
+  std::streamoff start = std::max<std::streamoff>(static_cast<std::streamoff>(from), 0);
+  if (start > size) start = size;
+  if (size - start > kMaxBytes) start = size - kMaxBytes;
+  in.seekg(start);
+  std::string text(static_cast<std::size_t>(size - start), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  std::size_t pos = text.size();
+  std::size_t lines = 0;
+  while (pos > 0) {
+    std::size_t nl = text.rfind('\n', pos - 1);
+    if (nl == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    if (++lines == max_lines) {
+      pos = nl + 1;
+      break;
+    }
+    pos = nl;
+  }
+  return text.substr(pos);
+}
+
+}  // namespace shopcqrs::adapters::local

@@ -1,0 +1,109 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace shopcqrs::adapters::local {
+
+// How a child process ended.
+struct ExitStatus {
+  int exit_code = -1;  // valid when signal == 0
+  int signal = 0;      // the terminating signal, 0 if the process exited normally
+
+  bool Success() const { return signal == 0 && exit_code == 0; }
+  std::string Describe() const;  // "exit code 1", "killed by signal 9 (Killed)"
+};
+
+struct ChildProcessOptions {
+  // argv[0] is the program: an absolute/relative path, or a bare name looked up in PATH.
+  std::vector<std::string> argv;
+  // Run as this system user (setgid/setgroups/setuid in the child before exec). Needs root;
+  // empty or equal to the current user means "do not switch".
+  std::string run_as_user;
+  // stdout and stderr go (appended) to this file; empty means inherit the parent's.
+  // When run_as_user is set the file is chowned to that user. stdin is always /dev/null.
+  std::filesystem::path log_file;
+  // Extra environment variables (override inherited ones). When switching user, HOME, USER
+  // and LOGNAME are set to that user's unless given here.
+  std::vector<std::pair<std::string, std::string>> env;
+  // Working directory of the child; empty means the parent's.
+  std::filesystem::path working_dir;
+  // Put the child in its own process group so terminal signals (Ctrl-C) sent to our group
+  // do not reach it; the owner decides how to stop it.
+  bool new_process_group = true;
+  // Signal the kernel sends to the child when the *thread* that spawned it exits (Linux
+  // PR_SET_PDEATHSIG), e.g. SIGKILL. 0 disables. Only use it when the spawning thread lives
+  // as long as the child should (typically the main thread). It is set after the user
+  // switch (which would clear it) and survives exec unless the program is setuid.
+  int parent_death_signal = 0;
+};
+
+// One child process: fork + exec with stdio redirected. Not copyable; movable only before
+// use from several threads. All member functions are thread-safe.
+// The destructor kills (SIGKILL, to its process group) and reaps a child that is still
+// running; owners that want a graceful stop call Stop() first.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  // Starts the child. Throws std::runtime_error if it is already running, the user is
+  // unknown, the log file cannot be opened, or exec fails (the error names the program).
+  void Start(ChildProcessOptions options);
+
+  // Whether the child has been started and has not been reaped yet (reaps a zombie).
+  bool IsRunning();
+  // 0 when never started.
+  pid_t Pid() const;
+  // Sends a signal if the child is running. Returns false if it was not.
+  bool Kill(int sig);
+  // Sends a signal to the child's whole process group (needs new_process_group, otherwise
+  // it is Kill) while the child itself has not been reaped yet.
+  bool KillGroup(int sig);
+  // Waits for the child to exit; nullopt on timeout. Returns the stored status if it has
+  // already been reaped, nullopt if it was never started.
+  std::optional<ExitStatus> Wait(std::chrono::milliseconds timeout);
+  // Waits without a timeout.
+  std::optional<ExitStatus> Wait();
+  // The status of the last run once reaped.
+  std::optional<ExitStatus> LastExit() const;
+  // Graceful stop: sends `sig`, waits up to `grace`, then SIGKILL (to the process group, so
+  // no grandchild survives) and waits. Returns the exit status (nullopt if never started).
+  std::optional<ExitStatus> Stop(int sig, std::chrono::milliseconds grace);
+
+  const ChildProcessOptions& Options() const { return options_; }
+  // argv joined with spaces, for log messages.
+  std::string CommandLine() const;
+
+ private:
+  bool ReapLocked(bool block);
+
+  mutable std::mutex mutex_;
+  ChildProcessOptions options_;
+  pid_t pid_ = 0;
+  bool running_ = false;
+  std::optional<ExitStatus> exit_;
+};
+
+// Resolves a program name against PATH (a name containing '/' is returned as is).
+// nullopt if not found or not executable.
+std::optional<std::filesystem::path> FindExecutable(const std::string& name);
+
+// Runs a program to completion and returns its exit status. Output goes to options.log_file.
+// Throws std::runtime_error on timeout (after killing the child) or start failure.
+ExitStatus RunToCompletion(ChildProcessOptions options, std::chrono::milliseconds timeout);
+
+// Last `max_lines` lines of a text file starting at byte `from` (empty if unreadable).
+std::string TailFile(const std::filesystem::path& file, std::size_t max_lines,
+                     std::uintmax_t from = 0);
+
+}  // namespace shopcqrs::adapters::local

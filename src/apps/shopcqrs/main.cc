@@ -1,0 +1,344 @@
+// The shopcqrs binary: composition root of every layer and its subcommands.
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "adapters/http/admin_routes.h"
+#include "adapters/http/command_routes.h"
+#include "adapters/http/ops_routes.h"
+#include "adapters/http/query_routes.h"
+#include "adapters/http/server.h"
+#include "adapters/local/config.h"
+#include "adapters/local/postgres_server.h"
+#include "adapters/metrics/projection_metrics.h"
+#include "adapters/metrics/registry.h"
+#include "adapters/pg/migrator.h"
+#include "adapters/pg/pool.h"
+#include "adapters/pg_outbox/outbox_reader.h"
+#include "adapters/pg_read/projection.h"
+#include "adapters/pg_read/read_model.h"
+#include "adapters/pg_write/write_store.h"
+#include "adapters/system/system.h"
+#include "application/command_service.h"
+#include "cqrs/consistency_token.h"
+#include "cqrs/projector.h"
+
+namespace shopcqrs::apps {
+namespace {
+
+using adapters::local::Config;
+
+// SIGINT/SIGTERM are blocked in every thread and taken synchronously by the main thread.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int WaitForStopSignal(const sigset_t& set) {
+  int signal = 0;
+  sigwait(&set, &signal);
+  return signal;
+}
+
+void Migrate(const Config& config) {
+  const int write = adapters::pg::ApplyMigrations(config.write_db, "pg_write");
+  spdlog::info("write database: {} migration(s) applied", write);
+  if (!config.read_db.empty()) {
+    const int read = adapters::pg::ApplyMigrations(config.read_db, "pg_read");
+    spdlog::info("read database: {} migration(s) applied", read);
+  }
+}
+
+// What the admin API and `status` say about a projection whose checkpoint is `checkpoint`.
+adapters::http::ProjectionInfo Describe(std::string name, const cqrs::Checkpoint& checkpoint,
+                                        adapters::pg_outbox::OutboxReader& monitor) {
+  adapters::http::ProjectionInfo info;
+  info.name = std::move(name);
+  info.store = "read_pg";
+  info.position = checkpoint.position;
+  try {
+    info.events_behind = monitor.CountAfter(checkpoint);
+  } catch (const std::exception& error) {
+    info.events_behind = -1;
+    info.last_error = error.what();
+  }
+  return info;
+}
+
+// Runs the configured parts until SIGINT/SIGTERM, then shuts them down gracefully.
+int Serve(const Config& config, const sigset_t& signals) {
+  Migrate(config);
+
+  cqrs::ConsistencyTokens tokens(config.token_secret);
+  adapters::metrics::Registry metrics;
+  adapters::system::SystemClock clock;
+  adapters::system::RandomIds ids;
+
+  // Write side: its own pool, used by commands only.
+  adapters::pg::Pool write_pool(
+      adapters::pg_write::WritePoolOptions(config.write_db, config.write_pool_size));
+  adapters::pg_write::PgWriteStore write_store(write_pool, tokens);
+  app::CommandService commands(write_store, clock, ids);
+
+  // Read side: its own pool, used by queries only; nothing here holds a write connection.
+  adapters::pg::Pool read_pool(
+      adapters::pg_read::ReadPoolOptions(config.read_db, config.read_pool_size));
+  adapters::pg_read::PgReadModel read_model(read_pool);
+  cqrs::ProgressTracker progress;
+
+  // The projector keeps the read database in step; an API-only process follows its
+  // progress through the read database instead.
+  adapters::metrics::ProjectionMetrics projection_metrics(metrics);
+  adapters::pg_outbox::OutboxReader monitor({config.write_db});
+  std::unique_ptr<adapters::pg_outbox::OutboxReader> reader;
+  std::unique_ptr<adapters::pg_read::PgReadProjection> projection;
+  std::unique_ptr<cqrs::Projector> projector;
+  std::unique_ptr<adapters::pg_read::ProgressListener> listener;
+  if (config.run_projectors) {
+    reader = std::make_unique<adapters::pg_outbox::OutboxReader>(
+        adapters::pg_outbox::OutboxReader::Options{config.write_db});
+    projection = std::make_unique<adapters::pg_read::PgReadProjection>(config.read_db);
+    cqrs::Projector::Options options;
+    options.name = "read_pg";
+    projector = std::make_unique<cqrs::Projector>(options, *reader, *projection, &progress,
+                                                  &projection_metrics);
+    projector->Start();
+  } else {
+    listener = std::make_unique<adapters::pg_read::ProgressListener>(config.read_db, progress);
+  }
+  auto projections = [&]() -> std::vector<adapters::http::ProjectionInfo> {
+    if (projector) {
+      const auto stats = projector->Stats();
+      auto info = Describe(projector->name(), stats.checkpoint, monitor);
+      info.status = std::string(cqrs::ToString(stats.status));
+      info.lag_ms = stats.last_lag.count();
+      if (!stats.last_error.empty()) info.last_error = stats.last_error;
+      return {info};
+    }
+    adapters::pg_read::PgReadProjection remote(config.read_db);
+    auto info = Describe("read_pg", remote.LoadCheckpoint(), monitor);
+    info.status = "remote";
+    return {info};
+  };
+  metrics.AddCallbackGauge(
+      "shopcqrs_outbox_blocking_xid_age_seconds",
+      "Age of the oldest transaction holding an xid on the write server: it holds back every "
+      "outbox reader (xid8 snapshot bounding).",
+      [&] {
+        auto blocking = monitor.OldestBlockingTransaction();
+        return blocking ? blocking->age.count() / 1000.0 : 0.0;
+      });
+  metrics.AddCallbackGauge("shopcqrs_outbox_blocking_xid",
+                           "The xid of that oldest transaction (0 when none).", [&] {
+                             auto blocking = monitor.OldestBlockingTransaction();
+                             return blocking ? static_cast<double>(blocking->xid) : 0.0;
+                           });
+  metrics.AddCallbackGauge("shopcqrs_projection_events_behind",
+                           "Committed events a projection has not applied yet.", {"projection"},
+                           [&] {
+                             std::vector<adapters::metrics::Sample> samples;
+                             for (const auto& p : projections()) {
+                               samples.push_back({{p.name}, static_cast<double>(p.events_behind)});
+                             }
+                             return samples;
+                           });
+  metrics.AddCallbackGauge(
+      "shopcqrs_projection_heartbeat_age_seconds", "Time since the projector loop last turned.",
+      {"projection"}, [&] {
+        std::vector<adapters::metrics::Sample> samples;
+        if (projector) {
+          auto age = clock.Now() - projector->Stats().heartbeat;
+          samples.push_back({{projector->name()}, std::chrono::duration<double>(age).count()});
+        }
+        return samples;
+      });
+
+  std::unique_ptr<adapters::http::HttpServer> server;
+  adapters::http::Router router;
+  if (config.run_api) {
+    adapters::http::RegisterCommandRoutes(router, commands, metrics);
+    adapters::http::RegisterQueryRoutes(router, read_model, tokens, progress, metrics);
+    adapters::http::RegisterAdminRoutes(router, projections);
+    std::vector<adapters::http::ReadinessCheck> checks;
+    checks.push_back({"write_db", [&] { return write_pool.Ping(); }});
+    checks.push_back({"read_db", [&] { return read_pool.Ping(); }});
+    if (projector) {
+      checks.push_back({"projector", [&] {
+                          return projector->Stats().status != cqrs::ProjectorStatus::kError;
+                        }});
+    }
+    adapters::http::RegisterOpsRoutes(router, metrics, std::move(checks));
+
+    auto listen = adapters::local::ParseListenAddress(config.listen);
+    if (!listen) throw std::runtime_error(listen.error());
+    adapters::http::HttpServer::Options options;
+    options.host = listen->host;
+    options.port = listen->port;
+    options.io_threads = 1;
+    options.worker_threads = config.http_threads;
+    server = std::make_unique<adapters::http::HttpServer>(options, router);
+    server->Start();
+    std::cout << fmt::format("shopcqrs serving http://{}:{}", options.host, server->port())
+              << std::endl;
+  }
+
+  const int signal = WaitForStopSignal(signals);
+  spdlog::info("received {}, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
+  if (server) server->Stop();
+  if (projector) projector->Stop();
+  return 0;
+}
+
+// `shopcqrs status`: each projection's position, what it still has to apply, and what holds
+// the outbox readers back.
+int Status(const Config& config) {
+  adapters::pg_outbox::OutboxReader monitor({config.write_db});
+  adapters::pg_read::PgReadProjection projection(config.read_db);
+  const auto checkpoint = projection.LoadCheckpoint();
+  const auto info = Describe("read_pg", checkpoint, monitor);
+  std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>16}\n", "projection", "store",
+                           "position", "events_behind", "bound");
+  std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>16}\n", info.name, info.store,
+                           info.position, info.events_behind, checkpoint.bound);
+  if (auto blocking = monitor.OldestBlockingTransaction()) {
+    std::cout << fmt::format(
+        "oldest transaction holding an xid on the write server: xid {} (pid {}, {}, {}), open "
+        "{} ms\n",
+        blocking->xid, blocking->pid, blocking->database, blocking->state, blocking->age.count());
+  }
+  return info.events_behind == 0 ? 0 : 3;
+}
+
+// The token secret of a local installation lives in its data dir, so tokens survive restarts.
+std::string LocalTokenSecret(const std::filesystem::path& root) {
+  const auto path = root / "token-secret";
+  std::string secret;
+  if (std::ifstream in(path); in) std::getline(in, secret);
+  if (secret.size() >= adapters::local::kMinTokenSecretLength) return secret;
+  secret =
+      adapters::system::NewRandomUuid().ToString() + adapters::system::NewRandomUuid().ToString();
+  std::ofstream(path) << secret << '\n';
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return secret;
+}
+
+int Up(const std::filesystem::path& data_dir, const std::string& listen,
+       const std::string& log_level, const sigset_t& signals) {
+  std::filesystem::create_directories(data_dir);
+  const auto root = std::filesystem::absolute(data_dir);
+
+  adapters::local::PostgresServer::Options write_options;
+  write_options.data_dir = root / "write-pg";
+  write_options.name = "write";
+  adapters::local::PostgresServer write_server(write_options);
+
+  adapters::local::PostgresServer::Options read_options;
+  read_options.data_dir = root / "read-pg";
+  read_options.name = "read";
+  adapters::local::PostgresServer read_server(read_options);
+
+  write_server.Start();
+  read_server.Start();
+  std::cout << fmt::format("write PostgreSQL: {} (data {})", write_server.ConnectionString(),
+                           write_options.data_dir.string())
+            << std::endl;
+  std::cout << fmt::format("read PostgreSQL:  {} (data {})", read_server.ConnectionString(),
+                           read_options.data_dir.string())
+            << std::endl;
+
+  Config config;
+  config.listen = listen;
+  config.log_level = log_level;
+  config.write_db = write_server.ConnectionString();
+  config.read_db = read_server.ConnectionString();
+  config.token_secret = LocalTokenSecret(root);
+  adapters::local::ValidateConfigOrThrow(config);
+  const int code = Serve(config, signals);
+  read_server.Stop();
+  write_server.Stop();
+  std::cout << "shopcqrs stopped its servers" << std::endl;
+  return code;
+}
+
+}  // namespace
+}  // namespace shopcqrs::apps
+
+int main(int argc, char** argv) {
+  using namespace shopcqrs;
+  const sigset_t signals = apps::BlockStopSignals();
+
+  CLI::App cli{"shopcqrs: an e-commerce order service with physically separated CQRS stores"};
+  cli.require_subcommand(1);
+
+  std::string data_dir = "./var";
+  std::string listen = "127.0.0.1:8080";
+  std::string log_level = "info";
+  auto* up = cli.add_subcommand(
+      "up", "start local write and read PostgreSQL servers and every part in one process");
+  up->add_option("--data-dir", data_dir, "where the local servers keep their data");
+  up->add_option("--listen", listen, "HOST:PORT to serve HTTP on");
+  up->add_option("--log-level", log_level, "trace, debug, info, warn or error");
+
+  // serve/migrate/status: file, then SHOPCQRS_* environment, then these flags.
+  std::string config_file;
+  std::optional<std::string> flag_listen, flag_write_db, flag_read_db, flag_log_level;
+  std::optional<bool> flag_api, flag_projectors;
+  auto add_config_options = [&](CLI::App* command) {
+    command->add_option("--config", config_file, "TOML configuration file");
+    command->add_option("--listen", flag_listen, "HOST:PORT to serve HTTP on");
+    command->add_option("--write-db", flag_write_db, "libpq conninfo of the write database");
+    command->add_option("--read-db", flag_read_db, "libpq conninfo of the read database");
+    command->add_option("--log-level", flag_log_level, "trace, debug, info, warn or error");
+  };
+  auto* serve = cli.add_subcommand("serve", "run the configured parts against existing servers");
+  add_config_options(serve);
+  serve->add_option("--api", flag_api, "serve the HTTP API (true/false)");
+  serve->add_option("--projectors", flag_projectors, "run the projectors (true/false)");
+  auto* migrate = cli.add_subcommand("migrate", "apply pending migrations and exit");
+  add_config_options(migrate);
+  auto* status = cli.add_subcommand(
+      "status", "print each projection's position and backlog (exit 3 while behind)");
+  add_config_options(status);
+
+  CLI11_PARSE(cli, argc, argv);
+
+  try {
+    if (*up) {
+      spdlog::set_level(spdlog::level::from_str(log_level));
+      return apps::Up(data_dir, listen, log_level, signals);
+    }
+    auto config = adapters::local::LoadConfig(
+        config_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(config_file));
+    if (flag_listen) config.listen = *flag_listen;
+    if (flag_write_db) config.write_db = *flag_write_db;
+    if (flag_read_db) config.read_db = *flag_read_db;
+    if (flag_log_level) config.log_level = *flag_log_level;
+    if (flag_api) config.run_api = *flag_api;
+    if (flag_projectors) config.run_projectors = *flag_projectors;
+    adapters::local::ValidateConfigOrThrow(config);
+    spdlog::set_level(spdlog::level::from_str(config.log_level));
+    spdlog::info("configuration: {}", adapters::local::DescribeConfig(config));
+    if (*migrate) {
+      apps::Migrate(config);
+      return 0;
+    }
+    if (*status) return apps::Status(config);
+    return apps::Serve(config, signals);
+  } catch (const std::exception& error) {
+    spdlog::error("{}", error.what());
+    std::cerr << "shopcqrs: " << error.what() << std::endl;
+    return 1;
+  }
+}

@@ -1,0 +1,323 @@
+#include "adapters/local/config.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace shopcqrs::adapters::local {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+const EnvLookup kNoEnv = MapEnvironment({});
+
+Config ValidConfig() {
+  Config config;
+  config.write_db = "host=127.0.0.1 port=5432 dbname=shop_write user=shop";
+  config.read_db = "host=127.0.0.1 port=5433 dbname=shop_read user=shop";
+  return config;
+}
+
+// A config file in a temporary directory, removed afterwards.
+class ConfigFile {
+ public:
+  explicit ConfigFile(const std::string& content) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "shopcqrs-config-XXXXXX").string();
+    int fd = ::mkstemp(tmpl.data());
+    ::close(fd);
+    path_ = tmpl;
+    std::ofstream(path_) << content;
+  }
+  ~ConfigFile() { std::filesystem::remove(path_); }
+  const std::filesystem::path& Path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string ErrorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(LoadConfig, DefaultsWithoutFileOrEnvironment) {
+  Config config = LoadConfig(std::nullopt, kNoEnv);
+  EXPECT_EQ(config, Config{});
+  EXPECT_EQ(config.listen, "127.0.0.1:8080");
+  EXPECT_EQ(config.write_pool_size, 16);
+  EXPECT_EQ(config.read_pool_size, 16);
+  EXPECT_EQ(config.http_threads, 2);
+  EXPECT_TRUE(config.run_api);
+  EXPECT_TRUE(config.run_projectors);
+  EXPECT_EQ(config.log_level, "info");
+  EXPECT_EQ(config.query_source, "read");
+}
+
+TEST(LoadConfig, ReadsEveryKeyFromTheFile) {
+  ConfigFile file(R"(
+listen = "0.0.0.0:9090"
+http_threads = 4
+query_source = "redis"
+token_secret = "0123456789abcdef0123"
+
+[write_db]
+conninfo = "host=db1 dbname=shop_write"
+pool_size = 32
+
+[read_db]
+conninfo = "postgresql://reader@db2/shop_read"
+pool_size = 8
+
+[api]
+enabled = false
+
+[projectors]
+enabled = true
+
+[log]
+level = "debug"
+)");
+  Config config = LoadConfig(file.Path(), kNoEnv);
+  EXPECT_EQ(config.listen, "0.0.0.0:9090");
+  EXPECT_EQ(config.http_threads, 4);
+  EXPECT_EQ(config.query_source, "redis");
+  EXPECT_EQ(config.token_secret, "0123456789abcdef0123");
+  EXPECT_EQ(config.write_db, "host=db1 dbname=shop_write");
+  EXPECT_EQ(config.write_pool_size, 32);
+  EXPECT_EQ(config.read_db, "postgresql://reader@db2/shop_read");
+  EXPECT_EQ(config.read_pool_size, 8);
+  EXPECT_FALSE(config.run_api);
+  EXPECT_TRUE(config.run_projectors);
+  EXPECT_EQ(config.log_level, "debug");
+  EXPECT_THAT(ValidateConfig(config), IsEmpty());
+}
+
+TEST(LoadConfig, AcceptsShorthandConninfoStringsAndDottedKeys) {
+  Config config;
+  ApplyToml(config, R"(
+write_db = "dbname=w"
+read_db = "dbname=r"
+log.level = "warn"
+api.enabled = false
+)");
+  EXPECT_EQ(config.write_db, "dbname=w");
+  EXPECT_EQ(config.read_db, "dbname=r");
+  EXPECT_EQ(config.log_level, "warn");
+  EXPECT_FALSE(config.run_api);
+  EXPECT_EQ(config.write_pool_size, 16);  // untouched
+}
+
+TEST(LoadConfig, EnvironmentOverridesTheFile) {
+  ConfigFile file(R"(
+listen = "127.0.0.1:1111"
+write_db = "dbname=file_w"
+read_db = { conninfo = "dbname=file_r", pool_size = 3 }
+log.level = "debug"
+)");
+  Config config = LoadConfig(file.Path(), MapEnvironment({
+                                              {"SHOPCQRS_LISTEN", "127.0.0.1:2222"},
+                                              {"SHOPCQRS_WRITE_DB", "dbname=env_w"},
+                                              {"SHOPCQRS_READ_DB", "dbname=env_r"},
+                                              {"SHOPCQRS_WRITE_POOL_SIZE", "5"},
+                                              {"SHOPCQRS_READ_POOL_SIZE", " 6 "},
+                                              {"SHOPCQRS_HTTP_THREADS", "7"},
+                                              {"SHOPCQRS_RUN_API", "no"},
+                                              {"SHOPCQRS_RUN_PROJECTORS", "OFF"},
+                                              {"SHOPCQRS_LOG_LEVEL", "error"},
+                                              {"SHOPCQRS_QUERY_SOURCE", "redis"},
+                                              {"SHOPCQRS_TOKEN_SECRET", "s3cret-s3cret-s3cret"},
+                                          }));
+  EXPECT_EQ(config.listen, "127.0.0.1:2222");
+  EXPECT_EQ(config.write_db, "dbname=env_w");
+  EXPECT_EQ(config.read_db, "dbname=env_r");
+  EXPECT_EQ(config.write_pool_size, 5);
+  EXPECT_EQ(config.read_pool_size, 6);
+  EXPECT_EQ(config.http_threads, 7);
+  EXPECT_FALSE(config.run_api);
+  EXPECT_FALSE(config.run_projectors);
+  EXPECT_EQ(config.log_level, "error");
+  EXPECT_EQ(config.query_source, "redis");
+  EXPECT_EQ(config.token_secret, "s3cret-s3cret-s3cret");
+}
+
+TEST(LoadConfig, EmptyEnvironmentVariablesCountAsUnset) {
+  Config config =
+      LoadConfig(std::nullopt, MapEnvironment({{"SHOPCQRS_LISTEN", ""}, {"SHOPCQRS_RUN_API", ""}}));
+  EXPECT_EQ(config.listen, "127.0.0.1:8080");
+  EXPECT_TRUE(config.run_api);
+}
+
+TEST(LoadConfig, ReadsTheRealProcessEnvironment) {
+  ::setenv("SHOPCQRS_HTTP_THREADS", "9", 1);
+  Config config = LoadConfig(std::nullopt);
+  ::unsetenv("SHOPCQRS_HTTP_THREADS");
+  EXPECT_EQ(config.http_threads, 9);
+}
+
+TEST(LoadConfig, BadEnvironmentValuesNameTheVariable) {
+  EXPECT_THAT(ErrorOf([] {
+                LoadConfig(std::nullopt, MapEnvironment({{"SHOPCQRS_WRITE_POOL_SIZE", "ten"}}));
+              }),
+              AllOf(HasSubstr("SHOPCQRS_WRITE_POOL_SIZE"), HasSubstr("'ten'")));
+  EXPECT_THAT(ErrorOf([] {
+                LoadConfig(std::nullopt, MapEnvironment({{"SHOPCQRS_HTTP_THREADS", "3x"}}));
+              }),
+              HasSubstr("SHOPCQRS_HTTP_THREADS"));
+  EXPECT_THAT(ErrorOf([] {
+                LoadConfig(std::nullopt, MapEnvironment({{"SHOPCQRS_RUN_API", "maybe"}}));
+              }),
+              AllOf(HasSubstr("SHOPCQRS_RUN_API"), HasSubstr("maybe")));
+  EXPECT_THAT(
+      ErrorOf([] {
+        LoadConfig(std::nullopt, MapEnvironment({{"SHOPCQRS_READ_POOL_SIZE", "99999999999999"}}));
+      }),
+      HasSubstr("SHOPCQRS_READ_POOL_SIZE"));
+}
+
+TEST(LoadConfig, FileErrorsNameTheFileKeyAndLine) {
+  EXPECT_THAT(ErrorOf([] { LoadConfig("/nonexistent/shopcqrs.toml", kNoEnv); }),
+              AllOf(HasSubstr("/nonexistent/shopcqrs.toml"), HasSubstr("not found")));
+  {
+    ConfigFile file("listen = \n");
+    EXPECT_THAT(ErrorOf([&] { LoadConfig(file.Path(), kNoEnv); }),
+                AllOf(HasSubstr(file.Path().string() + ":1:"), HasSubstr("invalid TOML")));
+  }
+  {
+    ConfigFile file("listen = \"127.0.0.1:1\"\nhttp_threads = \"four\"\n");
+    EXPECT_THAT(ErrorOf([&] { LoadConfig(file.Path(), kNoEnv); }),
+                AllOf(HasSubstr(":2:"), HasSubstr("http_threads"), HasSubstr("integer")));
+  }
+  {
+    ConfigFile file("[write_db]\nconninfo = \"x\"\npoolsize = 3\n");
+    EXPECT_THAT(
+        ErrorOf([&] { LoadConfig(file.Path(), kNoEnv); }),
+        AllOf(HasSubstr("write_db.poolsize"), HasSubstr("unknown key"), HasSubstr("pool_size")));
+  }
+  {
+    ConfigFile file("lissten = \"x\"\n");
+    EXPECT_THAT(ErrorOf([&] { LoadConfig(file.Path(), kNoEnv); }),
+                AllOf(HasSubstr("lissten"), HasSubstr("unknown key")));
+  }
+  Config config;
+  EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "api = true"); }), HasSubstr("expected a table"));
+  EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "api.enabled = \"yes\""); }),
+              AllOf(HasSubstr("api.enabled"), HasSubstr("true or false")));
+  EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "write_db = 5"); }),
+              HasSubstr("conninfo string or a table"));
+  EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "http_threads = 10000000000"); }),
+              HasSubstr("out of range"));
+}
+
+TEST(ValidateConfig, AcceptsAValidConfig) {
+  EXPECT_THAT(ValidateConfig(ValidConfig()), IsEmpty());
+  EXPECT_NO_THROW(ValidateConfigOrThrow(ValidConfig()));
+}
+
+TEST(ValidateConfig, RejectsBadListenAddresses) {
+  for (const char* bad :
+       {"8080", ":8080", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:65536", "300.1.1.1:80",
+        "::1:80", "[::1]80", "[nope]:80", "bad host:80", "127.0.0.1:-1", ""}) {
+    Config config = ValidConfig();
+    config.listen = bad;
+    auto errors = ValidateConfig(config);
+    ASSERT_EQ(errors.size(), 1u) << bad;
+    EXPECT_THAT(errors[0], AllOf(HasSubstr("listen"), HasSubstr("HOST:PORT"))) << bad;
+  }
+  for (const char* good : {"127.0.0.1:8080", "0.0.0.0:0", "localhost:80", "[::1]:8080",
+                           "[::]:65535", "api.example.com:443"}) {
+    Config config = ValidConfig();
+    config.listen = good;
+    EXPECT_THAT(ValidateConfig(config), IsEmpty()) << good;
+  }
+}
+
+TEST(ParseListenAddress, SplitsHostAndPort) {
+  auto v4 = ParseListenAddress("127.0.0.1:8080");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->host, "127.0.0.1");
+  EXPECT_EQ(v4->port, 8080);
+  auto v6 = ParseListenAddress("[::1]:0");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 0);
+}
+
+TEST(ValidateConfig, ReportsEveryProblemClearly) {
+  Config config;
+  config.listen = "nope";
+  config.write_pool_size = 0;
+  config.read_pool_size = 100000;
+  config.http_threads = -1;
+  config.log_level = "loud";
+  config.query_source = "write";
+  config.token_secret = "short";
+  auto errors = ValidateConfig(config);
+  EXPECT_EQ(errors.size(), 9u);
+  std::string all;
+  for (const auto& e : errors) all += e + "\n";
+  EXPECT_THAT(all, HasSubstr("listen address 'nope'"));
+  EXPECT_THAT(all, HasSubstr("write_db: no connection string"));
+  EXPECT_THAT(all, HasSubstr("SHOPCQRS_WRITE_DB"));
+  EXPECT_THAT(all, HasSubstr("read_db: no connection string"));
+  EXPECT_THAT(all, HasSubstr("write_db.pool_size: 0 is out of range 1..500"));
+  EXPECT_THAT(all, HasSubstr("read_db.pool_size: 100000 is out of range 1..500"));
+  EXPECT_THAT(all, HasSubstr("http_threads: -1 is out of range 1..256"));
+  EXPECT_THAT(all, HasSubstr("log.level: 'loud'"));
+  EXPECT_THAT(all, HasSubstr("query_source: 'write'"));
+  EXPECT_THAT(all, HasSubstr("token_secret"));
+  EXPECT_THAT(ErrorOf([&] { ValidateConfigOrThrow(config); }),
+              AllOf(HasSubstr("invalid configuration"), HasSubstr("http_threads")));
+}
+
+TEST(ValidateConfig, RejectsUnparsableAndIdenticalConnectionStrings) {
+  Config config = ValidConfig();
+  config.write_db = "host=x dbname";
+  EXPECT_THAT(ValidateConfig(config),
+              ElementsAre(AllOf(HasSubstr("write_db: invalid libpq connection string"))));
+  config = ValidConfig();
+  config.read_db = "nosuchkeyword=1";
+  EXPECT_THAT(ValidateConfig(config), ElementsAre(HasSubstr("read_db: invalid")));
+  config = ValidConfig();
+  config.read_db = config.write_db;
+  EXPECT_THAT(ValidateConfig(config), ElementsAre(HasSubstr("same database")));
+}
+
+TEST(ParseBool, AcceptsCommonSpellings) {
+  for (const char* t : {"1", "true", "TRUE", "yes", "on"}) EXPECT_EQ(ParseBool(t), true) << t;
+  for (const char* f : {"0", "false", "No", "off"}) EXPECT_EQ(ParseBool(f), false) << f;
+  EXPECT_EQ(ParseBool("2"), std::nullopt);
+  EXPECT_EQ(ParseBool(""), std::nullopt);
+}
+
+TEST(RedactConninfo, HidesPasswords) {
+  // Keywords come out in libpq's order.
+  EXPECT_EQ(RedactConninfo("host=db password=hunter2 dbname=shop"),
+            "password=*** dbname=shop host=db");
+  EXPECT_EQ(RedactConninfo("host=db application_name='a b'"), "host=db application_name='a b'");
+  EXPECT_THAT(RedactConninfo("postgresql://u:hunter2@db/shop"),
+              AllOf(HasSubstr("password=***"), ::testing::Not(HasSubstr("hunter2"))));
+  EXPECT_EQ(RedactConninfo("host=x dbname"), "<invalid conninfo>");
+  Config config = ValidConfig();
+  config.write_db += " password=hunter2";
+  config.token_secret = "super-secret-value-123";
+  const std::string described = DescribeConfig(config);
+  EXPECT_THAT(described, ::testing::Not(HasSubstr("hunter2")));
+  EXPECT_THAT(described, ::testing::Not(HasSubstr("super-secret")));
+  EXPECT_THAT(described, HasSubstr("listen=127.0.0.1:8080"));
+}
+
+}  // namespace
+}  // namespace shopcqrs::adapters::local

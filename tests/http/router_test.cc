@@ -1,0 +1,160 @@
+#include "adapters/http/router.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+namespace shopcqrs::adapters::http {
+namespace {
+
+Request MakeRequest(std::string method, std::string target) {
+  Request request;
+  request.method = std::move(method);
+  request.SetTarget(std::move(target));
+  return request;
+}
+
+Handler Echo(std::string name) {
+  return [name](const Request& request) {
+    std::string body = name;
+    for (const auto& [key, value] : request.path_params) body += "|" + key + "=" + value;
+    return Response::Text(200, body, "text/plain");
+  };
+}
+
+std::string Code(const Response& response) {
+  return std::string(boost::json::parse(response.body).at("code").as_string());
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.Add("GET", "/v1/orders", Echo("list"));
+    router_.Add("POST", "/v1/orders", Echo("place"));
+    router_.Add("GET", "/v1/orders/{id}", Echo("get"));
+    router_.Add("POST", "/v1/orders/{id}/pay", Echo("pay"));
+    router_.Add("GET", "/v1/products/{id}", Echo("product"));
+    router_.Add("GET", "/v1/products/top", Echo("top"));
+    router_.Add("GET", "/", Echo("root"));
+  }
+  Response Dispatch(std::string method, std::string target) {
+    Request request = MakeRequest(std::move(method), std::move(target));
+    return router_.Dispatch(request);
+  }
+  Router router_;
+};
+
+TEST_F(RouterTest, MatchesLiteralAndParameterRoutes) {
+  EXPECT_EQ(Dispatch("GET", "/v1/orders").body, "list");
+  EXPECT_EQ(Dispatch("POST", "/v1/orders").body, "place");
+  EXPECT_EQ(Dispatch("GET", "/v1/orders/abc").body, "get|id=abc");
+  EXPECT_EQ(Dispatch("POST", "/v1/orders/abc/pay").body, "pay|id=abc");
+  EXPECT_EQ(Dispatch("GET", "/").body, "root");
+}
+
+TEST_F(RouterTest, QueryStringIsNotPartOfThePath) {
+  EXPECT_EQ(Dispatch("GET", "/v1/orders?limit=5&status=paid").body, "list");
+  EXPECT_EQ(Dispatch("GET", "/v1/orders/x?y=1").body, "get|id=x");
+}
+
+TEST_F(RouterTest, LiteralSegmentsBeatParameters) {
+  EXPECT_EQ(Dispatch("GET", "/v1/products/top").body, "top");
+  EXPECT_EQ(Dispatch("GET", "/v1/products/tops").body, "product|id=tops");
+}
+
+TEST_F(RouterTest, PathParametersArePercentDecoded) {
+  EXPECT_EQ(Dispatch("GET", "/v1/orders/a%20b%2Fc").body, "get|id=a b/c");
+  // An encoded literal still matches its route.
+  EXPECT_EQ(Dispatch("GET", "/v1/%6Frders").body, "list");
+}
+
+TEST_F(RouterTest, UnknownPathIs404NotFound) {
+  for (const char* target : {"/nope", "/v1/orders/", "/v1/orders/a/b", "//v1/orders",
+                             "/v1/orders//pay", "v1/orders", "*", ""}) {
+    const Response response = Dispatch("GET", target);
+    EXPECT_EQ(response.status, 404) << target;
+    EXPECT_EQ(response.content_type, "application/problem+json");
+    EXPECT_EQ(Code(response), "not_found") << target;
+  }
+}
+
+TEST_F(RouterTest, WrongMethodIs405WithAllow) {
+  Response response = Dispatch("DELETE", "/v1/orders");
+  EXPECT_EQ(response.status, 405);
+  EXPECT_EQ(Code(response), "method_not_allowed");
+  ASSERT_TRUE(response.Header("Allow"));
+  EXPECT_EQ(*response.Header("allow"), "GET, POST, HEAD");
+
+  response = Dispatch("GET", "/v1/orders/x/pay");
+  EXPECT_EQ(response.status, 405);
+  EXPECT_EQ(*response.Header("Allow"), "POST");
+
+  // Allow names the methods of every pattern matching the path.
+  response = Dispatch("POST", "/v1/products/top");
+  EXPECT_EQ(response.status, 405);
+  EXPECT_EQ(*response.Header("Allow"), "GET, HEAD");
+}
+
+TEST_F(RouterTest, MethodsAreCaseSensitive) {
+  EXPECT_EQ(Dispatch("get", "/v1/orders").status, 405);
+}
+
+TEST_F(RouterTest, HeadFallsBackToGet) {
+  EXPECT_EQ(Dispatch("HEAD", "/v1/orders").body, "list");
+  EXPECT_EQ(Dispatch("HEAD", "/v1/orders/x/pay").status, 405);
+}
+
+TEST_F(RouterTest, RejectsDuplicateAndMalformedRoutes) {
+  EXPECT_THROW(router_.Add("GET", "/v1/orders", Echo("again")), std::invalid_argument);
+  EXPECT_THROW(router_.Add("GET", "/v1/orders/{order}", Echo("renamed")), std::invalid_argument);
+  EXPECT_THROW(router_.Add("GET", "no-slash", Echo("x")), std::invalid_argument);
+  EXPECT_THROW(router_.Add("GET", "/a/{}", Echo("x")), std::invalid_argument);
+  EXPECT_THROW(router_.Add("GET", "/a/b{c}", Echo("x")), std::invalid_argument);
+  EXPECT_THROW(router_.Add("GET", "/a", Handler()), std::invalid_argument);
+}
+
+TEST(QueryTest, ParsesAndPercentDecodes) {
+  const ParamMap params = ParseQuery("q=red+shoes&email=a%40b.c&empty=&flag&x=1&x=2&&%zz=%4");
+  EXPECT_EQ(params.at("q"), "red shoes");
+  EXPECT_EQ(params.at("email"), "a@b.c");
+  EXPECT_EQ(params.at("empty"), "");
+  EXPECT_EQ(params.at("flag"), "");
+  EXPECT_EQ(params.at("x"), "1");     // first occurrence wins
+  EXPECT_EQ(params.at("%zz"), "%4");  // invalid escapes are kept as they are
+  EXPECT_EQ(params.size(), 6u);
+}
+
+TEST(QueryTest, RequestSetTargetSplitsPathAndQuery) {
+  Request request;
+  request.SetTarget("/v1/search/orders?q=caf%C3%A9&limit=5");
+  EXPECT_EQ(request.path, "/v1/search/orders");
+  EXPECT_EQ(request.Query("q"), "caf\xC3\xA9");
+  EXPECT_EQ(request.Query("limit"), "5");
+  EXPECT_FALSE(request.Query("cursor"));
+}
+
+TEST(QueryTest, PercentDecodeKeepsPlusInPaths) {
+  EXPECT_EQ(PercentDecode("a+b%2B", false), "a+b+");
+  EXPECT_EQ(PercentDecode("a+b%2B", true), "a b+");
+  EXPECT_EQ(PercentDecode("%", true), "%");
+  EXPECT_EQ(PercentDecode("%4", true), "%4");
+  EXPECT_EQ(PercentDecode("%41", true), "A");
+}
+
+TEST(MessageTest, HeadersAreCaseInsensitive) {
+  Request request;
+  request.headers = {{"Content-Type", "application/json"}, {"X-A", "1"}, {"x-a", "2"}};
+  EXPECT_EQ(request.Header("content-type"), "application/json");
+  EXPECT_EQ(request.Header("X-A"), "1");
+  EXPECT_EQ(request.HeaderCount("x-A"), 2u);
+  EXPECT_FALSE(request.Header("missing"));
+
+  Response response;
+  response.SetHeader("Location", "/a");
+  response.SetHeader("location", "/b");
+  EXPECT_EQ(response.headers.size(), 1u);
+  EXPECT_EQ(response.Header("LOCATION"), "/b");
+}
+
+}  // namespace
+}  // namespace shopcqrs::adapters::http
