@@ -1,0 +1,189 @@
+#include "adapters/pg_outbox/outbox_reader.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <charconv>
+#include <stdexcept>
+
+namespace shopcqrs::adapters::pg_outbox {
+
+namespace {
+
+// The statements of this adapter (read-only, on the write database).
+//
+// One statement: the snapshot bound and the scan share one snapshot. Rows of transactions
+// below pg_snapshot_xmin can no longer appear or change, so walking them in (xid, position)
+// order from the checkpoint is complete. The lateral join yields the bound even with no rows.
+// Served by outbox_xid_position_idx (row comparison as index condition).
+constexpr pg::Statement kFetch{
+    "outbox_fetch",
+    "SELECT s.xmin::text, o.position, o.xid::text, o.event_id::text, o.event_type, "
+    "o.schema_version, o.aggregate_type, o.aggregate_id::text, o.aggregate_version, "
+    "(extract(epoch FROM o.occurred_at) * 1000)::bigint, o.payload::text "
+    "FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) s "
+    "LEFT JOIN LATERAL (SELECT * FROM outbox "
+    "  WHERE (outbox.xid, outbox.position) > ($1::xid8, $2::bigint) AND outbox.xid < s.xmin "
+    "  ORDER BY outbox.xid, outbox.position LIMIT $3) o ON true "
+    "ORDER BY o.xid, o.position"};
+
+constexpr pg::Statement kOldestBlocking{
+    "outbox_oldest_blocking",
+    "SELECT backend_xid::text, "
+    "(extract(epoch FROM now() - coalesce(xact_start, now())) * 1000)::bigint, pid, "
+    "coalesce(datname, ''), coalesce(state, '') FROM pg_stat_activity "
+    "WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC LIMIT 1"};
+
+// Committed events after a checkpoint (served by the same index as the fetch).
+constexpr pg::Statement kCountAfter{
+    "outbox_count_after",
+    "SELECT count(*) FROM outbox WHERE (xid, position) > ($1::xid8, $2::bigint)"};
+
+std::uint64_t ParseU64(std::string_view text) {
+  std::uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size()) {
+    throw std::runtime_error("not an xid8: " + std::string(text));
+  }
+  return value;
+}
+
+}  // namespace
+
+OutboxReader::OutboxReader(Options options) : options_(std::move(options)) {}
+
+OutboxReader::~OutboxReader() = default;
+
+pg::Connection& OutboxReader::Connected() {
+  if (connection_ && connection_->IsBroken()) connection_.reset();
+  if (!connection_) {
+    auto connection = std::make_unique<pg::Connection>(options_.conninfo);
+    connection->Exec("SET application_name = 'shopcqrs-outbox-reader'");
+    connection->Exec(std::string("LISTEN ") + kOutboxChannel);
+    connection->Prepare(kFetch);
+    connection->Prepare(kOldestBlocking);
+    connection->Prepare(kCountAfter);
+    connection_ = std::move(connection);
+  }
+  return *connection_;
+}
+
+void OutboxReader::Reset() {
+  std::lock_guard lock(mutex_);
+  connection_.reset();
+}
+
+cqrs::EventBatch OutboxReader::FetchBatch(const cqrs::Checkpoint& after, std::size_t max) {
+  std::lock_guard lock(mutex_);
+  auto& connection = Connected();
+  // Notifications that arrived so far are answered by this fetch; later ones stay queued.
+  PQconsumeInput(connection.raw());
+  while (PGnotify* notify = PQnotifies(connection.raw())) PQfreemem(notify);
+  notified_ = false;
+
+  pg::Result rows;
+  try {
+    rows = connection.ExecPrepared(kFetch, pg::Params()
+                                               .Add(std::to_string(after.xid))
+                                               .Add(after.position)
+                                               .Add(static_cast<std::int64_t>(max)));
+  } catch (const pg::ConnectionLost&) {
+    connection_.reset();
+    throw;
+  }
+
+  cqrs::EventBatch batch;
+  batch.next = after;
+  if (rows.rows() == 0) throw std::runtime_error("outbox fetch answered no row");
+  const std::uint64_t xmin = ParseU64(rows.Text(0, 0));
+  if (!rows.IsNull(0, 1)) {
+    batch.events.reserve(rows.rows());
+    for (int i = 0; i < rows.rows(); ++i) {
+      cqrs::StoredEvent event;
+      event.position = rows.Int64(i, 1);
+      event.xid = ParseU64(rows.Text(i, 2));
+      auto& e = event.envelope;
+      e.event_id = rows.String(i, 3);
+      e.type = rows.String(i, 4);
+      e.schema_version = static_cast<int>(rows.Int64(i, 5));
+      e.aggregate_type = rows.String(i, 6);
+      e.aggregate_id = rows.String(i, 7);
+      e.aggregate_version = rows.Int64(i, 8);
+      e.occurred_at = cqrs::TimePoint(std::chrono::milliseconds(rows.Int64(i, 9)));
+      e.payload = rows.String(i, 10);
+      event.committed_at = e.occurred_at;
+      batch.events.push_back(std::move(event));
+    }
+    batch.next.xid = batch.events.back().xid;
+    batch.next.position = batch.events.back().position;
+  }
+  // Cut by LIMIT: everything below the last row's xid has been read (rows of that xid may
+  // follow). Otherwise everything below the snapshot xmin has been read.
+  const std::uint64_t bound = batch.events.size() >= max ? batch.next.xid : xmin;
+  batch.next.bound = std::max(after.bound, bound);
+  return batch;
+}
+
+bool OutboxReader::WaitForChange(std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mutex_);
+  auto& connection = Connected();
+  if (notified_) return true;
+  const auto wait = std::min(timeout, options_.poll_interval);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  PGconn* conn = connection.raw();
+  while (true) {
+    if (PQconsumeInput(conn) != 1) {
+      connection_.reset();
+      throw pg::ConnectionLost("outbox reader lost its connection while listening");
+    }
+    if (PGnotify* notify = PQnotifies(conn)) {
+      PQfreemem(notify);
+      notified_ = true;
+      return true;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd fd{PQsocket(conn), POLLIN, 0};
+    if (fd.fd < 0) {
+      connection_.reset();
+      throw pg::ConnectionLost("outbox reader has no socket");
+    }
+    ::poll(&fd, 1, static_cast<int>(left.count()));
+  }
+}
+
+std::optional<BlockingTransaction> OutboxReader::OldestBlockingTransaction() {
+  std::lock_guard lock(mutex_);
+  auto& connection = Connected();
+  pg::Result rows;
+  try {
+    rows = connection.ExecPrepared(kOldestBlocking, {});
+  } catch (const pg::ConnectionLost&) {
+    connection_.reset();
+    throw;
+  }
+  if (rows.rows() == 0) return std::nullopt;
+  BlockingTransaction t;
+  t.xid = ParseU64(rows.Text(0, 0));
+  t.age = std::chrono::milliseconds(rows.Int64(0, 1));
+  t.pid = static_cast<int>(rows.Int64(0, 2));
+  t.database = rows.String(0, 3);
+  t.state = rows.String(0, 4);
+  return t;
+}
+
+std::int64_t OutboxReader::CountAfter(const cqrs::Checkpoint& after) {
+  std::lock_guard lock(mutex_);
+  auto& connection = Connected();
+  try {
+    pg::Params params;
+    params.Add(std::to_string(after.xid)).Add(after.position);
+    return connection.ExecPrepared(kCountAfter, params).Int64(0, 0);
+  } catch (const pg::ConnectionLost&) {
+    connection_.reset();
+    throw;
+  }
+}
+
+}  // namespace shopcqrs::adapters::pg_outbox

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "adapters/pg/connection.h"
+#include "cqrs/projector.h"
+
+namespace shopcqrs::adapters::pg_read {
+
+inline constexpr const char* kProjectionName = "read_pg";
+// NOTIFYed on the read database after every checkpoint commit; payload "<name>:<bound>".
+inline constexpr const char* kProgressChannel = "shopcqrs_progress";
+
+// The "read_pg" projection: order, customer, product and daily-sales views in the read
+// PostgreSQL database. Each Apply is one transaction: lock the checkpoint row, load the rows
+// the batch touches, apply the events in memory (skipping events whose aggregate version is
+// not above the stored one; a version gap throws cqrs::FatalProjectionError), write the rows
+// back set-based, store the checkpoint, NOTIFY, COMMIT -- two round trips per batch. Uses its
+// own connection, reopened after a fault.
+class PgReadProjection final : public cqrs::ProjectionStore {
+ public:
+  explicit PgReadProjection(std::string conninfo, std::string name = kProjectionName);
+  ~PgReadProjection() override;
+
+  cqrs::Checkpoint LoadCheckpoint() override;
+  void Apply(const std::vector<cqrs::StoredEvent>& events,
+             const cqrs::Checkpoint& checkpoint) override;
+  void Reset() override;
+
+ private:
+  pg::Connection& Connected();
+
+  std::string conninfo_;
+  std::string name_;
+  std::unique_ptr<pg::Connection> connection_;
+};
+
+// Follows a projection's progress from another process: LISTENs on kProgressChannel of the
+// read database (and re-reads the checkpoint every `poll_interval` as a fallback) and
+// publishes the stored bound to `tracker`. Reconnects on its own.
+class ProgressListener {
+ public:
+  ProgressListener(std::string conninfo, cqrs::ProgressTracker& tracker,
+                   std::string name = kProjectionName,
+                   std::chrono::milliseconds poll_interval = std::chrono::milliseconds(1000));
+  ~ProgressListener();  // stops the thread
+  ProgressListener(const ProgressListener&) = delete;
+  ProgressListener& operator=(const ProgressListener&) = delete;
+
+ private:
+  void Run();
+
+  std::string conninfo_;
+  cqrs::ProgressTracker& tracker_;
+  std::string name_;
+  std::chrono::milliseconds poll_interval_;
+  std::atomic<bool> stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace shopcqrs::adapters::pg_read

@@ -1,0 +1,182 @@
+#pragma once
+
+#include <vector>
+
+#include "adapters/pg/connection.h"
+
+// Every SQL statement of the read-database adapter, prepared on each connection by name.
+// Timestamps travel as integer milliseconds since the Unix epoch (exact both ways).
+namespace shopcqrs::adapters::pg_read::queries {
+
+using pg::Statement;
+
+// ---- projection (writes; one transaction per batch) ----
+
+// Creates the checkpoint row if missing, then locks it: concurrent projectors of one
+// projection serialize here, and everything they load afterwards is current.
+inline constexpr Statement kEnsureCheckpoint{
+    "r_ensure_checkpoint",
+    "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING"};
+inline constexpr Statement kLockCheckpoint{
+    "r_lock_checkpoint",
+    "SELECT xid, position, bound FROM projection_checkpoints WHERE name = $1 FOR UPDATE"};
+inline constexpr Statement kLoadCheckpoint{
+    "r_load_checkpoint", "SELECT xid, position, bound FROM projection_checkpoints WHERE name = $1"};
+// Never moves backwards (another projector of the same projection may have gone further).
+inline constexpr Statement kStoreCheckpoint{
+    "r_store_checkpoint",
+    "UPDATE projection_checkpoints SET "
+    "xid = CASE WHEN (xid, position) < ($2, $3) THEN $2 ELSE xid END, "
+    "position = CASE WHEN (xid, position) < ($2, $3) THEN $3 ELSE position END, "
+    "bound = greatest(bound, $4), events = events + $5, updated_at = now() WHERE name = $1"};
+inline constexpr Statement kNotifyProgress{"r_notify_progress",
+                                           "SELECT pg_notify('shopcqrs_progress', $1)"};
+
+#define SHOPCQRS_ORDER_COLUMNS                                                                    \
+  "o.id::text, o.customer_id::text, o.customer_name, o.customer_email, o.status, "                \
+  "o.lines::text, o.item_count, o.total_cents, "                                                  \
+  "(extract(epoch FROM o.placed_at) * 1000)::bigint, "                                            \
+  "(extract(epoch FROM o.paid_at) * 1000)::bigint, "                                              \
+  "(extract(epoch FROM o.shipped_at) * 1000)::bigint, "                                           \
+  "(extract(epoch FROM o.delivered_at) * 1000)::bigint, "                                         \
+  "(extract(epoch FROM o.cancelled_at) * 1000)::bigint, o.payment_reference, o.tracking_number, " \
+  "o.cancel_reason, o.version, o.line_text "
+
+inline constexpr Statement kLoadOrders{"r_load_orders",
+                                       "SELECT " SHOPCQRS_ORDER_COLUMNS
+                                       "FROM order_views o WHERE o.id = ANY ($1::uuid[])"};
+inline constexpr Statement kLoadCustomers{
+    "r_load_customers",
+    "SELECT id::text, name, email, order_count, lifetime_value_cents, version "
+    "FROM customer_views WHERE id = ANY ($1::uuid[])"};
+inline constexpr Statement kLoadProducts{
+    "r_load_products",
+    "SELECT id::text, sku, name, price_cents, stock, units_sold, revenue_cents, version "
+    "FROM product_views WHERE id = ANY ($1::uuid[])"};
+
+// Whole-row upserts from a JSON array of rows (absolute values computed by the projection
+// while it holds the checkpoint lock).
+inline constexpr Statement kUpsertOrders{
+    "r_upsert_orders",
+    "INSERT INTO order_views AS o (id, customer_id, customer_name, customer_email, status, "
+    "lines, item_count, total_cents, placed_at, paid_at, shipped_at, delivered_at, "
+    "cancelled_at, payment_reference, tracking_number, cancel_reason, version, line_text) "
+    "SELECT r.id, r.customer_id, r.customer_name, r.customer_email, r.status, r.lines, "
+    "r.item_count, r.total_cents, "
+    "timestamptz 'epoch' + r.placed_at * interval '1 millisecond', "
+    "timestamptz 'epoch' + r.paid_at * interval '1 millisecond', "
+    "timestamptz 'epoch' + r.shipped_at * interval '1 millisecond', "
+    "timestamptz 'epoch' + r.delivered_at * interval '1 millisecond', "
+    "timestamptz 'epoch' + r.cancelled_at * interval '1 millisecond', "
+    "r.payment_reference, r.tracking_number, r.cancel_reason, r.version, r.line_text "
+    "FROM json_to_recordset($1::json) AS r (id uuid, customer_id uuid, customer_name text, "
+    "customer_email text, status text, lines jsonb, item_count bigint, total_cents bigint, "
+    "placed_at bigint, paid_at bigint, shipped_at bigint, delivered_at bigint, "
+    "cancelled_at bigint, payment_reference text, tracking_number text, cancel_reason text, "
+    "version bigint, line_text text) "
+    "ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, "
+    "customer_name = excluded.customer_name, customer_email = excluded.customer_email, "
+    "status = excluded.status, lines = excluded.lines, item_count = excluded.item_count, "
+    "total_cents = excluded.total_cents, placed_at = excluded.placed_at, "
+    "paid_at = excluded.paid_at, shipped_at = excluded.shipped_at, "
+    "delivered_at = excluded.delivered_at, cancelled_at = excluded.cancelled_at, "
+    "payment_reference = excluded.payment_reference, "
+    "tracking_number = excluded.tracking_number, cancel_reason = excluded.cancel_reason, "
+    "version = excluded.version, line_text = excluded.line_text"};
+inline constexpr Statement kUpsertCustomers{
+    "r_upsert_customers",
+    "INSERT INTO customer_views (id, name, email, order_count, lifetime_value_cents, version) "
+    "SELECT r.id, r.name, r.email, r.order_count, r.lifetime_value_cents, r.version "
+    "FROM json_to_recordset($1::json) AS r (id uuid, name text, email text, "
+    "order_count bigint, lifetime_value_cents bigint, version bigint) "
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email, "
+    "order_count = excluded.order_count, lifetime_value_cents = excluded.lifetime_value_cents, "
+    "version = excluded.version"};
+inline constexpr Statement kUpsertProducts{
+    "r_upsert_products",
+    "INSERT INTO product_views (id, sku, name, price_cents, stock, units_sold, revenue_cents, "
+    "version) SELECT r.id, r.sku, r.name, r.price_cents, r.stock, r.units_sold, "
+    "r.revenue_cents, r.version FROM json_to_recordset($1::json) AS r (id uuid, sku text, "
+    "name text, price_cents bigint, stock bigint, units_sold bigint, revenue_cents bigint, "
+    "version bigint) "
+    "ON CONFLICT (id) DO UPDATE SET sku = excluded.sku, name = excluded.name, "
+    "price_cents = excluded.price_cents, stock = excluded.stock, "
+    "units_sold = excluded.units_sold, revenue_cents = excluded.revenue_cents, "
+    "version = excluded.version"};
+// Deltas per UTC day (days since 1970-01-01).
+inline constexpr Statement kAddDailySales{
+    "r_add_daily_sales",
+    "INSERT INTO daily_sales AS d (date, orders_placed, orders_paid, revenue_cents) "
+    "SELECT date '1970-01-01' + r.day, r.placed, r.paid, r.revenue "
+    "FROM json_to_recordset($1::json) AS r (day integer, placed bigint, paid bigint, "
+    "revenue bigint) "
+    "ON CONFLICT (date) DO UPDATE SET orders_placed = d.orders_placed + excluded.orders_placed, "
+    "orders_paid = d.orders_paid + excluded.orders_paid, "
+    "revenue_cents = d.revenue_cents + excluded.revenue_cents"};
+// A customer's current details reach all of its order views.
+inline constexpr Statement kPropagateCustomers{
+    "r_propagate_customers",
+    "UPDATE order_views o SET customer_name = c.name, customer_email = c.email "
+    "FROM customer_views c WHERE c.id = ANY ($1::uuid[]) AND o.customer_id = c.id "
+    "AND (o.customer_name IS DISTINCT FROM c.name OR o.customer_email IS DISTINCT FROM c.email)"};
+
+// ---- queries ----
+
+inline constexpr Statement kGetOrder{
+    "r_get_order", "SELECT " SHOPCQRS_ORDER_COLUMNS "FROM order_views o WHERE o.id = $1::uuid"};
+// Keyset pages, newest first: $1 = cursor placed_at ('infinity' for the first page),
+// $2 = cursor id, $3 = limit (+1 to tell whether another page follows).
+inline constexpr Statement kListOrders{
+    "r_list_orders", "SELECT " SHOPCQRS_ORDER_COLUMNS
+                     "FROM order_views o WHERE (o.placed_at, o.id) < ($1::timestamptz, $2::uuid) "
+                     "ORDER BY o.placed_at DESC, o.id DESC LIMIT $3"};
+inline constexpr Statement kListOrdersByStatus{
+    "r_list_orders_by_status",
+    "SELECT " SHOPCQRS_ORDER_COLUMNS
+    "FROM order_views o WHERE o.status = $4 AND (o.placed_at, o.id) < ($1::timestamptz, $2::uuid) "
+    "ORDER BY o.placed_at DESC, o.id DESC LIMIT $3"};
+// $5: optional status filter.
+inline constexpr Statement kListOrdersByCustomer{
+    "r_list_orders_by_customer", "SELECT " SHOPCQRS_ORDER_COLUMNS
+                                 "FROM order_views o WHERE o.customer_id = $4::uuid "
+                                 "AND (o.placed_at, o.id) < ($1::timestamptz, $2::uuid) "
+                                 "AND ($5::text IS NULL OR o.status = $5::text) "
+                                 "ORDER BY o.placed_at DESC, o.id DESC LIMIT $3"};
+// $1: ILIKE patterns, all of which must match; served by order_views_search_idx (pg_trgm).
+inline constexpr Statement kSearchOrders{
+    "r_search_orders", "SELECT " SHOPCQRS_ORDER_COLUMNS
+                       "FROM order_views o WHERE (coalesce(o.customer_name, '') || ' ' || "
+                       "coalesce(o.customer_email, '') || ' ' || o.line_text || ' ' || "
+                       "coalesce(o.tracking_number, '')) ILIKE ALL ($1::text[]) "
+                       "ORDER BY o.placed_at DESC, o.id DESC LIMIT $2"};
+inline constexpr Statement kGetCustomer{
+    "r_get_customer",
+    "SELECT id::text, name, email, order_count, lifetime_value_cents, version "
+    "FROM customer_views WHERE id = $1::uuid AND version > 0"};
+inline constexpr Statement kGetProduct{
+    "r_get_product",
+    "SELECT id::text, sku, name, price_cents, stock, units_sold, revenue_cents, version "
+    "FROM product_views WHERE id = $1::uuid AND version > 0"};
+inline constexpr Statement kTopProducts{
+    "r_top_products",
+    "SELECT id::text, sku, name, units_sold, revenue_cents FROM product_views "
+    "WHERE version > 0 ORDER BY units_sold DESC, id LIMIT $1"};
+inline constexpr Statement kDailySales{
+    "r_daily_sales",
+    "SELECT (g.day::date - date '1970-01-01'), coalesce(s.orders_placed, 0), "
+    "coalesce(s.orders_paid, 0), coalesce(s.revenue_cents, 0) "
+    "FROM generate_series($1::date, $2::date, interval '1 day') AS g (day) "
+    "LEFT JOIN daily_sales s ON s.date = g.day::date ORDER BY g.day"};
+
+#undef SHOPCQRS_ORDER_COLUMNS
+
+inline std::vector<Statement> All() {
+  return {kEnsureCheckpoint,     kLockCheckpoint,  kLoadCheckpoint, kStoreCheckpoint,
+          kNotifyProgress,       kLoadOrders,      kLoadCustomers,  kLoadProducts,
+          kUpsertOrders,         kUpsertCustomers, kUpsertProducts, kAddDailySales,
+          kPropagateCustomers,   kGetOrder,        kListOrders,     kListOrdersByStatus,
+          kListOrdersByCustomer, kSearchOrders,    kGetCustomer,    kGetProduct,
+          kTopProducts,          kDailySales};
+}
+
+}  // namespace shopcqrs::adapters::pg_read::queries

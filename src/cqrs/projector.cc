@@ -1,0 +1,189 @@
+#include "cqrs/projector.h"
+
+#include <algorithm>
+#include <exception>
+
+namespace shopcqrs::cqrs {
+
+namespace {
+
+TimePoint NowMs() {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
+}  // namespace
+
+void ProgressTracker::Publish(std::uint64_t bound) {
+  {
+    std::lock_guard lock(mutex_);
+    if (bound <= bound_) return;
+    bound_ = bound;
+  }
+  changed_.notify_all();
+}
+
+std::uint64_t ProgressTracker::Bound() const {
+  std::lock_guard lock(mutex_);
+  return bound_;
+}
+
+bool ProgressTracker::WaitFor(std::uint64_t bound, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return bound_ >= bound; });
+}
+
+std::string_view ToString(ProjectorStatus status) {
+  switch (status) {
+    case ProjectorStatus::kStarting:
+      return "starting";
+    case ProjectorStatus::kRunning:
+      return "running";
+    case ProjectorStatus::kCatchingUp:
+      return "catching_up";
+    case ProjectorStatus::kStalled:
+      return "stalled";
+    case ProjectorStatus::kError:
+      return "error";
+    case ProjectorStatus::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+Projector::Projector(Options options, EventSource& source, ProjectionStore& store,
+                     ProgressTracker* tracker, ProjectorObserver* observer)
+    : options_(std::move(options)),
+      source_(source),
+      store_(store),
+      tracker_(tracker),
+      observer_(observer) {}
+
+Projector::~Projector() { Stop(); }
+
+void Projector::Start() {
+  std::lock_guard lock(mutex_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  stats_.status = ProjectorStatus::kStarting;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Projector::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  stop_requested_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mutex_);
+  if (stats_.status != ProjectorStatus::kError) stats_.status = ProjectorStatus::kStopped;
+}
+
+ProjectorStats Projector::Stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void Projector::SetStatus(ProjectorStatus status, std::string error) {
+  std::lock_guard lock(mutex_);
+  stats_.status = status;
+  stats_.last_error = std::move(error);
+}
+
+void Projector::Beat() {
+  std::lock_guard lock(mutex_);
+  stats_.heartbeat = NowMs();
+}
+
+bool Projector::SleepUnlessStopped(std::chrono::milliseconds duration) {
+  std::unique_lock lock(mutex_);
+  return !stop_requested_.wait_for(lock, duration, [&] { return stop_; });
+}
+
+bool Projector::Step(Checkpoint& checkpoint) {
+  auto batch = source_.FetchBatch(checkpoint, options_.batch_size);
+  batch.next.bound = std::max(batch.next.bound, checkpoint.bound);
+  if (batch.events.empty() && batch.next == checkpoint) return false;
+  store_.Apply(batch.events, batch.next);
+  checkpoint = batch.next;
+
+  const auto now = NowMs();
+  std::chrono::milliseconds lag{0};
+  if (observer_) {
+    for (const auto& event : batch.events) {
+      observer_->OnEventApplied(options_.name, event,
+                                std::chrono::duration<double>(now - event.committed_at));
+    }
+  }
+  if (!batch.events.empty()) lag = now - batch.events.back().committed_at;
+  const bool full = batch.events.size() >= options_.batch_size;
+  {
+    std::lock_guard lock(mutex_);
+    stats_.checkpoint = checkpoint;
+    if (!batch.events.empty()) {
+      stats_.events_applied += batch.events.size();
+      ++stats_.batches;
+      stats_.last_applied_at = now;
+      stats_.last_lag = lag;
+    }
+  }
+  if (tracker_) tracker_->Publish(checkpoint.bound);
+  if (observer_) observer_->OnProgress(options_.name, checkpoint);
+  return full;
+}
+
+void Projector::Run() {
+  auto backoff = options_.initial_backoff;
+  bool loaded = false;
+  Checkpoint checkpoint;
+  while (true) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stop_) break;
+    }
+    Beat();
+    try {
+      if (!loaded) {
+        // (Re)load after a start or a fault: a commit whose answer was lost may have moved it.
+        checkpoint = store_.LoadCheckpoint();
+        loaded = true;
+        {
+          std::lock_guard lock(mutex_);
+          stats_.checkpoint = checkpoint;
+        }
+        if (tracker_) tracker_->Publish(checkpoint.bound);
+      }
+      const bool more = Step(checkpoint);
+      SetStatus(more ? ProjectorStatus::kCatchingUp : ProjectorStatus::kRunning);
+      backoff = options_.initial_backoff;
+      if (!more) source_.WaitForChange(options_.idle_wait);
+    } catch (const FatalProjectionError& error) {
+      {
+        std::lock_guard lock(mutex_);
+        ++stats_.errors;
+        stats_.status = ProjectorStatus::kError;
+        stats_.last_error = error.what();
+      }
+      if (observer_) observer_->OnError(options_.name, error.what(), true);
+      return;  // loudly stopped: never skip past an event that cannot be applied
+    } catch (const std::exception& error) {
+      {
+        std::lock_guard lock(mutex_);
+        ++stats_.errors;
+        stats_.status = ProjectorStatus::kStalled;
+        stats_.last_error = error.what();
+      }
+      if (observer_) observer_->OnError(options_.name, error.what(), false);
+      loaded = false;
+      try {
+        source_.Reset();
+        store_.Reset();
+      } catch (...) {
+      }
+      if (!SleepUnlessStopped(backoff)) break;
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+}
+
+}  // namespace shopcqrs::cqrs

@@ -1,0 +1,171 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "cqrs/envelope.h"
+
+// The projector runtime: a loop on its own thread that fetches events from an EventSource in
+// commit-consistent order, applies them to a ProjectionStore together with the checkpoint,
+// and publishes progress (the applied commit bound) to a ProgressTracker so queries can wait
+// for a consistency token. Standard library only: metrics and logging plug in through
+// ProjectorObserver.
+namespace shopcqrs::cqrs {
+
+using TimePoint = std::chrono::sys_time<std::chrono::milliseconds>;
+
+// Where a projection stands in the event log.
+//   (xid, position): the last event applied, in (transaction id, outbox position) order.
+//   bound: every transaction with an xid below it is applied (what consistency tokens name).
+struct Checkpoint {
+  std::uint64_t xid = 0;
+  std::int64_t position = 0;
+  std::uint64_t bound = 0;
+  friend bool operator==(const Checkpoint&, const Checkpoint&) = default;
+};
+
+struct StoredEvent {
+  EventEnvelope envelope;
+  std::uint64_t xid = 0;
+  std::int64_t position = 0;
+  TimePoint committed_at{};  // commit-ish time (when the event was recorded)
+};
+
+struct EventBatch {
+  std::vector<StoredEvent> events;  // in commit-consistent (xid, position) order
+  Checkpoint next;                  // the checkpoint after applying `events`
+};
+
+// Port: a gap-free, commit-consistent source of events (e.g. the write database's outbox).
+// Implementations reconnect on their own; faults are thrown as exceptions.
+class EventSource {
+ public:
+  virtual ~EventSource() = default;
+  // Events after `after` (at most `max`). With no events, `next` may still carry a larger
+  // bound (transactions finished without writing events).
+  virtual EventBatch FetchBatch(const Checkpoint& after, std::size_t max) = 0;
+  // Blocks until the source may have something new, or `timeout` passes. true: woken.
+  virtual bool WaitForChange(std::chrono::milliseconds timeout) = 0;
+  // Drops connections after a fault; the next call opens new ones.
+  virtual void Reset() {}
+};
+
+// Port: the read store a projection writes to.
+class ProjectionStore {
+ public:
+  virtual ~ProjectionStore() = default;
+  // The stored checkpoint (all zero for a fresh store).
+  virtual Checkpoint LoadCheckpoint() = 0;
+  // Applies `events` and stores `checkpoint` in one read-store transaction. Idempotent per
+  // event (a redelivered event has no second effect). May be called with no events to store
+  // a moved bound.
+  virtual void Apply(const std::vector<StoredEvent>& events, const Checkpoint& checkpoint) = 0;
+  virtual void Reset() {}
+};
+
+// An error no retry can cure (e.g. an aggregate version gap): the projector stops and reports
+// status kError instead of retrying.
+class FatalProjectionError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The applied commit bound of one projection, shared between the projector (or a listener
+// that follows a projector in another process) and the queries that wait for tokens.
+class ProgressTracker {
+ public:
+  // Raises the bound (a smaller value is ignored) and wakes waiters.
+  void Publish(std::uint64_t bound);
+  std::uint64_t Bound() const;
+  // true once Bound() >= bound; false if `timeout` passes first. Blocks on a condition
+  // variable; no polling.
+  bool WaitFor(std::uint64_t bound, std::chrono::milliseconds timeout) const;
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  std::uint64_t bound_ = 0;
+};
+
+enum class ProjectorStatus { kStarting, kRunning, kCatchingUp, kStalled, kError, kStopped };
+// "starting", "running", "catching_up", "stalled", "error", "stopped"
+std::string_view ToString(ProjectorStatus status);
+
+struct ProjectorStats {
+  ProjectorStatus status = ProjectorStatus::kStopped;
+  std::string last_error;  // empty when the last iteration succeeded
+  std::uint64_t events_applied = 0;
+  std::uint64_t batches = 0;
+  std::uint64_t errors = 0;
+  Checkpoint checkpoint;
+  TimePoint heartbeat{};                  // the loop's last turn
+  TimePoint last_applied_at{};            // when the last non-empty batch was applied
+  std::chrono::milliseconds last_lag{0};  // commit to applied, of the last event applied
+};
+
+// Hooks for metrics and logging (all no-ops by default). Called on the projector's thread.
+class ProjectorObserver {
+ public:
+  virtual ~ProjectorObserver() = default;
+  // Once per applied event: commit-to-applied lag.
+  virtual void OnEventApplied(std::string_view /*projection*/, const StoredEvent& /*event*/,
+                              std::chrono::duration<double> /*lag*/) {}
+  virtual void OnProgress(std::string_view /*projection*/, const Checkpoint& /*checkpoint*/) {}
+  virtual void OnError(std::string_view /*projection*/, std::string_view /*what*/, bool /*fatal*/) {
+  }
+};
+
+class Projector {
+ public:
+  struct Options {
+    std::string name = "projection";
+    std::size_t batch_size = 2000;
+    std::chrono::milliseconds idle_wait{500};  // WaitForChange timeout when caught up
+    std::chrono::milliseconds initial_backoff{50};
+    std::chrono::milliseconds max_backoff{2000};
+  };
+
+  // `tracker` and `observer` are optional and must outlive the projector.
+  Projector(Options options, EventSource& source, ProjectionStore& store,
+            ProgressTracker* tracker = nullptr, ProjectorObserver* observer = nullptr);
+  ~Projector();  // Stop()
+  Projector(const Projector&) = delete;
+  Projector& operator=(const Projector&) = delete;
+
+  void Start();  // starts the loop thread (no-op if running)
+  void Stop();   // asks the loop to end and joins it; the store keeps the last checkpoint
+  ProjectorStats Stats() const;
+  const std::string& name() const { return options_.name; }
+
+ private:
+  void Run();
+  // One fetch + apply; answers whether the batch was full (more is waiting).
+  bool Step(Checkpoint& checkpoint);
+  void SetStatus(ProjectorStatus status, std::string error = {});
+  void Beat();
+  // Sleeps up to `duration` unless Stop() is called; answers false when stopping.
+  bool SleepUnlessStopped(std::chrono::milliseconds duration);
+
+  Options options_;
+  EventSource& source_;
+  ProjectionStore& store_;
+  ProgressTracker* tracker_;
+  ProjectorObserver* observer_;
+
+  mutable std::mutex mutex_;  // guards stats_ and stop_
+  std::condition_variable stop_requested_;
+  bool stop_ = false;
+  ProjectorStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace shopcqrs::cqrs

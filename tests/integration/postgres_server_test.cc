@@ -1,0 +1,382 @@
+// Real PostgreSQL servers and child processes; runs as root or as a normal user.
+#include "adapters/local/postgres_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "adapters/local/process.h"
+#include "support/test_postgres.h"
+
+namespace shopcqrs::adapters::local {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+std::string ReadFile(const fs::path& file) {
+  std::ifstream in(file);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Runs one query and returns the first column of the first row; nullopt on any failure.
+std::optional<std::string> QueryValue(const std::string& conninfo, const std::string& sql) {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdb(conninfo.c_str()), &PQfinish);
+  if (PQstatus(conn.get()) != CONNECTION_OK) return std::nullopt;
+  std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(conn.get(), sql.c_str()), &PQclear);
+  auto status = PQresultStatus(res.get());
+  if (status == PGRES_COMMAND_OK) return std::string();
+  if (status != PGRES_TUPLES_OK || PQntuples(res.get()) < 1) return std::nullopt;
+  return std::string(PQgetvalue(res.get(), 0, 0));
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "shopcqrs-pgserver-test-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+    ::chmod(path_.c_str(), 0755);  // traversable by the postgres user
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& Path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+PostgresServer::Options TestOptions(const fs::path& data_dir) {
+  PostgresServer::Options options;
+  options.data_dir = data_dir;
+  options.name = "test";
+  options.fsync = false;
+  options.settings = {{"shared_buffers", "16MB"}, {"max_connections", "20"}};
+  options.stop_with_parent = true;
+  return options;
+}
+
+class PostgresServerTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  fs::path data_dir_ = dir_.Path() / "pg";
+};
+
+TEST_F(PostgresServerTest, StartsServesStopsAndRestartsOnTheSamePortWithItsData) {
+  PostgresServer server(TestOptions(data_dir_));
+  server.Start();
+  ASSERT_TRUE(server.IsRunning());
+  const int port = server.Port();
+  EXPECT_GT(port, 0);
+  EXPECT_EQ(server.ConnectionString(),
+            fmt::format("host=127.0.0.1 port={} dbname=shopcqrs user=postgres", port));
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SELECT 1"), "1");
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SELECT current_database()"), "shopcqrs");
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SHOW fsync"), "off");
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SHOW shared_buffers"), "16MB");
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SHOW listen_addresses"), "127.0.0.1");
+  ASSERT_TRUE(QueryValue(server.ConnectionString(), "CREATE TABLE kept (v int)"));
+  ASSERT_TRUE(QueryValue(server.ConnectionString(), "INSERT INTO kept VALUES (42)"));
+  EXPECT_THAT(ReadFile(data_dir_ / "shopcqrs.conf"), HasSubstr(fmt::format("port = {}", port)));
+  server.Start();  // no-op while running
+  EXPECT_EQ(server.Port(), port);
+
+  server.Stop();
+  EXPECT_FALSE(server.IsRunning());
+  EXPECT_FALSE(fs::exists(data_dir_ / "postmaster.pid"));
+  EXPECT_NE(PQping(server.ConnectionString().c_str()), PQPING_OK);
+  server.Stop();  // idempotent
+
+  server.Start();
+  EXPECT_EQ(server.Port(), port);
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SELECT v FROM kept"), "42");
+
+  // A new object on the same data dir reuses the recorded port too.
+  server.Stop();
+  PostgresServer again(TestOptions(data_dir_));
+  again.Start();
+  EXPECT_EQ(again.Port(), port);
+  EXPECT_EQ(QueryValue(again.ConnectionString(), "SELECT v FROM kept"), "42");
+}
+
+TEST_F(PostgresServerTest, StartsAgainAfterThePostmasterWasKilledHard) {
+  PostgresServer server(TestOptions(data_dir_));
+  server.Start();
+  const int port = server.Port();
+  ASSERT_TRUE(QueryValue(server.ConnectionString(), "CREATE TABLE kept (v int)"));
+  ASSERT_TRUE(QueryValue(server.ConnectionString(), "INSERT INTO kept VALUES (7)"));
+  // An open session whose backend outlives the postmaster for a moment.
+  std::unique_ptr<PGconn, decltype(&PQfinish)> idle(PQconnectdb(server.ConnectionString().c_str()),
+                                                    &PQfinish);
+  ASSERT_EQ(PQstatus(idle.get()), CONNECTION_OK);
+
+  ASSERT_EQ(::kill(server.Pid(), SIGKILL), 0);
+  for (int i = 0; i < 500 && server.IsRunning(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_FALSE(server.IsRunning());
+  ASSERT_TRUE(fs::exists(data_dir_ / "postmaster.pid"));  // stale
+
+  server.Start();
+  EXPECT_EQ(server.Port(), port);
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SELECT v FROM kept"), "7");
+}
+
+TEST_F(PostgresServerTest, IgnoresAPidFileNamingAnUnrelatedLiveProcess) {
+  PostgresServer server(TestOptions(data_dir_));
+  server.Start();
+  server.Stop();
+
+  ChildProcess sleeper;  // a live process whose pid the stale file names
+  sleeper.Start({.argv = {"sleep", "60"}});
+  {
+    std::ofstream pid_file(data_dir_ / "postmaster.pid");
+    pid_file << sleeper.Pid() << "\n" << data_dir_.string() << "\n";
+  }
+  server.Start();
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SELECT 1"), "1");
+  sleeper.Stop(SIGKILL, 1s);
+}
+
+TEST_F(PostgresServerTest, ShutsDownAServerLeftRunningByAPreviousRun) {
+  PostgresServer first(TestOptions(data_dir_));
+  first.Start();
+  const pid_t orphan = first.Pid();
+
+  // As if the previous shopcqrs process had died without stopping its server.
+  PostgresServer second(TestOptions(data_dir_));
+  second.Start();
+  EXPECT_NE(second.Pid(), orphan);
+  EXPECT_FALSE(first.IsRunning());
+  EXPECT_EQ(QueryValue(second.ConnectionString(), "SELECT 1"), "1");
+}
+
+TEST_F(PostgresServerTest, ChoosesAnotherPortWhenTheRecordedOneIsTaken) {
+  PostgresServer server(TestOptions(data_dir_));
+  server.Start();
+  const int port = server.Port();
+  server.Stop();
+
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;  // the stopped server's connections leave the port in TIME_WAIT
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  EXPECT_FALSE(IsPortFree(port));
+
+  server.Start();
+  EXPECT_NE(server.Port(), port);
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SELECT 1"), "1");
+  ::close(fd);
+}
+
+TEST_F(PostgresServerTest, UsesAnExplicitPortAndExtraSettings) {
+  auto options = TestOptions(data_dir_);
+  options.port = FindFreePort();
+  options.database = "other db";
+  options.settings.emplace_back("application_name", "it's me");
+  PostgresServer server(options);
+  server.Start();
+  EXPECT_EQ(server.Port(), options.port);
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SELECT current_database()"), "other db");
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SHOW max_connections"), "20");
+
+  server.CreateDatabase("extra");
+  server.CreateDatabase("extra");  // exists: no error
+  EXPECT_EQ(QueryValue(server.ConnectionString("extra"), "SELECT 1"), "1");
+  server.DropDatabase("extra");
+  EXPECT_EQ(QueryValue(server.ConnectionString("extra"), "SELECT 1"), std::nullopt);
+}
+
+TEST_F(PostgresServerTest, StartupFailureReportsTheServerLog) {
+  auto options = TestOptions(data_dir_);
+  options.settings.emplace_back("shared_buffers", "banana");
+  PostgresServer server(options);
+  try {
+    server.Start();
+    FAIL() << "Start() should have thrown";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("shared_buffers"));
+    EXPECT_THAT(e.what(), HasSubstr("server.log"));
+  }
+  EXPECT_FALSE(server.IsRunning());
+}
+
+TEST_F(PostgresServerTest, RefusesANonEmptyDirectoryThatIsNotADataDirectory) {
+  fs::create_directories(data_dir_);
+  std::ofstream(data_dir_ / "something") << "x";
+  PostgresServer server(TestOptions(data_dir_));
+  EXPECT_THROW(server.Start(), std::runtime_error);
+}
+
+TEST(FindFreePort, ReturnsABindablePort) {
+  const int port = FindFreePort();
+  EXPECT_GT(port, 0);
+  EXPECT_LT(port, 65536);
+  EXPECT_TRUE(IsPortFree(port));
+}
+
+TEST(QuoteConninfoValue, QuotesOnlyWhenNeeded) {
+  EXPECT_EQ(QuoteConninfoValue("shopcqrs"), "shopcqrs");
+  EXPECT_EQ(QuoteConninfoValue("a b"), "'a b'");
+  EXPECT_EQ(QuoteConninfoValue("it's"), "'it\\'s'");
+  EXPECT_EQ(QuoteConninfoValue(""), "''");
+}
+
+// ChildProcess ----------------------------------------------------------------------------
+
+TEST(ChildProcess, RunsAProgramAndReportsItsExitCodeAndOutput) {
+  TempDir dir;
+  ChildProcess child;
+  child.Start(
+      {.argv = {"sh", "-c", "echo out; echo err >&2; exit 3"}, .log_file = dir.Path() / "out.log"});
+  auto status = child.Wait(10s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->exit_code, 3);
+  EXPECT_EQ(status->signal, 0);
+  EXPECT_FALSE(status->Success());
+  EXPECT_FALSE(child.IsRunning());
+  EXPECT_EQ(ReadFile(dir.Path() / "out.log"), "out\nerr\n");
+  EXPECT_EQ(child.LastExit()->exit_code, 3);
+}
+
+TEST(ChildProcess, WaitTimesOutAndKillEndsTheChild) {
+  ChildProcess child;
+  child.Start({.argv = {"sleep", "30"}});
+  EXPECT_TRUE(child.IsRunning());
+  EXPECT_EQ(child.Wait(50ms), std::nullopt);
+  EXPECT_TRUE(child.Kill(SIGTERM));
+  auto status = child.Wait(10s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->signal, SIGTERM);
+  EXPECT_FALSE(child.Kill(SIGTERM));  // no longer running
+  EXPECT_THAT(status->Describe(), HasSubstr("signal 15"));
+}
+
+TEST(ChildProcess, StopEscalatesToSigkill) {
+  ChildProcess child;
+  TempDir dir;
+  // The shell ignores SIGTERM and leaves a grandchild that must not survive either.
+  child.Start({.argv = {"sh", "-c", "trap '' TERM; sleep 30 & echo $! > pid; wait"},
+               .working_dir = dir.Path()});
+  std::optional<pid_t> grandchild;
+  for (int i = 0; i < 500 && !grandchild; ++i) {
+    std::this_thread::sleep_for(10ms);
+    std::ifstream in(dir.Path() / "pid");
+    pid_t pid = 0;
+    if (in >> pid && pid > 0) grandchild = pid;
+  }
+  ASSERT_TRUE(grandchild);
+  auto status = child.Stop(SIGTERM, 200ms);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->signal, SIGKILL);
+  bool gone = false;  // killed; reaped by init (or a zombie until then)
+  for (int i = 0; i < 500 && !gone; ++i) {
+    std::ifstream stat(fmt::format("/proc/{}/stat", *grandchild));
+    std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    gone = content.empty() || content.find(") Z ") != std::string::npos;
+    if (!gone) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(gone);
+}
+
+TEST(ChildProcess, PassesEnvironmentAndWorkingDirectory) {
+  TempDir dir;
+  ChildProcess child;
+  child.Start({.argv = {"sh", "-c", "echo \"$SHOPCQRS_X $(pwd)\""},
+               .log_file = dir.Path() / "out.log",
+               .env = {{"SHOPCQRS_X", "hello"}},
+               .working_dir = dir.Path()});
+  ASSERT_TRUE(child.Wait(10s));
+  EXPECT_EQ(ReadFile(dir.Path() / "out.log"), "hello " + dir.Path().string() + "\n");
+}
+
+TEST(ChildProcess, ReportsAMissingProgramAndAnUnknownUser) {
+  ChildProcess child;
+  EXPECT_THROW(child.Start({.argv = {"/nonexistent/program"}}), std::runtime_error);
+  EXPECT_THROW(child.Start({.argv = {"true"}, .run_as_user = "no-such-user-shopcqrs"}),
+               std::runtime_error);
+  EXPECT_FALSE(child.IsRunning());
+  EXPECT_EQ(child.Wait(1ms), std::nullopt);  // never started
+}
+
+TEST(ChildProcess, RunsAsAnotherUserWhenRoot) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  ChildProcess child;
+  child.Start({.argv = {"sh", "-c", "id -un; echo $HOME"},
+               .run_as_user = "postgres",
+               .log_file = dir.Path() / "out.log"});
+  auto status = child.Wait(10s);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(status->Success());
+  EXPECT_THAT(ReadFile(dir.Path() / "out.log"), HasSubstr("postgres\n"));
+  struct stat st {};
+  ASSERT_EQ(::stat((dir.Path() / "out.log").c_str(), &st), 0);
+  EXPECT_NE(st.st_uid, 0u);  // handed to the user so the child could write it
+}
+
+TEST(ChildProcess, ParentDeathSignalFiresWhenTheSpawningThreadEnds) {
+  // As the postgres user when root: the user switch must not clear the signal.
+  ChildProcess child;
+  std::thread([&] {
+    child.Start({.argv = {"sleep", "30"},
+                 .run_as_user = ::geteuid() == 0 ? "postgres" : "",
+                 .parent_death_signal = SIGKILL});
+  }).join();
+  auto status = child.Wait(10s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->signal, SIGKILL);
+}
+
+TEST(ChildProcess, RunToCompletionKillsOnTimeout) {
+  EXPECT_EQ(RunToCompletion({.argv = {"true"}}, 10s).exit_code, 0);
+  EXPECT_THROW(RunToCompletion({.argv = {"sleep", "30"}}, 100ms), std::runtime_error);
+}
+
+TEST(TailFile, ReturnsTheLastLines) {
+  TempDir dir;
+  std::ofstream(dir.Path() / "f") << "1\n2\n3\n4\n";
+  EXPECT_EQ(TailFile(dir.Path() / "f", 2), "3\n4");
+  EXPECT_EQ(TailFile(dir.Path() / "f", 10), "1\n2\n3\n4");
+  EXPECT_EQ(TailFile(dir.Path() / "f", 10, 4), "3\n4");
+  EXPECT_EQ(TailFile(dir.Path() / "missing", 10), "");
+}
+
+// The shared fixture -----------------------------------------------------------------------
+
+TEST(TestPostgres, GivesEachCallAFreshDatabase) {
+  const std::string a = test_support::FreshDatabase();
+  const std::string b = test_support::FreshDatabase("custom hint");
+  EXPECT_NE(a, b);
+  ASSERT_TRUE(QueryValue(a, "CREATE TABLE only_in_a (v int)"));
+  EXPECT_EQ(QueryValue(a, "SELECT count(*) FROM only_in_a"), "0");
+  EXPECT_EQ(QueryValue(b, "SELECT count(*) FROM only_in_a"), std::nullopt);
+  EXPECT_THAT(*QueryValue(b, "SELECT current_database()"), HasSubstr("custom_hint"));
+  EXPECT_EQ(QueryValue(a, "SHOW wal_level"), "logical");
+}
+
+}  // namespace
+}  // namespace shopcqrs::adapters::local

@@ -1,0 +1,695 @@
+// The read side against real servers: outbox reader, projector runtime and the read_pg
+// projection. Write and read databases are separate databases (or separate servers).
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "adapters/local/postgres_server.h"
+#include "adapters/local/process.h"
+#include "adapters/pg/connection.h"
+#include "adapters/pg/migrator.h"
+#include "adapters/pg/pool.h"
+#include "adapters/pg_outbox/outbox_reader.h"
+#include "adapters/pg_read/projection.h"
+#include "adapters/pg_read/read_model.h"
+#include "adapters/pg_write/write_store.h"
+#include "adapters/system/system.h"
+#include "application/command_service.h"
+#include "cqrs/consistency_token.h"
+#include "cqrs/projector.h"
+#include "support/test_postgres.h"
+
+namespace shopcqrs {
+namespace {
+
+using namespace std::chrono_literals;
+using adapters::pg::Connection;
+
+std::int64_t Scalar(const std::string& conninfo, const std::string& sql) {
+  Connection c(conninfo);
+  return c.Exec(sql).Int64(0, 0);
+}
+
+// Every row of `sql`, columns joined with '|' (NULL as "∅").
+std::vector<std::string> Dump(const std::string& conninfo, const std::string& sql) {
+  Connection c(conninfo);
+  c.Exec("SET TimeZone = 'UTC'");
+  std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c.raw(), sql.c_str()), &PQclear);
+  EXPECT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQresultErrorMessage(r.get());
+  std::vector<std::string> rows;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    std::string row;
+    for (int j = 0; j < PQnfields(r.get()); ++j) {
+      if (j) row += '|';
+      row += PQgetisnull(r.get(), i, j) ? "∅" : PQgetvalue(r.get(), i, j);
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::uint64_t WriteBound(const std::string& write) {
+  return static_cast<std::uint64_t>(
+      Scalar(write, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"));
+}
+
+// Asserts the read database holds exactly what the write database implies.
+void ExpectReadMatchesWrite(const std::string& write, const std::string& read) {
+  const char* kPaid = "('paid', 'shipped', 'delivered')";
+  EXPECT_EQ(
+      Dump(write,
+           fmt::format("SELECT c.id, c.name, c.email, c.version, "
+                       "(SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND "
+                       "o.status <> 'cancelled'), "
+                       "(SELECT coalesce(sum(total_cents), 0) FROM orders o WHERE "
+                       "o.customer_id = c.id AND o.status IN {}) FROM customers c ORDER BY c.id",
+                       kPaid)),
+      Dump(read,
+           "SELECT id, name, email, version, order_count, lifetime_value_cents "
+           "FROM customer_views ORDER BY id"));
+  EXPECT_EQ(
+      Dump(write, fmt::format("SELECT p.id, p.sku, p.name, p.price_cents, p.stock, p.version, "
+                              "coalesce(sum(l.quantity) FILTER (WHERE o.status IN {0}), 0), "
+                              "coalesce(sum(l.quantity * l.unit_price_cents) FILTER "
+                              "(WHERE o.status IN {0}), 0) FROM products p "
+                              "LEFT JOIN order_lines l ON l.product_id = p.id "
+                              "LEFT JOIN orders o ON o.id = l.order_id GROUP BY p.id ORDER BY p.id",
+                              kPaid)),
+      Dump(read,
+           "SELECT id, sku, name, price_cents, stock, version, units_sold, revenue_cents "
+           "FROM product_views ORDER BY id"));
+  EXPECT_EQ(Dump(write,
+                 "SELECT o.id, o.customer_id, c.name, c.email, o.status, o.total_cents, o.version, "
+                 "o.placed_at, p.paid_at, s.shipped_at, s.delivered_at, o.cancelled_at, "
+                 "p.payment_reference, s.tracking_number, nullif(o.cancel_reason, ''), "
+                 "(SELECT sum(quantity) FROM order_lines l WHERE l.order_id = o.id) "
+                 "FROM orders o JOIN customers c ON c.id = o.customer_id "
+                 "LEFT JOIN payments p ON p.order_id = o.id "
+                 "LEFT JOIN shipments s ON s.order_id = o.id ORDER BY o.id"),
+            Dump(read,
+                 "SELECT id, customer_id, customer_name, customer_email, status, total_cents, "
+                 "version, placed_at, paid_at, shipped_at, delivered_at, cancelled_at, "
+                 "payment_reference, tracking_number, cancel_reason, item_count "
+                 "FROM order_views ORDER BY id"));
+  EXPECT_EQ(Dump(write,
+                 "WITH d AS ("
+                 " SELECT (placed_at AT TIME ZONE 'UTC')::date AS day, 1 AS placed, 0 AS paid, "
+                 "   0::bigint AS revenue FROM orders"
+                 " UNION ALL SELECT (paid_at AT TIME ZONE 'UTC')::date, 0, 1, amount_cents "
+                 "   FROM payments"
+                 " UNION ALL SELECT (refunded_at AT TIME ZONE 'UTC')::date, 0, 0, -refunded_cents "
+                 "   FROM payments WHERE refunded_cents > 0) "
+                 "SELECT day, sum(placed), sum(paid), sum(revenue) FROM d GROUP BY day "
+                 "ORDER BY day"),
+            Dump(read,
+                 "SELECT date, orders_placed, orders_paid, revenue_cents FROM daily_sales "
+                 "ORDER BY date"));
+  EXPECT_EQ(Scalar(write, "SELECT count(*) FROM outbox"),
+            Scalar(read, "SELECT events FROM projection_checkpoints WHERE name = 'read_pg'"));
+}
+
+// Outbox reader + read_pg projection + projector, wired like the binary does.
+struct ProjectorRig {
+  ProjectorRig(const std::string& write, const std::string& read, std::size_t batch = 500)
+      : source({write}),
+        store(read),
+        projector({.name = "read_pg", .batch_size = batch, .max_backoff = 500ms}, source, store,
+                  &tracker) {
+    projector.Start();
+  }
+  adapters::pg_outbox::OutboxReader source;
+  adapters::pg_read::PgReadProjection store;
+  cqrs::ProgressTracker tracker;
+  cqrs::Projector projector;
+};
+
+// Drives the real command side with a random mix of commands.
+class Workload {
+ public:
+  explicit Workload(const std::string& write)
+      : pool(adapters::pg_write::WritePoolOptions(write, 8)),
+        store(pool, tokens),
+        commands(store, clock, ids) {}
+
+  void Seed(int customers, int products) {
+    for (int i = 0; i < customers; ++i) {
+      auto r = commands.Handle(app::RegisterCustomer{
+          fmt::format("Customer {}", i), fmt::format("c{}-{}@example.com", i, Suffix())});
+      ASSERT_TRUE(r.has_value());
+      customers_.push_back(*domain::CustomerId::Parse(r->id));
+    }
+    for (int i = 0; i < products; ++i) {
+      auto r = commands.Handle(app::AddProduct{fmt::format("SKU-{}-{}", i, Suffix()),
+                                               fmt::format("Product {}", i), 100 + i, 1'000'000});
+      ASSERT_TRUE(r.has_value());
+      products_.push_back(*domain::ProductId::Parse(r->id));
+    }
+  }
+
+  // Runs `threads` writers until `stop`.
+  void Run(int threads, const std::atomic<bool>& stop) {
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([this, t, &stop] {
+        std::mt19937_64 rng(t * 7919 + 1);
+        while (!stop) {
+          try {
+            Step(rng);
+          } catch (const std::exception&) {
+            std::this_thread::sleep_for(50ms);  // a server may be restarting
+          }
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+  }
+
+  void Step(std::mt19937_64& rng) {
+    auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+    const auto action = pick(100);
+    std::optional<domain::OrderId> order;
+    {
+      std::lock_guard lock(mutex_);
+      if (!orders_.empty()) order = orders_[pick(orders_.size())];
+    }
+    if (action < 30 || !order) {
+      app::PlaceOrder cmd{customers_[pick(customers_.size())], {}};
+      const auto lines = 1 + pick(3);
+      for (std::size_t i = 0; i < lines; ++i) {
+        cmd.lines.push_back({products_[pick(products_.size())], 1 + static_cast<int>(pick(5))});
+      }
+      if (auto r = commands.Handle(cmd)) {
+        std::lock_guard lock(mutex_);
+        orders_.push_back(*domain::OrderId::Parse(r->id));
+        totals_[r->id] = *r->total_cents;
+      }
+    } else if (action < 55) {
+      std::int64_t total = 0;
+      {
+        std::lock_guard lock(mutex_);
+        total = totals_[order->ToString()];
+      }
+      (void)commands.Handle(app::PayOrder{*order, total, fmt::format("pay-{}", rng() % 100000)});
+    } else if (action < 70) {
+      (void)commands.Handle(app::ShipOrder{*order, fmt::format("TRACK{}", rng() % 100000)});
+    } else if (action < 80) {
+      (void)commands.Handle(app::DeliverOrder{*order});
+    } else if (action < 88) {
+      (void)commands.Handle(app::CancelOrder{*order, pick(2) ? "changed my mind" : ""});
+    } else if (action < 94) {
+      (void)commands.Handle(app::ChangeCustomerDetails{
+          customers_[pick(customers_.size())], fmt::format("Renamed {}", rng() % 1000), {}});
+    } else if (action < 97) {
+      (void)commands.Handle(
+          app::RestockProduct{products_[pick(products_.size())], 1 + static_cast<int>(pick(9))});
+    } else {
+      (void)commands.Handle(app::ChangeProductPrice{products_[pick(products_.size())],
+                                                    static_cast<std::int64_t>(50 + pick(500))});
+    }
+  }
+
+  static std::string Suffix() {
+    static std::atomic<int> n = 0;
+    return fmt::format("{}-{}", ::getpid(), n++);
+  }
+
+  cqrs::ConsistencyTokens tokens;
+  adapters::system::SystemClock clock;
+  adapters::system::RandomIds ids;
+  adapters::pg::Pool pool;
+  adapters::pg_write::PgWriteStore store;
+  app::CommandService commands;
+
+ private:
+  std::vector<domain::CustomerId> customers_;
+  std::vector<domain::ProductId> products_;
+  std::mutex mutex_;
+  std::vector<domain::OrderId> orders_;
+  std::map<std::string, std::int64_t> totals_;
+};
+
+struct Databases {
+  Databases() {
+    write = test_support::FreshDatabase("w");
+    read = test_support::FreshDatabase("r");
+    adapters::pg::ApplyMigrations(write, "pg_write");
+    adapters::pg::ApplyMigrations(read, "pg_read");
+  }
+  std::string write;
+  std::string read;
+};
+
+// Waits until the projection has applied every transaction committed so far.
+void WaitCaughtUp(cqrs::ProgressTracker& tracker, const std::string& write,
+                  std::chrono::milliseconds timeout = 30s) {
+  ASSERT_TRUE(tracker.WaitFor(WriteBound(write), timeout))
+      << "bound " << tracker.Bound() << " < " << WriteBound(write);
+}
+
+TEST(ProjectorCommands, ProjectsTheCommandSideAndSatisfiesTokens) {
+  Databases db;
+  Workload load(db.write);
+  load.Seed(5, 5);
+  ProjectorRig rig(db.write, db.read);
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 300; ++i) load.Step(rng);
+  // A token of the last command is satisfied once the projector has caught up.
+  auto r = load.commands.Handle(app::RegisterCustomer{"Last", "last-" + Workload::Suffix() + "@x"});
+  ASSERT_TRUE(r.has_value());
+  const auto bound = load.tokens.Decode(r->consistency_token);
+  ASSERT_TRUE(bound.has_value());
+  ASSERT_TRUE(rig.tracker.WaitFor(*bound, 10s));
+  EXPECT_EQ(Scalar(db.read, fmt::format("SELECT count(*) FROM customer_views WHERE id = '{}' "
+                                        "AND version = 1",
+                                        r->id)),
+            1);
+  WaitCaughtUp(rig.tracker, db.write);
+  ExpectReadMatchesWrite(db.write, db.read);
+  const auto stats = rig.projector.Stats();
+  EXPECT_EQ(stats.errors, 0u) << stats.last_error;
+  EXPECT_EQ(static_cast<std::int64_t>(stats.events_applied),
+            Scalar(db.write, "SELECT count(*) FROM outbox"));
+}
+
+// (a) Writers that hold their transactions open for random times while others commit around
+// them: every event is applied exactly once, per-aggregate versions all present.
+TEST(OutboxReader, AdversarialCommitOrderAppliesEveryEventExactlyOnce) {
+  Databases db;
+  ProjectorRig rig(db.write, db.read, 200);
+  std::atomic<bool> stop = false;
+  std::atomic<int> inserted = 0;
+  constexpr int kThreads = 8;
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      std::mt19937_64 rng(t + 100);
+      Connection c(db.write);
+      std::vector<std::pair<std::string, int>> customers;  // id, version
+      int n = 0;
+      while (!stop) {
+        // Each transaction: 1..3 events of one of this thread's customers (new or existing).
+        const bool fresh = customers.empty() || rng() % 3 == 0;
+        if (fresh) {
+          customers.emplace_back(adapters::system::NewRandomUuid().ToString(), 0);
+        }
+        auto& [id, version] = customers[fresh ? customers.size() - 1 : rng() % customers.size()];
+        const int events = 1 + static_cast<int>(rng() % 3);
+        c.Exec("BEGIN");
+        for (int e = 0; e < events; ++e) {
+          ++version;
+          const char* type = version == 1 ? "CustomerRegistered" : "CustomerDetailsChanged";
+          c.Exec(
+              "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, "
+              "aggregate_id, aggregate_version, occurred_at, payload) VALUES "
+              "(gen_random_uuid(), $1, 1, 'Customer', $2::text::uuid, $3, now(), json_build_object("
+              "'customer_id', $2::text, 'name', $4::text, 'email', $4::text || '@x'))",
+              adapters::pg::Params().Add(type).Add(id).Add(version).Add(
+                  fmt::format("n{}-{}-{}", t, n++, version)));
+        }
+        if (rng() % 3 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 1500));
+        c.Exec("COMMIT");
+        inserted += events;
+      }
+    });
+  }
+  std::this_thread::sleep_for(12s);
+  stop = true;
+  for (auto& w : writers) w.join();
+  WaitCaughtUp(rig.tracker, db.write);
+  const auto stats = rig.projector.Stats();
+  EXPECT_EQ(stats.errors, 0u) << stats.last_error;
+  EXPECT_EQ(static_cast<int>(stats.events_applied), inserted.load());
+  EXPECT_EQ(Scalar(db.write, "SELECT count(*) FROM outbox"), inserted.load());
+  EXPECT_EQ(Scalar(db.read, "SELECT events FROM projection_checkpoints"), inserted.load());
+  // Every aggregate at its last version, with the details of that version.
+  EXPECT_EQ(Dump(db.write,
+                 "SELECT DISTINCT ON (aggregate_id) aggregate_id, aggregate_version, "
+                 "payload->>'name' FROM outbox ORDER BY aggregate_id, aggregate_version DESC"),
+            Dump(db.read, "SELECT id, version, name FROM customer_views ORDER BY id"));
+  EXPECT_GT(inserted.load(), 100);
+}
+
+TEST(OutboxReader, FetchUsesTheXidPositionIndex) {
+  Databases db;
+  Connection c(db.write);
+  c.Exec("SET enable_seqscan = off");
+  // The reader's statement (outbox_reader.cc): the scan sits under a lateral join that also
+  // yields the snapshot bound.
+  auto plan = c.Exec(
+      "EXPLAIN SELECT s.xmin, o.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) "
+      "s LEFT JOIN LATERAL (SELECT * FROM outbox WHERE (outbox.xid, outbox.position) > "
+      "('5'::xid8, 7::bigint) AND outbox.xid < s.xmin ORDER BY outbox.xid, outbox.position "
+      "LIMIT 100) o ON true");
+  std::string text;
+  for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
+  EXPECT_NE(text.find("outbox_xid_position_idx"), std::string::npos) << text;
+  EXPECT_NE(text.find("Index Cond: ((ROW(xid, \"position\") > ROW"), std::string::npos) << text;
+}
+
+TEST(OutboxReader, IdleBoundAdvancesAndBlockerIsReported) {
+  Databases db;
+  adapters::pg_outbox::OutboxReader reader({db.write});
+  auto first = reader.FetchBatch({}, 10);
+  EXPECT_TRUE(first.events.empty());
+  Connection blocker(db.write);
+  blocker.Exec("BEGIN; SELECT pg_current_xact_id()");
+  std::this_thread::sleep_for(50ms);
+  auto oldest = reader.OldestBlockingTransaction();
+  ASSERT_TRUE(oldest.has_value());
+  EXPECT_GE(oldest->age.count(), 40);
+  blocker.Exec("COMMIT");
+  // Finished transactions move the bound even without events.
+  Connection other(db.write);
+  other.Exec("BEGIN; SELECT pg_current_xact_id(); COMMIT");
+  auto second = reader.FetchBatch(first.next, 10);
+  EXPECT_GT(second.next.bound, first.next.bound);
+}
+
+// (b) The projector dies abruptly again and again (threads destroyed mid-stream, its
+// connection killed mid-transaction, a child process running it killed with SIGKILL); at the
+// end the read database equals what the write database implies.
+TEST(ProjectorCrash, RestartsAbruptlyAndEndsExact) {
+  Databases db;
+  Workload load(db.write);
+  load.Seed(8, 8);
+  std::atomic<bool> stop = false;
+  std::thread writers([&] { load.Run(3, stop); });
+  std::mt19937_64 rng(7);
+  char self[4096] = {};
+  const auto len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  ASSERT_GT(len, 0);
+  for (int round = 0; round < 12; ++round) {
+    if (round % 3 == 2) {
+      adapters::local::ChildProcess child;
+      adapters::local::ChildProcessOptions options;
+      options.argv = {self, "--gtest_filter=ProjectorChild.RunsUntilKilled"};
+      options.env = {{"SHOPCQRS_CHILD_WRITE", db.write}, {"SHOPCQRS_CHILD_READ", db.read}};
+      child.Start(options);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 700));
+      child.Kill(SIGKILL);
+      child.Wait(5s);
+      continue;
+    }
+    ProjectorRig rig(db.write, db.read, 1 + rng() % 300);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 400));
+    if (round % 3 == 1) {
+      Scalar(db.read,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+             "application_name = 'shopcqrs-projector' AND datname = current_database()");
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 200));
+    }
+  }  // each rig is destroyed mid-stream
+  stop = true;
+  writers.join();
+  ProjectorRig rig(db.write, db.read);
+  WaitCaughtUp(rig.tracker, db.write);
+  ExpectReadMatchesWrite(db.write, db.read);
+  EXPECT_NE(rig.projector.Stats().status, cqrs::ProjectorStatus::kError);
+}
+
+// Body of the child process of ProjectorCrash (skipped when run normally).
+TEST(ProjectorChild, RunsUntilKilled) {
+  const char* write = std::getenv("SHOPCQRS_CHILD_WRITE");
+  const char* read = std::getenv("SHOPCQRS_CHILD_READ");
+  if (!write || !read) GTEST_SKIP() << "only run as a child of ProjectorCrash";
+  ProjectorRig rig(write, read, 50);
+  std::this_thread::sleep_for(60s);
+}
+
+// (c) The read server is restarted under load: the projector recovers by itself.
+TEST(ProjectorRecovery, ReadServerRestartedUnderLoad) {
+  auto root =
+      std::filesystem::temp_directory_path() / fmt::format("shopcqrs-read-restart-{}", ::getpid());
+  std::filesystem::create_directories(root);
+  ::chmod(root.c_str(), 0755);
+  adapters::local::PostgresServer server(
+      {.data_dir = root / "data", .name = "read", .fsync = false, .stop_with_parent = true});
+  server.Start();
+  const auto read = server.ConnectionString();
+  const auto write = test_support::FreshDatabase("w");
+  adapters::pg::ApplyMigrations(write, "pg_write");
+  adapters::pg::ApplyMigrations(read, "pg_read");
+  Workload load(write);
+  load.Seed(5, 5);
+  ProjectorRig rig(write, read, 100);
+  std::atomic<bool> stop = false;
+  std::thread writers([&] { load.Run(2, stop); });
+  std::this_thread::sleep_for(1s);
+  server.Stop();
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(rig.projector.Stats().status, cqrs::ProjectorStatus::kStalled);
+  server.Start();
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  writers.join();
+  WaitCaughtUp(rig.tracker, write);
+  ExpectReadMatchesWrite(write, read);
+  EXPECT_GT(rig.projector.Stats().errors, 0u);
+  rig.projector.Stop();
+  server.Stop();
+  std::error_code ec;
+  std::filesystem::remove_all(root, ec);
+}
+
+TEST(ReadModel, QueriesServeTheProjectedViews) {
+  Databases db;
+  Workload load(db.write);
+  auto& cmd = load.commands;
+  const auto suffix = Workload::Suffix();
+  auto a = cmd.Handle(app::RegisterCustomer{"Alice Smith", "alice-" + suffix + "@example.com"});
+  auto b = cmd.Handle(app::RegisterCustomer{"Bob Jones", "bob-" + suffix + "@example.com"});
+  auto p1 = cmd.Handle(app::AddProduct{"WIDGET-" + suffix, "Blue Widget", 250, 100});
+  auto p2 = cmd.Handle(app::AddProduct{"GADGET-" + suffix, "Red Gadget", 1000, 100});
+  ASSERT_TRUE(a && b && p1 && p2);
+  const auto alice = *domain::CustomerId::Parse(a->id);
+  const auto bob = *domain::CustomerId::Parse(b->id);
+  const auto widget = *domain::ProductId::Parse(p1->id);
+  const auto gadget = *domain::ProductId::Parse(p2->id);
+  auto o1 = cmd.Handle(app::PlaceOrder{alice, {{widget, 2}, {gadget, 1}}});
+  ASSERT_TRUE(o1);
+  const auto order1 = *domain::OrderId::Parse(o1->id);
+  ASSERT_TRUE(cmd.Handle(app::PayOrder{order1, 1500, "PAY-1"}));
+  ASSERT_TRUE(cmd.Handle(app::ShipOrder{order1, "TRK-" + suffix}));
+  auto o2 = cmd.Handle(app::PlaceOrder{bob, {{widget, 1}}});
+  ASSERT_TRUE(o2);
+  const auto order2 = *domain::OrderId::Parse(o2->id);
+  ASSERT_TRUE(cmd.Handle(app::CancelOrder{order2, ""}));
+  auto o3 = cmd.Handle(app::PlaceOrder{alice, {{gadget, 3}}});
+  ASSERT_TRUE(o3);
+  const auto order3 = *domain::OrderId::Parse(o3->id);
+  ASSERT_TRUE(cmd.Handle(app::PayOrder{order3, 3000, "PAY-3"}));
+  ASSERT_TRUE(cmd.Handle(app::CancelOrder{order3, "too slow"}));
+  auto last = cmd.Handle(app::ChangeCustomerDetails{alice, "Alice Cooper", {}});
+  ASSERT_TRUE(last);
+
+  ProjectorRig rig(db.write, db.read);
+  ASSERT_TRUE(rig.tracker.WaitFor(*load.tokens.Decode(last->consistency_token), 10s));
+  ExpectReadMatchesWrite(db.write, db.read);
+
+  adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
+  adapters::pg_read::PgReadModel model(pool);
+
+  auto view = model.GetOrder(order1);
+  ASSERT_TRUE(view);
+  EXPECT_EQ(view->status, "shipped");
+  EXPECT_EQ(view->customer_name, "Alice Cooper");
+  EXPECT_EQ(view->tracking_number, "TRK-" + suffix);
+  EXPECT_EQ(view->payment_reference, "PAY-1");
+  EXPECT_EQ(view->total_cents, 1500);
+  EXPECT_EQ(view->item_count, 3);
+  EXPECT_EQ(view->version, 3);
+  ASSERT_EQ(view->lines.size(), 2u);
+  EXPECT_TRUE(view->paid_at && view->shipped_at && !view->delivered_at && !view->cancel_reason);
+  EXPECT_FALSE(model.GetOrder(domain::OrderId(adapters::system::NewRandomUuid())));
+
+  auto customer = model.GetCustomer(alice);
+  ASSERT_TRUE(customer);
+  EXPECT_EQ(customer->name, "Alice Cooper");
+  EXPECT_EQ(customer->order_count, 1);
+  EXPECT_EQ(customer->lifetime_value_cents, 1500);
+  EXPECT_EQ(model.GetCustomer(bob)->order_count, 0);
+
+  auto product = model.GetProduct(gadget);
+  ASSERT_TRUE(product);
+  EXPECT_EQ(product->units_sold, 1);
+  EXPECT_EQ(product->revenue_cents, 1000);
+  EXPECT_EQ(product->stock, 99);
+  EXPECT_EQ(model.GetProduct(widget)->units_sold, 2);
+
+  auto top = model.TopProducts(10);
+  ASSERT_TRUE(top);
+  ASSERT_EQ(top->size(), 2u);
+  EXPECT_EQ((*top)[0].product_id, widget.ToString());
+
+  // Keyset paging, one per page, newest first, each order once.
+  std::vector<std::string> seen;
+  std::optional<std::string> cursor;
+  do {
+    auto page = model.ListOrders({.limit = 1, .cursor = cursor});
+    ASSERT_TRUE(page);
+    for (const auto& item : page->items) seen.push_back(item.id);
+    cursor = page->next_cursor;
+  } while (cursor);
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{order3.ToString(), order2.ToString(), order1.ToString()}));
+  auto cancelled = model.ListOrders({.status = "cancelled"});
+  ASSERT_TRUE(cancelled);
+  EXPECT_EQ(cancelled->items.size(), 2u);
+  EXPECT_FALSE(cancelled->next_cursor);
+  auto bobs = model.ListCustomerOrders(bob, 20, std::nullopt);
+  ASSERT_TRUE(bobs);
+  ASSERT_EQ(bobs->items.size(), 1u);
+  EXPECT_EQ(bobs->items[0].customer_name, "Bob Jones");
+  EXPECT_FALSE(model.ListOrders({.cursor = "nonsense"}));
+  EXPECT_FALSE(model.ListOrders({.limit = 0}));
+  EXPECT_FALSE(model.ListOrders({.status = "lost"}));
+
+  auto by_tracking = model.SearchOrders("trk-" + suffix, 10);
+  ASSERT_TRUE(by_tracking);
+  ASSERT_EQ(by_tracking->size(), 1u);
+  EXPECT_EQ((*by_tracking)[0].id, order1.ToString());
+  EXPECT_EQ(model.SearchOrders("gadget alice", 10)->size(), 2u);
+  EXPECT_EQ(model.SearchOrders("bob-" + suffix, 10)->size(), 1u);
+  EXPECT_EQ(model.SearchOrders("100%", 10)->size(), 0u);
+  EXPECT_FALSE(model.SearchOrders("  ", 10));
+
+  const auto today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
+  auto sales = model.DailySales(today - std::chrono::days(2), today);
+  ASSERT_TRUE(sales);
+  ASSERT_EQ(sales->size(), 3u);
+  EXPECT_EQ((*sales)[0], (app::DailySalesItem{today - std::chrono::days(2), 0, 0, 0}));
+  EXPECT_EQ((*sales)[2], (app::DailySalesItem{today, 3, 2, 1500}));
+  EXPECT_FALSE(model.DailySales(today, today - std::chrono::days(1)));
+  EXPECT_FALSE(model.DailySales(today - std::chrono::days(400), today));
+}
+
+// Events of different aggregates in any order (an order before its customer and products).
+TEST(ReadProjection, OutOfOrderAggregatesAndRedeliveryAndGaps) {
+  Databases db;
+  adapters::pg_read::PgReadProjection store(db.read);
+  const auto customer = adapters::system::NewRandomUuid().ToString();
+  const auto product = adapters::system::NewRandomUuid().ToString();
+  const auto order = adapters::system::NewRandomUuid().ToString();
+  auto event = [](std::string type, std::string aggregate_type, std::string id,
+                  std::int64_t version, std::string payload) {
+    cqrs::StoredEvent e;
+    e.envelope.event_id = adapters::system::NewRandomUuid().ToString();
+    e.envelope.type = std::move(type);
+    e.envelope.aggregate_type = std::move(aggregate_type);
+    e.envelope.aggregate_id = std::move(id);
+    e.envelope.aggregate_version = version;
+    e.envelope.occurred_at = cqrs::TimePoint(std::chrono::milliseconds(1'700'000'000'000));
+    e.envelope.payload = std::move(payload);
+    return e;
+  };
+  const auto line = fmt::format(
+      R"([{{"product_id":"{}","sku":"S1","product_name":"Thing","quantity":2,"unit_price_cents":5}}])",
+      product);
+  std::vector<cqrs::StoredEvent> batch1{
+      event("OrderPlaced", "Order", order, 1,
+            fmt::format(R"({{"order_id":"{}","customer_id":"{}","lines":{},"total_cents":10}})",
+                        order, customer, line)),
+      event("OrderPaid", "Order", order, 2,
+            fmt::format(R"({{"order_id":"{}","customer_id":"{}","amount_cents":10,)"
+                        R"("payment_reference":"P","lines":{}}})",
+                        order, customer, line))};
+  store.Apply(batch1, {1, 1, 2});
+  std::vector<cqrs::StoredEvent> batch2{
+      event("CustomerRegistered", "Customer", customer, 1,
+            fmt::format(R"({{"customer_id":"{}","name":"Zed","email":"z@x"}})", customer)),
+      event("ProductAdded", "Product", product, 1,
+            fmt::format(R"({{"product_id":"{}","sku":"S1","name":"Thing","price_cents":5,)"
+                        R"("stock":10}})",
+                        product))};
+  store.Apply(batch2, {2, 3, 3});
+  store.Apply(batch1, {2, 3, 3});  // redelivered: no second effect
+  EXPECT_EQ(Dump(db.read, "SELECT name, order_count, lifetime_value_cents FROM customer_views"),
+            std::vector<std::string>{"Zed|1|10"});
+  EXPECT_EQ(Dump(db.read, "SELECT stock, units_sold, revenue_cents, version FROM product_views"),
+            std::vector<std::string>{"8|2|10|1"});
+  EXPECT_EQ(Dump(db.read, "SELECT customer_name, status, version FROM order_views"),
+            std::vector<std::string>{"Zed|paid|2"});
+  EXPECT_EQ(Dump(db.read, "SELECT orders_placed, orders_paid, revenue_cents FROM daily_sales"),
+            std::vector<std::string>{"1|1|10"});
+  EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{2, 3, 3}));
+  // A version gap stops the projection loudly and changes nothing.
+  std::vector<cqrs::StoredEvent> gap{
+      event("OrderDelivered", "Order", order, 4,
+            fmt::format(R"({{"order_id":"{}","customer_id":"{}"}})", order, customer))};
+  EXPECT_THROW(store.Apply(gap, {3, 4, 4}), cqrs::FatalProjectionError);
+  EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{2, 3, 3}));
+}
+
+// Catch-up speed on a realistic mix (orders placed, paid, shipped) written set-based.
+TEST(ProjectorThroughput, CatchesUpQuickly) {
+  Databases db;
+  Connection c(db.write);
+  c.Exec(
+      "CREATE TEMP TABLE ids AS SELECT g AS n, gen_random_uuid() AS id FROM "
+      "generate_series(1, 40000) g;"
+      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
+      "aggregate_version, occurred_at, payload) "
+      "SELECT gen_random_uuid(), 'CustomerRegistered', 1, 'Customer', id, 1, now(), "
+      "json_build_object('customer_id', id, 'name', 'N' || n, 'email', n || '@x') "
+      "FROM ids WHERE n <= 2000;"
+      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
+      "aggregate_version, occurred_at, payload) "
+      "SELECT gen_random_uuid(), 'ProductAdded', 1, 'Product', id, 1, now(), "
+      "json_build_object('product_id', id, 'sku', 'S' || n, 'name', 'P' || n, 'price_cents', 5, "
+      "'stock', 1000000) FROM ids WHERE n > 2000 AND n <= 2200;"
+      "CREATE TEMP TABLE o AS SELECT i.id, c.id AS customer_id, p.id AS product_id FROM ids i "
+      "JOIN ids c ON c.n = 1 + i.n % 2000 JOIN ids p ON p.n = 2001 + i.n % 200 WHERE i.n > 2200;"
+      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
+      "aggregate_version, occurred_at, payload) "
+      "SELECT gen_random_uuid(), e.type, 1, 'Order', o.id, e.v, now(), "
+      "json_build_object('order_id', o.id, 'customer_id', o.customer_id, 'total_cents', 10, "
+      "'amount_cents', 10, 'payment_reference', 'R', 'tracking_number', 'T', "
+      "'lines', json_build_array(json_build_object('product_id', o.product_id, 'sku', 'S', "
+      "'product_name', 'P', 'quantity', 2, 'unit_price_cents', 5))) "
+      "FROM o CROSS JOIN (VALUES ('OrderPlaced', 1), ('OrderPaid', 2), ('OrderShipped', 3)) "
+      "AS e (type, v) ORDER BY e.v, o.id");
+  const auto total = Scalar(db.write, "SELECT count(*) FROM outbox");
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    adapters::pg_outbox::OutboxReader reader({db.write});
+    cqrs::Checkpoint at;
+    std::size_t n = 0;
+    while (true) {
+      auto batch = reader.FetchBatch(at, 5000);
+      if (batch.events.empty()) break;
+      n += batch.events.size();
+      at = batch.next;
+    }
+    std::printf("[ fetch    ] %zu events in %.2f s\n", n,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const auto start = std::chrono::steady_clock::now();
+  ProjectorRig rig(db.write, db.read, 5000);
+  WaitCaughtUp(rig.tracker, db.write, 120s);
+  const auto seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double rate = static_cast<double>(total) / seconds;
+  std::printf("[ rate     ] %lld events in %.2f s: %.0f events/s\n", static_cast<long long>(total),
+              seconds, rate);
+  EXPECT_EQ(static_cast<std::int64_t>(rig.projector.Stats().events_applied), total);
+  EXPECT_EQ(Scalar(db.read, "SELECT sum(units_sold) FROM product_views"), 2 * 37800);
+  // The target is 50,000/s; this only guards against collapse (shared CI boxes vary a lot).
+  EXPECT_GT(rate, 2000.0);
+}
+
+}  // namespace
+}  // namespace shopcqrs
