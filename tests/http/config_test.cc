@@ -59,7 +59,7 @@ TEST(LoadConfig, DefaultsWithoutFileOrEnvironment) {
   EXPECT_EQ(config.listen, "127.0.0.1:8080");
   EXPECT_EQ(config.write_pool_size, 16);
   EXPECT_EQ(config.read_pool_size, 16);
-  EXPECT_EQ(config.http_threads, 2);
+  EXPECT_EQ(config.http_threads, 16);
   EXPECT_TRUE(config.run_api);
   EXPECT_TRUE(config.run_projectors);
   EXPECT_EQ(config.log_level, "info");

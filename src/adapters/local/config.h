@@ -22,7 +22,9 @@ struct Config {
   std::string read_db;   // libpq conninfo
   int write_pool_size = 16;
   int read_pool_size = 16;
-  int http_threads = 2;
+  // Handlers block on PostgreSQL, so this bounds the commands in flight: keep it at least the
+  // write pool size (with 2 threads commits could not be grouped; see bench/README.md).
+  int http_threads = 16;
   bool run_api = true;
   bool run_projectors = true;
   std::string log_level = "info";

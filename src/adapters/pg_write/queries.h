@@ -18,8 +18,9 @@ inline constexpr Statement kInsertIdempotencyKey{
 // The two statements below run right after COMMIT, in the same pipeline. They answer the
 // commit bound behind the consistency token (every transaction that committed before has an
 // xid below it) and wake the outbox readers with NOTIFY. They run in their own implicit
-// transaction, which has no xid: no WAL, no flush, and the notify queue lock is held only
-// for an instant rather than across the command's commit.
+// transaction: NOTIFY gives it an xid and a commit record, but no data changes, so its commit
+// does not wait for a WAL flush, and the notify queue lock is held for an instant rather than
+// across the command's own (flushed) commit.
 inline constexpr Statement kCommitBound{
     "w_commit_bound",
     "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, "

@@ -2,6 +2,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -234,8 +235,15 @@ std::string LocalTokenSecret(const std::filesystem::path& root) {
   return secret;
 }
 
-int Up(const std::filesystem::path& data_dir, const std::string& listen,
-       const std::string& log_level, const sigset_t& signals) {
+int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& listen,
+       const std::optional<std::string>& log_level, const sigset_t& signals) {
+  // Defaults, then SHOPCQRS_* environment, then flags; the databases are our own.
+  Config config;
+  adapters::local::ApplyEnvironment(config, adapters::local::ProcessEnvironment());
+  if (listen) config.listen = *listen;
+  if (log_level) config.log_level = *log_level;
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+
   std::filesystem::create_directories(data_dir);
   const auto root = std::filesystem::absolute(data_dir);
 
@@ -249,8 +257,10 @@ int Up(const std::filesystem::path& data_dir, const std::string& listen,
   read_options.name = "read";
   adapters::local::PostgresServer read_server(read_options);
 
+  // initdb and start-up of the two servers overlap.
+  auto read_started = std::async(std::launch::async, [&] { read_server.Start(); });
   write_server.Start();
-  read_server.Start();
+  read_started.get();
   std::cout << fmt::format("write PostgreSQL: {} (data {})", write_server.ConnectionString(),
                            write_options.data_dir.string())
             << std::endl;
@@ -258,9 +268,6 @@ int Up(const std::filesystem::path& data_dir, const std::string& listen,
                            read_options.data_dir.string())
             << std::endl;
 
-  Config config;
-  config.listen = listen;
-  config.log_level = log_level;
   config.write_db = write_server.ConnectionString();
   config.read_db = read_server.ConnectionString();
   config.token_secret = LocalTokenSecret(root);
@@ -283,12 +290,11 @@ int main(int argc, char** argv) {
   cli.require_subcommand(1);
 
   std::string data_dir = "./var";
-  std::string listen = "127.0.0.1:8080";
-  std::string log_level = "info";
+  std::optional<std::string> listen, log_level;
   auto* up = cli.add_subcommand(
       "up", "start local write and read PostgreSQL servers and every part in one process");
   up->add_option("--data-dir", data_dir, "where the local servers keep their data");
-  up->add_option("--listen", listen, "HOST:PORT to serve HTTP on");
+  up->add_option("--listen", listen, "HOST:PORT to serve HTTP on (default 127.0.0.1:8080)");
   up->add_option("--log-level", log_level, "trace, debug, info, warn or error");
 
   // serve/migrate/status: file, then SHOPCQRS_* environment, then these flags.
@@ -316,7 +322,6 @@ int main(int argc, char** argv) {
 
   try {
     if (*up) {
-      spdlog::set_level(spdlog::level::from_str(log_level));
       return apps::Up(data_dir, listen, log_level, signals);
     }
     auto config = adapters::local::LoadConfig(
