@@ -22,6 +22,13 @@ class TransientStoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown by any store when it cannot be reached (server down, connection lost, pool
+// exhausted). Transports answer 503: the request may be retried later.
+class StoreUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 struct StoredCommand {
   std::string fingerprint;
   CommandResult result;  // consistency_token may be empty if it was never recorded

@@ -68,6 +68,12 @@ Handler Instrumented(metrics::Registry& registry, std::string command, Fn fn) {
       finish("service_unavailable");
       return ToResponse(ServiceUnavailable("service_unavailable",
                                            "the write database is busy; retry the request", 1));
+    } catch (const app::StoreUnavailable& e) {
+      spdlog::warn("command {} failed: store unavailable request_id={} error={}",
+                   instruments->command, request.request_id, e.what());
+      finish("service_unavailable");
+      return ToResponse(
+          ServiceUnavailable("service_unavailable", "the write database is unavailable", 1));
     } catch (...) {
       finish("internal_error");
       throw;

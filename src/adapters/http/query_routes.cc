@@ -4,9 +4,11 @@
 #include <memory>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 
 #include "adapters/http/problem.h"
+#include "application/ports.h"
 #include "domain/events.h"
 #include "domain/time.h"
 
@@ -310,7 +312,14 @@ Handler Query(std::shared_ptr<Context> context, metrics::Registry& registry, std
           !ready) {
         return std::unexpected(ready.error());
       }
-      return fn(*context, request);
+      try {
+        return fn(*context, request);
+      } catch (const app::StoreUnavailable& e) {
+        spdlog::warn("query {} failed: store unavailable request_id={} error={}", name,
+                     request.request_id, e.what());
+        return std::unexpected(
+            ServiceUnavailable("service_unavailable", "the read store is unavailable", 1));
+      }
     }();
     observed->Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "application/ports.h"
+
 namespace shopcqrs::adapters::pg {
 
 // A server-reported error, with its SQLSTATE and (for constraint violations) the constraint.
@@ -32,9 +34,10 @@ class PgError : public std::runtime_error {
 };
 
 // The connection itself failed (server gone, network): the connection must be discarded.
-class ConnectionLost : public std::runtime_error {
+// To the application this is a store that cannot be reached.
+class ConnectionLost : public app::StoreUnavailable {
  public:
-  using std::runtime_error::runtime_error;
+  using app::StoreUnavailable::StoreUnavailable;
 };
 
 // Text-format statement parameters.
