@@ -19,9 +19,12 @@ struct QueryRouteOptions {
   std::chrono::milliseconds max_wait{10000};
 };
 
+// `cache_progress`, when given, is the progress of the cache (Redis) that answers the order
+// view and top sellers; those two queries then wait for both stores.
 void RegisterQueryRoutes(Router& router, app::ReadModel& model,
                          const cqrs::ConsistencyTokens& tokens,
                          const cqrs::ProgressTracker& progress, metrics::Registry& registry,
+                         const cqrs::ProgressTracker* cache_progress = nullptr,
                          QueryRouteOptions options = {});
 
 }  // namespace shopcqrs::adapters::http

@@ -26,6 +26,9 @@
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
 #include "adapters/pg_write/write_store.h"
+#include "adapters/redis/redis_projection.h"
+#include "adapters/redis/redis_read_model.h"
+#include "adapters/redis/redis_server.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
@@ -62,11 +65,12 @@ void Migrate(const Config& config) {
 }
 
 // What the admin API and `status` say about a projection whose checkpoint is `checkpoint`.
-adapters::http::ProjectionInfo Describe(std::string name, const cqrs::Checkpoint& checkpoint,
+adapters::http::ProjectionInfo Describe(std::string name, std::string store,
+                                        const cqrs::Checkpoint& checkpoint,
                                         adapters::pg_outbox::OutboxReader& monitor) {
   adapters::http::ProjectionInfo info;
   info.name = std::move(name);
-  info.store = "read_pg";
+  info.store = std::move(store);
   info.position = checkpoint.position;
   try {
     info.events_behind = monitor.CountAfter(checkpoint);
@@ -98,39 +102,99 @@ int Serve(const Config& config, const sigset_t& signals) {
   adapters::pg_read::PgReadModel read_model(read_pool);
   cqrs::ProgressTracker progress;
 
-  // The projector keeps the read database in step; an API-only process follows its
-  // progress through the read database instead.
+  // Redis (optional): order views and top sellers, with the read PostgreSQL as fallback.
+  std::optional<adapters::redis::RedisEndpoint> redis_endpoint;
+  if (!config.redis.empty()) {
+    auto address = adapters::local::ParseListenAddress(config.redis);
+    if (!address) throw std::runtime_error(address.error());
+    redis_endpoint = adapters::redis::RedisEndpoint{.host = address->host, .port = address->port};
+  }
+  std::unique_ptr<adapters::redis::RedisReadModel> redis_model;
+  std::unique_ptr<adapters::redis::RedisQueries> redis_queries;
+  cqrs::ProgressTracker redis_progress;
+  if (redis_endpoint) {
+    adapters::redis::RedisReadModel::Options options;
+    options.endpoint.host = redis_endpoint->host;
+    options.endpoint.port = redis_endpoint->port;
+    redis_model = std::make_unique<adapters::redis::RedisReadModel>(options);
+    redis_queries = std::make_unique<adapters::redis::RedisQueries>(*redis_model, read_model);
+  }
+  app::ReadModel& queries = redis_queries ? static_cast<app::ReadModel&>(*redis_queries)
+                                          : static_cast<app::ReadModel&>(read_model);
+
+  // One projector per read store, each with its own outbox reader and checkpoint. An
+  // API-only process follows their progress from the stores instead.
   adapters::metrics::ProjectionMetrics projection_metrics(metrics);
   adapters::pg_outbox::OutboxReader monitor({config.write_db});
-  std::unique_ptr<adapters::pg_outbox::OutboxReader> reader;
-  std::unique_ptr<adapters::pg_read::PgReadProjection> projection;
-  std::unique_ptr<cqrs::Projector> projector;
+  struct Running {
+    std::string store;
+    std::unique_ptr<adapters::pg_outbox::OutboxReader> reader;
+    std::unique_ptr<cqrs::ProjectionStore> store_impl;
+    std::unique_ptr<cqrs::Projector> projector;
+  };
+  std::vector<Running> running;
   std::unique_ptr<adapters::pg_read::ProgressListener> listener;
-  if (config.run_projectors) {
-    reader = std::make_unique<adapters::pg_outbox::OutboxReader>(
+  std::jthread redis_follower;
+  auto start_projector = [&](std::string name, std::unique_ptr<cqrs::ProjectionStore> store,
+                             cqrs::ProgressTracker& tracker, std::size_t batch_size) {
+    Running r;
+    r.store = name;
+    r.reader = std::make_unique<adapters::pg_outbox::OutboxReader>(
         adapters::pg_outbox::OutboxReader::Options{config.write_db});
-    projection = std::make_unique<adapters::pg_read::PgReadProjection>(config.read_db);
+    r.store_impl = std::move(store);
     cqrs::Projector::Options options;
-    options.name = "read_pg";
-    projector = std::make_unique<cqrs::Projector>(options, *reader, *projection, &progress,
-                                                  &projection_metrics);
-    projector->Start();
+    options.name = std::move(name);
+    options.batch_size = batch_size;
+    r.projector = std::make_unique<cqrs::Projector>(options, *r.reader, *r.store_impl, &tracker,
+                                                    &projection_metrics);
+    r.projector->Start();
+    running.push_back(std::move(r));
+  };
+  if (config.run_projectors) {
+    start_projector("read_pg",
+                    std::make_unique<adapters::pg_read::PgReadProjection>(config.read_db), progress,
+                    cqrs::Projector::Options{}.batch_size);
+    if (redis_endpoint) {
+      adapters::redis::RedisProjection::Options options;
+      options.endpoint = *redis_endpoint;
+      start_projector("redis", std::make_unique<adapters::redis::RedisProjection>(options),
+                      redis_progress, adapters::redis::kRecommendedBatchSize);
+    }
   } else {
     listener = std::make_unique<adapters::pg_read::ProgressListener>(config.read_db, progress);
+    if (redis_endpoint) {
+      // The Redis checkpoint has no change feed; follow it closely.
+      redis_follower = std::jthread([&, endpoint = *redis_endpoint](std::stop_token stop) {
+        adapters::redis::RedisProjection::Options options;
+        options.endpoint = endpoint;
+        adapters::redis::RedisProjection checkpoints(options);
+        while (!stop.stop_requested()) {
+          try {
+            redis_progress.Publish(checkpoints.LoadCheckpoint().bound);
+          } catch (const std::exception&) {
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+      });
+    }
   }
   auto projections = [&]() -> std::vector<adapters::http::ProjectionInfo> {
-    if (projector) {
-      const auto stats = projector->Stats();
-      auto info = Describe(projector->name(), stats.checkpoint, monitor);
+    std::vector<adapters::http::ProjectionInfo> items;
+    for (auto& r : running) {
+      const auto stats = r.projector->Stats();
+      auto info = Describe(r.projector->name(), r.store, stats.checkpoint, monitor);
       info.status = std::string(cqrs::ToString(stats.status));
       info.lag_ms = stats.last_lag.count();
       if (!stats.last_error.empty()) info.last_error = stats.last_error;
-      return {info};
+      items.push_back(std::move(info));
     }
-    adapters::pg_read::PgReadProjection remote(config.read_db);
-    auto info = Describe("read_pg", remote.LoadCheckpoint(), monitor);
-    info.status = "remote";
-    return {info};
+    if (running.empty()) {
+      adapters::pg_read::PgReadProjection remote(config.read_db);
+      auto info = Describe("read_pg", "read_pg", remote.LoadCheckpoint(), monitor);
+      info.status = "remote";
+      items.push_back(std::move(info));
+    }
+    return items;
   };
   metrics.AddCallbackGauge(
       "shopcqrs_outbox_blocking_xid_age_seconds",
@@ -158,9 +222,9 @@ int Serve(const Config& config, const sigset_t& signals) {
       "shopcqrs_projection_heartbeat_age_seconds", "Time since the projector loop last turned.",
       {"projection"}, [&] {
         std::vector<adapters::metrics::Sample> samples;
-        if (projector) {
-          auto age = clock.Now() - projector->Stats().heartbeat;
-          samples.push_back({{projector->name()}, std::chrono::duration<double>(age).count()});
+        for (auto& r : running) {
+          auto age = clock.Now() - r.projector->Stats().heartbeat;
+          samples.push_back({{r.projector->name()}, std::chrono::duration<double>(age).count()});
         }
         return samples;
       });
@@ -169,14 +233,16 @@ int Serve(const Config& config, const sigset_t& signals) {
   adapters::http::Router router;
   if (config.run_api) {
     adapters::http::RegisterCommandRoutes(router, commands, metrics);
-    adapters::http::RegisterQueryRoutes(router, read_model, tokens, progress, metrics);
+    adapters::http::RegisterQueryRoutes(router, queries, tokens, progress, metrics,
+                                        redis_model ? &redis_progress : nullptr);
     adapters::http::RegisterAdminRoutes(router, projections);
     std::vector<adapters::http::ReadinessCheck> checks;
     checks.push_back({"write_db", [&] { return write_pool.Ping(); }});
     checks.push_back({"read_db", [&] { return read_pool.Ping(); }});
-    if (projector) {
-      checks.push_back({"projector", [&] {
-                          return projector->Stats().status != cqrs::ProjectorStatus::kError;
+    if (redis_model) checks.push_back({"redis", [&] { return redis_model->Ping(); }});
+    for (auto& r : running) {
+      checks.push_back({"projector_" + r.store, [&r] {
+                          return r.projector->Stats().status != cqrs::ProjectorStatus::kError;
                         }});
     }
     adapters::http::RegisterOpsRoutes(router, metrics, std::move(checks));
@@ -197,7 +263,7 @@ int Serve(const Config& config, const sigset_t& signals) {
   const int signal = WaitForStopSignal(signals);
   spdlog::info("received {}, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
   if (server) server->Stop();
-  if (projector) projector->Stop();
+  for (auto& r : running) r.projector->Stop();
   return 0;
 }
 
@@ -207,7 +273,7 @@ int Status(const Config& config) {
   adapters::pg_outbox::OutboxReader monitor({config.write_db});
   adapters::pg_read::PgReadProjection projection(config.read_db);
   const auto checkpoint = projection.LoadCheckpoint();
-  const auto info = Describe("read_pg", checkpoint, monitor);
+  const auto info = Describe("read_pg", "read_pg", checkpoint, monitor);
   std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>16}\n", "projection", "store",
                            "position", "events_behind", "bound");
   std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>16}\n", info.name, info.store,
@@ -261,6 +327,11 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   auto read_started = std::async(std::launch::async, [&] { read_server.Start(); });
   write_server.Start();
   read_started.get();
+  adapters::redis::RedisServer::Options redis_options;
+  redis_options.data_dir = root / "redis";
+  redis_options.name = "redis";
+  adapters::redis::RedisServer redis_server(redis_options);
+  redis_server.Start();
   std::cout << fmt::format("write PostgreSQL: {} (data {})", write_server.ConnectionString(),
                            write_options.data_dir.string())
             << std::endl;
@@ -270,9 +341,14 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
 
   config.write_db = write_server.ConnectionString();
   config.read_db = read_server.ConnectionString();
+  config.redis = fmt::format("127.0.0.1:{}", redis_server.Port());
+  std::cout << fmt::format("Redis:            {} (data {})", config.redis,
+                           redis_options.data_dir.string())
+            << std::endl;
   config.token_secret = LocalTokenSecret(root);
   adapters::local::ValidateConfigOrThrow(config);
   const int code = Serve(config, signals);
+  redis_server.Stop();
   read_server.Stop();
   write_server.Stop();
   std::cout << "shopcqrs stopped its servers" << std::endl;

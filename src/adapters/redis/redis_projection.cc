@@ -1,0 +1,339 @@
+#include "adapters/redis/redis_projection.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "adapters/events/event_codec.h"
+#include "domain/events.h"
+#include "domain/time.h"
+
+namespace shopcqrs::adapters::redis {
+
+namespace json = boost::json;
+
+namespace {
+
+// KEYS[1]  the checkpoint hash
+// ARGV[1]  key prefix
+// ARGV[2..4]  expected stored checkpoint: xid, position, bound (decimal text; "0" when none)
+// ARGV[5..7]  the new checkpoint
+// ARGV[8]  the events, a JSON array prepared by RedisProjection::Apply (see EventJson)
+// Returns the number of events applied (redelivered ones are skipped).
+// Error replies: "SHOPCQRS_CHECKPOINT_MOVED ..." (retryable), "SHOPCQRS_VERSION_GAP ..." (fatal).
+// Numbers stay exact: every value is below 2^53 and integers are written with %d.
+constexpr std::string_view kApplyScript = R"lua(
+local P = ARGV[1]
+local NULL = cjson.null
+
+local function order_key(id) return P .. 'order:' .. id end
+local function customer_key(id) return P .. 'customer:' .. id end
+local function customer_orders_key(id) return P .. 'customer_orders:' .. id end
+local function product_key(id) return P .. 'product:' .. id end
+
+-- 1. The checkpoint must be the one the projector believes it is.
+local stored = redis.call('HMGET', KEYS[1], 'xid', 'position', 'bound')
+for i = 1, 3 do
+  if (stored[i] or '0') ~= ARGV[i + 1] then
+    return redis.error_reply(string.format(
+      'SHOPCQRS_CHECKPOINT_MOVED stored %s/%s/%s, expected %s/%s/%s', stored[1] or '0',
+      stored[2] or '0', stored[3] or '0', ARGV[2], ARGV[3], ARGV[4]))
+  end
+end
+
+local events = cjson.decode(ARGV[8])
+
+-- Order documents are read once, changed in memory and written back at the end.
+local orders, dirty_orders = {}, {}
+local function load_order(id)
+  if orders[id] == nil then
+    local text = redis.call('GET', order_key(id))
+    orders[id] = text and cjson.decode(text) or false
+  end
+  return orders[id] or nil
+end
+
+-- 2. Version guard, before anything is written.
+local versions, apply = {}, {}
+for i, e in ipairs(events) do
+  local k = e.agg .. ':' .. e.id
+  local v = versions[k]
+  if v == nil then
+    if e.agg == 'Order' then
+      local o = load_order(e.id)
+      v = o and o.version or 0
+    else
+      local key = e.agg == 'Customer' and customer_key(e.id) or product_key(e.id)
+      v = tonumber(redis.call('HGET', key, 'version') or '0')
+    end
+  end
+  if e.v <= v then
+    apply[i] = false
+  elseif e.v == v + 1 and (v > 0 or e.first) then
+    apply[i] = true
+    v = e.v
+  else
+    return redis.error_reply(string.format(
+      'SHOPCQRS_VERSION_GAP %s %s is at version %d but event %s has version %d',
+      e.agg, e.id, v, e.type, e.v))
+  end
+  versions[k] = v
+end
+
+-- 3. Apply.
+local function int(n) return string.format('%d', n) end
+local function opt(s) if s == nil or s == '' then return NULL end return s end
+local changed_customers, changed_products = {}, {}
+
+local function add_sales(lines, sign)
+  for _, l in ipairs(lines) do
+    local key = product_key(l.product_id)
+    redis.call('HINCRBY', key, 'units_sold', int(sign * l.quantity))
+    redis.call('HINCRBY', key, 'revenue_cents', int(sign * l.line_total_cents))
+    changed_products[l.product_id] = true
+  end
+end
+
+local on = {}
+function on.CustomerRegistered(e)
+  redis.call('HSET', customer_key(e.id), 'name', e.name, 'email', e.email, 'version', int(e.v))
+  changed_customers[e.id] = true
+end
+on.CustomerDetailsChanged = on.CustomerRegistered
+function on.ProductAdded(e)
+  redis.call('HSET', product_key(e.id), 'sku', e.sku, 'name', e.name, 'version', int(e.v))
+  changed_products[e.id] = true
+end
+function on.ProductPriceChanged(e)
+  redis.call('HSET', product_key(e.id), 'version', int(e.v))
+end
+on.ProductRestocked = on.ProductPriceChanged
+function on.OrderPlaced(e)
+  local c = redis.call('HMGET', customer_key(e.customer_id), 'name', 'email')
+  orders[e.id] = {
+    id = e.id, customer_id = e.customer_id, customer_name = c[1] or NULL,
+    customer_email = c[2] or NULL, status = 'placed', lines = e.lines,
+    item_count = e.item_count, total_cents = e.total_cents, placed_at = e.at,
+    paid_at = NULL, shipped_at = NULL, delivered_at = NULL, cancelled_at = NULL,
+    payment_reference = NULL, tracking_number = NULL, cancel_reason = NULL, version = 0 }
+  redis.call('SADD', customer_orders_key(e.customer_id), e.id)
+end
+function on.OrderPaid(e, o)
+  o.status, o.paid_at, o.payment_reference = 'paid', e.at, e.payment_reference
+  add_sales(e.lines, 1)
+end
+function on.OrderShipped(e, o)
+  o.status, o.shipped_at, o.tracking_number = 'shipped', e.at, e.tracking_number
+end
+function on.OrderDelivered(e, o)
+  o.status, o.delivered_at = 'delivered', e.at
+end
+function on.OrderCancelled(e, o)
+  o.status, o.cancelled_at, o.cancel_reason = 'cancelled', e.at, opt(e.reason)
+  if e.was_paid then add_sales(e.lines, -1) end
+end
+
+local applied = 0
+for i, e in ipairs(events) do
+  if apply[i] then
+    local handler = on[e.type]
+    if handler == nil then return redis.error_reply('SHOPCQRS_UNKNOWN_EVENT ' .. e.type) end
+    if e.agg == 'Order' then
+      handler(e, load_order(e.id))
+      orders[e.id].version = e.v
+      dirty_orders[e.id] = true
+    else
+      handler(e)
+    end
+    applied = applied + 1
+  end
+end
+
+-- Orders carry their customer's current details.
+for id in pairs(changed_customers) do
+  local c = redis.call('HMGET', customer_key(id), 'name', 'email')
+  for _, order_id in ipairs(redis.call('SMEMBERS', customer_orders_key(id))) do
+    local o = load_order(order_id)
+    if o then
+      o.customer_name, o.customer_email = c[1] or NULL, c[2] or NULL
+      dirty_orders[order_id] = true
+    end
+  end
+end
+
+-- The API order view, fields in the documented order.
+local function s(v) if v == nil or v == NULL then return 'null' end return cjson.encode(v) end
+local function encode_order(o)
+  local lines = {}
+  for i, l in ipairs(o.lines) do
+    lines[i] = '{"product_id":' .. s(l.product_id) .. ',"sku":' .. s(l.sku) ..
+      ',"product_name":' .. s(l.product_name) .. ',"quantity":' .. int(l.quantity) ..
+      ',"unit_price_cents":' .. int(l.unit_price_cents) ..
+      ',"line_total_cents":' .. int(l.line_total_cents) .. '}'
+  end
+  return '{"id":' .. s(o.id) .. ',"customer_id":' .. s(o.customer_id) ..
+    ',"customer_name":' .. s(o.customer_name) .. ',"customer_email":' .. s(o.customer_email) ..
+    ',"status":' .. s(o.status) .. ',"lines":[' .. table.concat(lines, ',') .. ']' ..
+    ',"item_count":' .. int(o.item_count) .. ',"total_cents":' .. int(o.total_cents) ..
+    ',"placed_at":' .. s(o.placed_at) .. ',"paid_at":' .. s(o.paid_at) ..
+    ',"shipped_at":' .. s(o.shipped_at) .. ',"delivered_at":' .. s(o.delivered_at) ..
+    ',"cancelled_at":' .. s(o.cancelled_at) .. ',"payment_reference":' ..
+    s(o.payment_reference) .. ',"tracking_number":' .. s(o.tracking_number) ..
+    ',"cancel_reason":' .. s(o.cancel_reason) .. ',"version":' .. int(o.version) .. '}'
+end
+for id in pairs(dirty_orders) do
+  redis.call('SET', order_key(id), encode_order(orders[id]))
+end
+
+-- Top sellers: every added product, scored -units_sold (exact decimal text, no float trip).
+for id in pairs(changed_products) do
+  local p = redis.call('HMGET', product_key(id), 'version', 'units_sold')
+  if tonumber(p[1] or '0') > 0 then
+    local units = p[2] or '0'
+    local score = units:sub(1, 1) == '-' and units:sub(2) or ('-' .. units)
+    redis.call('ZADD', P .. 'top_products', score, id)
+  end
+end
+
+redis.call('HSET', KEYS[1], 'xid', ARGV[5], 'position', ARGV[6], 'bound', ARGV[7])
+redis.call('HINCRBY', KEYS[1], 'events', applied)
+return applied
+)lua";
+
+const RedisScript& ApplyScript() {
+  static const RedisScript script{std::string(kApplyScript)};
+  return script;
+}
+
+json::array LinesJson(const std::vector<domain::PlacedLine>& lines) {
+  json::array out;
+  for (const auto& l : lines) {
+    out.push_back(json::object{{"product_id", l.product_id.ToString()},
+                               {"sku", l.sku},
+                               {"product_name", l.product_name},
+                               {"quantity", l.quantity},
+                               {"unit_price_cents", l.unit_price_cents},
+                               {"line_total_cents", l.line_total_cents()}});
+  }
+  return out;
+}
+
+// One event as the script reads it: {agg, id, v, type, at, first, ...payload fields}.
+json::object EventJson(const cqrs::StoredEvent& stored, const domain::DomainEvent& event) {
+  json::object out{{"agg", stored.envelope.aggregate_type},
+                   {"id", stored.envelope.aggregate_id},
+                   {"v", event.aggregate_version},
+                   {"type", stored.envelope.type},
+                   {"at", domain::FormatTimestamp(event.occurred_at)}};
+  std::visit(
+      [&](const auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        out["first"] = std::is_same_v<T, domain::CustomerRegistered> ||
+                       std::is_same_v<T, domain::ProductAdded> ||
+                       std::is_same_v<T, domain::OrderPlaced>;
+        if constexpr (requires { e.name; }) out["name"] = e.name;
+        if constexpr (requires { e.email; }) out["email"] = e.email;
+        if constexpr (requires { e.sku; }) out["sku"] = e.sku;
+        if constexpr (requires { e.lines; }) out["lines"] = LinesJson(e.lines);
+        if constexpr (std::is_same_v<T, domain::OrderPlaced>) {
+          std::int64_t items = 0;
+          for (const auto& l : e.lines) items += l.quantity;
+          out["customer_id"] = e.customer_id.ToString();
+          out["item_count"] = items;
+          out["total_cents"] = e.total_cents;
+        }
+        if constexpr (requires { e.payment_reference; }) {
+          out["payment_reference"] = e.payment_reference;
+        }
+        if constexpr (requires { e.tracking_number; }) out["tracking_number"] = e.tracking_number;
+        if constexpr (std::is_same_v<T, domain::OrderCancelled>) {
+          out["reason"] = e.reason;
+          out["was_paid"] = e.previous_status == domain::OrderStatus::kPaid;
+        }
+      },
+      event.payload);
+  return out;
+}
+
+template <class T>
+T ParseNumber(const RedisReply& reply, std::string_view field) {
+  if (reply.IsNil()) return 0;
+  T value = 0;
+  const auto& s = reply.str;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || ptr != s.data() + s.size()) {
+    throw RedisError(fmt::format("redis checkpoint field {} is not a number: '{}'", field, s));
+  }
+  return value;
+}
+
+}  // namespace
+
+std::string_view ApplyScriptSource() { return kApplyScript; }
+
+RedisProjection::RedisProjection(Options options)
+    : options_(std::move(options)), keys_{options_.key_prefix}, client_(options_.endpoint) {}
+
+RedisProjection::~RedisProjection() = default;
+
+void RedisProjection::Reset() {
+  client_.Disconnect();
+  expected_.reset();
+}
+
+cqrs::Checkpoint RedisProjection::LoadCheckpoint() {
+  auto reply =
+      client_.Command({"HMGET", keys_.Checkpoint(options_.name), "xid", "position", "bound"});
+  if (reply.elements.size() != 3) throw RedisError("unexpected HMGET reply for the checkpoint");
+  cqrs::Checkpoint checkpoint{ParseNumber<std::uint64_t>(reply.elements[0], "xid"),
+                              ParseNumber<std::int64_t>(reply.elements[1], "position"),
+                              ParseNumber<std::uint64_t>(reply.elements[2], "bound")};
+  expected_ = checkpoint;
+  return checkpoint;
+}
+
+std::int64_t RedisProjection::EventsApplied() {
+  auto reply = client_.Command({"HGET", keys_.Checkpoint(options_.name), "events"});
+  return ParseNumber<std::int64_t>(reply, "events");
+}
+
+void RedisProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
+                            const cqrs::Checkpoint& checkpoint) {
+  json::array batch;
+  batch.reserve(events.size());
+  for (const auto& stored : events) {
+    domain::DomainEvent event;
+    try {
+      event = events::FromEnvelope(stored.envelope);
+    } catch (const std::exception& error) {
+      throw cqrs::FatalProjectionError(fmt::format("cannot decode event {} at position {}: {}",
+                                                   stored.envelope.event_id, stored.position,
+                                                   error.what()));
+    }
+    batch.push_back(EventJson(stored, event));
+  }
+  if (!expected_) LoadCheckpoint();
+  const auto expected = *expected_;
+  try {
+    client_.Eval(ApplyScript(), {keys_.Checkpoint(options_.name)},
+                 {keys_.prefix, std::to_string(expected.xid), std::to_string(expected.position),
+                  std::to_string(expected.bound), std::to_string(checkpoint.xid),
+                  std::to_string(checkpoint.position), std::to_string(checkpoint.bound),
+                  json::serialize(batch)});
+  } catch (const RedisReplyError& error) {
+    expected_.reset();
+    const std::string_view what = error.what();
+    if (what.find("SHOPCQRS_VERSION_GAP") != std::string_view::npos ||
+        what.find("SHOPCQRS_UNKNOWN_EVENT") != std::string_view::npos) {
+      throw cqrs::FatalProjectionError(fmt::format("redis projection: {}", what));
+    }
+    throw;  // e.g. SHOPCQRS_CHECKPOINT_MOVED or LOADING: the projector reloads and retries
+  } catch (...) {
+    expected_.reset();  // the script may or may not have run
+    throw;
+  }
+  expected_ = checkpoint;
+}
+
+}  // namespace shopcqrs::adapters::redis

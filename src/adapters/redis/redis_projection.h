@@ -1,0 +1,91 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "adapters/redis/redis_client.h"
+#include "cqrs/projector.h"
+
+namespace shopcqrs::adapters::redis {
+
+inline constexpr const char* kProjectionName = "redis";
+// Events per Apply that keep one script run in the low milliseconds while amortising the
+// round trip (Projector::Options::batch_size).
+inline constexpr std::size_t kRecommendedBatchSize = 2000;
+
+// The key layout shared by the projection (writer) and RedisReadModel (reader).
+//   <p>checkpoint:<name>      hash  xid, position, bound (decimal text), events (applied count)
+//   <p>order:<id>             string  the API order view as JSON (timestamps RFC 3339)
+//   <p>customer:<id>          hash  name, email, version
+//   <p>customer_orders:<id>   set   ids of the customer's orders (to propagate renames)
+//   <p>product:<id>           hash  sku, name, version, units_sold, revenue_cents
+//   <p>top_products           zset  product ids (version > 0) scored -units_sold, so ZRANGE
+//                                   yields most sold first and ties by id ascending
+struct RedisKeys {
+  std::string prefix = "shopcqrs:";
+
+  std::string Checkpoint(std::string_view name) const { return Join("checkpoint:", name); }
+  std::string Order(std::string_view id) const { return Join("order:", id); }
+  std::string Customer(std::string_view id) const { return Join("customer:", id); }
+  std::string CustomerOrders(std::string_view id) const { return Join("customer_orders:", id); }
+  std::string Product(std::string_view id) const { return Join("product:", id); }
+  std::string TopProducts() const { return prefix + "top_products"; }
+
+ private:
+  std::string Join(std::string_view kind, std::string_view id) const {
+    std::string out = prefix;
+    out += kind;
+    out += id;
+    return out;
+  }
+};
+
+// The "redis" projection: the hot order-view cache and the top-sellers ranking in Redis.
+//
+// Redis cannot share a transaction with anything else, so the checkpoint lives in Redis and
+// each Apply is ONE Lua script run (atomic in Redis, and written to the AOF as one MULTI/EXEC
+// block) that:
+//   1. compares the stored checkpoint with the one this store last loaded or wrote
+//      (compare-and-set): if they differ -- Redis restarted and lost its last second together
+//      with the matching checkpoint, or another projector moved it -- nothing is written and
+//      Apply throws a retryable error, so the projector reloads the checkpoint and replays;
+//   2. checks every event's aggregate version against the stored one before writing anything
+//      (<= stored: redelivered, skipped; a gap: cqrs::FatalProjectionError, nothing written);
+//   3. applies the events, propagates customer details to all that customer's cached orders,
+//      re-ranks the touched products, and stores the new checkpoint.
+// Events of different aggregates may come in any order (an order before its customer: the
+// customer's details reach the order when the customer arrives).
+class RedisProjection final : public cqrs::ProjectionStore {
+ public:
+  struct Options {
+    RedisEndpoint endpoint;
+    std::string key_prefix = "shopcqrs:";
+    std::string name = kProjectionName;
+  };
+  explicit RedisProjection(Options options);
+  ~RedisProjection() override;
+
+  cqrs::Checkpoint LoadCheckpoint() override;
+  void Apply(const std::vector<cqrs::StoredEvent>& events,
+             const cqrs::Checkpoint& checkpoint) override;
+  void Reset() override;
+
+  // Events applied so far (the checkpoint's counter); for status output and tests.
+  std::int64_t EventsApplied();
+  const RedisKeys& keys() const { return keys_; }
+
+ private:
+  Options options_;
+  RedisKeys keys_;
+  RedisClient client_;
+  // What the stored checkpoint must be for the next Apply (nullopt: not known yet).
+  std::optional<cqrs::Checkpoint> expected_;
+};
+
+// The Lua source of the apply script (exposed for tests and inspection).
+std::string_view ApplyScriptSource();
+
+}  // namespace shopcqrs::adapters::redis

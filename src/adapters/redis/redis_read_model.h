@@ -1,0 +1,99 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adapters/redis/redis_client.h"
+#include "adapters/redis/redis_projection.h"
+#include "application/read_model.h"
+
+namespace shopcqrs::adapters::redis {
+
+// Reads what RedisProjection maintains. Thread-safe: a small set of connections, each used
+// by one caller at a time. After a connection fault Redis is considered down for
+// `down_interval` and calls fail fast (RedisConnectionError) instead of waiting for a
+// connect timeout each time. Faults throw RedisError.
+class RedisReadModel {
+ public:
+  struct Options {
+    // Short timeouts: a query waits at most this long before its fallback answers.
+    RedisEndpoint endpoint{.connect_timeout = std::chrono::milliseconds(200),
+                           .command_timeout = std::chrono::milliseconds(500)};
+    std::string key_prefix = "shopcqrs:";
+    int connections = 4;
+    std::chrono::milliseconds down_interval{1000};
+  };
+  explicit RedisReadModel(Options options);
+  ~RedisReadModel();
+  RedisReadModel(const RedisReadModel&) = delete;
+  RedisReadModel& operator=(const RedisReadModel&) = delete;
+
+  // nullopt when the order is not cached (yet).
+  std::optional<app::OrderView> GetOrder(const domain::OrderId& id);
+  // Most units sold first, ties by product id; `limit` >= 1.
+  std::vector<app::TopProduct> TopProducts(int limit);
+  // For /readyz: true when Redis answers PING (false, not a throw, when it does not).
+  bool Ping();
+
+ private:
+  struct Slot {
+    std::mutex mutex;
+    std::unique_ptr<RedisClient> client;
+  };
+  template <class F>
+  auto WithClient(F&& f);
+
+  Options options_;
+  RedisKeys keys_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::atomic<std::size_t> next_slot_ = 0;
+  std::atomic<std::int64_t> down_until_ms_ = 0;  // steady clock
+};
+
+// Parses the order document the projection writes. Throws std::runtime_error if malformed.
+app::OrderView ParseOrderView(std::string_view json_text);
+
+// app::ReadModel with GetOrder and TopProducts served from Redis and everything else by
+// `fallback` (the read PostgreSQL). GetOrder also falls back on a cache miss; both fall back
+// when Redis is unreachable or answers with an error, so Redis being down never fails a
+// query.
+class RedisQueries final : public app::ReadModel {
+ public:
+  struct Stats {
+    std::uint64_t redis_hits = 0;
+    std::uint64_t redis_misses = 0;  // GetOrder not cached: answered by the fallback
+    std::uint64_t redis_errors = 0;  // Redis down or failing: answered by the fallback
+  };
+  RedisQueries(RedisReadModel& redis, app::ReadModel& fallback);
+
+  std::optional<app::OrderView> GetOrder(const domain::OrderId& id) override;
+  domain::Result<std::vector<app::TopProduct>> TopProducts(int limit) override;
+
+  domain::Result<app::OrderPage> ListOrders(const app::OrderListQuery& query) override;
+  domain::Result<app::OrderPage> ListCustomerOrders(
+      const domain::CustomerId& customer_id, int limit,
+      const std::optional<std::string>& cursor) override;
+  std::optional<app::CustomerView> GetCustomer(const domain::CustomerId& id) override;
+  std::optional<app::ProductView> GetProduct(const domain::ProductId& id) override;
+  domain::Result<std::vector<app::OrderSummary>> SearchOrders(std::string_view q,
+                                                              int limit) override;
+  domain::Result<std::vector<app::DailySalesItem>> DailySales(std::chrono::sys_days from,
+                                                              std::chrono::sys_days to) override;
+
+  Stats GetStats() const;
+
+ private:
+  RedisReadModel& redis_;
+  app::ReadModel& fallback_;
+  std::atomic<std::uint64_t> hits_ = 0;
+  std::atomic<std::uint64_t> misses_ = 0;
+  std::atomic<std::uint64_t> errors_ = 0;
+};
+
+}  // namespace shopcqrs::adapters::redis

@@ -1,0 +1,663 @@
+// The Redis side against real servers: a supervised redis-server, the real command side on
+// the write PostgreSQL, the outbox reader, the projector runtime and the "redis" projection.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "adapters/pg/connection.h"
+#include "adapters/pg/migrator.h"
+#include "adapters/pg/pool.h"
+#include "adapters/pg_outbox/outbox_reader.h"
+#include "adapters/pg_read/projection.h"
+#include "adapters/pg_read/read_model.h"
+#include "adapters/pg_write/write_store.h"
+#include "adapters/redis/redis_client.h"
+#include "adapters/redis/redis_projection.h"
+#include "adapters/redis/redis_read_model.h"
+#include "adapters/redis/redis_server.h"
+#include "adapters/system/system.h"
+#include "application/command_service.h"
+#include "cqrs/consistency_token.h"
+#include "cqrs/projector.h"
+#include "domain/time.h"
+#include "support/test_postgres.h"
+
+namespace shopcqrs {
+namespace {
+
+using namespace std::chrono_literals;
+using adapters::pg::Connection;
+using adapters::redis::RedisProjection;
+using adapters::redis::RedisReadModel;
+using adapters::redis::RedisServer;
+
+std::int64_t Scalar(const std::string& conninfo, const std::string& sql) {
+  Connection c(conninfo);
+  return c.Exec(sql).Int64(0, 0);
+}
+
+std::uint64_t WriteBound(const std::string& write) {
+  return static_cast<std::uint64_t>(
+      Scalar(write, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"));
+}
+
+// A redis-server of its own in a temporary directory.
+struct TempRedis {
+  TempRedis()
+      : root(std::filesystem::temp_directory_path() /
+             fmt::format("shopcqrs-redis-test-{}-{}", ::getpid(), counter++)),
+        server({.data_dir = root / "data", .name = "test-redis"}) {
+    server.Start();
+  }
+  ~TempRedis() {
+    server.Stop();
+    std::error_code ec;
+    std::filesystem::remove_all(root, ec);
+  }
+  static inline std::atomic<int> counter = 0;
+  std::filesystem::path root;
+  RedisServer server;
+};
+
+// A unique key prefix per store, so stores never see each other's keys.
+std::string Prefix() {
+  static std::atomic<int> n = 0;
+  return fmt::format("t{}:", n++);
+}
+
+// Outbox reader + redis projection + projector, wired like the binary would.
+struct RedisRig {
+  RedisRig(const std::string& write, const adapters::redis::RedisEndpoint& endpoint,
+           const std::string& prefix, std::size_t batch = adapters::redis::kRecommendedBatchSize)
+      : source({write}),
+        store({.endpoint = endpoint, .key_prefix = prefix}),
+        projector({.name = "redis", .batch_size = batch, .max_backoff = 300ms}, source, store,
+                  &tracker) {
+    projector.Start();
+  }
+  adapters::pg_outbox::OutboxReader source;
+  RedisProjection store;
+  cqrs::ProgressTracker tracker;
+  cqrs::Projector projector;
+};
+
+// Drives the real command side (PgWriteStore + CommandService) with a random mix.
+class Workload {
+ public:
+  explicit Workload(const std::string& write)
+      : pool(adapters::pg_write::WritePoolOptions(write, 8)),
+        store(pool, tokens),
+        commands(store, clock, ids) {}
+
+  void Seed(int customers, int products) {
+    for (int i = 0; i < customers; ++i) {
+      auto r = commands.Handle(app::RegisterCustomer{
+          fmt::format("Customer {}", i), fmt::format("c{}-{}@example.com", i, Suffix())});
+      ASSERT_TRUE(r.has_value());
+      customers_.push_back(*domain::CustomerId::Parse(r->id));
+    }
+    for (int i = 0; i < products; ++i) {
+      auto r = commands.Handle(app::AddProduct{fmt::format("SKU-{}-{}", i, Suffix()),
+                                               fmt::format("Product {}", i), 100 + i, 1'000'000});
+      ASSERT_TRUE(r.has_value());
+      products_.push_back(*domain::ProductId::Parse(r->id));
+    }
+  }
+
+  void Run(int threads, const std::atomic<bool>& stop) {
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([this, t, &stop] {
+        std::mt19937_64 rng(t * 7919 + 3);
+        while (!stop) {
+          try {
+            Step(rng);
+          } catch (const std::exception&) {
+            std::this_thread::sleep_for(50ms);
+          }
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+  }
+
+  void Step(std::mt19937_64& rng) {
+    auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+    const auto action = pick(100);
+    std::optional<domain::OrderId> order;
+    {
+      std::lock_guard lock(mutex_);
+      if (!orders_.empty()) order = orders_[pick(orders_.size())];
+    }
+    if (action < 30 || !order) {
+      app::PlaceOrder cmd{customers_[pick(customers_.size())], {}};
+      const auto lines = 1 + pick(3);
+      for (std::size_t i = 0; i < lines; ++i) {
+        cmd.lines.push_back({products_[pick(products_.size())], 1 + static_cast<int>(pick(5))});
+      }
+      if (auto r = commands.Handle(cmd)) {
+        std::lock_guard lock(mutex_);
+        orders_.push_back(*domain::OrderId::Parse(r->id));
+        totals_[r->id] = *r->total_cents;
+      }
+    } else if (action < 55) {
+      std::int64_t total = 0;
+      {
+        std::lock_guard lock(mutex_);
+        total = totals_[order->ToString()];
+      }
+      (void)commands.Handle(app::PayOrder{*order, total, fmt::format("pay-{}", rng() % 100000)});
+    } else if (action < 70) {
+      (void)commands.Handle(app::ShipOrder{*order, fmt::format("TRACK{}", rng() % 100000)});
+    } else if (action < 80) {
+      (void)commands.Handle(app::DeliverOrder{*order});
+    } else if (action < 88) {
+      (void)commands.Handle(app::CancelOrder{*order, pick(2) ? "changed my mind" : ""});
+    } else if (action < 95) {
+      (void)commands.Handle(app::ChangeCustomerDetails{
+          customers_[pick(customers_.size())], fmt::format("Renamed {}", rng() % 1000), {}});
+    } else {
+      (void)commands.Handle(
+          app::RestockProduct{products_[pick(products_.size())], 1 + static_cast<int>(pick(9))});
+    }
+  }
+
+  static std::string Suffix() {
+    static std::atomic<int> n = 0;
+    return fmt::format("{}-{}", ::getpid(), n++);
+  }
+
+  cqrs::ConsistencyTokens tokens;
+  adapters::system::SystemClock clock;
+  adapters::system::RandomIds ids;
+  adapters::pg::Pool pool;
+  adapters::pg_write::PgWriteStore store;
+  app::CommandService commands;
+
+ private:
+  std::vector<domain::CustomerId> customers_;
+  std::vector<domain::ProductId> products_;
+  std::mutex mutex_;
+  std::vector<domain::OrderId> orders_;
+  std::map<std::string, std::int64_t> totals_;
+};
+
+std::string WriteDatabase() {
+  auto write = test_support::FreshDatabase("w");
+  adapters::pg::ApplyMigrations(write, "pg_write");
+  return write;
+}
+
+// Waits until the checkpoint stored IN REDIS covers every transaction committed so far (the
+// tracker alone is not enough after Redis lost data: it never moves back).
+void WaitCaughtUp(const adapters::redis::RedisEndpoint& endpoint, const std::string& prefix,
+                  const std::string& write, std::chrono::milliseconds timeout = 60s) {
+  const auto target = WriteBound(write);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  RedisProjection probe({.endpoint = endpoint, .key_prefix = prefix});
+  std::uint64_t bound = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      bound = probe.LoadCheckpoint().bound;
+      if (bound >= target) return;
+    } catch (const std::exception&) {
+      probe.Reset();
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  FAIL() << "redis bound " << bound << " < " << target;
+}
+
+std::string Ms(const std::optional<domain::Timestamp>& t) {
+  return t ? std::to_string(t->time_since_epoch().count()) : "∅";
+}
+std::string Opt(const std::optional<std::string>& s) { return s ? *s : "∅"; }
+
+// Asserts that Redis holds exactly what the write database implies: every order view, the
+// top-sellers ranking and the applied-events counter.
+void ExpectRedisMatchesWrite(const std::string& write,
+                             const adapters::redis::RedisEndpoint& endpoint,
+                             const std::string& prefix) {
+  Connection c(write);
+  auto orders = c.Exec(
+      "SELECT o.id::text, o.customer_id::text, c.name, c.email, o.status, o.total_cents, "
+      "o.version, (extract(epoch FROM o.placed_at) * 1000)::bigint::text, "
+      "(extract(epoch FROM p.paid_at) * 1000)::bigint::text, "
+      "(extract(epoch FROM s.shipped_at) * 1000)::bigint::text, "
+      "(extract(epoch FROM s.delivered_at) * 1000)::bigint::text, "
+      "(extract(epoch FROM o.cancelled_at) * 1000)::bigint::text, p.payment_reference, "
+      "s.tracking_number, nullif(o.cancel_reason, ''), "
+      "(SELECT sum(quantity) FROM order_lines l WHERE l.order_id = o.id)::text, "
+      "(SELECT count(*) FROM order_lines l WHERE l.order_id = o.id)::text "
+      "FROM orders o JOIN customers c ON c.id = o.customer_id "
+      "LEFT JOIN payments p ON p.order_id = o.id "
+      "LEFT JOIN shipments s ON s.order_id = o.id ORDER BY o.id");
+  RedisReadModel model({.endpoint = endpoint, .key_prefix = prefix});
+  int mismatches = 0;
+  for (int i = 0; i < orders.rows(); ++i) {
+    auto cell = [&](int col) { return orders.OptString(i, col).value_or("∅"); };
+    const std::string expected =
+        fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", cell(0), cell(1), cell(2),
+                    cell(3), cell(4), cell(5), cell(6), cell(7), cell(8), cell(9), cell(10),
+                    cell(11), cell(12), cell(13), cell(14), cell(15), cell(16));
+    auto view = model.GetOrder(*domain::OrderId::Parse(orders.String(i, 0)));
+    std::string actual = "(missing)";
+    if (view) {
+      actual = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", view->id,
+                           view->customer_id, Opt(view->customer_name), Opt(view->customer_email),
+                           view->status, view->total_cents, view->version, Ms(view->placed_at),
+                           Ms(view->paid_at), Ms(view->shipped_at), Ms(view->delivered_at),
+                           Ms(view->cancelled_at), Opt(view->payment_reference),
+                           Opt(view->tracking_number), Opt(view->cancel_reason), view->item_count,
+                           view->lines.size());
+    }
+    if (expected != actual && ++mismatches <= 5) {
+      ADD_FAILURE() << "order view differs\nexpected " << expected << "\nactual   " << actual;
+    }
+  }
+  EXPECT_EQ(mismatches, 0) << "of " << orders.rows() << " orders";
+
+  const char* kPaid = "('paid', 'shipped', 'delivered')";
+  auto top = c.Exec(fmt::format(
+      "SELECT p.id::text, p.sku, p.name, "
+      "coalesce(sum(l.quantity) FILTER (WHERE o.status IN {0}), 0), "
+      "coalesce(sum(l.quantity * l.unit_price_cents) FILTER (WHERE o.status IN {0}), 0) "
+      "FROM products p LEFT JOIN order_lines l ON l.product_id = p.id "
+      "LEFT JOIN orders o ON o.id = l.order_id GROUP BY p.id ORDER BY 4 DESC, p.id LIMIT 100",
+      kPaid));
+  std::vector<std::string> expected_top, actual_top;
+  for (int i = 0; i < top.rows(); ++i) {
+    expected_top.push_back(fmt::format("{}|{}|{}|{}|{}", top.String(i, 0), top.String(i, 1),
+                                       top.String(i, 2), top.Int64(i, 3), top.Int64(i, 4)));
+  }
+  for (const auto& p : model.TopProducts(100)) {
+    actual_top.push_back(
+        fmt::format("{}|{}|{}|{}|{}", p.product_id, p.sku, p.name, p.units_sold, p.revenue_cents));
+  }
+  EXPECT_EQ(expected_top, actual_top);
+
+  RedisProjection store({.endpoint = endpoint, .key_prefix = prefix});
+  EXPECT_EQ(store.EventsApplied(), Scalar(write, "SELECT count(*) FROM outbox"));
+}
+
+TEST(RedisClient, CommandsPipelinesScriptsAndErrors) {
+  TempRedis redis;
+  adapters::redis::RedisClient client(redis.server.Endpoint());
+  client.Ping();
+  EXPECT_EQ(client.Command({"SET", "k", std::string_view("a\0b", 3)}).str, "OK");
+  EXPECT_EQ(client.Command({"GET", "k"}).str, std::string("a\0b", 3));
+  EXPECT_TRUE(client.Command({"GET", "missing"}).IsNil());
+  auto replies = client.Pipeline({{"INCR", "n"}, {"INCR", "n"}, {"HGET", "k", "f"}});
+  ASSERT_EQ(replies.size(), 3u);
+  EXPECT_EQ(replies[1].integer, 2);
+  EXPECT_TRUE(replies[2].IsError());  // WRONGTYPE, returned in place
+  EXPECT_THROW(client.Command({"HGET", "k", "f"}), adapters::redis::RedisReplyError);
+  client.Ping();  // still usable after a reply error
+
+  adapters::redis::RedisScript script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+  EXPECT_EQ(client.Eval(script, {"n"}, {"5"}).integer, 7);
+  client.Command({"SCRIPT", "FLUSH"});  // NOSCRIPT next time: loaded again
+  EXPECT_EQ(client.Eval(script, {"n"}, {"1"}).integer, 8);
+
+  redis.server.Stop();
+  EXPECT_THROW(client.Ping(), adapters::redis::RedisConnectionError);
+  EXPECT_FALSE(client.IsConnected());
+  redis.server.Start();
+  client.Ping();                                     // reconnects
+  EXPECT_EQ(client.Command({"GET", "n"}).str, "8");  // the AOF kept it
+}
+
+TEST(RedisProjection, OrderViewsRenamesAndTopSellers) {
+  TempRedis redis;
+  const auto write = WriteDatabase();
+  const auto prefix = Prefix();
+  Workload load(write);
+  auto& cmd = load.commands;
+  const auto suffix = Workload::Suffix();
+  auto a = cmd.Handle(app::RegisterCustomer{"Alice Smith", "alice-" + suffix + "@example.com"});
+  auto b = cmd.Handle(app::RegisterCustomer{"Bob Jones", "bob-" + suffix + "@example.com"});
+  auto p1 = cmd.Handle(app::AddProduct{"WIDGET-" + suffix, "Blue \"Widget\" ü/½", 250, 100});
+  auto p2 = cmd.Handle(app::AddProduct{"GADGET-" + suffix, "Red Gadget", 1000, 100});
+  auto p3 = cmd.Handle(app::AddProduct{"THING-" + suffix, "Thing", 5, 100});
+  ASSERT_TRUE(a && b && p1 && p2 && p3);
+  const auto alice = *domain::CustomerId::Parse(a->id);
+  const auto bob = *domain::CustomerId::Parse(b->id);
+  const auto widget = *domain::ProductId::Parse(p1->id);
+  const auto gadget = *domain::ProductId::Parse(p2->id);
+  auto o1 = cmd.Handle(app::PlaceOrder{alice, {{widget, 2}, {gadget, 1}}});
+  ASSERT_TRUE(o1);
+  const auto order1 = *domain::OrderId::Parse(o1->id);
+  ASSERT_TRUE(cmd.Handle(app::PayOrder{order1, 1500, "PAY-1"}));
+  ASSERT_TRUE(cmd.Handle(app::ShipOrder{order1, "TRK-" + suffix}));
+  auto o2 = cmd.Handle(app::PlaceOrder{bob, {{widget, 1}}});
+  ASSERT_TRUE(o2);
+  const auto order2 = *domain::OrderId::Parse(o2->id);
+  ASSERT_TRUE(cmd.Handle(app::CancelOrder{order2, ""}));
+  auto o3 = cmd.Handle(app::PlaceOrder{alice, {{gadget, 3}}});
+  ASSERT_TRUE(o3);
+  const auto order3 = *domain::OrderId::Parse(o3->id);
+  ASSERT_TRUE(cmd.Handle(app::PayOrder{order3, 3000, "PAY-3"}));
+  auto o4 = cmd.Handle(app::PlaceOrder{alice, {{widget, 4}}});
+  ASSERT_TRUE(o4);
+  const auto order4 = *domain::OrderId::Parse(o4->id);
+
+  RedisRig rig(write, redis.server.Endpoint(), prefix);
+  auto first = cmd.Handle(app::PayOrder{order4, 1000, "PAY-4"});
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(rig.tracker.WaitFor(*load.tokens.Decode(first->consistency_token), 10s));
+
+  RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  auto top = model.TopProducts(10);
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[0].product_id, widget.ToString());  // 2 + 4 paid
+  EXPECT_EQ(top[0].units_sold, 6);
+  EXPECT_EQ(top[0].revenue_cents, 1500);
+  EXPECT_EQ(top[0].name, "Blue \"Widget\" ü/½");
+  EXPECT_EQ(top[1].product_id, gadget.ToString());
+  EXPECT_EQ(top[1].units_sold, 4);
+  EXPECT_EQ(top[2].units_sold, 0);  // added, never sold: ranked last
+  EXPECT_EQ(model.TopProducts(1).size(), 1u);
+
+  // Cancelling a paid order takes its lines out of the ranking.
+  ASSERT_TRUE(cmd.Handle(app::CancelOrder{order3, "too slow"}));
+  auto last = cmd.Handle(app::ChangeCustomerDetails{alice, "Alice Cooper", {}});
+  ASSERT_TRUE(last);
+  ASSERT_TRUE(rig.tracker.WaitFor(*load.tokens.Decode(last->consistency_token), 10s));
+  top = model.TopProducts(10);
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[1].product_id, gadget.ToString());
+  EXPECT_EQ(top[1].units_sold, 1);
+  EXPECT_EQ(top[1].revenue_cents, 1000);
+
+  // The rename reached every one of Alice's orders, and only hers.
+  for (const auto& id : {order1, order3, order4}) {
+    auto view = model.GetOrder(id);
+    ASSERT_TRUE(view);
+    EXPECT_EQ(view->customer_name, "Alice Cooper");
+    EXPECT_EQ(view->customer_email, "alice-" + suffix + "@example.com");
+  }
+  EXPECT_EQ(model.GetOrder(order2)->customer_name, "Bob Jones");
+
+  auto view = model.GetOrder(order1);
+  ASSERT_TRUE(view);
+  EXPECT_EQ(view->status, "shipped");
+  EXPECT_EQ(view->tracking_number, "TRK-" + suffix);
+  EXPECT_EQ(view->payment_reference, "PAY-1");
+  EXPECT_EQ(view->total_cents, 1500);
+  EXPECT_EQ(view->item_count, 3);
+  EXPECT_EQ(view->version, 3);
+  ASSERT_EQ(view->lines.size(), 2u);
+  EXPECT_TRUE(view->paid_at && view->shipped_at && !view->delivered_at && !view->cancel_reason);
+  EXPECT_EQ(model.GetOrder(order2)->cancel_reason, std::nullopt);  // "" is null
+  EXPECT_EQ(model.GetOrder(order3)->cancel_reason, "too slow");
+  EXPECT_FALSE(model.GetOrder(domain::OrderId(adapters::system::NewRandomUuid())));
+
+  WaitCaughtUp(redis.server.Endpoint(), prefix, write);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  EXPECT_EQ(rig.projector.Stats().errors, 0u) << rig.projector.Stats().last_error;
+}
+
+// Hand-made events: an order before its customer and products, redelivery, and a gap.
+TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
+  TempRedis redis;
+  const auto prefix = Prefix();
+  RedisProjection store({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  const auto customer = adapters::system::NewRandomUuid().ToString();
+  const auto product = adapters::system::NewRandomUuid().ToString();
+  const auto order_id = adapters::system::NewRandomUuid();
+  const auto order = order_id.ToString();
+  auto event = [](std::string type, std::string aggregate_type, std::string id,
+                  std::int64_t version, std::string payload) {
+    cqrs::StoredEvent e;
+    e.envelope.event_id = adapters::system::NewRandomUuid().ToString();
+    e.envelope.type = std::move(type);
+    e.envelope.aggregate_type = std::move(aggregate_type);
+    e.envelope.aggregate_id = std::move(id);
+    e.envelope.aggregate_version = version;
+    e.envelope.occurred_at = cqrs::TimePoint(std::chrono::milliseconds(1'700'000'000'000));
+    e.envelope.payload = std::move(payload);
+    return e;
+  };
+  const auto line = fmt::format(
+      R"([{{"product_id":"{}","sku":"S1","product_name":"Thing","quantity":2,"unit_price_cents":5}}])",
+      product);
+  const std::vector<cqrs::StoredEvent> batch1 = {
+      event("OrderPlaced", "Order", order, 1,
+            fmt::format(R"({{"order_id":"{}","customer_id":"{}","lines":{},"total_cents":10}})",
+                        order, customer, line)),
+      event("OrderPaid", "Order", order, 2,
+            fmt::format(R"({{"order_id":"{}","customer_id":"{}","amount_cents":10,)"
+                        R"("payment_reference":"P","lines":{}}})",
+                        order, customer, line))};
+  store.LoadCheckpoint();
+  store.Apply(batch1, {1, 2, 3});
+  auto view = model.GetOrder(domain::OrderId(order_id));
+  ASSERT_TRUE(view);
+  EXPECT_EQ(view->customer_name, std::nullopt);  // the customer is not known yet
+  EXPECT_EQ(view->status, "paid");
+  EXPECT_TRUE(model.TopProducts(10).empty());  // nor the product
+
+  const std::vector<cqrs::StoredEvent> batch2 = {
+      event("CustomerRegistered", "Customer", customer, 1,
+            fmt::format(R"({{"customer_id":"{}","name":"Zed","email":"z@x"}})", customer)),
+      event("ProductAdded", "Product", product, 1,
+            fmt::format(
+                R"({{"product_id":"{}","sku":"S1","name":"Thing","price_cents":5,"stock":9}})",
+                product))};
+  store.Apply(batch2, {1, 4, 5});
+  // Redelivery: the same batch again has no second effect (only the checkpoint moves).
+  store.Apply(batch2, {1, 4, 6});
+  store.Apply(batch1, {1, 4, 7});
+  EXPECT_EQ(store.EventsApplied(), 4);
+  view = model.GetOrder(domain::OrderId(order_id));
+  ASSERT_TRUE(view);
+  EXPECT_EQ(view->customer_name, "Zed");
+  EXPECT_EQ(view->customer_email, "z@x");
+  EXPECT_EQ(view->version, 2);
+  auto top = model.TopProducts(10);
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0].units_sold, 2);
+  EXPECT_EQ(top[0].revenue_cents, 10);
+  EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 4, 7}));
+
+  // A gap is fatal and writes nothing, not even the checkpoint.
+  const std::vector<cqrs::StoredEvent> gap = {
+      event("CustomerDetailsChanged", "Customer", customer, 2,
+            fmt::format(R"({{"customer_id":"{}","name":"Y","email":"y@x"}})", customer)),
+      event("OrderDelivered", "Order", order, 4,
+            fmt::format(R"({{"order_id":"{}","customer_id":"{}"}})", order, customer))};
+  EXPECT_THROW(store.Apply(gap, {1, 6, 9}), cqrs::FatalProjectionError);
+  EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 4, 7}));
+  EXPECT_EQ(model.GetOrder(domain::OrderId(order_id))->customer_name, "Zed");
+
+  // A store whose checkpoint moved under it (another writer, or Redis lost data) refuses.
+  RedisProjection other({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  other.LoadCheckpoint();
+  other.Apply({}, {1, 4, 8});
+  EXPECT_THROW(store.Apply({}, {1, 4, 9}), adapters::redis::RedisReplyError);
+  EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 4, 8}));
+  store.Apply({}, {1, 4, 9});  // after reloading, it goes on
+}
+
+// Redelivery through the real reader: the same fetched batch applied twice.
+TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
+  TempRedis redis;
+  const auto write = WriteDatabase();
+  const auto prefix = Prefix();
+  Workload load(write);
+  load.Seed(4, 4);
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 200; ++i) load.Step(rng);
+  adapters::pg_outbox::OutboxReader reader({write});
+  RedisProjection store({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  auto checkpoint = store.LoadCheckpoint();
+  while (true) {
+    auto batch = reader.FetchBatch(checkpoint, 37);
+    if (batch.events.empty()) break;
+    store.Apply(batch.events, batch.next);
+    store.Apply(batch.events, batch.next);  // redelivered
+    checkpoint = batch.next;
+  }
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+}
+
+// The projector is destroyed mid-stream again and again while commands run; at the end Redis
+// is exact.
+TEST(RedisProjectorCrash, RestartsAbruptlyAndEndsExact) {
+  TempRedis redis;
+  const auto write = WriteDatabase();
+  const auto prefix = Prefix();
+  Workload load(write);
+  load.Seed(8, 8);
+  std::atomic<bool> stop = false;
+  std::thread writers([&] { load.Run(3, stop); });
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 12; ++round) {
+    RedisRig rig(write, redis.server.Endpoint(), prefix, 1 + rng() % 300);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 300));
+  }
+  stop = true;
+  writers.join();
+  RedisRig rig(write, redis.server.Endpoint(), prefix);
+  WaitCaughtUp(redis.server.Endpoint(), prefix, write);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  EXPECT_NE(rig.projector.Stats().status, cqrs::ProjectorStatus::kError);
+}
+
+// redis-server is killed with SIGKILL under load, more than once; the supervisor restarts it
+// from its AOF and the projection converges exactly (whatever the last second lost, it lost
+// the data and the checkpoint together, and the projector replays from the older one).
+TEST(RedisServerCrash, KilledUnderLoadRestartsAndConverges) {
+  TempRedis redis;
+  const auto write = WriteDatabase();
+  const auto prefix = Prefix();
+  Workload load(write);
+  load.Seed(6, 6);
+  RedisRig rig(write, redis.server.Endpoint(), prefix, 50);
+  std::atomic<bool> stop = false;
+  std::thread writers([&] { load.Run(3, stop); });
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(700ms);
+    const auto pid = redis.server.Pid();
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    // The supervisor notices and restarts it on the same port.
+    for (int w = 0; w < 200 && redis.server.Restarts() <= i; ++w) {
+      std::this_thread::sleep_for(25ms);
+    }
+    ASSERT_EQ(redis.server.Restarts(), i + 1);
+  }
+  std::this_thread::sleep_for(500ms);
+  stop = true;
+  writers.join();
+  WaitCaughtUp(redis.server.Endpoint(), prefix, write);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  const auto stats = rig.projector.Stats();
+  EXPECT_NE(stats.status, cqrs::ProjectorStatus::kError) << stats.last_error;
+  EXPECT_GT(stats.errors, 0u);  // it did notice
+}
+
+// Redis down (or missing an order): RedisQueries answers from the read PostgreSQL.
+TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
+  TempRedis redis;
+  const auto write = WriteDatabase();
+  const auto read = test_support::FreshDatabase("r");
+  adapters::pg::ApplyMigrations(read, "pg_read");
+  const auto prefix = Prefix();
+  Workload load(write);
+  load.Seed(3, 3);
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 60; ++i) load.Step(rng);
+  auto placed = load.commands.Handle(app::PlaceOrder{
+      *domain::CustomerId::Parse(
+          Connection(write).Exec("SELECT id::text FROM customers LIMIT 1").String(0, 0)),
+      {{*domain::ProductId::Parse(
+            Connection(write).Exec("SELECT id::text FROM products LIMIT 1").String(0, 0)),
+        1}}});
+  ASSERT_TRUE(placed);
+  const auto order = *domain::OrderId::Parse(placed->id);
+
+  // Read PG fully projected; Redis not projected at all yet: every GetOrder misses.
+  {
+    adapters::pg_outbox::OutboxReader source({write});
+    adapters::pg_read::PgReadProjection projection(read);
+    cqrs::ProgressTracker tracker;
+    cqrs::Projector projector({.name = "read_pg"}, source, projection, &tracker);
+    projector.Start();
+    ASSERT_TRUE(tracker.WaitFor(WriteBound(write), 30s));
+  }
+  adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(read, 2));
+  adapters::pg_read::PgReadModel pg(pool);
+  RedisReadModel redis_model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  adapters::redis::RedisQueries queries(redis_model, pg);
+
+  auto miss = queries.GetOrder(order);
+  ASSERT_TRUE(miss);
+  EXPECT_EQ(miss->id, order.ToString());
+  EXPECT_EQ(queries.GetStats().redis_misses, 1u);
+
+  {
+    RedisRig rig(write, redis.server.Endpoint(), prefix);
+    WaitCaughtUp(redis.server.Endpoint(), prefix, write);
+  }
+  auto hit = queries.GetOrder(order);
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(queries.GetStats().redis_hits, 1u);
+  // Both stores agree.
+  EXPECT_EQ(static_cast<const app::OrderSummary&>(*hit),
+            static_cast<const app::OrderSummary&>(*miss));
+  EXPECT_EQ(hit->lines, miss->lines);
+  const auto pg_top = pg.TopProducts(10);
+  ASSERT_TRUE(pg_top);
+  auto redis_top = queries.TopProducts(10);
+  ASSERT_TRUE(redis_top);
+  ASSERT_EQ(redis_top->size(), pg_top->size());
+  for (std::size_t i = 0; i < pg_top->size(); ++i) {
+    EXPECT_EQ((*redis_top)[i].product_id, (*pg_top)[i].product_id);
+    EXPECT_EQ((*redis_top)[i].units_sold, (*pg_top)[i].units_sold);
+    EXPECT_EQ((*redis_top)[i].revenue_cents, (*pg_top)[i].revenue_cents);
+  }
+  EXPECT_FALSE(queries.TopProducts(0));  // validation as before
+
+  // Redis down: answers still come (from PostgreSQL), quickly, and readiness says so.
+  redis.server.Stop();
+  EXPECT_FALSE(redis_model.Ping());
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) {
+    auto down = queries.GetOrder(order);
+    ASSERT_TRUE(down);
+    EXPECT_EQ(down->id, order.ToString());
+    auto top = queries.TopProducts(10);
+    ASSERT_TRUE(top);
+    EXPECT_EQ(top->size(), pg_top->size());
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  EXPECT_GE(queries.GetStats().redis_errors, 40u);
+  EXPECT_TRUE(queries.GetCustomer(*domain::CustomerId::Parse(miss->customer_id)));
+
+  // Back up: served by Redis again once the down interval has passed.
+  redis.server.Start();
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_TRUE(redis_model.Ping());
+  const auto hits = queries.GetStats().redis_hits;
+  ASSERT_TRUE(queries.GetOrder(order));
+  EXPECT_EQ(queries.GetStats().redis_hits, hits + 1);
+}
+
+}  // namespace
+}  // namespace shopcqrs
