@@ -180,8 +180,8 @@ void ApplyToml(Config& config, std::string_view toml_text, std::string_view sour
   }
   TomlReader reader(source);
   constexpr std::string_view kTopLevel =
-      "listen, http_threads, query_source, token_secret, write_db, read_db, api, projectors, "
-      "log";
+      "listen, http_threads, query_source, token_secret, write_db, read_db, redis, api, "
+      "projectors, log";
   for (const auto& [key, node] : root) {
     const std::string_view name = key.str();
     if (name == "listen") {
@@ -192,6 +192,8 @@ void ApplyToml(Config& config, std::string_view toml_text, std::string_view sour
       reader.String(node, name, config.query_source);
     } else if (name == "token_secret") {
       reader.String(node, name, config.token_secret);
+    } else if (name == "redis") {
+      reader.String(node, name, config.redis);
     } else if (name == "write_db") {
       reader.Database(node, name, config.write_db, config.write_pool_size);
     } else if (name == "read_db") {
@@ -261,6 +263,7 @@ void ApplyEnvironment(Config& config, const EnvLookup& env) {
   string_var("SHOPCQRS_LOG_LEVEL", config.log_level);
   string_var("SHOPCQRS_QUERY_SOURCE", config.query_source);
   string_var("SHOPCQRS_TOKEN_SECRET", config.token_secret);
+  string_var("SHOPCQRS_REDIS", config.redis);
 }
 
 Config LoadConfig(const std::optional<std::filesystem::path>& file, const EnvLookup& env) {
@@ -373,6 +376,12 @@ std::vector<std::string> ValidateConfig(const Config& config) {
       std::end(kQuerySources)) {
     errors.push_back(fmt::format("query_source: '{}' is not one of {}", config.query_source,
                                  fmt::join(kQuerySources, ", ")));
+  }
+  if (!config.redis.empty()) {
+    auto redis = ParseListenAddress(config.redis);
+    if (!redis || redis->port == 0) {
+      errors.push_back(fmt::format("redis: '{}' must be HOST:PORT", config.redis));
+    }
   }
   if (!config.token_secret.empty() && config.token_secret.size() < kMinTokenSecretLength) {
     errors.push_back(fmt::format("token_secret: must be at least {} characters (or empty)",

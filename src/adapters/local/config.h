@@ -30,6 +30,9 @@ struct Config {
   std::string log_level = "info";
   std::string query_source = "read";
   std::string token_secret;
+  // Redis as HOST:PORT; when set, the Redis projection runs and the order view and top
+  // sellers are answered from Redis (falling back to the read PostgreSQL). Empty: no Redis.
+  std::string redis;
 
   friend bool operator==(const Config&, const Config&) = default;
 };
@@ -73,8 +76,10 @@ inline constexpr std::size_t kMinTokenSecretLength = 16;
 // spdlog level names accepted by log_level.
 inline constexpr std::string_view kLogLevels[] = {"trace",   "debug", "info",     "warn",
                                                   "warning", "error", "critical", "off"};
-// Stores that can serve queries: the read PostgreSQL ("read") or the Redis cache ("redis").
-inline constexpr std::string_view kQuerySources[] = {"read", "redis"};
+// Stores that can serve queries: the read PostgreSQL ("read"), the Redis cache ("redis"), or
+// the write PostgreSQL itself ("write": single-database mode, normalized joins on the write
+// database; the benchmarks' baseline and a migration path, see adapters/pg_single).
+inline constexpr std::string_view kQuerySources[] = {"read", "redis", "write"};
 
 struct ListenAddress {
   std::string host;        // without brackets for IPv6
