@@ -101,9 +101,34 @@ bool Projector::SleepUnlessStopped(std::chrono::milliseconds duration) {
 }
 
 bool Projector::Step(Checkpoint& checkpoint) {
-  auto batch = source_.FetchBatch(checkpoint, options_.batch_size);
+  const std::size_t max_size =
+      std::max(options_.batch_size,
+               options_.max_batch_size ? options_.max_batch_size : 8 * options_.batch_size);
+  if (fetch_size_ == 0) fetch_size_ = options_.batch_size;
+  EventBatch batch;
+  std::size_t requested = fetch_size_;
+  if (prefetch_.valid() && prefetch_after_ == checkpoint) {
+    requested = prefetch_size_;
+    batch = prefetch_.get();  // rethrows the fetch's fault
+  } else {
+    DropPrefetch();
+    batch = source_.FetchBatch(checkpoint, requested);
+  }
   batch.next.bound = std::max(batch.next.bound, checkpoint.bound);
   if (batch.events.empty() && batch.next == checkpoint) return false;
+  const bool full = batch.events.size() >= requested;
+  // Catching up: grow the batches and fetch the next one while this one is applied. The
+  // prefetch starts from batch.next and is used only if this Apply succeeds (checkpoint then
+  // equals batch.next); after a fault it is dropped and the checkpoint reloaded, so nothing is
+  // skipped or applied twice. FetchBatch is never called concurrently with itself.
+  fetch_size_ = full ? std::min(max_size, requested * 2) : options_.batch_size;
+  if (full) {
+    prefetch_after_ = batch.next;
+    prefetch_size_ = fetch_size_;
+    prefetch_ = std::async(std::launch::async, [this, after = batch.next, size = fetch_size_] {
+      return source_.FetchBatch(after, size);
+    });
+  }
   store_.Apply(batch.events, batch.next);
   checkpoint = batch.next;
 
@@ -116,7 +141,6 @@ bool Projector::Step(Checkpoint& checkpoint) {
     }
   }
   if (!batch.events.empty()) lag = now - batch.events.back().committed_at;
-  const bool full = batch.events.size() >= options_.batch_size;
   {
     std::lock_guard lock(mutex_);
     stats_.checkpoint = checkpoint;
@@ -130,6 +154,14 @@ bool Projector::Step(Checkpoint& checkpoint) {
   if (tracker_) tracker_->Publish(checkpoint.bound);
   if (observer_) observer_->OnProgress(options_.name, checkpoint);
   return full;
+}
+
+void Projector::DropPrefetch() {
+  if (!prefetch_.valid()) return;
+  try {
+    prefetch_.get();
+  } catch (...) {
+  }
 }
 
 void Projector::Run() {
@@ -165,6 +197,7 @@ void Projector::Run() {
         stats_.last_error = error.what();
       }
       if (observer_) observer_->OnError(options_.name, error.what(), true);
+      DropPrefetch();
       return;  // loudly stopped: never skip past an event that cannot be applied
     } catch (const std::exception& error) {
       {
@@ -175,6 +208,8 @@ void Projector::Run() {
       }
       if (observer_) observer_->OnError(options_.name, error.what(), false);
       loaded = false;
+      DropPrefetch();
+      fetch_size_ = options_.batch_size;
       try {
         source_.Reset();
         store_.Reset();
@@ -184,6 +219,7 @@ void Projector::Run() {
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }
+  DropPrefetch();
 }
 
 }  // namespace shopcqrs::cqrs

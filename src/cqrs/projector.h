@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -129,6 +130,10 @@ class Projector {
   struct Options {
     std::string name = "projection";
     std::size_t batch_size = 2000;
+    // Catch-up: while batches come back full, the next one asks for twice as many events, up
+    // to this many (0: 8 x batch_size), and is fetched while the previous one is applied.
+    // Fewer, larger read-store transactions; back to batch_size once caught up.
+    std::size_t max_batch_size = 0;
     std::chrono::milliseconds idle_wait{500};  // WaitForChange timeout when caught up
     std::chrono::milliseconds initial_backoff{50};
     std::chrono::milliseconds max_backoff{2000};
@@ -150,6 +155,8 @@ class Projector {
   void Run();
   // One fetch + apply; answers whether the batch was full (more is waiting).
   bool Step(Checkpoint& checkpoint);
+  // Waits for a prefetched batch still in flight and forgets it (after a fault or on stop).
+  void DropPrefetch();
   void SetStatus(ProjectorStatus status, std::string error = {});
   void Beat();
   // Sleeps up to `duration` unless Stop() is called; answers false when stopping.
@@ -166,6 +173,12 @@ class Projector {
   bool stop_ = false;
   ProjectorStats stats_;
   std::thread thread_;
+  // Loop thread only: the size of the next fetch, and the next batch being fetched (from
+  // prefetch_after_) while the current one is applied.
+  std::size_t fetch_size_ = 0;
+  std::future<EventBatch> prefetch_;
+  Checkpoint prefetch_after_;
+  std::size_t prefetch_size_ = 0;
 };
 
 }  // namespace shopcqrs::cqrs

@@ -120,6 +120,27 @@ inline constexpr Statement kPropagateCustomers{
     "FROM customer_views c WHERE c.id = ANY ($1::uuid[]) AND o.customer_id = c.id "
     "AND (o.customer_name IS DISTINCT FROM c.name OR o.customer_email IS DISTINCT FROM c.email)"};
 
+// order_search (migration 0002) follows the order views' search document, in the same
+// transaction: for the orders a batch wrote ($1 order ids) and for the orders of customers whose
+// details changed ($1 customer ids). A document that did not change gets no new row version,
+// so its trigram index entries are not rewritten (the expensive part of projecting an order).
+#define SHOPCQRS_SEARCH_DOCUMENT                                                      \
+  "coalesce(o.customer_name, '') || ' ' || coalesce(o.customer_email, '') || ' ' || " \
+  "o.line_text || ' ' || coalesce(o.tracking_number, '')"
+inline constexpr Statement kSyncOrderSearch{
+    "r_sync_order_search",
+    "INSERT INTO order_search AS s (id, document) SELECT o.id, " SHOPCQRS_SEARCH_DOCUMENT
+    " FROM order_views o WHERE o.id = ANY ($1::uuid[]) "
+    "ON CONFLICT (id) DO UPDATE SET document = excluded.document "
+    "WHERE s.document <> excluded.document"};
+inline constexpr Statement kSyncCustomerOrderSearch{
+    "r_sync_customer_order_search",
+    "INSERT INTO order_search AS s (id, document) SELECT o.id, " SHOPCQRS_SEARCH_DOCUMENT
+    " FROM order_views o WHERE o.customer_id = ANY ($1::uuid[]) "
+    "ON CONFLICT (id) DO UPDATE SET document = excluded.document "
+    "WHERE s.document <> excluded.document"};
+#undef SHOPCQRS_SEARCH_DOCUMENT
+
 // ---- queries ----
 
 inline constexpr Statement kGetOrder{
@@ -142,13 +163,13 @@ inline constexpr Statement kListOrdersByCustomer{
                                  "AND (o.placed_at, o.id) < ($1::timestamptz, $2::uuid) "
                                  "AND ($5::text IS NULL OR o.status = $5::text) "
                                  "ORDER BY o.placed_at DESC, o.id DESC LIMIT $3"};
-// $1: ILIKE patterns, all of which must match; served by order_views_search_idx (pg_trgm).
-inline constexpr Statement kSearchOrders{
-    "r_search_orders", "SELECT " SHOPCQRS_ORDER_COLUMNS
-                       "FROM order_views o WHERE (coalesce(o.customer_name, '') || ' ' || "
-                       "coalesce(o.customer_email, '') || ' ' || o.line_text || ' ' || "
-                       "coalesce(o.tracking_number, '')) ILIKE ALL ($1::text[]) "
-                       "ORDER BY o.placed_at DESC, o.id DESC LIMIT $2"};
+// $1: ILIKE patterns, all of which must match the order's search document; served by
+// order_search_document_idx (pg_trgm).
+inline constexpr Statement kSearchOrders{"r_search_orders",
+                                         "SELECT " SHOPCQRS_ORDER_COLUMNS
+                                         "FROM order_search s JOIN order_views o ON o.id = s.id "
+                                         "WHERE s.document ILIKE ALL ($1::text[]) "
+                                         "ORDER BY o.placed_at DESC, o.id DESC LIMIT $2"};
 inline constexpr Statement kGetCustomer{
     "r_get_customer",
     "SELECT id::text, name, email, order_count, lifetime_value_cents, version "
@@ -171,12 +192,30 @@ inline constexpr Statement kDailySales{
 #undef SHOPCQRS_ORDER_COLUMNS
 
 inline std::vector<Statement> All() {
-  return {kEnsureCheckpoint,     kLockCheckpoint,  kLoadCheckpoint, kStoreCheckpoint,
-          kNotifyProgress,       kLoadOrders,      kLoadCustomers,  kLoadProducts,
-          kUpsertOrders,         kUpsertCustomers, kUpsertProducts, kAddDailySales,
-          kPropagateCustomers,   kGetOrder,        kListOrders,     kListOrdersByStatus,
-          kListOrdersByCustomer, kSearchOrders,    kGetCustomer,    kGetProduct,
-          kTopProducts,          kDailySales};
+  return {kEnsureCheckpoint,
+          kLockCheckpoint,
+          kLoadCheckpoint,
+          kStoreCheckpoint,
+          kNotifyProgress,
+          kLoadOrders,
+          kLoadCustomers,
+          kLoadProducts,
+          kUpsertOrders,
+          kUpsertCustomers,
+          kUpsertProducts,
+          kAddDailySales,
+          kPropagateCustomers,
+          kSyncOrderSearch,
+          kSyncCustomerOrderSearch,
+          kGetOrder,
+          kListOrders,
+          kListOrdersByStatus,
+          kListOrdersByCustomer,
+          kSearchOrders,
+          kGetCustomer,
+          kGetProduct,
+          kTopProducts,
+          kDailySales};
 }
 
 }  // namespace shopcqrs::adapters::pg_read::queries

@@ -1,0 +1,391 @@
+// shopcqrs-bench-lag: how soon a command's effect is visible in the read database.
+//
+//   shopcqrs-bench-lag [--rates 100,500,1000] [--duration D] [--threads T] [--fsync]
+//                      [--json FILE]
+//
+// Starts its own write and read PostgreSQL servers, the read_pg projector in-process (the real
+// OutboxReader + PgReadProjection + Projector), seeds customers and products, then for each
+// rate drives app::CommandService + PgWriteStore open loop (command i is due at start + i/R,
+// spread over T threads) with a mix of 50% PlaceOrder, 30% PayOrder (of a placed order) and
+// 20% RegisterCustomer, for a 1 s warm-up plus D seconds. Per rate it reports:
+//   command  due time -> command returned (coordinated-omission corrected)
+//   visible  command returned -> the ProgressTracker reached the bound in the command's
+//            consistency token (what a client waiting on its token observes; 0 when the
+//            projection got there first)
+//   server   event committed_at (its occurred_at, ms precision, taken before the commit) ->
+//            applied, from the projector's observer
+// as p50/p99/p99.9/max in milliseconds; printed and written as JSON (default
+// bench/results/lag-latest.json).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+
+#include "adapters/local/postgres_server.h"
+#include "adapters/pg/migrator.h"
+#include "adapters/pg/pool.h"
+#include "adapters/pg_outbox/outbox_reader.h"
+#include "adapters/pg_read/projection.h"
+#include "adapters/pg_write/write_store.h"
+#include "adapters/system/system.h"
+#include "application/command_service.h"
+#include "cqrs/consistency_token.h"
+#include "cqrs/projector.h"
+
+namespace shopcqrs::bench {
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using Ms = std::chrono::duration<double, std::milli>;
+
+struct Percentiles {
+  std::size_t count = 0;
+  double p50 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;
+};
+
+Percentiles Summarize(std::vector<double> v) {
+  Percentiles p;
+  p.count = v.size();
+  if (v.empty()) return p;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) {
+    const auto i = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+  };
+  p.p50 = at(0.50);
+  p.p99 = at(0.99);
+  p.p999 = at(0.999);
+  p.max = v.back();
+  double sum = 0;
+  for (double x : v) sum += x;
+  p.mean = sum / static_cast<double>(v.size());
+  return p;
+}
+
+json::object ToJson(const Percentiles& p) {
+  return {{"count", p.count},  {"p50_ms", p.p50}, {"p99_ms", p.p99},
+          {"p999_ms", p.p999}, {"max_ms", p.max}, {"mean_ms", p.mean}};
+}
+
+// Server-side lag of every applied event while `recording`.
+class LagObserver final : public cqrs::ProjectorObserver {
+ public:
+  void OnEventApplied(std::string_view, const cqrs::StoredEvent&,
+                      std::chrono::duration<double> lag) override {
+    if (!recording) return;
+    std::lock_guard lock(mutex_);
+    lags_.push_back(lag.count() * 1000.0);
+  }
+  void OnProgress(std::string_view, const cqrs::Checkpoint&) override { ++batches; }
+  std::vector<double> Take() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(lags_, {});
+  }
+  std::atomic<bool> recording = false;
+  std::atomic<std::int64_t> batches = 0;
+
+ private:
+  std::mutex mutex_;
+  std::vector<double> lags_;
+};
+
+// When the tracker's bound moved, as a monotonic timeline.
+class BoundTimeline {
+ public:
+  explicit BoundTimeline(cqrs::ProgressTracker& tracker) : tracker_(tracker) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~BoundTimeline() {
+    stop_ = true;
+    thread_.join();
+  }
+  // The first time the bound was >= `bound`, if it was.
+  std::optional<Clock::time_point> Reached(std::uint64_t bound) {
+    std::lock_guard lock(mutex_);
+    auto it = std::lower_bound(points_.begin(), points_.end(), bound,
+                               [](const auto& p, std::uint64_t b) { return p.second < b; });
+    if (it == points_.end()) return std::nullopt;
+    return it->first;
+  }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      const auto current = tracker_.Bound();
+      if (tracker_.WaitFor(current + 1, std::chrono::milliseconds(50))) {
+        const auto now = Clock::now();
+        std::lock_guard lock(mutex_);
+        points_.emplace_back(now, tracker_.Bound());
+      }
+    }
+  }
+  cqrs::ProgressTracker& tracker_;
+  std::atomic<bool> stop_ = false;
+  std::mutex mutex_;
+  std::vector<std::pair<Clock::time_point, std::uint64_t>> points_;
+  std::thread thread_;
+};
+
+struct PlacedOrder {
+  domain::OrderId id;
+  std::int64_t total_cents = 0;
+};
+
+struct RateResult {
+  double rate = 0;
+  double achieved = 0;
+  std::int64_t commands = 0;
+  std::int64_t failures = 0;
+  std::int64_t batches = 0;
+  Percentiles command, visible, server;
+};
+
+int Run(int argc, char** argv) {
+  std::string rates_text = "100,500,1000";
+  double duration = 10;
+  int threads = 16;
+  bool fsync = false;
+  std::string json_file = std::string(SHOPCQRS_BENCH_RESULTS_DIR) + "/lag-latest.json";
+  CLI::App cli{"shopcqrs-bench-lag: command -> visible in the read database"};
+  cli.add_option("--rates", rates_text, "commands/s, comma-separated");
+  cli.add_option("--duration", duration, "measured seconds per rate")->check(CLI::PositiveNumber);
+  cli.add_option("--threads", threads, "client threads (= write pool size)")
+      ->check(CLI::Range(1, 256));
+  cli.add_flag("--fsync", fsync, "run the servers with fsync on (default: off, like the tests)");
+  cli.add_option("--json", json_file, "where to write the JSON result");
+  CLI11_PARSE(cli, argc, argv);
+  spdlog::set_level(spdlog::level::warn);
+  std::vector<double> rates;
+  {
+    std::stringstream in(rates_text);
+    std::string item;
+    while (std::getline(in, item, ',')) rates.push_back(std::stod(item));
+  }
+
+  std::string dir = (fs::temp_directory_path() / "shopcqrs-lag-XXXXXX").string();
+  if (!::mkdtemp(dir.data())) throw std::runtime_error("mkdtemp failed");
+  ::chmod(dir.c_str(), 0755);  // the servers may run as the postgres user
+  auto server_options = [&](const char* name) {
+    adapters::local::PostgresServer::Options o;
+    o.data_dir = fs::path(dir) / name;
+    o.name = name;
+    o.fsync = fsync;
+    o.stop_with_parent = true;
+    return o;
+  };
+  adapters::local::PostgresServer write_server(server_options("write"));
+  adapters::local::PostgresServer read_server(server_options("read"));
+  write_server.Start();
+  read_server.Start();
+  const auto write = write_server.ConnectionString();
+  const auto read = read_server.ConnectionString();
+  adapters::pg::ApplyMigrations(write, "pg_write");
+  adapters::pg::ApplyMigrations(read, "pg_read");
+
+  adapters::pg::Pool pool(adapters::pg_write::WritePoolOptions(write, threads));
+  cqrs::ConsistencyTokens tokens;
+  adapters::pg_write::PgWriteStore store(pool, tokens);
+  adapters::system::SystemClock clock;
+  adapters::system::RandomIds ids;
+  app::CommandService commands(store, clock, ids);
+
+  adapters::pg_outbox::OutboxReader reader({write});
+  adapters::pg_read::PgReadProjection projection(read);
+  cqrs::ProgressTracker tracker;
+  LagObserver observer;
+  cqrs::Projector::Options options;
+  options.name = "read_pg";
+  cqrs::Projector projector(options, reader, projection, &tracker, &observer);
+  projector.Start();
+  BoundTimeline timeline(tracker);
+
+  std::vector<domain::CustomerId> customers;
+  std::vector<domain::ProductId> products;
+  std::atomic<std::int64_t> serial = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto r = commands.Handle(
+        app::RegisterCustomer{fmt::format("Customer {}", i), fmt::format("seed{}@example.com", i)});
+    if (!r) throw std::runtime_error("seeding customers failed");
+    customers.push_back(*domain::CustomerId::Parse(r->id));
+  }
+  for (int i = 0; i < 500; ++i) {
+    auto r = commands.Handle(app::AddProduct{fmt::format("SKU-{:05}", i),
+                                             fmt::format("Product {}", i), 100 + i, 1'000'000'000});
+    if (!r) throw std::runtime_error("seeding products failed");
+    products.push_back(*domain::ProductId::Parse(r->id));
+  }
+
+  std::mutex placed_mutex;
+  std::deque<PlacedOrder> placed;
+  std::vector<RateResult> results;
+  for (const double rate : rates) {
+    const double warmup = 1.0;
+    const auto total = static_cast<std::int64_t>(rate * (warmup + duration));
+    std::atomic<std::int64_t> next = 0;
+    std::mutex samples_mutex;
+    std::vector<double> command_ms;
+    std::vector<std::pair<Clock::time_point, std::uint64_t>> returned;  // (returned, bound)
+    std::atomic<std::int64_t> failures = 0;
+    const auto batches0 = observer.batches.load();
+    const auto start = Clock::now() + std::chrono::milliseconds(50);
+    const auto measure_from =
+        start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup));
+    auto worker = [&](int t) {
+      std::mt19937_64 rng(static_cast<std::uint64_t>(t) * 7919 + static_cast<std::uint64_t>(rate));
+      auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+      while (true) {
+        const auto i = next.fetch_add(1);
+        if (i >= total) return;
+        const auto due = start + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(static_cast<double>(i) / rate));
+        std::this_thread::sleep_until(due);
+        const auto kind = pick(10);
+        domain::Result<app::CommandResult> r = std::unexpected(domain::Error{});
+        std::optional<PlacedOrder> to_pay;
+        if (kind >= 5 && kind < 8) {
+          std::lock_guard lock(placed_mutex);
+          if (!placed.empty()) {
+            to_pay = placed.front();
+            placed.pop_front();
+          }
+        }
+        if (kind >= 8) {
+          const auto n = serial.fetch_add(1);
+          r = commands.Handle(app::RegisterCustomer{fmt::format("Customer n{}", n),
+                                                    fmt::format("c{}@example.com", n)});
+        } else if (to_pay) {
+          r = commands.Handle(app::PayOrder{to_pay->id, to_pay->total_cents,
+                                            fmt::format("PAY-{}", i), std::nullopt});
+        } else {
+          app::PlaceOrder cmd{customers[pick(customers.size())], {}};
+          const auto lines = 1 + pick(3);
+          for (std::size_t k = 0; k < lines; ++k) {
+            cmd.lines.push_back({products[pick(products.size())], 1});
+          }
+          r = commands.Handle(cmd);
+          if (r) {
+            std::lock_guard lock(placed_mutex);
+            placed.push_back({*domain::OrderId::Parse(r->id), *r->total_cents});
+          }
+        }
+        const auto done = Clock::now();
+        if (!r) {
+          ++failures;
+          continue;
+        }
+        if (due < measure_from) continue;
+        const auto bound = tokens.Decode(r->consistency_token);
+        std::lock_guard lock(samples_mutex);
+        command_ms.push_back(Ms(done - due).count());
+        if (bound) returned.emplace_back(done, *bound);
+      }
+    };
+    std::this_thread::sleep_until(measure_from - std::chrono::milliseconds(10));
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) workers.emplace_back(worker, t);
+    std::this_thread::sleep_until(measure_from);
+    observer.Take();
+    observer.recording = true;
+    for (auto& w : workers) w.join();
+    const auto end = Clock::now();
+    // Let the projection catch up with the last commands.
+    std::uint64_t max_bound = 0;
+    for (const auto& [at, bound] : returned) max_bound = std::max(max_bound, bound);
+    tracker.WaitFor(max_bound, std::chrono::seconds(30));
+    observer.recording = false;
+    std::vector<double> visible_ms;
+    for (const auto& [at, bound] : returned) {
+      const auto reached = timeline.Reached(bound);
+      if (!reached) {
+        visible_ms.push_back(30'000);
+        continue;
+      }
+      visible_ms.push_back(std::max(0.0, Ms(*reached - at).count()));
+    }
+    RateResult result;
+    result.rate = rate;
+    result.commands = static_cast<std::int64_t>(command_ms.size());
+    result.achieved = static_cast<double>(result.commands) /
+                      std::chrono::duration<double>(end - measure_from).count();
+    result.failures = failures;
+    result.batches = observer.batches - batches0;
+    result.command = Summarize(std::move(command_ms));
+    result.visible = Summarize(std::move(visible_ms));
+    result.server = Summarize(observer.Take());
+    results.push_back(result);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  projector.Stop();
+
+  fmt::print("\n{:>6} {:>8} {:>7} {:>6} | {:>27} | {:>35} | {:>27}\n", "rate", "achieved",
+             "batches", "fails", "command p50/p99/max ms", "visible p50/p99/p99.9/max ms",
+             "server p50/p99/max ms");
+  for (const auto& r : results) {
+    fmt::print(
+        "{:>6.0f} {:>8.0f} {:>7} {:>6} | {:>8.2f} {:>8.2f} {:>9.2f} | {:>8.2f} {:>8.2f} {:>8.2f} "
+        "{:>8.2f} | {:>8.1f} {:>8.1f} {:>9.1f}\n",
+        r.rate, r.achieved, r.batches, r.failures, r.command.p50, r.command.p99, r.command.max,
+        r.visible.p50, r.visible.p99, r.visible.p999, r.visible.max, r.server.p50, r.server.p99,
+        r.server.max);
+  }
+  json::array rows;
+  for (const auto& r : results) {
+    rows.push_back(json::object{{"rate", r.rate},
+                                {"achieved", r.achieved},
+                                {"commands", r.commands},
+                                {"failures", r.failures},
+                                {"batches", r.batches},
+                                {"command", ToJson(r.command)},
+                                {"visible", ToJson(r.visible)},
+                                {"server", ToJson(r.server)}});
+  }
+  json::object out{{"benchmark", "lag"},
+                   {"duration_seconds", duration},
+                   {"threads", threads},
+                   {"fsync", fsync},
+                   {"cores", std::thread::hardware_concurrency()},
+                   {"target", json::object{{"rate", 1000}, {"p50_ms", 1}, {"p99_ms", 5}}},
+                   {"rates", std::move(rows)}};
+  if (!json_file.empty()) {
+    if (fs::path(json_file).has_parent_path()) {
+      fs::create_directories(fs::path(json_file).parent_path());
+    }
+    std::ofstream(json_file) << json::serialize(out) << "\n";
+    std::cout << "wrote " << json_file << "\n";
+  }
+  read_server.Stop();
+  write_server.Stop();
+  fs::remove_all(dir);
+  return 0;
+}
+
+}  // namespace
+}  // namespace shopcqrs::bench
+
+int main(int argc, char** argv) {
+  try {
+    return shopcqrs::bench::Run(argc, argv);
+  } catch (const std::exception& error) {
+    std::cerr << "shopcqrs-bench-lag: " << error.what() << "\n";
+    return 1;
+  }
+}
