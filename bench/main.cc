@@ -2,6 +2,14 @@
 //
 //   shopcqrs-bench place --url http://127.0.0.1:8080 -c 8 -d 20 [--rate R] [--json FILE]
 //   shopcqrs-bench pay   --url http://127.0.0.1:8080 -c 8 -d 20 [--orders N] [--json FILE]
+//   shopcqrs-bench seed  --url URL --orders N --dataset FILE      (orders for the queries)
+//   shopcqrs-bench view|history|search|mix --url URL --dataset FILE -c 8 -d 20 [--json FILE]
+//   shopcqrs-bench isolation --url URL [--read-url URL] --dataset FILE -c 4 --readers 16
+//
+// Queries: view = GET /v1/orders/{id}, history = GET /v1/customers/{id}/orders, search =
+// GET /v1/search/orders?q=, mix = a realistic blend of every query. isolation = place/pay
+// throughput and latency of the writers alone ("idle") and then while --readers clients
+// saturate the query side with the mix ("saturated"), in one run.
 //
 // Setup seeds customers and products (huge stock) through the HTTP API; `pay` also places the
 // orders it will pay. Then the scenario runs closed-loop (default) or open-loop (--rate) for a
@@ -42,6 +50,10 @@ struct Options {
   std::int64_t orders = 0;
   double setup_factor = 2.0;
   std::string json_file;
+  std::string dataset;      // seed: written; query scenarios: read (seeded when missing)
+  std::string read_url;     // isolation: the readers' URL (default --url)
+  int readers = 16;         // isolation: reader clients
+  double paid_share = 0.5;  // seed: share of the orders paid (half of those also shipped)
 };
 
 struct PlacedOrder {
@@ -235,8 +247,18 @@ std::optional<ServerStats> Delta(const ServerMetrics& before, const ServerMetric
 
 double Ms(std::int64_t nanos) { return static_cast<double>(nanos) / 1e6; }
 
+json::array Distribution(const LatencyHistogram& h) {
+  json::array points;
+  for (double p : {0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0,
+                   97.5, 99.0, 99.5, 99.9, 99.99, 100.0}) {
+    points.push_back(json::array{p, Ms(h.ValueAtPercentile(p))});
+  }
+  return points;
+}
+
 json::object LatencyJson(const LatencyHistogram& h) {
-  return {{"count", h.count()},
+  return {{"distribution", Distribution(h)},
+          {"count", h.count()},
           {"min", Ms(h.min())},
           {"mean", h.mean() / 1e6},
           {"p50", Ms(h.ValueAtPercentile(50))},
@@ -395,6 +417,354 @@ std::vector<PlacedOrder> PlaceOrdersForPay(const Options& options, const Endpoin
   return orders;
 }
 
+// ---- query scenarios ----
+
+// What the query scenarios work on: seeded through the API by `seed` (or by the scenario
+// itself), kept in a JSON file so that several services over the same data (separated and
+// single-database mode) are measured on identical rows.
+struct Dataset {
+  Seeded seeded;
+  std::vector<PlacedOrder> orders;
+};
+
+void SaveDataset(const Dataset& d, const std::string& file) {
+  json::array customers, products, orders;
+  for (const auto& c : d.seeded.customers) customers.emplace_back(c);
+  for (const auto& p : d.seeded.products) products.emplace_back(p);
+  for (const auto& o : d.orders) orders.push_back(json::array{json::string(o.id), o.total_cents});
+  std::ofstream out(file, std::ios::trunc);
+  out << json::serialize(
+             json::object{{"customers", customers}, {"products", products}, {"orders", orders}})
+      << '\n';
+  if (!out) throw std::runtime_error("cannot write " + file);
+}
+
+Dataset LoadDataset(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto root = json::parse(text).as_object();
+  Dataset d;
+  for (const auto& c : root.at("customers").as_array())
+    d.seeded.customers.emplace_back(c.as_string());
+  for (const auto& p : root.at("products").as_array())
+    d.seeded.products.emplace_back(p.as_string());
+  for (const auto& o : root.at("orders").as_array()) {
+    const auto& pair = o.as_array();
+    d.orders.push_back(PlacedOrder{std::string(pair.at(0).as_string()), pair.at(1).as_int64()});
+  }
+  if (d.seeded.customers.empty() || d.orders.empty()) {
+    throw std::runtime_error(file + " holds no customers or orders");
+  }
+  return d;
+}
+
+// Sends `request` until it answers 2xx; answers the body.
+std::string SendOk(const Endpoint& endpoint, const HttpRequest& request) {
+  HttpClient client(endpoint.host, endpoint.port, std::chrono::milliseconds(15'000));
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    const auto response = client.Send(request);
+    if (response.ok()) return response.body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  throw std::runtime_error("no 2xx answer to " + request.method + " " + request.target);
+}
+
+// Places the orders, pays `paid_share` of them and ships half of those; then waits until the
+// query side has applied all of it (a last command's consistency token).
+Dataset SeedDataset(const Options& options, const Endpoint& endpoint, const std::string& tag) {
+  Dataset d;
+  d.seeded = SeedCatalog(options, endpoint, tag);
+  Options place = options;
+  place.orders = std::max<std::int64_t>(options.orders, 1);
+  d.orders = PlaceOrdersForPay(place, endpoint, d.seeded);
+  const auto paid = static_cast<std::int64_t>(static_cast<double>(d.orders.size()) *
+                                              std::clamp(options.paid_share, 0.0, 1.0));
+  if (paid > 0) {
+    RunBatch(
+        endpoint, options.clients, paid,
+        [&](std::int64_t i) {
+          const auto& o = d.orders[static_cast<std::size_t>(i)];
+          return Post(fmt::format("/v1/orders/{}/pay", o.id),
+                      json::object{{"amount_cents", o.total_cents},
+                                   {"payment_reference", fmt::format("seed-{}-{}", tag, i)}});
+        },
+        "payments");
+    RunBatch(
+        endpoint, options.clients, paid / 2,
+        [&](std::int64_t i) {
+          return Post(fmt::format("/v1/orders/{}/ship", d.orders[static_cast<std::size_t>(i)].id),
+                      json::object{{"tracking_number", fmt::format("TRK{}{:06}", tag, i)}});
+        },
+        "shipments");
+  }
+  // A command committed after all of the above; its token covers everything.
+  const auto body = SendOk(
+      endpoint, Post("/v1/customers", json::object{{"name", "Bench Sync"},
+                                                   {"email", fmt::format("sync-{}@x.org", tag)}}));
+  const auto created = ParseObject(body);
+  if (!created) throw std::runtime_error("seed: unexpected answer " + body);
+  HttpRequest wait;
+  wait.method = "GET";
+  wait.target = fmt::format("/v1/customers/{}", created->at("id").as_string());
+  wait.headers = {
+      {"X-Consistency-Token", std::string(created->at("consistency_token").as_string())},
+      {"X-Consistency-Wait-Ms", "10000"}};
+  SendOk(endpoint, wait);
+  fmt::print("setup: {} orders ({} paid, {} shipped), query side caught up\n", d.orders.size(),
+             paid, paid / 2);
+  return d;
+}
+
+HttpRequest Get(std::string target) {
+  HttpRequest request;
+  request.method = "GET";
+  request.target = std::move(target);
+  return request;
+}
+
+// Builds the GET requests of the query scenarios over a dataset.
+class QueryRequests {
+ public:
+  QueryRequests(const Dataset& dataset, int clients) : d_(dataset) {
+    for (int c = 0; c < clients; ++c) {
+      rngs_.emplace_back(std::random_device{}() ^ (static_cast<std::uint64_t>(c) << 32));
+    }
+  }
+
+  HttpRequest View(int client) {
+    return Get("/v1/orders/" + d_.orders[Pick(client, d_.orders.size())].id);
+  }
+  HttpRequest History(int client) {
+    return Get(fmt::format("/v1/customers/{}/orders?limit=20",
+                           d_.seeded.customers[Pick(client, d_.seeded.customers.size())]));
+  }
+  // Two words: a customer's name and a product's number ("customer 17 product 3"-like).
+  HttpRequest Search(int client) {
+    const auto c = Pick(client, d_.seeded.customers.size());
+    return Get(fmt::format("/v1/search/orders?q=customer+{}&limit=20", c));
+  }
+  HttpRequest Customer(int client) {
+    return Get("/v1/customers/" + d_.seeded.customers[Pick(client, d_.seeded.customers.size())]);
+  }
+  // A realistic blend: mostly order views and histories, some customers, search, lists, top.
+  HttpRequest Mix(int client) {
+    const auto roll = Pick(client, 100);
+    if (roll < 50) return View(client);
+    if (roll < 70) return History(client);
+    if (roll < 80) return Customer(client);
+    if (roll < 90) return Search(client);
+    if (roll < 95) return Get("/v1/orders?limit=20");
+    return Get("/v1/products/top?limit=10");
+  }
+  HttpRequest Next(const std::string& scenario, int client) {
+    if (scenario == "view") return View(client);
+    if (scenario == "history") return History(client);
+    if (scenario == "search") return Search(client);
+    return Mix(client);
+  }
+
+ private:
+  std::size_t Pick(int client, std::size_t n) {
+    return static_cast<std::size_t>(rngs_[static_cast<std::size_t>(client)]() % n);
+  }
+  const Dataset& d_;
+  std::vector<std::mt19937_64> rngs_;
+};
+
+json::object ResultJson(const Options& options, const LoadResult& result) {
+  json::object statuses;
+  for (const auto& [status, count] : result.statuses) {
+    statuses[status == 0 ? std::string("transport_error") : std::to_string(status)] = count;
+  }
+  json::array per_second;
+  for (auto n : result.ok_per_second) per_second.push_back(n);
+  return json::object{
+      {"scenario", options.scenario},
+      {"url", options.url},
+      {"mode", options.rate > 0 ? "open" : "closed"},
+      {"clients", options.clients},
+      {"rate", options.rate > 0 ? json::value(options.rate) : json::value(nullptr)},
+      {"warmup_s", options.warmup},
+      {"duration_s", options.duration},
+      {"window_s", result.window_seconds},
+      {"ok", result.ok},
+      {"errors", result.errors},
+      {"statuses", std::move(statuses)},
+      {"throughput", result.throughput},
+      {"exhausted", result.exhausted},
+      {"latency_ms", LatencyJson(result.latency)},
+      {"ok_per_second", std::move(per_second)},
+      {"first_error", result.first_error.substr(0, 300)},
+  };
+}
+
+void WriteJson(const std::string& file, const json::object& out) {
+  if (file.empty()) return;
+  std::ofstream stream(file, std::ios::trunc);
+  stream << json::serialize(out) << '\n';
+  if (!stream) throw std::runtime_error("cannot write " + file);
+}
+
+Dataset DatasetFor(const Options& options, const Endpoint& endpoint) {
+  if (!options.dataset.empty() && std::ifstream(options.dataset)) {
+    return LoadDataset(options.dataset);
+  }
+  Options seed = options;
+  if (seed.orders <= 0) seed.orders = 2000;
+  auto d = SeedDataset(seed, endpoint, RunTag());
+  if (!options.dataset.empty()) SaveDataset(d, options.dataset);
+  return d;
+}
+
+int RunQuery(const Options& options, const Endpoint& endpoint) {
+  const Dataset dataset = DatasetFor(options, endpoint);
+  QueryRequests requests(dataset, options.clients);
+  const auto result = RunLoad(MeasuredLoad(options, endpoint),
+                              [&](int client, std::uint64_t) -> std::optional<HttpRequest> {
+                                return requests.Next(options.scenario, client);
+                              });
+  PrintTable(options, result, std::nullopt, "");
+  WriteJson(options.json_file, ResultJson(options, result));
+  return result.ok > 0 && result.errors == 0 ? 0 : 2;
+}
+
+// The writers of the isolation scenario: each client places an order and then pays it, so
+// half of the requests are PlaceOrder and half PayOrder. Latency per command, measured window
+// only (requests sent after the warm-up).
+class WriterPhase {
+ public:
+  WriterPhase(const Options& options, const Endpoint& endpoint, const Seeded& seeded,
+              std::string tag)
+      : options_(options),
+        endpoint_(endpoint),
+        place_(seeded, options.clients),
+        pending_(static_cast<std::size_t>(options.clients)),
+        place_latency_(static_cast<std::size_t>(options.clients)),
+        pay_latency_(static_cast<std::size_t>(options.clients)),
+        tag_(std::move(tag)) {}
+
+  json::object Run(const std::string& phase) {
+    for (auto& p : pending_) p.reset();
+    for (auto& h : place_latency_) h = LatencyHistogram();
+    for (auto& h : pay_latency_) h = LatencyHistogram();
+    const auto measured_from =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(Seconds(options_.warmup));
+    const auto result = RunLoad(
+        MeasuredLoad(options_, endpoint_),
+        [&](int client, std::uint64_t sequence) -> std::optional<HttpRequest> {
+          auto& pending = pending_[static_cast<std::size_t>(client)];
+          if (!pending) return place_.Next(client);
+          auto request =
+              Post(fmt::format("/v1/orders/{}/pay", pending->id),
+                   json::object{{"amount_cents", pending->total_cents},
+                                {"payment_reference",
+                                 fmt::format("iso-{}-{}-{}-{}", tag_, phase, client, sequence)}});
+          pending.reset();
+          return request;
+        },
+        [&](int client, const HttpRequest& request, const HttpResponse& response,
+            Clock::duration latency) {
+          const auto c = static_cast<std::size_t>(client);
+          const bool is_place = request.target == "/v1/orders";
+          if (is_place && response.ok()) {
+            if (auto body = ParseObject(response.body)) {
+              auto* id = body->if_contains("id");
+              auto* total = body->if_contains("total_cents");
+              if (id && id->is_string() && total && total->is_int64()) {
+                pending_[c] = PlacedOrder{std::string(id->as_string()), total->as_int64()};
+              }
+            }
+          }
+          if (response.ok() && Clock::now() - latency >= measured_from) {
+            (is_place ? place_latency_ : pay_latency_)[c].Record(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
+          }
+        });
+    LatencyHistogram place, pay;
+    for (const auto& h : place_latency_) place.Merge(h);
+    for (const auto& h : pay_latency_) pay.Merge(h);
+    Options named = options_;
+    named.scenario = "isolation-writers-" + phase;
+    PrintTable(named, result, std::nullopt, "");
+    fmt::print("  place p50 {:.2f} ms p99 {:.2f} ms | pay p50 {:.2f} ms p99 {:.2f} ms\n",
+               Ms(place.ValueAtPercentile(50)), Ms(place.ValueAtPercentile(99)),
+               Ms(pay.ValueAtPercentile(50)), Ms(pay.ValueAtPercentile(99)));
+    auto out = ResultJson(named, result);
+    out["place_latency_ms"] = LatencyJson(place);
+    out["pay_latency_ms"] = LatencyJson(pay);
+    return out;
+  }
+
+ private:
+  const Options& options_;
+  const Endpoint& endpoint_;
+  PlaceRequests place_;
+  std::vector<std::optional<PlacedOrder>> pending_;
+  std::vector<LatencyHistogram> place_latency_;
+  std::vector<LatencyHistogram> pay_latency_;
+  std::string tag_;
+};
+
+int RunIsolation(const Options& options, const Endpoint& endpoint) {
+  const auto read_endpoint = ParseUrl(options.read_url.empty() ? options.url : options.read_url);
+  if (!read_endpoint) throw std::runtime_error("--read-url must look like http://HOST:PORT");
+  const Dataset dataset = DatasetFor(options, endpoint);
+  const std::string tag = RunTag();
+  WriterPhase writers(options, endpoint, dataset.seeded, tag);
+
+  fmt::print("isolation: idle phase ({} writer clients, no readers)\n", options.clients);
+  auto idle = writers.Run("idle");
+
+  fmt::print("isolation: saturated phase ({} writer clients + {} reader clients, mix)\n",
+             options.clients, options.readers);
+  Options reader_options = options;
+  reader_options.scenario = "isolation-readers";
+  reader_options.clients = options.readers;
+  reader_options.url = options.read_url.empty() ? options.url : options.read_url;
+  // The readers start first and stop after the writers' window.
+  reader_options.warmup = 1.0;
+  reader_options.duration = options.warmup + options.duration;
+  QueryRequests queries(dataset, options.readers);
+  LoadResult readers;
+  std::thread reader_thread([&] {
+    readers = RunLoad(MeasuredLoad(reader_options, *read_endpoint),
+                      [&](int client, std::uint64_t) -> std::optional<HttpRequest> {
+                        return queries.Mix(client);
+                      });
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  auto saturated = writers.Run("saturated");
+  reader_thread.join();
+  PrintTable(reader_options, readers, std::nullopt, "");
+  saturated["readers"] = ResultJson(reader_options, readers);
+  saturated["readers"].as_object()["readers"] = options.readers;
+
+  const double ratio =
+      idle.at("throughput").as_double() > 0
+          ? saturated.at("throughput").as_double() / idle.at("throughput").as_double()
+          : 0.0;
+  fmt::print("isolation: write throughput saturated / idle = {:.3f}\n", ratio);
+  WriteJson(options.json_file, json::object{{"scenario", "isolation"},
+                                            {"url", options.url},
+                                            {"read_url", reader_options.url},
+                                            {"writers", options.clients},
+                                            {"readers", options.readers},
+                                            {"idle", std::move(idle)},
+                                            {"saturated", std::move(saturated)},
+                                            {"ratio", ratio}});
+  return 0;
+}
+
+int RunSeed(const Options& options, const Endpoint& endpoint) {
+  if (options.dataset.empty()) throw std::runtime_error("seed needs --dataset FILE");
+  Options seed = options;
+  if (seed.orders <= 0) seed.orders = 2000;
+  SaveDataset(SeedDataset(seed, endpoint, RunTag()), options.dataset);
+  fmt::print("seed: wrote {}\n", options.dataset);
+  return 0;
+}
+
 int Run(const Options& options) {
   const auto endpoint = ParseUrl(options.url);
   if (!endpoint) throw std::runtime_error("--url must look like http://HOST:PORT");
@@ -411,6 +781,12 @@ int Run(const Options& options) {
         throw std::runtime_error("service not healthy at " + options.url);
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
+  }
+
+  if (options.scenario == "seed") return RunSeed(options, *endpoint);
+  if (options.scenario == "isolation") return RunIsolation(options, *endpoint);
+  if (options.scenario != "place" && options.scenario != "pay") {
+    return RunQuery(options, *endpoint);
   }
 
   const std::string tag = RunTag();
@@ -534,8 +910,40 @@ int main(int argc, char** argv) {
   pay->add_option("--setup-factor", options.setup_factor,
                   "with --orders 0: place orders for FACTOR x (warm-up + duration) seconds")
       ->capture_default_str();
+  auto add_dataset = [&](CLI::App* command) {
+    command->add_option("--dataset", options.dataset,
+                        "dataset JSON (ids of customers, products, orders); seeded and written "
+                        "when the file is missing");
+    command->add_option("--orders", options.orders, "orders to seed when seeding (default 2000)")
+        ->capture_default_str();
+    command->add_option("--paid-share", options.paid_share, "seeding: share of orders paid")
+        ->capture_default_str();
+  };
+  std::vector<CLI::App*> others;
+  for (const char* name : {"seed", "view", "history", "search", "mix", "isolation"}) {
+    const std::map<std::string, std::string> about{
+        {"seed", "seed customers, products and orders (some paid, shipped) into --dataset"},
+        {"view", "GET /v1/orders/{id} of random seeded orders"},
+        {"history", "GET /v1/customers/{id}/orders of random seeded customers"},
+        {"search", "GET /v1/search/orders?q=customer+N"},
+        {"mix", "50% view, 20% history, 10% customer, 10% search, 5% list, 5% top products"},
+        {"isolation", "place/pay writers alone, then while --readers clients run the mix"}};
+    auto* command = cli.add_subcommand(name, about.at(name));
+    add_common(command);
+    add_dataset(command);
+    others.push_back(command);
+  }
+  others.back()
+      ->add_option("--readers", options.readers, "isolation: reader clients (mix)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4096));
+  others.back()->add_option("--read-url", options.read_url,
+                            "isolation: the readers' service (default --url)");
   CLI11_PARSE(cli, argc, argv);
   options.scenario = *place ? "place" : "pay";
+  for (auto* command : others) {
+    if (*command) options.scenario = command->get_name();
+  }
   try {
     return shopcqrs::bench::Run(options);
   } catch (const std::exception& error) {

@@ -11,7 +11,9 @@
 #                process (`shopcqrs serve`, same databases) with SHOPCQRS_HTTP_THREADS=N
 #                (--diagnose-threads, default = clients) instead of `up`'s default
 # Environment:   PGBENCH (default /usr/lib/postgresql/15/bin/pgbench), PGBENCH_ARGS (extra
-#                pgbench flags, e.g. "-M prepared"), KEEP_DATA=1 keeps the temp data dir.
+#                pgbench flags, e.g. "-M prepared"), KEEP_DATA=1 keeps the temp data dir,
+#                SHOPCQRS_BENCH_BUILD (build directory, default build-bench; used by
+#                scripts/bench-suite.sh).
 #
 # Builds Release into build-bench, starts `shopcqrs up` in a fresh temp data dir on a free
 # port, runs the scenarios, prints a table and writes bench/results/commands-<timestamp>.json
@@ -45,7 +47,7 @@ done
 
 PGBENCH=${PGBENCH:-/usr/lib/postgresql/15/bin/pgbench}
 PGBENCH_ARGS=${PGBENCH_ARGS:-}
-BUILD="$ROOT/build-bench"
+BUILD=${SHOPCQRS_BENCH_BUILD:-$ROOT/build-bench}
 SHOPCQRS="$BUILD/src/apps/shopcqrs/shopcqrs"
 BENCH="$BUILD/bench/shopcqrs-bench"
 RESULTS="$ROOT/bench/results"

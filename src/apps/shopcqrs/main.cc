@@ -4,6 +4,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -25,6 +26,7 @@
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
+#include "adapters/pg_single/read_model.h"
 #include "adapters/pg_write/write_store.h"
 #include "adapters/redis/redis_projection.h"
 #include "adapters/redis/redis_read_model.h"
@@ -119,8 +121,21 @@ int Serve(const Config& config, const sigset_t& signals) {
     redis_model = std::make_unique<adapters::redis::RedisReadModel>(options);
     redis_queries = std::make_unique<adapters::redis::RedisQueries>(*redis_model, read_model);
   }
-  app::ReadModel& queries = redis_queries ? static_cast<app::ReadModel&>(*redis_queries)
-                                          : static_cast<app::ReadModel&>(read_model);
+  // Single-database mode (query_source = write): the same queries as normalized joins on the
+  // write database, through a pool of their own -- the baseline and a migration path.
+  std::unique_ptr<adapters::pg::Pool> single_pool;
+  std::unique_ptr<adapters::pg_single::PgSingleReadModel> single_model;
+  if (config.query_source == "write") {
+    single_pool = std::make_unique<adapters::pg::Pool>(
+        adapters::pg_single::SinglePoolOptions(config.write_db, config.read_pool_size));
+    single_model = std::make_unique<adapters::pg_single::PgSingleReadModel>(*single_pool);
+  }
+  app::ReadModel& queries = single_model    ? static_cast<app::ReadModel&>(*single_model)
+                            : redis_queries ? static_cast<app::ReadModel&>(*redis_queries)
+                                            : static_cast<app::ReadModel&>(read_model);
+  // Queries on the write database see every commit at once.
+  cqrs::ProgressTracker committed;
+  committed.Publish(std::numeric_limits<std::uint64_t>::max());
 
   // One projector per read store, each with its own outbox reader and checkpoint. An
   // API-only process follows their progress from the stores instead.
@@ -233,13 +248,15 @@ int Serve(const Config& config, const sigset_t& signals) {
   adapters::http::Router router;
   if (config.run_api) {
     adapters::http::RegisterCommandRoutes(router, commands, metrics);
-    adapters::http::RegisterQueryRoutes(router, queries, tokens, progress, metrics,
-                                        redis_model ? &redis_progress : nullptr);
+    adapters::http::RegisterQueryRoutes(router, queries, tokens,
+                                        single_model ? committed : progress, metrics,
+                                        redis_model && !single_model ? &redis_progress : nullptr);
     adapters::http::RegisterAdminRoutes(router, projections);
     std::vector<adapters::http::ReadinessCheck> checks;
     checks.push_back({"write_db", [&] { return write_pool.Ping(); }});
     checks.push_back({"read_db", [&] { return read_pool.Ping(); }});
     if (redis_model) checks.push_back({"redis", [&] { return redis_model->Ping(); }});
+    if (single_pool) checks.push_back({"write_db_queries", [&] { return single_pool->Ping(); }});
     for (auto& r : running) {
       checks.push_back({"projector_" + r.store, [&r] {
                           return r.projector->Stats().status != cqrs::ProjectorStatus::kError;
