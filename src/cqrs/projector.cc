@@ -13,6 +13,14 @@ TimePoint NowMs() {
 
 }  // namespace
 
+void ProgressTracker::Reset(std::uint64_t bound) {
+  {
+    std::lock_guard lock(mutex_);
+    bound_ = bound;
+  }
+  changed_.notify_all();
+}
+
 void ProgressTracker::Publish(std::uint64_t bound) {
   {
     std::lock_guard lock(mutex_);
@@ -183,7 +191,7 @@ void Projector::Run() {
           std::lock_guard lock(mutex_);
           stats_.checkpoint = checkpoint;
         }
-        if (tracker_) tracker_->Publish(checkpoint.bound);
+        if (tracker_) tracker_->Reset(checkpoint.bound);
       }
       const bool more = Step(checkpoint);
       SetStatus(more ? ProjectorStatus::kCatchingUp : ProjectorStatus::kRunning);

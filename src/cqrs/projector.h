@@ -86,6 +86,10 @@ class ProgressTracker {
  public:
   // Raises the bound (a smaller value is ignored) and wakes waiters.
   void Publish(std::uint64_t bound);
+  // Sets the bound to what the store holds, even if lower: a projector that reloads its
+  // checkpoint after a fault (the read server may have lost a suffix of batches, together
+  // with their checkpoint, if it commits asynchronously) makes waiting queries wait again.
+  void Reset(std::uint64_t bound);
   std::uint64_t Bound() const;
   // true once Bound() >= bound; false if `timeout` passes first. Blocks on a condition
   // variable; no polling.

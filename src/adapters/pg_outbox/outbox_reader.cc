@@ -163,6 +163,7 @@ std::optional<BlockingTransaction> OutboxReader::OldestBlockingTransaction() {
     connection_.reset();
     throw;
   }
+  DrainNotifications(connection);
   if (rows.rows() == 0) return std::nullopt;
   BlockingTransaction t;
   t.xid = ParseU64(rows.Text(0, 0));
@@ -173,13 +174,24 @@ std::optional<BlockingTransaction> OutboxReader::OldestBlockingTransaction() {
   return t;
 }
 
+// Notifications that arrive while other statements run are buffered by libpq; an instance used
+// only for monitoring would otherwise collect them forever.
+void OutboxReader::DrainNotifications(pg::Connection& connection) {
+  while (PGnotify* notify = PQnotifies(connection.raw())) {
+    PQfreemem(notify);
+    notified_ = true;
+  }
+}
+
 std::int64_t OutboxReader::CountAfter(const cqrs::Checkpoint& after) {
   std::lock_guard lock(mutex_);
   auto& connection = Connected();
   try {
     pg::Params params;
     params.Add(std::to_string(after.xid)).Add(after.position);
-    return connection.ExecPrepared(kCountAfter, params).Int64(0, 0);
+    const auto count = connection.ExecPrepared(kCountAfter, params).Int64(0, 0);
+    DrainNotifications(connection);
+    return count;
   } catch (const pg::ConnectionLost&) {
     connection_.reset();
     throw;

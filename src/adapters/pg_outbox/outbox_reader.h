@@ -49,7 +49,8 @@ class OutboxReader final : public cqrs::EventSource {
   std::int64_t CountAfter(const cqrs::Checkpoint& after);
 
  private:
-  pg::Connection& Connected();  // mutex_ held
+  pg::Connection& Connected();                          // mutex_ held
+  void DrainNotifications(pg::Connection& connection);  // mutex_ held
 
   Options options_;
   std::mutex mutex_;
