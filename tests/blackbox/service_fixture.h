@@ -1,0 +1,855 @@
+#pragma once
+
+// Black-box test fixture: runs the real `shopcqrs` binary and talks to it over HTTP.
+//
+// One service instance is shared by every test of the binary: a gtest Environment spawns it
+// when the run begins (if any selected test needs it), the first test waits for its "serving"
+// line, and the Environment stops it (SIGTERM, bounded wait) and removes its temporary directory
+// after the last test. Tests share its databases, so they never assume an empty database and
+// always use unique e-mails and SKUs (UniqueSuffix()).
+//
+// The service's stdout and stderr go to files in the temporary directory (shown on failure);
+// stdout is polled for the "serving" line. A pipe is available (ServiceProcess::Stdout::kPipe)
+// but not the default: the service dies of SIGPIPE when it logs after the pipe's reader has gone
+// (see ShutdownTest.SigtermWithClosedStdoutStillStopsPostgres), leaving PostgreSQL running.
+//
+// Set SHOPCQRS_BLACKBOX_URL=http://HOST:PORT to run the tests against a service that is already
+// running instead (useful under CTest, which runs each test in its own process, and for
+// debugging). Set SHOPCQRS_BLACKBOX_KEEP=1 to keep the temporary data directory and logs.
+//
+// ServiceProcess can also be used on its own for tests that need a private instance (shutdown).
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/json.hpp>
+
+#include "support/http_client.h"
+
+#ifndef SHOPCQRS_BINARY
+#error "SHOPCQRS_BINARY must name the shopcqrs executable"
+#endif
+
+namespace shopcqrs::blackbox {
+
+using shopcqrs::testing::HttpClient;
+using shopcqrs::testing::HttpError;
+using shopcqrs::testing::HttpHeaders;
+using shopcqrs::testing::HttpResponse;
+
+// ---------------------------------------------------------------------------------------------
+// The service process.
+// ---------------------------------------------------------------------------------------------
+
+class ServiceProcess {
+ public:
+  static constexpr std::string_view kServingPrefix = "shopcqrs serving http://";
+
+  explicit ServiceProcess(std::string name = "shopcqrs-bb") : name_(std::move(name)) {}
+  ServiceProcess(const ServiceProcess&) = delete;
+  ServiceProcess& operator=(const ServiceProcess&) = delete;
+  ~ServiceProcess() {
+    if (running()) Stop();
+    CloseStdoutPipe();
+    RemoveDir();
+  }
+
+  // Where the service's stdout goes. kFile by default: the service must never get SIGPIPE (for
+  // example when it logs while stopping after this test binary died). kPipe reads it through a
+  // pipe (as a supervisor would); CloseStdoutPipe() then closes the reading end.
+  enum class Stdout { kFile, kPipe };
+
+  // Creates the data directory (once), spawns `shopcqrs up` and waits (up to `timeout`) for
+  // its "serving" line. Throws std::runtime_error (with the log tails) on failure.
+  void Start(std::chrono::seconds timeout = std::chrono::seconds(120),
+             Stdout stdout_mode = Stdout::kFile) {
+    Spawn(stdout_mode);
+    WaitUntilServing(timeout);
+  }
+
+  // Spawns `shopcqrs up` without waiting. Call it from a thread that outlives the service
+  // (the main thread): the child gets SIGTERM when the thread that forked it ends
+  // (PR_SET_PDEATHSIG), which keeps a crashed test binary from leaving servers behind.
+  void Spawn(Stdout stdout_mode = Stdout::kFile) {
+    if (root_.empty()) CreateDirs();
+    const std::string binary = SHOPCQRS_BINARY;
+    std::vector<std::string> args = {binary,     "up",       "--data-dir",
+                                     data_dir(), "--listen", "127.0.0.1:0"};
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+
+    CloseStdoutPipe();
+    int out_fd = ::open(stdout_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (stdout_mode == Stdout::kPipe && out_fd >= 0) {
+      int fds[2];
+      if (::pipe2(fds, O_CLOEXEC) != 0) Fail("pipe2: " + std::string(std::strerror(errno)));
+      ::close(out_fd);
+      out_fd = fds[1];
+      stdout_pipe_ = fds[0];
+    }
+    const int log_fd = ::open(log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (out_fd < 0 || log_fd < 0 || null_fd < 0) Fail("cannot open the log files in " + root_);
+    const pid_t parent = ::getpid();
+
+    const pid_t pid = ::fork();
+    if (pid < 0) Fail("fork: " + std::string(std::strerror(errno)));
+    if (pid == 0) {
+      // Child: only async-signal-safe calls from here on.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a crashed test binary
+      if (::getppid() != parent) ::_exit(126);
+      ::dup2(null_fd, STDIN_FILENO);
+      ::dup2(out_fd, STDOUT_FILENO);
+      ::dup2(log_fd, STDERR_FILENO);
+      ::execv(binary.c_str(), argv.data());
+      static constexpr char kMessage[] = "blackbox fixture: execv failed\n";
+      [[maybe_unused]] auto ignored = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+      ::_exit(127);
+    }
+    ::close(out_fd);
+    ::close(log_fd);
+    ::close(null_fd);
+    pid_ = pid;
+    exit_status_.reset();
+    host_.clear();
+    port_ = 0;
+  }
+
+  // Waits (up to `timeout`) for the "serving" line of the spawned service; any thread.
+  void WaitUntilServing(std::chrono::seconds timeout = std::chrono::seconds(120)) {
+    if (pid_ <= 0) Fail("not spawned");
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      DrainStdoutPipe();
+      const std::string out = ReadFile(stdout_path());
+      std::size_t line_start = 0;
+      std::size_t eol;
+      while ((eol = out.find('\n', line_start)) != std::string::npos) {
+        const std::string line = out.substr(line_start, eol - line_start);
+        line_start = eol + 1;
+        const auto at = line.find(kServingPrefix);
+        if (at == std::string::npos) continue;
+        ParseAddress(line.substr(at + kServingPrefix.size()));
+        return;
+      }
+      if (const auto status = Wait(std::chrono::milliseconds(0))) {
+        Fail("the service exited before serving (" + DescribeStatus(*status) + ")");
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        Kill();
+        Fail("timed out after " + std::to_string(timeout.count()) +
+             " s waiting for the 'serving' line");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
+  // Sends `signal` and waits up to `wait` for the process to exit; SIGKILL after that.
+  // Returns the waitpid status (or nullopt when the process had to be killed).
+  std::optional<int> Stop(int signal = SIGTERM,
+                          std::chrono::seconds wait = std::chrono::seconds(30)) {
+    if (!running()) return exit_status_;
+    ::kill(pid_, signal);
+    auto status = Wait(wait);
+    if (!status) Kill();
+    return status;
+  }
+
+  // Closes the reading end of the stdout pipe (Stdout::kPipe): the service's next write to
+  // stdout then fails with EPIPE / SIGPIPE.
+  void CloseStdoutPipe() {
+    if (stdout_pipe_ >= 0) ::close(stdout_pipe_);
+    stdout_pipe_ = -1;
+  }
+
+  // Sends a signal without waiting.
+  void Signal(int signal) {
+    if (running()) ::kill(pid_, signal);
+  }
+
+  // Waits up to `wait` for the process to exit; returns its waitpid status.
+  std::optional<int> Wait(std::chrono::milliseconds wait) {
+    if (pid_ <= 0) return exit_status_;
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    while (true) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        exit_status_ = status;
+        return status;
+      }
+      if (r < 0 && errno != EINTR) {
+        pid_ = -1;
+        return std::nullopt;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  const std::string& host() const { return host_; }
+  unsigned short port() const { return port_; }
+  const std::string& root() const { return root_; }
+  std::string data_dir() const { return root_ + "/data"; }
+  std::string log_path() const { return root_ + "/shopcqrs.stderr.log"; }
+  std::string stdout_path() const { return root_ + "/shopcqrs.stdout.log"; }
+
+  // The last `max_bytes` of the service's stderr and stdout.
+  std::string Diagnostics(std::size_t max_bytes = 8000) const {
+    if (root_.empty()) return {};
+    auto tail = [&](const std::string& path) {
+      std::string text = ReadFile(path);
+      if (text.size() > max_bytes) text = "...\n" + text.substr(text.size() - max_bytes);
+      return "---- " + path + " ----\n" + text + "\n";
+    };
+    return tail(log_path()) + tail(stdout_path()) + "----";
+  }
+
+  static std::string ReadFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    return buffer.str();
+  }
+
+  // The PostgreSQL postmasters the service runs under its data directory (from their
+  // postmaster.pid files).
+  std::vector<pid_t> PostmasterPids() const {
+    std::vector<pid_t> pids;
+    if (root_.empty()) return pids;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(data_dir(), ec)) {
+      std::ifstream in(entry.path() / "postmaster.pid");
+      long pid = 0;
+      if (in >> pid && pid > 0) pids.push_back(static_cast<pid_t>(pid));
+    }
+    return pids;
+  }
+
+  // True when `pid` is a live process whose command line names our data directory.
+  bool IsOurPostgres(pid_t pid) const {
+    std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+    for (auto& ch : cmdline) {
+      if (ch == '\0') ch = ' ';
+    }
+    std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+    const auto paren = stat.rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z') {
+      return false;  // a zombie is gone
+    }
+    return !root_.empty() && cmdline.find(data_dir()) != std::string::npos;
+  }
+
+  // Fast-stops PostgreSQL servers left behind by a service that was killed.
+  void StopOrphanedPostgres() {
+    for (pid_t pid : PostmasterPids()) {
+      if (!IsOurPostgres(pid)) continue;
+      ::kill(pid, SIGINT);
+      for (int i = 0; i < 200 && IsOurPostgres(pid); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+  }
+
+  void RemoveDir() {
+    if (root_.empty()) return;
+    if (!running()) StopOrphanedPostgres();
+    const char* keep = std::getenv("SHOPCQRS_BLACKBOX_KEEP");
+    if (keep == nullptr || std::string_view(keep).empty() || std::string_view(keep) == "0") {
+      std::error_code ignored;
+      std::filesystem::remove_all(root_, ignored);
+    }
+    root_.clear();
+  }
+
+  static std::string DescribeStatus(int status) {
+    if (status == -1) return "status unknown";
+    if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+    return "status " + std::to_string(status);
+  }
+
+ private:
+  [[noreturn]] void Fail(const std::string& what) {
+    throw std::runtime_error("shopcqrs (" + std::string(SHOPCQRS_BINARY) + "): " + what + "\n" +
+                             Diagnostics());
+  }
+
+  // Copies what is available in the stdout pipe to the stdout file.
+  void DrainStdoutPipe() {
+    if (stdout_pipe_ < 0) return;
+    std::ofstream out(stdout_path(), std::ios::binary | std::ios::app);
+    while (true) {
+      pollfd pfd{stdout_pipe_, POLLIN, 0};
+      if (::poll(&pfd, 1, 0) <= 0) return;
+      char chunk[4096];
+      const ssize_t n = ::read(stdout_pipe_, chunk, sizeof chunk);
+      if (n <= 0) return;
+      out.write(chunk, n);
+    }
+  }
+
+  void CreateDirs() {
+    std::string pattern = "/tmp/" + name_ + ".XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
+    }
+    root_ = pattern;
+    // PostgreSQL runs as the postgres user when we are root: it must be able to traverse.
+    ::chmod(root_.c_str(), 0755);
+    ::mkdir(data_dir().c_str(), 0755);
+    ::chmod(data_dir().c_str(), 0755);
+  }
+
+  void ParseAddress(const std::string& rest) {
+    // "127.0.0.1:PORT" possibly followed by a path or more text.
+    std::string address = rest.substr(0, rest.find_first_of(" /\r\t"));
+    const auto colon = address.rfind(':');
+    if (colon == std::string::npos) Fail("cannot parse the serving line: " + rest);
+    host_ = address.substr(0, colon);
+    if (host_.size() > 2 && host_.front() == '[') host_ = host_.substr(1, host_.size() - 2);
+    port_ = static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
+  }
+
+  void Kill() {
+    if (!running()) return;
+    ::kill(pid_, SIGKILL);
+    Wait(std::chrono::seconds(10));
+    StopOrphanedPostgres();
+  }
+
+  std::string name_;
+  std::string root_;
+  pid_t pid_ = -1;
+  std::optional<int> exit_status_;
+  int stdout_pipe_ = -1;
+  std::string host_;
+  unsigned short port_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The shared instance.
+// ---------------------------------------------------------------------------------------------
+
+struct Endpoint {
+  std::string host;
+  unsigned short port = 0;
+};
+
+class SharedService {
+ public:
+  static SharedService& Instance() {
+    static SharedService instance;
+    return instance;
+  }
+
+  // Spawns the service now (on the calling thread, which must outlive it) if that was not done
+  // yet; Get() then only waits for it.
+  void Spawn() {
+    std::lock_guard lock(mutex_);
+    SpawnLocked();
+  }
+
+  // The endpoint of the shared service, starting it on first use. Throws when it cannot start
+  // (and keeps failing fast afterwards instead of retrying for every test).
+  Endpoint Get() {
+    std::lock_guard lock(mutex_);
+    if (endpoint_) return *endpoint_;
+    if (!error_.empty()) throw std::runtime_error("the shared service failed to start earlier");
+    SpawnLocked();
+    if (endpoint_) return *endpoint_;
+    if (!process_) throw std::runtime_error("cannot start the shared service: " + error_);
+    try {
+      process_->WaitUntilServing();
+      endpoint_ = Endpoint{process_->host(), process_->port()};
+      return *endpoint_;
+    } catch (const std::exception& e) {
+      error_ = e.what();
+      throw;
+    }
+  }
+
+  void Shutdown() {
+    std::lock_guard lock(mutex_);
+    if (!process_) return;
+    endpoint_.reset();  // a later Get() (--gtest_repeat) starts a new instance
+    const auto status = process_->Stop(SIGTERM, std::chrono::seconds(30));
+    if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+      std::fprintf(stderr,
+                   "blackbox: the shared shopcqrs did not exit cleanly on SIGTERM (%s)\n%s\n",
+                   status ? ServiceProcess::DescribeStatus(*status).c_str() : "killed after 30 s",
+                   process_->Diagnostics().c_str());
+    }
+    process_.reset();
+  }
+
+ private:
+  SharedService() = default;
+
+  void SpawnLocked() {
+    if (endpoint_ || process_ || !error_.empty()) return;
+    if (const char* url = std::getenv("SHOPCQRS_BLACKBOX_URL"); url && *url) {
+      std::string rest(url);
+      if (rest.starts_with("http://")) rest.erase(0, 7);
+      rest = rest.substr(0, rest.find('/'));
+      const auto colon = rest.rfind(':');
+      endpoint_ = Endpoint{rest.substr(0, colon),
+                           static_cast<unsigned short>(std::stoi(rest.substr(colon + 1)))};
+      return;
+    }
+    try {
+      process_ = std::make_unique<ServiceProcess>("shopcqrs-bb");
+      process_->Spawn();
+    } catch (const std::exception& e) {
+      error_ = e.what();
+      process_.reset();
+    }
+  }
+  std::mutex mutex_;
+  std::unique_ptr<ServiceProcess> process_;
+  std::optional<Endpoint> endpoint_;
+  std::string error_;
+};
+
+// Whether any selected test (after --gtest_filter) belongs to a suite for which `pred(name)`.
+template <typename Pred>
+bool AnySelectedTestIn(Pred pred) {
+  const auto* unit = ::testing::UnitTest::GetInstance();
+  for (int i = 0; i < unit->total_test_suite_count(); ++i) {
+    const auto* suite = unit->GetTestSuite(i);
+    if (!pred(std::string_view(suite->name()))) continue;
+    for (int j = 0; j < suite->total_test_count(); ++j) {
+      if (suite->GetTestInfo(j)->should_run()) return true;
+    }
+  }
+  return false;
+}
+
+// Starts the shared service in the background as soon as the run begins (so that other
+// instances, such as the shutdown tests' private one, can initialise at the same time) and
+// stops it after the last test.
+class SharedServiceEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (!AnySelectedTestIn([](std::string_view suite) { return suite != "ShutdownTest"; })) {
+      return;
+    }
+    SharedService::Instance().Spawn();  // on the main thread (see ServiceProcess::Spawn)
+    prewarm_ = std::thread([] {
+      try {
+        SharedService::Instance().Get();  // waits for the serving line
+      } catch (const std::exception&) {
+        // Reported by the first test that needs the service.
+      }
+    });
+  }
+  void TearDown() override {
+    if (prewarm_.joinable()) prewarm_.join();
+    SharedService::Instance().Shutdown();
+  }
+
+ private:
+  std::thread prewarm_;
+};
+
+inline ::testing::Environment* const kSharedServiceEnvironment =
+    ::testing::AddGlobalTestEnvironment(new SharedServiceEnvironment);
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers.
+// ---------------------------------------------------------------------------------------------
+
+struct ApiResponse {
+  int status = 0;
+  HttpHeaders headers;
+  std::string body;
+  boost::json::value json;  // null when the body is not JSON
+
+  std::string Header(std::string_view name) const {
+    for (const auto& [key, value] : headers) {
+      if (boost::beast::iequals(key, name)) return value;
+    }
+    return {};
+  }
+  bool HasHeader(std::string_view name) const {
+    for (const auto& [key, value] : headers) {
+      if (boost::beast::iequals(key, name)) return true;
+    }
+    return false;
+  }
+  bool IsObject() const { return json.is_object(); }
+  const boost::json::object& Object() const {
+    static const boost::json::object kEmpty;
+    return json.is_object() ? json.get_object() : kEmpty;
+  }
+  // A string field ("" when absent or not a string).
+  std::string Str(std::string_view key) const {
+    const auto* v = Object().if_contains(key);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+  }
+  // An integer field (nullopt when absent or not an integer).
+  std::optional<std::int64_t> Int(std::string_view key) const {
+    const auto* v = Object().if_contains(key);
+    if (v && v->is_int64()) return v->get_int64();
+    if (v && v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+    return std::nullopt;
+  }
+  std::string Code() const { return Str("code"); }
+  std::string Id() const { return Str("id"); }
+  std::int64_t Version() const { return Int("version").value_or(-1); }
+};
+
+// For gtest messages.
+inline std::ostream& operator<<(std::ostream& out, const ApiResponse& r) {
+  return out << "HTTP " << r.status << " " << r.body;
+}
+
+inline ApiResponse ToApiResponse(HttpResponse&& raw) {
+  ApiResponse r;
+  r.status = raw.status;
+  r.body = std::move(raw.body);
+  r.headers = std::move(raw.headers);
+  if (!r.body.empty()) {
+    boost::system::error_code ec;
+    auto parsed = boost::json::parse(r.body, ec);
+    if (!ec) r.json = std::move(parsed);
+  }
+  return r;
+}
+
+// One keep-alive connection to the service.
+class Api {
+ public:
+  explicit Api(const Endpoint& endpoint,
+               std::chrono::milliseconds timeout = std::chrono::seconds(20))
+      : client_(endpoint.host, endpoint.port, timeout) {}
+  Api() : Api(SharedService::Instance().Get()) {}
+
+  // Any request, as given (no Content-Type added).
+  ApiResponse Raw(std::string_view method, std::string_view target, std::string_view body = {},
+                  const HttpHeaders& headers = {}) {
+    return ToApiResponse(client_.Request(method, target, body, headers));
+  }
+  // A JSON request (Content-Type: application/json unless `headers` name one).
+  ApiResponse Send(std::string_view method, std::string_view target, std::string_view body,
+                   const HttpHeaders& headers = {}) {
+    return ToApiResponse(client_.Json(method, target, body, headers));
+  }
+  ApiResponse Post(std::string_view target, std::string_view body,
+                   const HttpHeaders& headers = {}) {
+    return Send("POST", target, body, headers);
+  }
+  ApiResponse Post(std::string_view target, const boost::json::value& body,
+                   const HttpHeaders& headers = {}) {
+    return Send("POST", target, boost::json::serialize(body), headers);
+  }
+  ApiResponse Patch(std::string_view target, std::string_view body,
+                    const HttpHeaders& headers = {}) {
+    return Send("PATCH", target, body, headers);
+  }
+  ApiResponse Patch(std::string_view target, const boost::json::value& body,
+                    const HttpHeaders& headers = {}) {
+    return Send("PATCH", target, boost::json::serialize(body), headers);
+  }
+  ApiResponse Get(std::string_view target, const HttpHeaders& headers = {}) {
+    return Raw("GET", target, {}, headers);
+  }
+
+  HttpClient& client() { return client_; }
+
+ private:
+  HttpClient client_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Test data.
+// ---------------------------------------------------------------------------------------------
+
+// Unique across tests, threads, processes and runs against a long-lived service.
+inline std::string UniqueSuffix() {
+  static std::atomic<unsigned> counter{0};
+  static const std::string run = [] {
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    std::ostringstream out;
+    out << std::hex << ::getpid() << "x"
+        << (std::chrono::duration_cast<std::chrono::milliseconds>(now).count() & 0xffffffffff);
+    return out.str();
+  }();
+  return run + "n" + std::to_string(counter.fetch_add(1));
+}
+
+inline std::string UniqueEmail(std::string_view tag = "c") {
+  return std::string(tag) + "." + UniqueSuffix() + "@example.test";
+}
+inline std::string UniqueSku(std::string_view tag = "SKU") {
+  return std::string(tag) + "-" + UniqueSuffix();
+}
+
+// A random (version 4) UUID, canonical lowercase: an id the server has never issued.
+inline std::string RandomUuid() {
+  static std::mutex mutex;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t hi, lo;
+  {
+    std::lock_guard lock(mutex);
+    hi = rng();
+    lo = rng();
+  }
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  char out[37];
+  std::snprintf(out, sizeof out, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return out;
+}
+
+inline bool IsCanonicalUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+struct Customer {
+  std::string id;
+  std::string name;
+  std::string email;
+};
+
+struct Product {
+  std::string id;
+  std::string sku;
+  std::string name;
+  std::int64_t price_cents = 0;
+};
+
+struct Line {
+  std::string product_id;
+  std::int64_t quantity = 1;
+};
+
+inline boost::json::object CustomerBody(std::string_view name, std::string_view email) {
+  return {{"name", name}, {"email", email}};
+}
+
+inline boost::json::object ProductBody(std::string_view sku, std::string_view name,
+                                       std::int64_t price_cents, std::int64_t stock) {
+  return {{"sku", sku}, {"name", name}, {"price_cents", price_cents}, {"stock", stock}};
+}
+
+inline boost::json::object OrderBody(std::string_view customer_id, const std::vector<Line>& lines) {
+  boost::json::array array;
+  for (const auto& line : lines) {
+    array.push_back(
+        boost::json::object{{"product_id", line.product_id}, {"quantity", line.quantity}});
+  }
+  return {{"customer_id", customer_id}, {"lines", std::move(array)}};
+}
+
+// Creation helpers: they record a gtest failure when the service does not answer 201/200;
+// callers check with ASSERT_FALSE(HasFailure()) or the returned id where it matters.
+inline Customer CreateCustomer(Api& api, std::string name = "Test Customer") {
+  Customer c{"", std::move(name), UniqueEmail()};
+  const auto r = api.Post("/v1/customers", CustomerBody(c.name, c.email));
+  EXPECT_EQ(r.status, 201) << "creating a customer: " << r;
+  c.id = r.Id();
+  return c;
+}
+
+inline Product CreateProduct(Api& api, std::int64_t price_cents, std::int64_t stock,
+                             std::string name = "Test Product") {
+  Product p{"", UniqueSku(), std::move(name), price_cents};
+  const auto r = api.Post("/v1/products", ProductBody(p.sku, p.name, price_cents, stock));
+  EXPECT_EQ(r.status, 201) << "creating a product: " << r;
+  p.id = r.Id();
+  return p;
+}
+
+inline ApiResponse PlaceOrder(Api& api, std::string_view customer_id,
+                              const std::vector<Line>& lines, const HttpHeaders& headers = {}) {
+  return api.Post("/v1/orders", OrderBody(customer_id, lines), headers);
+}
+
+// Places an order that must succeed; returns its id ("" on failure, with a gtest failure).
+inline std::string PlaceOrderOk(Api& api, std::string_view customer_id,
+                                const std::vector<Line>& lines) {
+  const auto r = PlaceOrder(api, customer_id, lines);
+  EXPECT_EQ(r.status, 201) << "placing an order: " << r;
+  return r.Id();
+}
+
+inline ApiResponse Pay(Api& api, std::string_view order_id, std::int64_t amount_cents,
+                       std::string_view reference = "pay-ref", const HttpHeaders& headers = {}) {
+  return api.Post(
+      "/v1/orders/" + std::string(order_id) + "/pay",
+      boost::json::object{{"amount_cents", amount_cents}, {"payment_reference", reference}},
+      headers);
+}
+inline ApiResponse Ship(Api& api, std::string_view order_id, std::string_view tracking = "TRACK-1",
+                        const HttpHeaders& headers = {}) {
+  return api.Post("/v1/orders/" + std::string(order_id) + "/ship",
+                  boost::json::object{{"tracking_number", tracking}}, headers);
+}
+inline ApiResponse Deliver(Api& api, std::string_view order_id, const HttpHeaders& headers = {}) {
+  return api.Post("/v1/orders/" + std::string(order_id) + "/deliver", std::string_view("{}"),
+                  headers);
+}
+inline ApiResponse Cancel(Api& api, std::string_view order_id, std::string_view reason = "",
+                          const HttpHeaders& headers = {}) {
+  boost::json::object body;
+  if (!reason.empty()) body["reason"] = reason;
+  return api.Post("/v1/orders/" + std::string(order_id) + "/cancel", body, headers);
+}
+inline ApiResponse Restock(Api& api, std::string_view product_id, std::int64_t quantity,
+                           const HttpHeaders& headers = {}) {
+  return api.Post("/v1/products/" + std::string(product_id) + "/restock",
+                  boost::json::object{{"quantity", quantity}}, headers);
+}
+inline ApiResponse SetPrice(Api& api, std::string_view product_id, std::int64_t price_cents,
+                            const HttpHeaders& headers = {}) {
+  return api.Post("/v1/products/" + std::string(product_id) + "/price",
+                  boost::json::object{{"price_cents", price_cents}}, headers);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assertions.
+// ---------------------------------------------------------------------------------------------
+
+// An RFC 7807 problem with that status and code.
+inline ::testing::AssertionResult IsProblem(const ApiResponse& r, int status,
+                                            std::string_view code) {
+  auto fail = [&](std::string_view why) {
+    return ::testing::AssertionFailure()
+           << why << "; expected " << status << " " << code << ", got " << r;
+  };
+  if (r.status != status) return fail("wrong status");
+  const std::string type = r.Header("Content-Type");
+  if (!type.starts_with("application/problem+json")) {
+    return fail("Content-Type is '" + type + "', not application/problem+json");
+  }
+  if (!r.IsObject()) return fail("body is not a JSON object");
+  const auto& o = r.Object();
+  for (const char* key : {"type", "title", "detail", "code"}) {
+    const auto* v = o.if_contains(key);
+    if (!v || !v->is_string()) return fail(std::string("field '") + key + "' is not a string");
+  }
+  if (r.Int("status") != status) return fail("body 'status' differs from the HTTP status");
+  if (r.Code() != code) return fail("wrong code");
+  if (r.Header("X-Request-Id").empty()) return fail("no X-Request-Id");
+  return ::testing::AssertionSuccess();
+}
+
+// 400 validation_failed whose detail names `field` (when given).
+inline ::testing::AssertionResult IsValidationError(const ApiResponse& r,
+                                                    std::string_view field = {}) {
+  auto result = IsProblem(r, 400, "validation_failed");
+  if (!result) return result;
+  if (!field.empty() && r.Str("detail").find(field) == std::string::npos) {
+    return ::testing::AssertionFailure()
+           << "detail does not name the field '" << field << "': " << r;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// The body is a JSON object with exactly these keys.
+inline ::testing::AssertionResult HasExactKeys(const ApiResponse& r,
+                                               std::initializer_list<std::string_view> keys) {
+  if (!r.IsObject()) return ::testing::AssertionFailure() << "body is not a JSON object: " << r;
+  std::set<std::string, std::less<>> expected(keys.begin(), keys.end());
+  std::set<std::string, std::less<>> actual;
+  for (const auto& kv : r.Object()) actual.emplace(kv.key());
+  if (expected == actual) return ::testing::AssertionSuccess();
+  auto result = ::testing::AssertionFailure() << "keys differ; expected {";
+  for (const auto& k : expected) result << k << ",";
+  result << "} got {";
+  for (const auto& k : actual) result << k << ",";
+  return result << "}: " << r;
+}
+
+// A successful command answer: status, JSON content type, id, integer version, and a
+// consistency_token that is also sent as X-Consistency-Token.
+inline ::testing::AssertionResult IsCommandSuccess(const ApiResponse& r, int status,
+                                                   std::int64_t version) {
+  auto fail = [&](std::string_view why) {
+    return ::testing::AssertionFailure()
+           << why << "; expected " << status << " version " << version << ", got " << r;
+  };
+  if (r.status != status) return fail("wrong status");
+  if (!r.Header("Content-Type").starts_with("application/json"))
+    return fail("not application/json");
+  if (!r.IsObject()) return fail("body is not a JSON object");
+  if (!IsCanonicalUuid(r.Id())) return fail("id is not a canonical UUID string");
+  if (r.Int("version") != version) return fail("wrong or non-integer version");
+  const auto* token = r.Object().if_contains("consistency_token");
+  if (!token || !token->is_string() || token->get_string().empty()) {
+    return fail("consistency_token missing or not a non-empty string");
+  }
+  if (r.Header("X-Consistency-Token") != std::string_view(token->get_string())) {
+    return fail("X-Consistency-Token header differs from the body's consistency_token");
+  }
+  if (r.Header("X-Request-Id").empty()) return fail("no X-Request-Id");
+  return ::testing::AssertionSuccess();
+}
+
+// Base fixture: fails (with the service log) when the shared service cannot start.
+class BlackboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    try {
+      endpoint_ = SharedService::Instance().Get();
+    } catch (const std::exception& e) {
+      GTEST_FAIL() << "cannot start the service: " << e.what();
+    }
+    api_ = std::make_unique<Api>(endpoint_);
+  }
+
+  Api& api() { return *api_; }
+  const Endpoint& endpoint() const { return endpoint_; }
+  std::unique_ptr<Api> NewApi() const { return std::make_unique<Api>(endpoint_); }
+
+  Endpoint endpoint_;
+  std::unique_ptr<Api> api_;
+};
+
+}  // namespace shopcqrs::blackbox
