@@ -91,10 +91,11 @@ Result<Order> Order::Place(OrderId id, CustomerId customer_id,
 Order Order::Rehydrate(State state) { return Order(std::move(state)); }
 
 Result<void> Order::Pay(std::int64_t amount_cents, std::string payment_reference, Timestamp now) {
-  if (status_ != OrderStatus::kPlaced) return std::unexpected(CannotFrom("pay", status_));
+  // Bad input is a validation error whatever the state; then the state, then the amount.
   auto reference =
       CheckText(std::move(payment_reference), 1, kMaxReferenceChars, "payment_reference");
   if (!reference) return std::unexpected(reference.error());
+  if (status_ != OrderStatus::kPlaced) return std::unexpected(CannotFrom("pay", status_));
   if (amount_cents != total_cents_) {
     return std::unexpected(BusinessRule(
         "amount_mismatch", "amount_cents " + std::to_string(amount_cents) +
@@ -107,9 +108,9 @@ Result<void> Order::Pay(std::int64_t amount_cents, std::string payment_reference
 }
 
 Result<void> Order::Ship(std::string tracking_number, Timestamp now) {
-  if (status_ != OrderStatus::kPaid) return std::unexpected(CannotFrom("ship", status_));
   auto tracking = CheckText(std::move(tracking_number), 1, kMaxReferenceChars, "tracking_number");
   if (!tracking) return std::unexpected(tracking.error());
+  if (status_ != OrderStatus::kPaid) return std::unexpected(CannotFrom("ship", status_));
 
   status_ = OrderStatus::kShipped;
   Record(OrderShipped{id_, customer_id_, std::move(*tracking)}, now);
@@ -125,11 +126,11 @@ Result<void> Order::Deliver(Timestamp now) {
 }
 
 Result<void> Order::Cancel(std::string reason, Timestamp now) {
+  auto valid_reason = CheckText(std::move(reason), 0, kMaxCancelReasonChars, "reason");
+  if (!valid_reason) return std::unexpected(valid_reason.error());
   if (status_ != OrderStatus::kPlaced && status_ != OrderStatus::kPaid) {
     return std::unexpected(CannotFrom("cancel", status_));
   }
-  auto valid_reason = CheckText(std::move(reason), 0, kMaxCancelReasonChars, "reason");
-  if (!valid_reason) return std::unexpected(valid_reason.error());
 
   const OrderStatus previous = status_;
   const std::int64_t refunded_cents = previous == OrderStatus::kPaid ? total_cents_ : 0;

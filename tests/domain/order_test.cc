@@ -419,12 +419,23 @@ TEST_F(OrderTest, GivenPlacedOrder_WhenBadReferenceAndWrongAmount_ThenReferenceR
   ExpectValidation(result.error(), "payment_reference must be 1..100 characters");
 }
 
-TEST_F(OrderTest, GivenPaidOrder_WhenPaidWithBadInput_ThenInvalidTransitionReportedFirst) {
+TEST_F(OrderTest, GivenPaidOrder_WhenPaidWithBadInput_ThenValidationReportedFirst) {
   // given
   Order order = Paid();
 
   // when
   const auto result = order.Pay(1, "", kPaidAt);
+
+  // then: bad input is a validation error whatever the state
+  ExpectValidation(result.error(), "payment_reference must be 1..100 characters");
+}
+
+TEST_F(OrderTest, GivenPaidOrder_WhenPaidWithGoodInputButWrongAmount_ThenInvalidTransition) {
+  // given
+  Order order = Paid();
+
+  // when
+  const auto result = order.Pay(1, "ref", kPaidAt);
 
   // then
   ExpectInvalidTransition(result.error(), "cannot pay an order in status paid");
@@ -467,12 +478,23 @@ TEST_F(OrderTest, GivenPaidOrder_WhenTrackingNumberAtBoundaries_ThenInsideAccept
   EXPECT_TRUE(other.Ship("t", kShippedAt).has_value());
 }
 
-TEST_F(OrderTest, GivenPlacedOrder_WhenShippedWithEmptyTracking_ThenInvalidTransitionFirst) {
+TEST_F(OrderTest, GivenPlacedOrder_WhenShippedWithEmptyTracking_ThenValidationFirst) {
   // given
   Order order = Placed();
 
   // when
   const auto result = order.Ship("", kShippedAt);
+
+  // then: bad input is a validation error whatever the state
+  ExpectValidation(result.error(), "tracking_number must be 1..100 characters");
+}
+
+TEST_F(OrderTest, GivenPlacedOrder_WhenShippedWithGoodTracking_ThenInvalidTransition) {
+  // given
+  Order order = Placed();
+
+  // when
+  const auto result = order.Ship("TRACK", kShippedAt);
 
   // then
   ExpectInvalidTransition(result.error(), "cannot ship an order in status placed");

@@ -262,7 +262,7 @@ TEST(ValidateConfig, ReportsEveryProblemClearly) {
   config.read_pool_size = 100000;
   config.http_threads = -1;
   config.log_level = "loud";
-  config.query_source = "write";
+  config.query_source = "cache";
   config.token_secret = "short";
   auto errors = ValidateConfig(config);
   EXPECT_EQ(errors.size(), 9u);
@@ -276,7 +276,7 @@ TEST(ValidateConfig, ReportsEveryProblemClearly) {
   EXPECT_THAT(all, HasSubstr("read_db.pool_size: 100000 is out of range 1..500"));
   EXPECT_THAT(all, HasSubstr("http_threads: -1 is out of range 1..256"));
   EXPECT_THAT(all, HasSubstr("log.level: 'loud'"));
-  EXPECT_THAT(all, HasSubstr("query_source: 'write'"));
+  EXPECT_THAT(all, HasSubstr("query_source: 'cache'"));
   EXPECT_THAT(all, HasSubstr("token_secret"));
   EXPECT_THAT(ErrorOf([&] { ValidateConfigOrThrow(config); }),
               AllOf(HasSubstr("invalid configuration"), HasSubstr("http_threads")));

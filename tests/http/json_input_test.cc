@@ -79,7 +79,7 @@ TEST(ParseJsonBodyTest, InvalidUtf8AndSurrogatesAreMalformed) {
 
 TEST(ParseJsonBodyTest, TopLevelMustBeAnObject) {
   for (const char* body : {"[]", "1", "\"x\"", "null", "true"}) {
-    EXPECT_EQ(ErrorCode(ParseJsonBody(JsonRequest(body))), "malformed_json") << body;
+    EXPECT_EQ(ErrorCode(ParseJsonBody(JsonRequest(body))), "validation_failed") << body;
   }
 }
 

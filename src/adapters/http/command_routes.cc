@@ -340,7 +340,7 @@ Outcome CancelOrder(app::CommandService& service, const Request& request) {
              [](const app::CommandResult& r) { return OrderStatus(r, "cancelled"); });
 }
 
-bool ValidKeyChar(char c) { return c >= 0x21 && c <= 0x7E; }
+bool ValidKeyChar(char c) { return c >= 0x20 && c <= 0x7E; }  // printable ASCII
 
 }  // namespace
 
@@ -367,8 +367,8 @@ std::expected<std::optional<app::Idempotency>, Problem> ParseIdempotencyKey(
   }
   if (key->empty() || key->size() > kMaxIdempotencyKeyLength ||
       !std::all_of(key->begin(), key->end(), ValidKeyChar)) {
-    return std::unexpected(ValidationFailed(
-        "Idempotency-Key must be 1..200 printable ASCII characters without spaces"));
+    return std::unexpected(
+        ValidationFailed("Idempotency-Key must be 1..200 printable ASCII characters"));
   }
   return std::optional<app::Idempotency>(app::Idempotency{
       std::string(*key), RequestFingerprint(request.method, request.path, request.body)});

@@ -116,7 +116,8 @@ std::expected<json::object, Problem> ParseJsonBody(const Request& request, BodyP
         MalformedJson(fmt::format("request body is not valid JSON: {}", ec.message())));
   }
   if (!value.is_object()) {
-    return std::unexpected(MalformedJson("request body must be a JSON object"));
+    // Well-formed JSON of the wrong type is a validation error, not malformed JSON.
+    return std::unexpected(ValidationFailed("request body must be a JSON object"));
   }
   return std::move(value.get_object());
 }

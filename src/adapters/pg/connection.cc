@@ -123,6 +123,11 @@ Connection::Pipeline& Connection::Pipeline::Add(const Statement& statement, Para
   return *this;
 }
 
+Connection::Pipeline& Connection::Pipeline::AddFirst(const Statement& statement, Params params) {
+  items_.insert(items_.begin(), Item{&statement, {}, std::move(params)});
+  return *this;
+}
+
 Connection::Pipeline& Connection::Pipeline::AddText(std::string sql) {
   items_.push_back(Item{nullptr, std::move(sql), {}});
   return *this;

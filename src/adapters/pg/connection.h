@@ -131,6 +131,8 @@ class Connection {
     explicit Pipeline(Connection& connection) : connection_(connection) {}
     Pipeline& Add(const Statement& statement, Params params = {});
     Pipeline& AddText(std::string sql);  // unprepared, no parameters
+    // Queues a statement ahead of everything not yet sent.
+    Pipeline& AddFirst(const Statement& statement, Params params = {});
     std::size_t size() const { return items_.size(); }
     bool empty() const { return items_.empty(); }
     std::vector<Result> Run();

@@ -1,5 +1,8 @@
 #include "adapters/pg_write/write_store.h"
 
+#include <chrono>
+#include <thread>
+
 #include <boost/json.hpp>
 
 #include "adapters/events/event_codec.h"
@@ -105,6 +108,13 @@ class PgWriteTransaction final : public app::WriteTransaction {
   std::optional<app::StoredCommand> FindIdempotencyKey(const std::string& key) override {
     auto rows = Load(queries::kFindIdempotencyKey, Params().Add(key));
     if (rows.rows() == 0) return std::nullopt;
+    // The first request records its commit bound right after its commit. A retry racing it
+    // may read the row in between: wait a moment for the bound, so the replay answers the
+    // same body. Only if the first request died right there is a fresh token answered.
+    for (int attempt = 0; rows.IsNull(0, 2) && attempt < 100; ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      rows = Load(queries::kFindIdempotencyKey, Params().Add(key));
+    }
     app::StoredCommand stored{rows.String(0, 0), ResultFromJson(rows.Text(0, 1))};
     if (auto bound = rows.OptInt64(0, 2)) {
       stored.result.consistency_token = tokens_.Encode(static_cast<std::uint64_t>(*bound));
@@ -290,7 +300,10 @@ class PgWriteTransaction final : public app::WriteTransaction {
 
   void SaveIdempotencyKey(const app::Idempotency& idempotency,
                           const app::CommandResult& result) override {
-    pipeline_.Add(
+    // Ahead of the command's writes: a concurrent retry with the same key then waits on this
+    // row and fails on its primary key (and is retried into a replay), rather than on a
+    // business constraint such as the e-mail the first request just took.
+    pipeline_.AddFirst(
         queries::kInsertIdempotencyKey,
         Params().Add(idempotency.key).Add(idempotency.fingerprint).Add(ResultJson(result)));
     idempotency_key_ = idempotency.key;

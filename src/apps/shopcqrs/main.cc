@@ -378,6 +378,8 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
 int main(int argc, char** argv) {
   using namespace shopcqrs;
   const sigset_t signals = apps::BlockStopSignals();
+  // A closed stdout (e.g. `shopcqrs up | head -1`) must not kill us before we stop our servers.
+  std::signal(SIGPIPE, SIG_IGN);
 
   CLI::App cli{"shopcqrs: an e-commerce order service with physically separated CQRS stores"};
   cli.require_subcommand(1);
