@@ -476,7 +476,7 @@ if have_gnuplot:
                 if p < 100:
                     fh.write(f"{100.0 / (100.0 - p)} {v}\n")
         series.append((fn, f"{scenario} {'separated' if mode == 'read' else 'single'}", "lw 2" if mode == "read" else "lw 2 dt 2"))
-    latency_axes = "set logscale x\nset logscale y\nset xtics ('0%%' 1, '50%%' 2, '90%%' 10, '99%%' 100, '99.9%%' 1000, '99.99%%' 10000)\nset xlabel 'percentile'\nset ylabel 'latency ms'\nset key top left\n"
+    latency_axes = "set logscale x\nset logscale y\nset xtics ('0%%%%' 1, '50%%%%' 2, '90%%%%' 10, '99%%%%' 100, '99.9%%%%' 1000, '99.99%%%%' 10000)\nset xlabel 'percentile'\nset ylabel 'latency ms'\nset key top left\n"
     if series:
         gp("queries-latency", head + latency_axes.replace("%%", "%") + f"set output '{img_dir}/queries-latency.png'\nset title 'Query latency distribution (HTTP, closed loop)'\nplot " + ", ".join(f"'{fn}' using 1:2 with lines {style} title '{t}'" for fn, t, style in series) + "\n")
     if iso:
