@@ -70,6 +70,28 @@ class Params {
   std::vector<bool> null_;
 };
 
+// Text form of a PostgreSQL array whose elements are quoted (any text is safe inside).
+template <class Range, class Fn>
+inline std::string ArrayLiteral(const Range& range, Fn&& element) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& item : range) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.push_back('"');
+    for (char c : std::string(element(item))) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+inline std::string ArrayLiteral(const std::vector<std::string>& items) {
+  return ArrayLiteral(items, [](const std::string& item) -> const std::string& { return item; });
+}
+
 // An owned PGresult with text accessors.
 class Result {
  public:

@@ -94,20 +94,4 @@ std::string DateText(std::chrono::sys_days day) {
                      static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
 }
 
-// A text[] literal whose elements are quoted.
-std::string TextArray(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (const auto& item : items) {
-    if (out.size() > 1) out.push_back(',');
-    out.push_back('"');
-    for (char c : item) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
-
 }  // namespace shopcqrs::adapters::pg_read::rows

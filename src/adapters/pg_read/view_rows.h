@@ -25,7 +25,5 @@ domain::Result<int> CheckLimit(int limit);
 domain::Result<pg::Params> CursorParams(const std::optional<std::string>& cursor);
 app::OrderPage PageFrom(const pg::Result& rows, int limit);
 std::string DateText(std::chrono::sys_days day);
-// A text[] literal whose elements are quoted.
-std::string TextArray(const std::vector<std::string>& items);
 
 }  // namespace shopcqrs::adapters::pg_read::rows

@@ -126,8 +126,8 @@ domain::Result<std::vector<app::OrderSummary>> PgSingleReadModel::SearchOrders(s
         domain::ValidationFailed("q must hold 1..10 words and at most 200 characters"));
   }
   auto lease = pool_.Acquire();
-  auto r =
-      lease->ExecPrepared(queries::kSearchOrders, Params().Add(TextArray(patterns)).Add(limit));
+  auto r = lease->ExecPrepared(queries::kSearchOrders,
+                               Params().Add(pg::ArrayLiteral(patterns)).Add(limit));
   std::vector<app::OrderSummary> items;
   for (int i = 0; i < r.rows(); ++i) items.push_back(SummaryFromRow(r, i));
   return items;

@@ -15,30 +15,12 @@ namespace json = boost::json;
 using domain::Customer;
 using domain::Order;
 using domain::Product;
+using pg::ArrayLiteral;
 using pg::Params;
 
 namespace {
 
 std::string Ts(domain::Timestamp t) { return domain::FormatTimestamp(t); }
-
-// Text form of a PostgreSQL array whose elements are quoted (any text is safe inside).
-template <class Range, class Fn>
-std::string ArrayLiteral(const Range& range, Fn&& element) {
-  std::string out = "{";
-  bool first = true;
-  for (const auto& item : range) {
-    if (!first) out.push_back(',');
-    first = false;
-    out.push_back('"');
-    for (char c : std::string(element(item))) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
 
 // The advisory-lock key of an aggregate: its first 8 bytes (hash collisions only serialize).
 std::int64_t LockKey(const domain::Uuid& id) {
