@@ -61,11 +61,20 @@ std::optional<std::pair<domain::Timestamp, domain::Uuid>> DecodeOrderCursor(std:
   return std::pair{domain::Timestamp(std::chrono::milliseconds(ms)), domain::Uuid(bytes)};
 }
 
-PgReadModel::PgReadModel(pg::Pool& pool) : pool_(pool) {}
+const QueryStatements& ReadStatements() {
+  static const QueryStatements kStatements{
+      &queries::kGetOrder,           &queries::kListOrders,   &queries::kListOrdersByCustomer,
+      &queries::kListOrdersByStatus, &queries::kGetCustomer,  &queries::kGetProduct,
+      &queries::kTopProducts,        &queries::kSearchOrders, &queries::kDailySales};
+  return kStatements;
+}
+
+PgReadModel::PgReadModel(pg::Pool& pool, const QueryStatements& statements)
+    : pool_(pool), q_(statements) {}
 
 std::optional<app::OrderView> PgReadModel::GetOrder(const domain::OrderId& id) {
   auto lease = pool_.Acquire();
-  auto rows = lease->ExecPrepared(queries::kGetOrder, Params().Add(id.ToString()));
+  auto rows = lease->ExecPrepared(*q_.get_order, Params().Add(id.ToString()));
   if (rows.rows() == 0) return std::nullopt;
   app::OrderView view;
   static_cast<app::OrderSummary&>(view) = SummaryFromRow(rows, 0);
@@ -82,12 +91,12 @@ domain::Result<app::OrderPage> PgReadModel::ListOrders(const app::OrderListQuery
   auto params = CursorParams(query.cursor);
   if (!params) return std::unexpected(params.error());
   params->Add(*limit + 1);
-  const pg::Statement* statement = &queries::kListOrders;
+  const pg::Statement* statement = q_.list_orders;
   if (query.customer_id) {
-    statement = &queries::kListOrdersByCustomer;
+    statement = q_.list_orders_by_customer;
     params->Add(query.customer_id->ToString()).Add(query.status);
   } else if (query.status) {
-    statement = &queries::kListOrdersByStatus;
+    statement = q_.list_orders_by_status;
     params->Add(*query.status);
   }
   auto lease = pool_.Acquire();
@@ -101,7 +110,7 @@ domain::Result<app::OrderPage> PgReadModel::ListCustomerOrders(
 
 std::optional<app::CustomerView> PgReadModel::GetCustomer(const domain::CustomerId& id) {
   auto lease = pool_.Acquire();
-  auto r = lease->ExecPrepared(queries::kGetCustomer, Params().Add(id.ToString()));
+  auto r = lease->ExecPrepared(*q_.get_customer, Params().Add(id.ToString()));
   if (r.rows() == 0) return std::nullopt;
   return app::CustomerView{r.String(0, 0), r.String(0, 1), r.String(0, 2),
                            r.Int64(0, 3),  r.Int64(0, 4),  r.Int64(0, 5)};
@@ -109,7 +118,7 @@ std::optional<app::CustomerView> PgReadModel::GetCustomer(const domain::Customer
 
 std::optional<app::ProductView> PgReadModel::GetProduct(const domain::ProductId& id) {
   auto lease = pool_.Acquire();
-  auto r = lease->ExecPrepared(queries::kGetProduct, Params().Add(id.ToString()));
+  auto r = lease->ExecPrepared(*q_.get_product, Params().Add(id.ToString()));
   if (r.rows() == 0) return std::nullopt;
   return app::ProductView{r.String(0, 0), r.String(0, 1), r.String(0, 2), r.Int64(0, 3),
                           r.Int64(0, 4),  r.Int64(0, 5),  r.Int64(0, 6),  r.Int64(0, 7)};
@@ -119,7 +128,7 @@ domain::Result<std::vector<app::TopProduct>> PgReadModel::TopProducts(int limit)
   auto checked = CheckLimit(limit);
   if (!checked) return std::unexpected(checked.error());
   auto lease = pool_.Acquire();
-  auto r = lease->ExecPrepared(queries::kTopProducts, Params().Add(limit));
+  auto r = lease->ExecPrepared(*q_.top_products, Params().Add(limit));
   std::vector<app::TopProduct> items;
   for (int i = 0; i < r.rows(); ++i) {
     items.push_back(app::TopProduct{r.String(i, 0), r.String(i, 1), r.String(i, 2), r.Int64(i, 3),
@@ -152,8 +161,8 @@ domain::Result<std::vector<app::OrderSummary>> PgReadModel::SearchOrders(std::st
         domain::ValidationFailed("q must hold 1..10 words and at most 200 characters"));
   }
   auto lease = pool_.Acquire();
-  auto r = lease->ExecPrepared(queries::kSearchOrders,
-                               Params().Add(pg::ArrayLiteral(patterns)).Add(limit));
+  auto r =
+      lease->ExecPrepared(*q_.search_orders, Params().Add(pg::ArrayLiteral(patterns)).Add(limit));
   std::vector<app::OrderSummary> items;
   for (int i = 0; i < r.rows(); ++i) items.push_back(SummaryFromRow(r, i));
   return items;
@@ -166,8 +175,7 @@ domain::Result<std::vector<app::DailySalesItem>> PgReadModel::DailySales(std::ch
     return std::unexpected(domain::ValidationFailed("the range is longer than 366 days"));
   }
   auto lease = pool_.Acquire();
-  auto r =
-      lease->ExecPrepared(queries::kDailySales, Params().Add(DateText(from)).Add(DateText(to)));
+  auto r = lease->ExecPrepared(*q_.daily_sales, Params().Add(DateText(from)).Add(DateText(to)));
   std::vector<app::DailySalesItem> items;
   for (int i = 0; i < r.rows(); ++i) {
     items.push_back(app::DailySalesItem{std::chrono::sys_days(std::chrono::days(r.Int64(i, 0))),

@@ -18,9 +18,25 @@ std::string EncodeOrderCursor(domain::Timestamp placed_at, const domain::Uuid& i
 std::optional<std::pair<domain::Timestamp, domain::Uuid>> DecodeOrderCursor(std::string_view text);
 
 // The query side over the read database (read pool only).
-class PgReadModel final : public app::ReadModel {
+// The statements a query model runs. Every set returns the same columns, so one model serves
+// the flat read database (pg_read) and the joins on the write database (pg_single).
+struct QueryStatements {
+  const pg::Statement* get_order;
+  const pg::Statement* list_orders;
+  const pg::Statement* list_orders_by_customer;
+  const pg::Statement* list_orders_by_status;
+  const pg::Statement* get_customer;
+  const pg::Statement* get_product;
+  const pg::Statement* top_products;
+  const pg::Statement* search_orders;
+  const pg::Statement* daily_sales;
+};
+const QueryStatements& ReadStatements();  // pg_read's denormalized views
+
+class PgReadModel : public app::ReadModel {
  public:
-  explicit PgReadModel(pg::Pool& pool);
+  explicit PgReadModel(pg::Pool& pool) : PgReadModel(pool, ReadStatements()) {}
+  PgReadModel(pg::Pool& pool, const QueryStatements& statements);
 
   std::optional<app::OrderView> GetOrder(const domain::OrderId& id) override;
   domain::Result<app::OrderPage> ListOrders(const app::OrderListQuery& query) override;
@@ -37,6 +53,7 @@ class PgReadModel final : public app::ReadModel {
 
  private:
   pg::Pool& pool_;
+  const QueryStatements& q_;
 };
 
 }  // namespace shopcqrs::adapters::pg_read

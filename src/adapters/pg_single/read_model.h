@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "adapters/pg/pool.h"
+#include "adapters/pg_read/read_model.h"
 #include "application/read_model.h"
 
 namespace shopcqrs::adapters::pg_single {
@@ -18,25 +19,12 @@ namespace shopcqrs::adapters::pg_single {
 // statements prepared on every connection. Use a pool of its own, never the command pool.
 pg::Pool::Options SinglePoolOptions(std::string conninfo, int size);
 
-class PgSingleReadModel final : public app::ReadModel {
+const pg_read::QueryStatements& SingleStatements();
+
+// pg_read's query model over the write database's joins.
+class PgSingleReadModel final : public pg_read::PgReadModel {
  public:
-  explicit PgSingleReadModel(pg::Pool& pool);
-
-  std::optional<app::OrderView> GetOrder(const domain::OrderId& id) override;
-  domain::Result<app::OrderPage> ListOrders(const app::OrderListQuery& query) override;
-  domain::Result<app::OrderPage> ListCustomerOrders(
-      const domain::CustomerId& customer_id, int limit,
-      const std::optional<std::string>& cursor) override;
-  std::optional<app::CustomerView> GetCustomer(const domain::CustomerId& id) override;
-  std::optional<app::ProductView> GetProduct(const domain::ProductId& id) override;
-  domain::Result<std::vector<app::TopProduct>> TopProducts(int limit) override;
-  domain::Result<std::vector<app::OrderSummary>> SearchOrders(std::string_view q,
-                                                              int limit) override;
-  domain::Result<std::vector<app::DailySalesItem>> DailySales(std::chrono::sys_days from,
-                                                              std::chrono::sys_days to) override;
-
- private:
-  pg::Pool& pool_;
+  explicit PgSingleReadModel(pg::Pool& pool) : PgReadModel(pool, SingleStatements()) {}
 };
 
 }  // namespace shopcqrs::adapters::pg_single
