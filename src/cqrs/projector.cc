@@ -139,6 +139,7 @@ bool Projector::Step(Checkpoint& checkpoint) {
   }
   store_.Apply(batch.events, batch.next);
   checkpoint = batch.next;
+  source_.Acknowledge(checkpoint);
 
   const auto now = NowMs();
   std::chrono::milliseconds lag{0};

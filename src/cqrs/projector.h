@@ -56,6 +56,9 @@ class EventSource {
   virtual EventBatch FetchBatch(const Checkpoint& after, std::size_t max) = 0;
   // Blocks until the source may have something new, or `timeout` passes. true: woken.
   virtual bool WaitForChange(std::chrono::milliseconds timeout) = 0;
+  // The store committed everything up to `applied` (a batch's `next`): a source that must
+  // confirm consumption (a broker's acks) may do so now. Never called for unapplied events.
+  virtual void Acknowledge(const Checkpoint& /*applied*/) {}
   // Drops connections after a fault; the next call opens new ones.
   virtual void Reset() {}
 };

@@ -244,6 +244,46 @@ TEST(ValidateConfig, RejectsBadListenAddresses) {
   }
 }
 
+TEST(ValidateConfig, BrokerSettings) {
+  Config config = ValidConfig();
+  config.projection_source = "broker";
+  auto errors = ValidateConfig(config);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0], AllOf(HasSubstr("projection_source"), HasSubstr("nats")));
+  config.nats = "nats://127.0.0.1:4222";
+  EXPECT_THAT(ValidateConfig(config), IsEmpty());
+  config.projection_source = "kafka";
+  errors = ValidateConfig(config);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0], AllOf(HasSubstr("projection_source"), HasSubstr("broker, outbox")));
+  config.projection_source = "outbox";
+  for (const char* bad : {"nats://", "nats://host", "127.0.0.1", "nats://h:port"}) {
+    config.nats = bad;
+    errors = ValidateConfig(config);
+    ASSERT_EQ(errors.size(), 1u) << bad;
+    EXPECT_THAT(errors[0], HasSubstr("nats")) << bad;
+  }
+  config.nats = "localhost:4222";
+  EXPECT_THAT(ValidateConfig(config), IsEmpty());
+}
+
+TEST(LoadConfig, ReadsBrokerKeysFromFileAndEnvironment) {
+  Config config;
+  ApplyToml(config,
+            "nats = \"nats://10.0.0.7:4222\"\nprojection_source = \"broker\"\n"
+            "[relay]\nenabled = false\n");
+  EXPECT_EQ(config.nats, "nats://10.0.0.7:4222");
+  EXPECT_EQ(config.projection_source, "broker");
+  EXPECT_FALSE(config.run_relay);
+  ApplyEnvironment(config, MapEnvironment({{"SHOPCQRS_NATS", "nats://127.0.0.1:1"},
+                                           {"SHOPCQRS_PROJECTION_SOURCE", "outbox"},
+                                           {"SHOPCQRS_RUN_RELAY", "yes"}}));
+  EXPECT_EQ(config.nats, "nats://127.0.0.1:1");
+  EXPECT_EQ(config.projection_source, "outbox");
+  EXPECT_TRUE(config.run_relay);
+  EXPECT_THROW(ApplyToml(config, "[relay]\nenable = true\n"), ConfigError);
+}
+
 TEST(ParseListenAddress, SplitsHostAndPort) {
   auto v4 = ParseListenAddress("127.0.0.1:8080");
   ASSERT_TRUE(v4);

@@ -180,8 +180,8 @@ void ApplyToml(Config& config, std::string_view toml_text, std::string_view sour
   }
   TomlReader reader(source);
   constexpr std::string_view kTopLevel =
-      "listen, http_threads, query_source, token_secret, write_db, read_db, redis, api, "
-      "projectors, log";
+      "listen, http_threads, query_source, token_secret, write_db, read_db, redis, nats, "
+      "projection_source, api, projectors, relay, log";
   for (const auto& [key, node] : root) {
     const std::string_view name = key.str();
     if (name == "listen") {
@@ -194,12 +194,18 @@ void ApplyToml(Config& config, std::string_view toml_text, std::string_view sour
       reader.String(node, name, config.token_secret);
     } else if (name == "redis") {
       reader.String(node, name, config.redis);
+    } else if (name == "nats") {
+      reader.String(node, name, config.nats);
+    } else if (name == "projection_source") {
+      reader.String(node, name, config.projection_source);
     } else if (name == "write_db") {
       reader.Database(node, name, config.write_db, config.write_pool_size);
     } else if (name == "read_db") {
       reader.Database(node, name, config.read_db, config.read_pool_size);
-    } else if (name == "api" || name == "projectors") {
-      bool& enabled = name == "api" ? config.run_api : config.run_projectors;
+    } else if (name == "api" || name == "projectors" || name == "relay") {
+      bool& enabled = name == "api"          ? config.run_api
+                      : name == "projectors" ? config.run_projectors
+                                             : config.run_relay;
       for (const auto& [sub_key, sub_node] : reader.Table(node, name)) {
         const std::string full = fmt::format("{}.{}", name, sub_key.str());
         if (sub_key == "enabled") {
@@ -264,6 +270,9 @@ void ApplyEnvironment(Config& config, const EnvLookup& env) {
   string_var("SHOPCQRS_QUERY_SOURCE", config.query_source);
   string_var("SHOPCQRS_TOKEN_SECRET", config.token_secret);
   string_var("SHOPCQRS_REDIS", config.redis);
+  string_var("SHOPCQRS_NATS", config.nats);
+  string_var("SHOPCQRS_PROJECTION_SOURCE", config.projection_source);
+  bool_var("SHOPCQRS_RUN_RELAY", config.run_relay);
 }
 
 Config LoadConfig(const std::optional<std::filesystem::path>& file, const EnvLookup& env) {
@@ -383,6 +392,21 @@ std::vector<std::string> ValidateConfig(const Config& config) {
       errors.push_back(fmt::format("redis: '{}' must be HOST:PORT", config.redis));
     }
   }
+  if (std::find(std::begin(kProjectionSources), std::end(kProjectionSources),
+                config.projection_source) == std::end(kProjectionSources)) {
+    errors.push_back(fmt::format("projection_source: '{}' is not one of {}",
+                                 config.projection_source, fmt::join(kProjectionSources, ", ")));
+  } else if (config.projection_source == "broker" && config.nats.empty()) {
+    errors.push_back("projection_source: 'broker' needs nats (the nats-server URL)");
+  }
+  if (!config.nats.empty()) {
+    std::string_view url = config.nats;
+    if (url.starts_with("nats://")) url.remove_prefix(7);
+    auto nats = ParseListenAddress(url);
+    if (!nats || nats->port == 0) {
+      errors.push_back(fmt::format("nats: '{}' must be nats://HOST:PORT", config.nats));
+    }
+  }
   if (!config.token_secret.empty() && config.token_secret.size() < kMinTokenSecretLength) {
     errors.push_back(fmt::format("token_secret: must be at least {} characters (or empty)",
                                  kMinTokenSecretLength));
@@ -436,11 +460,14 @@ std::string RedactConninfo(std::string_view conninfo) {
 std::string DescribeConfig(const Config& config) {
   return fmt::format(
       "listen={} write_db=[{}] write_pool_size={} read_db=[{}] read_pool_size={} "
-      "http_threads={} api={} projectors={} log_level={} query_source={} token_secret={}",
+      "http_threads={} api={} projectors={} log_level={} query_source={} redis={} nats={} "
+      "projection_source={} relay={} token_secret={}",
       config.listen, RedactConninfo(config.write_db), config.write_pool_size,
       RedactConninfo(config.read_db), config.read_pool_size, config.http_threads,
       config.run_api ? "on" : "off", config.run_projectors ? "on" : "off", config.log_level,
-      config.query_source, config.token_secret.empty() ? "(unset)" : "***");
+      config.query_source, config.redis.empty() ? "(none)" : config.redis,
+      config.nats.empty() ? "(none)" : config.nats, config.projection_source,
+      config.run_relay ? "on" : "off", config.token_secret.empty() ? "(unset)" : "***");
 }
 
 }  // namespace shopcqrs::adapters::local

@@ -33,6 +33,14 @@ struct Config {
   // Redis as HOST:PORT; when set, the Redis projection runs and the order view and top
   // sellers are answered from Redis (falling back to the read PostgreSQL). Empty: no Redis.
   std::string redis;
+  // nats-server URL (nats://HOST:PORT); when set, the relay publishes the outbox to the
+  // JetStream event stream. Empty: no broker.
+  std::string nats;
+  // Where projectors read events: "broker" (the JetStream stream; needs `nats`) or "outbox"
+  // (the write database's outbox, directly).
+  std::string projection_source = "outbox";
+  // Run the relay in this process (with `nats` set). Several may run: one leads at a time.
+  bool run_relay = true;
 
   friend bool operator==(const Config&, const Config&) = default;
 };
@@ -80,6 +88,8 @@ inline constexpr std::string_view kLogLevels[] = {"trace",   "debug", "info",   
 // the write PostgreSQL itself ("write": single-database mode, normalized joins on the write
 // database; the benchmarks' baseline and a migration path, see adapters/pg_single).
 inline constexpr std::string_view kQuerySources[] = {"read", "redis", "write"};
+// Where projectors read events (see Config::projection_source).
+inline constexpr std::string_view kProjectionSources[] = {"broker", "outbox"};
 
 struct ListenAddress {
   std::string host;        // without brackets for IPv6

@@ -1,11 +1,13 @@
 // The shopcqrs binary: composition root of every layer and its subcommands.
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include <fmt/format.h>
@@ -21,6 +23,10 @@
 #include "adapters/local/postgres_server.h"
 #include "adapters/metrics/projection_metrics.h"
 #include "adapters/metrics/registry.h"
+#include "adapters/nats/jetstream.h"
+#include "adapters/nats/jetstream_source.h"
+#include "adapters/nats/nats_server.h"
+#include "adapters/nats/relay.h"
 #include "adapters/pg/migrator.h"
 #include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
@@ -141,9 +147,20 @@ int Serve(const Config& config, const sigset_t& signals) {
   // API-only process follows their progress from the stores instead.
   adapters::metrics::ProjectionMetrics projection_metrics(metrics);
   adapters::pg_outbox::OutboxReader monitor({config.write_db});
+  // The relay (with a broker): appends the outbox to the JetStream event stream. Any number of
+  // processes may run it; one leads at a time.
+  std::unique_ptr<adapters::nats::Relay> relay;
+  if (!config.nats.empty() && config.run_relay) {
+    adapters::nats::Relay::Options options;
+    options.write_db = config.write_db;
+    options.nats.url = config.nats;
+    options.nats.name = "shopcqrs-relay";
+    relay = std::make_unique<adapters::nats::Relay>(options);
+    relay->Start();
+  }
   struct Running {
     std::string store;
-    std::unique_ptr<adapters::pg_outbox::OutboxReader> reader;
+    std::unique_ptr<cqrs::EventSource> reader;
     std::unique_ptr<cqrs::ProjectionStore> store_impl;
     std::unique_ptr<cqrs::Projector> projector;
   };
@@ -154,8 +171,17 @@ int Serve(const Config& config, const sigset_t& signals) {
                              cqrs::ProgressTracker& tracker, std::size_t batch_size) {
     Running r;
     r.store = name;
-    r.reader = std::make_unique<adapters::pg_outbox::OutboxReader>(
-        adapters::pg_outbox::OutboxReader::Options{config.write_db});
+    if (config.projection_source == "broker") {
+      // A durable consumer of its own per projection.
+      adapters::nats::JetStreamSource::Options options;
+      options.nats.url = config.nats;
+      options.nats.name = "shopcqrs-" + name;
+      options.consumer = "shopcqrs_" + name;
+      r.reader = std::make_unique<adapters::nats::JetStreamSource>(options);
+    } else {
+      r.reader = std::make_unique<adapters::pg_outbox::OutboxReader>(
+          adapters::pg_outbox::OutboxReader::Options{config.write_db});
+    }
     r.store_impl = std::move(store);
     cqrs::Projector::Options options;
     options.name = std::move(name);
@@ -203,6 +229,16 @@ int Serve(const Config& config, const sigset_t& signals) {
       if (!stats.last_error.empty()) info.last_error = stats.last_error;
       items.push_back(std::move(info));
     }
+    if (relay) {
+      const auto stats = relay->GetStats();
+      auto info = Describe("relay", "nats", stats.checkpoint, monitor);
+      info.status = std::string(adapters::nats::ToString(stats.role));
+      info.lag_ms = stats.last_lag.count();
+      if (!stats.last_error.empty() && stats.role == adapters::nats::Relay::Role::kStalled) {
+        info.last_error = stats.last_error;
+      }
+      items.push_back(std::move(info));
+    }
     if (running.empty()) {
       adapters::pg_read::PgReadProjection remote(config.read_db);
       auto info = Describe("read_pg", "read_pg", remote.LoadCheckpoint(), monitor);
@@ -244,6 +280,49 @@ int Serve(const Config& config, const sigset_t& signals) {
         return samples;
       });
 
+  if (relay) {
+    auto relay_stat = [&](auto field) {
+      return [&, field] { return static_cast<double>(field(relay->GetStats())); };
+    };
+    metrics.AddCallbackGauge("shopcqrs_relay_leader",
+                             "1 while this process's relay holds the relay lock and publishes.",
+                             relay_stat([](const adapters::nats::Relay::Stats& s) {
+                               return s.role == adapters::nats::Relay::Role::kLeader ? 1 : 0;
+                             }));
+    metrics.AddCallbackGauge(
+        "shopcqrs_relay_events_published_total",
+        "Events this process's relay appended to the JetStream stream.",
+        relay_stat([](const adapters::nats::Relay::Stats& s) { return s.events_published; }));
+    metrics.AddCallbackGauge(
+        "shopcqrs_relay_resyncs_total",
+        "Appends the stream refused or did not confirm; the relay re-read the stream's end.",
+        relay_stat([](const adapters::nats::Relay::Stats& s) { return s.resyncs; }));
+    metrics.AddCallbackGauge(
+        "shopcqrs_relay_stream_sequence", "The event stream's last sequence as the relay knows it.",
+        relay_stat([](const adapters::nats::Relay::Stats& s) { return s.stream_sequence; }));
+    metrics.AddCallbackGauge("shopcqrs_relay_lag_seconds",
+                             "Commit to appended, of the last event the relay appended.",
+                             relay_stat([](const adapters::nats::Relay::Stats& s) {
+                               return s.last_lag.count() / 1000.0;
+                             }));
+  }
+  // A connection of its own to tell /readyz whether the broker answers.
+  std::unique_ptr<adapters::nats::JetStreamConnection> nats_monitor;
+  std::mutex nats_monitor_mutex;
+  auto nats_ready = [&]() -> bool {
+    std::lock_guard lock(nats_monitor_mutex);
+    try {
+      if (!nats_monitor) {
+        nats_monitor = std::make_unique<adapters::nats::JetStreamConnection>(
+            adapters::nats::JetStreamConnection::Options{.url = config.nats,
+                                                         .name = "shopcqrs-monitor"});
+      }
+      return nats_monitor->IsConnected();
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+
   std::unique_ptr<adapters::http::HttpServer> server;
   adapters::http::Router router;
   if (config.run_api) {
@@ -257,6 +336,12 @@ int Serve(const Config& config, const sigset_t& signals) {
     checks.push_back({"read_db", [&] { return read_pool.Ping(); }});
     if (redis_model) checks.push_back({"redis", [&] { return redis_model->Ping(); }});
     if (single_pool) checks.push_back({"write_db_queries", [&] { return single_pool->Ping(); }});
+    if (!config.nats.empty()) checks.push_back({"nats", nats_ready});
+    if (relay) {
+      checks.push_back({"relay", [&] {
+                          return relay->GetStats().role != adapters::nats::Relay::Role::kStalled;
+                        }});
+    }
     for (auto& r : running) {
       checks.push_back({"projector_" + r.store, [&r] {
                           return r.projector->Stats().status != cqrs::ProjectorStatus::kError;
@@ -281,6 +366,7 @@ int Serve(const Config& config, const sigset_t& signals) {
   spdlog::info("received {}, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
   if (server) server->Stop();
   for (auto& r : running) r.projector->Stop();
+  if (relay) relay->Stop();
   return 0;
 }
 
@@ -349,6 +435,11 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   redis_options.name = "redis";
   adapters::redis::RedisServer redis_server(redis_options);
   redis_server.Start();
+  adapters::nats::NatsServer::Options nats_options;
+  nats_options.data_dir = root / "nats";
+  nats_options.name = "nats";
+  adapters::nats::NatsServer nats_server(nats_options);
+  nats_server.Start();
   std::cout << fmt::format("write PostgreSQL: {} (data {})", write_server.ConnectionString(),
                            write_options.data_dir.string())
             << std::endl;
@@ -362,9 +453,17 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   std::cout << fmt::format("Redis:            {} (data {})", config.redis,
                            redis_options.data_dir.string())
             << std::endl;
+  config.nats = nats_server.Url();
+  std::cout << fmt::format("NATS JetStream:   {} (data {})", config.nats,
+                           nats_options.data_dir.string())
+            << std::endl;
+  // The broker path is the default of a local stack (SHOPCQRS_PROJECTION_SOURCE=outbox reads
+  // the outbox directly instead).
+  if (!std::getenv("SHOPCQRS_PROJECTION_SOURCE")) config.projection_source = "broker";
   config.token_secret = LocalTokenSecret(root);
   adapters::local::ValidateConfigOrThrow(config);
   const int code = Serve(config, signals);
+  nats_server.Stop();
   redis_server.Stop();
   read_server.Stop();
   write_server.Stop();
@@ -386,8 +485,9 @@ int main(int argc, char** argv) {
 
   std::string data_dir = "./var";
   std::optional<std::string> listen, log_level;
-  auto* up = cli.add_subcommand(
-      "up", "start local write and read PostgreSQL servers and every part in one process");
+  auto* up = cli.add_subcommand("up",
+                                "start local write and read PostgreSQL, Redis and NATS JetStream "
+                                "servers and every part in one process");
   up->add_option("--data-dir", data_dir, "where the local servers keep their data");
   up->add_option("--listen", listen, "HOST:PORT to serve HTTP on (default 127.0.0.1:8080)");
   up->add_option("--log-level", log_level, "trace, debug, info, warn or error");

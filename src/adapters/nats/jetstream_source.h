@@ -1,0 +1,68 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "adapters/nats/jetstream.h"
+#include "cqrs/projector.h"
+
+namespace shopcqrs::adapters::nats {
+
+// An EventSource that reads the JetStream event stream through a durable pull consumer of its
+// own ("shopcqrs_<projection>", ack policy all, acked after the read store committed), so a
+// projector consumes from the broker with the same runtime as from the outbox.
+//
+// The read store's checkpoint stays the truth. When the projector starts from a checkpoint
+// (at start, or after a fault), the durable consumer is kept if its ack floor is exactly that
+// checkpoint with nothing in flight; otherwise it is re-seated: deleted and created again at the
+// first stream message at or after the checkpoint (found by binary search over the stream,
+// whose messages are in checkpoint order). Redelivered messages at or before the checkpoint are
+// skipped, so every event is applied once, in stream order (which is per-aggregate order).
+class JetStreamSource final : public cqrs::EventSource {
+ public:
+  struct Options {
+    JetStreamConnection::Options nats;
+    std::string stream = std::string(kDefaultStream);
+    std::string consumer;  // durable name; no '.', '*', '>' or spaces
+    std::chrono::milliseconds ack_wait{60'000};
+    std::int64_t max_ack_pending = 262'144;
+  };
+  explicit JetStreamSource(Options options);
+  ~JetStreamSource() override;
+
+  cqrs::EventBatch FetchBatch(const cqrs::Checkpoint& after, std::size_t max) override;
+  bool WaitForChange(std::chrono::milliseconds timeout) override;
+  void Acknowledge(const cqrs::Checkpoint& applied) override;
+  void Reset() override;
+
+  // How often the consumer was re-seated (created at a searched position).
+  std::uint64_t Reseats() const;
+
+ private:
+  void EnsureConnected();                                  // mutex_ held
+  void Seat(const cqrs::Checkpoint& after);                // mutex_ held
+  bool ConsumerMatches(const cqrs::Checkpoint& after);     // mutex_ held
+  std::uint64_t FindStart(const cqrs::Checkpoint& after);  // mutex_ held
+  void Subscribe();                                        // mutex_ held
+  void DropSubscription();                                 // mutex_ held
+
+  Options options_;
+  mutable std::mutex mutex_;
+  std::unique_ptr<JetStreamConnection> nats_;
+  natsSubscription* subscription_ = nullptr;
+  bool seated_ = false;
+  cqrs::Checkpoint cursor_;        // checkpoint after the last message handed out
+  std::deque<natsMsg*> buffered_;  // fetched by WaitForChange, not handed out yet
+  // The last message of each batch handed out, with its checkpoint: acked (ack all) once the
+  // store committed that far.
+  std::mutex ack_mutex_;
+  std::deque<std::pair<cqrs::Checkpoint, natsMsg*>> unacked_;
+  std::atomic<std::uint64_t> reseats_ = 0;
+};
+
+}  // namespace shopcqrs::adapters::nats

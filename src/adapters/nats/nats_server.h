@@ -1,0 +1,86 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "adapters/local/process.h"
+
+namespace shopcqrs::adapters::nats {
+
+// A local nats-server with JetStream run as a child process and supervised: a supervisor
+// thread owns the child (it spawns it, so the kernel kills the child if this process dies --
+// PR_SET_PDEATHSIG is tied to the spawning thread), checks it every `check_interval` and starts
+// it again (same port, same data) when it has died. JetStream keeps its streams in file
+// storage under `data_dir`; a restarted server recovers them before it accepts clients. Runs
+// as the current user, without authentication, clustering or HTTP monitoring.
+//
+// Files in the data directory: jetstream/ (the JetStream store), nats.log (stdout/stderr),
+// port (the port of the previous run, reused when free).
+class NatsServer {
+ public:
+  struct Options {
+    std::filesystem::path data_dir;
+    std::string name = "nats";  // for log messages
+    // 0: the port of the previous run if it is free, else a free one.
+    int port = 0;
+    std::string bind = "127.0.0.1";
+    std::filesystem::path binary = "/usr/sbin/nats-server";
+    std::chrono::milliseconds start_timeout{30'000};
+    std::chrono::milliseconds stop_timeout{10'000};
+    std::chrono::milliseconds check_interval{200};
+  };
+
+  explicit NatsServer(Options options);
+  ~NatsServer();  // Stop(), errors logged
+  NatsServer(const NatsServer&) = delete;
+  NatsServer& operator=(const NatsServer&) = delete;
+
+  // Starts the server and its supervisor, and waits until a client can connect and JetStream
+  // answers (after its streams have been recovered from disk). No-op if running. Throws
+  // std::runtime_error (with the log tail) on failure.
+  void Start();
+  // Stops the supervisor, then the server (SIGTERM: JetStream flushes its store; SIGKILL after
+  // stop_timeout). No-op if not running.
+  void Stop();
+  // Whether the child is alive right now (it may be between a crash and its restart).
+  bool IsRunning();
+
+  int Port() const { return port_.load(); }
+  // "nats://127.0.0.1:<port>" (the bind address instead when it is not a loopback/any one).
+  std::string Url() const;
+  pid_t Pid() const { return child_.Pid(); }
+  // How often the supervisor restarted a dead server.
+  int Restarts() const { return restarts_.load(); }
+  const std::filesystem::path& DataDir() const { return data_dir_; }
+  std::filesystem::path LogFile() const { return data_dir_ / "nats.log"; }
+
+ private:
+  void Supervise();
+  void Spawn();      // supervisor thread only
+  void WaitReady();  // throws with the log tail
+  int ChoosePort() const;
+
+  Options options_;
+  std::filesystem::path data_dir_;
+  std::atomic<int> port_ = 0;
+  std::atomic<int> restarts_ = 0;
+  local::ChildProcess child_;
+
+  std::mutex lifecycle_;  // serialises Start/Stop
+  std::mutex mutex_;      // guards the fields below
+  std::condition_variable changed_;
+  bool stop_ = false;
+  bool started_ = false;  // the first start finished (ok or failed)
+  std::exception_ptr start_error_;
+  std::thread supervisor_;
+};
+
+}  // namespace shopcqrs::adapters::nats

@@ -1,0 +1,320 @@
+// A supervised nats-server with JetStream against the real binary: start, file-storage
+// streams, data across Stop/Start, kill -9 and restart by the supervisor, port choice.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nats/nats.h>
+
+#include "adapters/local/postgres_server.h"
+#include "adapters/local/process.h"
+#include "adapters/nats/nats_server.h"
+
+namespace shopcqrs {
+namespace {
+
+using namespace std::chrono_literals;
+using adapters::nats::NatsServer;
+
+constexpr auto kDeadline = 20s;
+
+// Polls `condition` until it holds or `timeout` has passed; returns its last value.
+bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return condition();
+}
+
+// A temporary directory removed at the end of the test.
+struct TempDir {
+  TempDir()
+      : root(std::filesystem::temp_directory_path() /
+             fmt::format("shopcqrs-nats-test-{}-{}", ::getpid(), counter++)) {
+    std::filesystem::create_directories(root);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(root, ec);
+  }
+  static inline std::atomic<int> counter = 0;
+  std::filesystem::path root;
+};
+
+NatsServer::Options TestOptions(const std::filesystem::path& data_dir) {
+  return {.data_dir = data_dir, .name = "test-nats"};
+}
+
+void Check(natsStatus status, jsErrCode js_error, const std::string& what) {
+  if (status == NATS_OK) return;
+  const char* last = nats_GetLastError(nullptr);
+  throw std::runtime_error(fmt::format("{}: {} (JetStream error {}) {}", what,
+                                       natsStatus_GetText(status), static_cast<int>(js_error),
+                                       last != nullptr ? last : ""));
+}
+
+// A minimal JetStream client on libnats.
+class Client {
+ public:
+  explicit Client(const std::string& url) {
+    natsOptions* options = nullptr;
+    Check(natsOptions_Create(&options), {}, "options");
+    std::unique_ptr<natsOptions, void (*)(natsOptions*)> owned(options, &natsOptions_Destroy);
+    Check(natsOptions_SetURL(options, url.c_str()), {}, "url");
+    Check(natsOptions_SetTimeout(options, 5000), {}, "timeout");
+    Check(natsOptions_SetAllowReconnect(options, false), {}, "reconnect");
+    Check(natsConnection_Connect(&connection_, options), {}, "connect to " + url);
+    jsOptions js_options;
+    jsOptions_Init(&js_options);
+    js_options.Wait = 10'000;
+    Check(natsConnection_JetStream(&js_, connection_, &js_options), {}, "jetstream");
+  }
+  ~Client() {
+    jsCtx_Destroy(js_);
+    natsConnection_Destroy(connection_);
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // A file-storage stream on `subject`.
+  void AddStream(const std::string& name, const std::string& subject) {
+    jsStreamConfig config;
+    jsStreamConfig_Init(&config);
+    config.Name = name.c_str();
+    const char* subjects[] = {subject.c_str()};
+    config.Subjects = subjects;
+    config.SubjectsLen = 1;
+    config.Storage = js_FileStorage;
+    jsStreamInfo* info = nullptr;
+    jsErrCode js_error{};
+    const natsStatus status = js_AddStream(&info, js_, &config, nullptr, &js_error);
+    if (info != nullptr) jsStreamInfo_Destroy(info);
+    Check(status, js_error, "add stream " + name);
+  }
+
+  // Returns the stream sequence of the stored message.
+  std::uint64_t Publish(const std::string& subject, const std::string& data) {
+    jsPubAck* ack = nullptr;
+    jsErrCode js_error{};
+    const natsStatus status = js_Publish(&ack, js_, subject.c_str(), data.data(),
+                                         static_cast<int>(data.size()), nullptr, &js_error);
+    const std::uint64_t sequence = ack != nullptr ? ack->Sequence : 0;
+    if (ack != nullptr) jsPubAck_Destroy(ack);
+    Check(status, js_error, "publish to " + subject);
+    return sequence;
+  }
+
+  std::string Get(const std::string& stream, std::uint64_t sequence) {
+    natsMsg* msg = nullptr;
+    jsErrCode js_error{};
+    Check(js_GetMsg(&msg, js_, stream.c_str(), sequence, nullptr, &js_error), js_error,
+          fmt::format("get {} #{}", stream, sequence));
+    std::string data(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+    natsMsg_Destroy(msg);
+    return data;
+  }
+
+  std::uint64_t MessageCount(const std::string& stream) {
+    jsStreamInfo* info = nullptr;
+    jsErrCode js_error{};
+    Check(js_GetStreamInfo(&info, js_, stream.c_str(), nullptr, &js_error), js_error,
+          "stream info " + stream);
+    const std::uint64_t count = info->State.Msgs;
+    jsStreamInfo_Destroy(info);
+    return count;
+  }
+
+ private:
+  natsConnection* connection_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+// Publishes "m1".."m<n>" to ORDERS and checks their sequences.
+void PublishOrders(Client& client, int from, int to) {
+  for (int i = from; i <= to; ++i) {
+    ASSERT_EQ(client.Publish("orders.placed", fmt::format("m{}", i)),
+              static_cast<std::uint64_t>(i));
+  }
+}
+
+void ExpectOrders(Client& client, int count) {
+  EXPECT_EQ(client.MessageCount("ORDERS"), static_cast<std::uint64_t>(count));
+  for (int i = 1; i <= count; ++i) {
+    EXPECT_EQ(client.Get("ORDERS", static_cast<std::uint64_t>(i)), fmt::format("m{}", i));
+  }
+}
+
+int RecordedPort(const std::filesystem::path& data_dir) {
+  std::ifstream in(data_dir / "port");
+  int port = 0;
+  in >> port;
+  return port;
+}
+
+// Holds a listening socket on 127.0.0.1:port.
+class PortBlocker {
+ public:
+  explicit PortBlocker(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    if (fd_ < 0) throw std::runtime_error("socket failed");
+    const int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(fd_, 1) != 0) {
+      ::close(fd_);
+      throw std::runtime_error(fmt::format("cannot listen on port {}", port));
+    }
+  }
+  ~PortBlocker() { ::close(fd_); }
+  PortBlocker(const PortBlocker&) = delete;
+  PortBlocker& operator=(const PortBlocker&) = delete;
+
+ private:
+  int fd_;
+};
+
+TEST(NatsServer, StartsWithJetStreamFileStorage) {
+  TempDir dir;
+  NatsServer server(TestOptions(dir.root / "data"));
+  server.Start();
+  ASSERT_TRUE(server.IsRunning());
+  EXPECT_GT(server.Port(), 0);
+  EXPECT_GT(server.Pid(), 0);
+  EXPECT_EQ(server.Url(), fmt::format("nats://127.0.0.1:{}", server.Port()));
+  EXPECT_EQ(RecordedPort(server.DataDir()), server.Port());
+  EXPECT_EQ(server.Restarts(), 0);
+  server.Start();  // no-op while running
+  EXPECT_TRUE(server.IsRunning());
+
+  Client client(server.Url());
+  client.AddStream("ORDERS", "orders.>");
+  PublishOrders(client, 1, 5);
+  ExpectOrders(client, 5);
+  EXPECT_TRUE(std::filesystem::is_directory(server.DataDir() / "jetstream"));
+  EXPECT_TRUE(std::filesystem::exists(server.LogFile()));
+
+  server.Stop();
+  EXPECT_FALSE(server.IsRunning());
+  server.Stop();  // no-op when stopped
+}
+
+TEST(NatsServer, DataSurvivesStopAndStart) {
+  TempDir dir;
+  NatsServer server(TestOptions(dir.root / "data"));
+  server.Start();
+  const int port = server.Port();
+  {
+    Client client(server.Url());
+    client.AddStream("ORDERS", "orders.>");
+    PublishOrders(client, 1, 10);
+  }
+  server.Stop();
+  ASSERT_FALSE(server.IsRunning());
+
+  server.Start();
+  EXPECT_EQ(server.Port(), port);  // the previous port, still free
+  Client client(server.Url());
+  ExpectOrders(client, 10);
+  PublishOrders(client, 11, 12);
+  ExpectOrders(client, 12);
+
+  // A second server object on the same data directory finds the same data too.
+  server.Stop();
+  NatsServer again(TestOptions(dir.root / "data"));
+  again.Start();
+  Client other(again.Url());
+  ExpectOrders(other, 12);
+}
+
+TEST(NatsServer, KilledChildIsRestartedOnSamePortWithItsStreams) {
+  TempDir dir;
+  NatsServer server(TestOptions(dir.root / "data"));
+  server.Start();
+  const int port = server.Port();
+  {
+    Client client(server.Url());
+    client.AddStream("ORDERS", "orders.>");
+    PublishOrders(client, 1, 20);
+  }
+  const pid_t pid = server.Pid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+
+  ASSERT_TRUE(Eventually([&] { return server.Restarts() >= 1; }, kDeadline))
+      << "not restarted; log:\n"
+      << adapters::local::TailFile(server.LogFile(), 20);
+  EXPECT_EQ(server.Restarts(), 1);
+  EXPECT_TRUE(server.IsRunning());
+  EXPECT_NE(server.Pid(), pid);
+  EXPECT_EQ(server.Port(), port);
+
+  Client client(server.Url());
+  ExpectOrders(client, 20);
+  PublishOrders(client, 21, 22);  // the stream goes on where it was
+  ExpectOrders(client, 22);
+  server.Stop();
+  EXPECT_FALSE(server.IsRunning());
+}
+
+TEST(NatsServer, PicksAnotherPortWhenThePreviousOneIsTaken) {
+  TempDir dir;
+  NatsServer server(TestOptions(dir.root / "data"));
+  server.Start();
+  const int previous = server.Port();
+  {
+    Client client(server.Url());
+    client.AddStream("ORDERS", "orders.>");
+    PublishOrders(client, 1, 3);
+  }
+  server.Stop();
+
+  PortBlocker blocker(previous);
+  server.Start();
+  EXPECT_NE(server.Port(), previous);
+  EXPECT_EQ(RecordedPort(server.DataDir()), server.Port());
+  Client client(server.Url());
+  ExpectOrders(client, 3);
+}
+
+TEST(NatsServer, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
+  TempDir dir;
+  const int port = adapters::local::FindFreePort();
+  PortBlocker blocker(port);
+  auto options = TestOptions(dir.root / "data");
+  options.port = port;
+  options.start_timeout = 20s;
+  NatsServer server(options);
+  try {
+    server.Start();
+    FAIL() << "Start() succeeded on a taken port";
+  } catch (const std::runtime_error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("nats.log"), std::string::npos) << message;
+    EXPECT_NE(message.find(std::to_string(port)), std::string::npos) << message;
+  }
+  EXPECT_FALSE(server.IsRunning());
+}
+
+}  // namespace
+}  // namespace shopcqrs
