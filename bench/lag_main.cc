@@ -1,12 +1,16 @@
 // shopcqrs-bench-lag: how soon a command's effect is visible in the read database.
 //
 //   shopcqrs-bench-lag [--rates 100,500,1000] [--duration D] [--threads T] [--fsync]
-//                      [--json FILE]
+//                      [--sources outbox,broker] [--json FILE]
 //
-// Starts its own write and read PostgreSQL servers, the read_pg projector in-process (the real
-// OutboxReader + PgReadProjection + Projector), seeds customers and products, then for each
-// rate drives app::CommandService + PgWriteStore open loop (command i is due at start + i/R,
-// spread over T threads) with a mix of 50% PlaceOrder, 30% PayOrder (of a placed order) and
+// Starts its own write and read PostgreSQL servers (and, for the broker path, a nats-server),
+// seeds customers and products, then per source runs the read_pg projector in-process into a
+// read database of its own:
+//   outbox  the real OutboxReader + PgReadProjection + Projector (direct path);
+//   broker  the relay (outbox -> JetStream) + JetStreamSource (durable consumer) +
+//           PgReadProjection + Projector (the path `shopcqrs up` runs).
+// For each rate it drives app::CommandService + PgWriteStore open loop (command i is due at start +
+// i/R, spread over T threads) with a mix of 50% PlaceOrder, 30% PayOrder (of a placed order) and
 // 20% RegisterCustomer, for a 1 s warm-up plus D seconds. Per rate it reports:
 //   command  due time -> command returned (coordinated-omission corrected)
 //   visible  command returned -> the ProgressTracker reached the bound in the command's
@@ -39,6 +43,10 @@
 #include <boost/json.hpp>
 
 #include "adapters/local/postgres_server.h"
+#include "adapters/nats/jetstream_source.h"
+#include "adapters/nats/nats_server.h"
+#include "adapters/nats/relay.h"
+#include "adapters/pg/connection.h"
 #include "adapters/pg/migrator.h"
 #include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
@@ -151,6 +159,7 @@ struct PlacedOrder {
 };
 
 struct RateResult {
+  std::string source;
   double rate = 0;
   double achieved = 0;
   std::int64_t commands = 0;
@@ -164,6 +173,7 @@ int Run(int argc, char** argv) {
   double duration = 10;
   int threads = 16;
   bool fsync = false;
+  std::string sources_text = "outbox,broker";
   std::string json_file = std::string(SHOPCQRS_BENCH_RESULTS_DIR) + "/lag-latest.json";
   CLI::App cli{"shopcqrs-bench-lag: command -> visible in the read database"};
   cli.add_option("--rates", rates_text, "commands/s, comma-separated");
@@ -171,8 +181,21 @@ int Run(int argc, char** argv) {
   cli.add_option("--threads", threads, "client threads (= write pool size)")
       ->check(CLI::Range(1, 256));
   cli.add_flag("--fsync", fsync, "run the servers with fsync on (default: off, like the tests)");
+  cli.add_option("--sources", sources_text,
+                 "event paths to measure, comma-separated: outbox (direct), broker (NATS)");
   cli.add_option("--json", json_file, "where to write the JSON result");
   CLI11_PARSE(cli, argc, argv);
+  std::vector<std::string> sources;
+  {
+    std::stringstream in(sources_text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      if (item != "outbox" && item != "broker") {
+        throw std::runtime_error("--sources: '" + item + "' is not outbox or broker");
+      }
+      sources.push_back(item);
+    }
+  }
   spdlog::set_level(spdlog::level::warn);
   std::vector<double> rates;
   {
@@ -197,9 +220,13 @@ int Run(int argc, char** argv) {
   write_server.Start();
   read_server.Start();
   const auto write = write_server.ConnectionString();
-  const auto read = read_server.ConnectionString();
   adapters::pg::ApplyMigrations(write, "pg_write");
-  adapters::pg::ApplyMigrations(read, "pg_read");
+  std::unique_ptr<adapters::nats::NatsServer> nats_server;
+  if (std::find(sources.begin(), sources.end(), "broker") != sources.end()) {
+    nats_server = std::make_unique<adapters::nats::NatsServer>(
+        adapters::nats::NatsServer::Options{.data_dir = fs::path(dir) / "nats", .name = "nats"});
+    nats_server->Start();
+  }
 
   adapters::pg::Pool pool(adapters::pg_write::WritePoolOptions(write, threads));
   cqrs::ConsistencyTokens tokens;
@@ -207,16 +234,6 @@ int Run(int argc, char** argv) {
   adapters::system::SystemClock clock;
   adapters::system::RandomIds ids;
   app::CommandService commands(store, clock, ids);
-
-  adapters::pg_outbox::OutboxReader reader({write});
-  adapters::pg_read::PgReadProjection projection(read);
-  cqrs::ProgressTracker tracker;
-  LagObserver observer;
-  cqrs::Projector::Options options;
-  options.name = "read_pg";
-  cqrs::Projector projector(options, reader, projection, &tracker, &observer);
-  projector.Start();
-  BoundTimeline timeline(tracker);
 
   std::vector<domain::CustomerId> customers;
   std::vector<domain::ProductId> products;
@@ -237,119 +254,170 @@ int Run(int argc, char** argv) {
   std::mutex placed_mutex;
   std::deque<PlacedOrder> placed;
   std::vector<RateResult> results;
-  for (const double rate : rates) {
-    const double warmup = 1.0;
-    const auto total = static_cast<std::int64_t>(rate * (warmup + duration));
-    std::atomic<std::int64_t> next = 0;
-    std::mutex samples_mutex;
-    std::vector<double> command_ms;
-    std::vector<std::pair<Clock::time_point, std::uint64_t>> returned;  // (returned, bound)
-    std::atomic<std::int64_t> failures = 0;
-    const auto batches0 = observer.batches.load();
-    const auto start = Clock::now() + std::chrono::milliseconds(50);
-    const auto measure_from =
-        start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup));
-    auto worker = [&](int t) {
-      std::mt19937_64 rng(static_cast<std::uint64_t>(t) * 7919 + static_cast<std::uint64_t>(rate));
-      auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
-      while (true) {
-        const auto i = next.fetch_add(1);
-        if (i >= total) return;
-        const auto due = start + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(static_cast<double>(i) / rate));
-        std::this_thread::sleep_until(due);
-        const auto kind = pick(10);
-        domain::Result<app::CommandResult> r = std::unexpected(domain::Error{});
-        std::optional<PlacedOrder> to_pay;
-        if (kind >= 5 && kind < 8) {
-          std::lock_guard lock(placed_mutex);
-          if (!placed.empty()) {
-            to_pay = placed.front();
-            placed.pop_front();
-          }
-        }
-        if (kind >= 8) {
-          const auto n = serial.fetch_add(1);
-          r = commands.Handle(app::RegisterCustomer{fmt::format("Customer n{}", n),
-                                                    fmt::format("c{}@example.com", n)});
-        } else if (to_pay) {
-          r = commands.Handle(app::PayOrder{to_pay->id, to_pay->total_cents,
-                                            fmt::format("PAY-{}", i), std::nullopt});
-        } else {
-          app::PlaceOrder cmd{customers[pick(customers.size())], {}};
-          const auto lines = 1 + pick(3);
-          for (std::size_t k = 0; k < lines; ++k) {
-            cmd.lines.push_back({products[pick(products.size())], 1});
-          }
-          r = commands.Handle(cmd);
-          if (r) {
+  for (const auto& source : sources) {
+    // A read database of its own per source, projected from the start of the log.
+    const auto read = read_server.ConnectionString("read_" + source);
+    {
+      adapters::pg::Connection admin(read_server.ConnectionString("postgres"));
+      admin.Exec("CREATE DATABASE read_" + source);
+    }
+    adapters::pg::ApplyMigrations(read, "pg_read");
+    std::unique_ptr<adapters::nats::Relay> relay;
+    std::unique_ptr<cqrs::EventSource> reader;
+    if (source == "broker") {
+      adapters::nats::Relay::Options relay_options;
+      relay_options.write_db = write;
+      relay_options.nats.url = nats_server->Url();
+      relay = std::make_unique<adapters::nats::Relay>(relay_options);
+      relay->Start();
+      adapters::nats::JetStreamSource::Options source_options;
+      source_options.nats.url = nats_server->Url();
+      source_options.consumer = "shopcqrs_read_pg";
+      reader = std::make_unique<adapters::nats::JetStreamSource>(source_options);
+    } else {
+      reader = std::make_unique<adapters::pg_outbox::OutboxReader>(
+          adapters::pg_outbox::OutboxReader::Options{.conninfo = write});
+    }
+    adapters::pg_read::PgReadProjection projection(read);
+    cqrs::ProgressTracker tracker;
+    LagObserver observer;
+    cqrs::Projector::Options options;
+    options.name = "read_pg";
+    cqrs::Projector projector(options, *reader, projection, &tracker, &observer);
+    projector.Start();
+    BoundTimeline timeline(tracker);
+    {
+      adapters::pg::Connection probe(write);
+      const auto bound = static_cast<std::uint64_t>(
+          probe.Exec("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").Int64(0, 0));
+      if (!tracker.WaitFor(bound, std::chrono::seconds(60))) {
+        throw std::runtime_error(source + ": the projection did not catch up with the seed");
+      }
+    }
+    for (const double rate : rates) {
+      const double warmup = 1.0;
+      const auto total = static_cast<std::int64_t>(rate * (warmup + duration));
+      std::atomic<std::int64_t> next = 0;
+      std::mutex samples_mutex;
+      std::vector<double> command_ms;
+      std::vector<std::pair<Clock::time_point, std::uint64_t>> returned;  // (returned, bound)
+      std::atomic<std::int64_t> failures = 0;
+      const auto batches0 = observer.batches.load();
+      const auto start = Clock::now() + std::chrono::milliseconds(50);
+      const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(warmup));
+      auto worker = [&](int t) {
+        std::mt19937_64 rng(static_cast<std::uint64_t>(t) * 7919 +
+                            static_cast<std::uint64_t>(rate));
+        auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+        while (true) {
+          const auto i = next.fetch_add(1);
+          if (i >= total) return;
+          const auto due =
+              start + std::chrono::duration_cast<Clock::duration>(
+                          std::chrono::duration<double>(static_cast<double>(i) / rate));
+          std::this_thread::sleep_until(due);
+          const auto kind = pick(10);
+          domain::Result<app::CommandResult> r = std::unexpected(domain::Error{});
+          std::optional<PlacedOrder> to_pay;
+          if (kind >= 5 && kind < 8) {
             std::lock_guard lock(placed_mutex);
-            placed.push_back({*domain::OrderId::Parse(r->id), *r->total_cents});
+            if (!placed.empty()) {
+              to_pay = placed.front();
+              placed.pop_front();
+            }
           }
+          if (kind >= 8) {
+            const auto n = serial.fetch_add(1);
+            r = commands.Handle(app::RegisterCustomer{fmt::format("Customer n{}", n),
+                                                      fmt::format("c{}@example.com", n)});
+          } else if (to_pay) {
+            r = commands.Handle(app::PayOrder{to_pay->id, to_pay->total_cents,
+                                              fmt::format("PAY-{}", i), std::nullopt});
+          } else {
+            app::PlaceOrder cmd{customers[pick(customers.size())], {}};
+            const auto lines = 1 + pick(3);
+            for (std::size_t k = 0; k < lines; ++k) {
+              cmd.lines.push_back({products[pick(products.size())], 1});
+            }
+            r = commands.Handle(cmd);
+            if (r) {
+              std::lock_guard lock(placed_mutex);
+              placed.push_back({*domain::OrderId::Parse(r->id), *r->total_cents});
+            }
+          }
+          const auto done = Clock::now();
+          if (!r) {
+            ++failures;
+            continue;
+          }
+          if (due < measure_from) continue;
+          const auto bound = tokens.Decode(r->consistency_token);
+          std::lock_guard lock(samples_mutex);
+          command_ms.push_back(Ms(done - due).count());
+          if (bound) returned.emplace_back(done, *bound);
         }
-        const auto done = Clock::now();
-        if (!r) {
-          ++failures;
+      };
+      std::this_thread::sleep_until(measure_from - std::chrono::milliseconds(10));
+      std::vector<std::thread> workers;
+      for (int t = 0; t < threads; ++t) workers.emplace_back(worker, t);
+      std::this_thread::sleep_until(measure_from);
+      observer.Take();
+      observer.recording = true;
+      for (auto& w : workers) w.join();
+      const auto end = Clock::now();
+      // Let the projection catch up with the last commands.
+      std::uint64_t max_bound = 0;
+      for (const auto& [at, bound] : returned) max_bound = std::max(max_bound, bound);
+      tracker.WaitFor(max_bound, std::chrono::seconds(30));
+      // The timeline thread records the bound just after waiters wake: let it.
+      for (int i = 0; i < 100 && !timeline.Reached(max_bound); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      observer.recording = false;
+      std::vector<double> visible_ms;
+      for (const auto& [at, bound] : returned) {
+        const auto reached = timeline.Reached(bound);
+        if (!reached) {
+          visible_ms.push_back(30'000);
           continue;
         }
-        if (due < measure_from) continue;
-        const auto bound = tokens.Decode(r->consistency_token);
-        std::lock_guard lock(samples_mutex);
-        command_ms.push_back(Ms(done - due).count());
-        if (bound) returned.emplace_back(done, *bound);
+        visible_ms.push_back(std::max(0.0, Ms(*reached - at).count()));
       }
-    };
-    std::this_thread::sleep_until(measure_from - std::chrono::milliseconds(10));
-    std::vector<std::thread> workers;
-    for (int t = 0; t < threads; ++t) workers.emplace_back(worker, t);
-    std::this_thread::sleep_until(measure_from);
-    observer.Take();
-    observer.recording = true;
-    for (auto& w : workers) w.join();
-    const auto end = Clock::now();
-    // Let the projection catch up with the last commands.
-    std::uint64_t max_bound = 0;
-    for (const auto& [at, bound] : returned) max_bound = std::max(max_bound, bound);
-    tracker.WaitFor(max_bound, std::chrono::seconds(30));
-    observer.recording = false;
-    std::vector<double> visible_ms;
-    for (const auto& [at, bound] : returned) {
-      const auto reached = timeline.Reached(bound);
-      if (!reached) {
-        visible_ms.push_back(30'000);
-        continue;
-      }
-      visible_ms.push_back(std::max(0.0, Ms(*reached - at).count()));
+      RateResult result;
+      result.source = source;
+      result.rate = rate;
+      result.commands = static_cast<std::int64_t>(command_ms.size());
+      result.achieved = static_cast<double>(result.commands) /
+                        std::chrono::duration<double>(end - measure_from).count();
+      result.failures = failures;
+      result.batches = observer.batches - batches0;
+      result.command = Summarize(std::move(command_ms));
+      result.visible = Summarize(std::move(visible_ms));
+      result.server = Summarize(observer.Take());
+      results.push_back(result);
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
-    RateResult result;
-    result.rate = rate;
-    result.commands = static_cast<std::int64_t>(command_ms.size());
-    result.achieved = static_cast<double>(result.commands) /
-                      std::chrono::duration<double>(end - measure_from).count();
-    result.failures = failures;
-    result.batches = observer.batches - batches0;
-    result.command = Summarize(std::move(command_ms));
-    result.visible = Summarize(std::move(visible_ms));
-    result.server = Summarize(observer.Take());
-    results.push_back(result);
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    projector.Stop();
+    if (relay) relay->Stop();
   }
-  projector.Stop();
 
-  fmt::print("\n{:>6} {:>8} {:>7} {:>6} | {:>27} | {:>35} | {:>27}\n", "rate", "achieved",
-             "batches", "fails", "command p50/p99/max ms", "visible p50/p99/p99.9/max ms",
-             "server p50/p99/max ms");
+  fmt::print("\n{:>7} {:>6} {:>8} {:>7} {:>6} | {:>27} | {:>35} | {:>27}\n", "source", "rate",
+             "achieved", "batches", "fails", "command p50/p99/max ms",
+             "visible p50/p99/p99.9/max ms", "server p50/p99/max ms");
   for (const auto& r : results) {
     fmt::print(
-        "{:>6.0f} {:>8.0f} {:>7} {:>6} | {:>8.2f} {:>8.2f} {:>9.2f} | {:>8.2f} {:>8.2f} {:>8.2f} "
+        "{:>7} {:>6.0f} {:>8.0f} {:>7} {:>6} | {:>8.2f} {:>8.2f} {:>9.2f} | {:>8.2f} {:>8.2f} "
+        "{:>8.2f} "
         "{:>8.2f} | {:>8.1f} {:>8.1f} {:>9.1f}\n",
-        r.rate, r.achieved, r.batches, r.failures, r.command.p50, r.command.p99, r.command.max,
-        r.visible.p50, r.visible.p99, r.visible.p999, r.visible.max, r.server.p50, r.server.p99,
-        r.server.max);
+        r.source, r.rate, r.achieved, r.batches, r.failures, r.command.p50, r.command.p99,
+        r.command.max, r.visible.p50, r.visible.p99, r.visible.p999, r.visible.max, r.server.p50,
+        r.server.p99, r.server.max);
   }
   json::array rows;
   for (const auto& r : results) {
-    rows.push_back(json::object{{"rate", r.rate},
+    rows.push_back(json::object{{"source", r.source},
+                                {"rate", r.rate},
                                 {"achieved", r.achieved},
                                 {"commands", r.commands},
                                 {"failures", r.failures},
@@ -372,6 +440,7 @@ int Run(int argc, char** argv) {
     std::ofstream(json_file) << json::serialize(out) << "\n";
     std::cout << "wrote " << json_file << "\n";
   }
+  if (nats_server) nats_server->Stop();
   read_server.Stop();
   write_server.Stop();
   fs::remove_all(dir);

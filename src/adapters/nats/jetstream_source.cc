@@ -1,7 +1,10 @@
 #include "adapters/nats/jetstream_source.h"
 
 #include <algorithm>
+#include <charconv>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -10,29 +13,43 @@ namespace shopcqrs::adapters::nats {
 
 namespace {
 
-// How long a no-wait fetch may take to answer "nothing more" (it normally takes one round trip).
-constexpr std::chrono::milliseconds kNoWaitExpiry{2000};
-
 std::int64_t Nanos(std::chrono::milliseconds duration) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
-}
-
-// Takes the messages out of a fetched list (the caller owns them) and frees the list.
-std::vector<natsMsg*> TakeMessages(natsMsgList& list) {
-  std::vector<natsMsg*> messages;
-  messages.reserve(static_cast<std::size_t>(std::max(list.Count, 0)));
-  for (int i = 0; i < list.Count; ++i) {
-    messages.push_back(list.Msgs[i]);
-    list.Msgs[i] = nullptr;
-  }
-  natsMsgList_Destroy(&list);
-  return messages;
 }
 
 bool CheckpointAtOrBefore(const cqrs::Checkpoint& a, const cqrs::Checkpoint& b) {
   if (PositionBefore(a, b)) return true;
   if (PositionBefore(b, a)) return false;
   return a.bound <= b.bound;
+}
+
+// The stream sequence of a delivered message, from its ack subject:
+//   $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>
+//   $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<stream seq>.... (newer servers)
+std::uint64_t StreamSequence(natsMsg* message) {
+  const char* reply = natsMsg_GetReply(message);
+  std::string_view text = reply ? reply : "";
+  std::vector<std::string_view> tokens;
+  while (!text.empty()) {
+    const auto dot = text.find('.');
+    tokens.push_back(text.substr(0, dot));
+    if (dot == std::string_view::npos) break;
+    text.remove_prefix(dot + 1);
+  }
+  std::size_t index = 0;
+  if (tokens.size() == 9) {
+    index = 5;
+  } else if (tokens.size() >= 11) {
+    index = 7;
+  }
+  std::uint64_t sequence = 0;
+  if (index == 0 || tokens[0] != "$JS" || tokens[1] != "ACK" ||
+      std::from_chars(tokens[index].data(), tokens[index].data() + tokens[index].size(), sequence)
+              .ec != std::errc()) {
+    throw std::runtime_error(
+        fmt::format("not a JetStream delivery (reply subject '{}')", reply ? reply : ""));
+  }
+  return sequence;
 }
 
 }  // namespace
@@ -65,13 +82,13 @@ void JetStreamSource::EnsureConnected() {
 void JetStreamSource::DropSubscription() {
   {
     std::lock_guard lock(ack_mutex_);
-    for (auto& [checkpoint, message] : unacked_) natsMsg_Destroy(message);
     unacked_.clear();
   }
   for (auto* message : buffered_) natsMsg_Destroy(message);
   buffered_.clear();
   if (subscription_) {
-    natsSubscription_Destroy(subscription_);  // keeps the durable consumer
+    natsSubscription_Unsubscribe(subscription_);  // the durable consumer stays
+    natsSubscription_Destroy(subscription_);
     subscription_ = nullptr;
   }
   seated_ = false;
@@ -84,24 +101,35 @@ void JetStreamSource::Reset() {
 
 std::uint64_t JetStreamSource::Reseats() const { return reseats_.load(); }
 
-bool JetStreamSource::ConsumerMatches(const cqrs::Checkpoint& after) {
+std::string JetStreamSource::ConsumerMatches(const cqrs::Checkpoint& after) {
   jsConsumerInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const natsStatus status = js_GetConsumerInfo(&info, nats_->js(), options_.stream.c_str(),
                                                options_.consumer.c_str(), nullptr, &code);
-  if (status == NATS_NOT_FOUND || code == JSConsumerNotFoundErr) return false;
+  if (status == NATS_NOT_FOUND || code == JSConsumerNotFoundErr) return {};
   Check(status, "js_GetConsumerInfo " + options_.consumer, code);
   std::unique_ptr<jsConsumerInfo, decltype(&jsConsumerInfo_Destroy)> owned(info,
                                                                            jsConsumerInfo_Destroy);
-  if (info->Config == nullptr || info->Config->AckPolicy != js_AckAll) return false;
+  const jsConsumerConfig* config = info->Config;
+  if (config == nullptr || config->AckPolicy != js_AckAll || config->DeliverSubject == nullptr ||
+      *config->DeliverSubject == '\0') {
+    return {};
+  }
   // Something delivered but not acked: the store may or may not hold it. Start over exactly.
-  if (info->Delivered.Stream != info->AckFloor.Stream) return false;
+  if (info->Delivered.Stream != info->AckFloor.Stream) return {};
   const std::uint64_t floor = info->AckFloor.Stream;
-  if (floor == 0) return after == cqrs::Checkpoint{};
-  MsgPtr message(nats_->GetMessage(options_.stream, floor));
-  if (!message) return false;
-  const auto checkpoint = MessageCheckpoint(message.get());
-  return checkpoint && checkpoint->xid == after.xid && checkpoint->position == after.position;
+  if (floor == 0) {
+    if (!(after == cqrs::Checkpoint{})) return {};
+  } else {
+    MsgPtr message(nats_->GetMessage(options_.stream, floor));
+    if (!message) return {};
+    const auto checkpoint = MessageCheckpoint(message.get());
+    if (!checkpoint || checkpoint->xid != after.xid || checkpoint->position != after.position) {
+      return {};
+    }
+  }
+  stream_sequence_ = floor;
+  return config->DeliverSubject;
 }
 
 std::uint64_t JetStreamSource::FindStart(const cqrs::Checkpoint& after) {
@@ -127,57 +155,63 @@ std::uint64_t JetStreamSource::FindStart(const cqrs::Checkpoint& after) {
   return lo;
 }
 
-void JetStreamSource::Subscribe() {
-  jsSubOptions sub_options;
-  jsSubOptions_Init(&sub_options);
-  sub_options.Stream = options_.stream.c_str();
-  sub_options.Consumer = options_.consumer.c_str();
-  sub_options.ManualAck = true;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  const std::string subject = "shopcqrs.>";
-  Check(js_PullSubscribe(&subscription_, nats_->js(), subject.c_str(), options_.consumer.c_str(),
-                         nullptr, &sub_options, &code),
-        "js_PullSubscribe " + options_.consumer, code);
+void JetStreamSource::Subscribe(const std::string& deliver_subject) {
+  Check(natsConnection_SubscribeSync(&subscription_, nats_->connection(), deliver_subject.c_str()),
+        "subscribe to " + deliver_subject);
+  // Never drop a delivery on the client (the consumer's max_ack_pending bounds what is in
+  // flight); a drop would still be caught as a gap.
+  Check(natsSubscription_SetPendingLimits(subscription_, -1, -1), "set pending limits");
 }
 
 void JetStreamSource::Seat(const cqrs::Checkpoint& after) {
   DropSubscription();
   nats_->EnsureStream(options_.stream);
-  if (!ConsumerMatches(after)) {
+  std::string deliver_subject = ConsumerMatches(after);
+  if (deliver_subject.empty()) {
     jsErrCode code = static_cast<jsErrCode>(0);
     const natsStatus deleted = js_DeleteConsumer(nats_->js(), options_.stream.c_str(),
                                                  options_.consumer.c_str(), nullptr, &code);
     if (deleted != NATS_OK && deleted != NATS_NOT_FOUND && code != JSConsumerNotFoundErr) {
       Check(deleted, "js_DeleteConsumer " + options_.consumer, code);
     }
+    natsInbox* inbox = nullptr;
+    Check(natsInbox_Create(&inbox), "natsInbox_Create");
+    deliver_subject = inbox;
+    natsInbox_Destroy(inbox);
     jsConsumerConfig config;
     jsConsumerConfig_Init(&config);
     config.Durable = options_.consumer.c_str();
     config.Description = "shopcqrs projection";
+    config.DeliverSubject = deliver_subject.c_str();
     config.AckPolicy = js_AckAll;
     config.AckWait = Nanos(options_.ack_wait);
     config.MaxDeliver = -1;
     config.MaxAckPending = options_.max_ack_pending;
     config.ReplayPolicy = js_ReplayInstant;
-    std::uint64_t start = 0;
+    std::uint64_t start = 1;
     if (after == cqrs::Checkpoint{}) {
       config.DeliverPolicy = js_DeliverAll;
+      start = std::max<std::uint64_t>(1, nats_->FirstSequence(options_.stream));
     } else {
       start = FindStart(after);
       config.DeliverPolicy = js_DeliverByStartSequence;
       config.OptStartSeq = start;
     }
+    // Subscribed before the consumer exists, so no delivery goes to nobody.
+    Subscribe(deliver_subject);
     jsConsumerInfo* info = nullptr;
     code = static_cast<jsErrCode>(0);
     const natsStatus added =
         js_AddConsumer(&info, nats_->js(), options_.stream.c_str(), &config, nullptr, &code);
     jsConsumerInfo_Destroy(info);
     Check(added, "js_AddConsumer " + options_.consumer, code);
+    stream_sequence_ = start - 1;
     ++reseats_;
     spdlog::info("consumer {}: seated at stream message #{} for checkpoint {}", options_.consumer,
-                 start == 0 ? 1 : start, FormatCheckpoint(after));
+                 start, FormatCheckpoint(after));
+  } else {
+    Subscribe(deliver_subject);
   }
-  Subscribe();
   cursor_ = after;
   seated_ = true;
 }
@@ -192,31 +226,39 @@ cqrs::EventBatch JetStreamSource::FetchBatch(const cqrs::Checkpoint& after, std:
     messages.push_back(buffered_.front());
     buffered_.pop_front();
   }
-  if (messages.size() < max) {
-    jsFetchRequest request;
-    jsFetchRequest_Init(&request);
-    request.Batch = static_cast<int>(std::min<std::size_t>(max - messages.size(), 1 << 20));
-    request.NoWait = true;
-    request.Expires = Nanos(kNoWaitExpiry);
-    natsMsgList list;
-    const natsStatus status = natsSubscription_FetchRequest(&list, subscription_, &request);
-    if (status == NATS_OK) {
-      for (auto* message : TakeMessages(list)) messages.push_back(message);
-    } else if (status != NATS_NOT_FOUND && status != NATS_TIMEOUT) {
-      for (auto* message : messages) natsMsg_Destroy(message);
-      Check(status, "fetch from consumer " + options_.consumer);
-    }
+  // Whatever the subscription holds right now.
+  int pending = 0;
+  natsSubscription_GetPending(subscription_, &pending, nullptr);
+  for (int i = 0; i < pending && messages.size() < max; ++i) {
+    natsMsg* message = nullptr;
+    if (natsSubscription_NextMsg(&message, subscription_, 1) != NATS_OK) break;
+    messages.push_back(message);
   }
 
   cqrs::EventBatch batch;
   batch.events.reserve(messages.size());
-  natsMsg* last = nullptr;
+  std::string ack_subject;
   try {
+    std::int64_t dropped = 0;
+    natsSubscription_GetDropped(subscription_, &dropped);
+    if (dropped > 0) {
+      throw std::runtime_error(
+          fmt::format("consumer {}: {} deliveries dropped", options_.consumer, dropped));
+    }
     for (auto* message : messages) {
+      const auto sequence = StreamSequence(message);
+      if (sequence <= stream_sequence_) continue;  // a redelivery of a message taken before
+      if (sequence != stream_sequence_ + 1) {
+        throw std::runtime_error(
+            fmt::format("consumer {}: stream message #{} delivered after #{} (a delivery was "
+                        "lost); re-seating",
+                        options_.consumer, sequence, stream_sequence_));
+      }
+      stream_sequence_ = sequence;
       const auto checkpoint = MessageCheckpoint(message);
       if (!checkpoint) {
         throw std::runtime_error(
-            fmt::format("message on {} has no checkpoint header", natsMsg_GetSubject(message)));
+            fmt::format("stream message #{} has no checkpoint header", sequence));
       }
       auto event = DecodeEvent(message);
       if (event) {
@@ -225,9 +267,8 @@ cqrs::EventBatch JetStreamSource::FetchBatch(const cqrs::Checkpoint& after, std:
           cursor_.position = checkpoint->position;
           batch.events.push_back(std::move(*event));
         }
-        // else: a redelivery of an applied event
+        // else: at or before the store's checkpoint (the consumer was seated there)
       } else if (PositionBefore(cursor_, *checkpoint)) {
-        // A bound message names the last event before it: that event was not delivered.
         throw std::runtime_error(fmt::format(
             "consumer {}: bound message {} follows an event that was not delivered (cursor {})",
             options_.consumer, FormatCheckpoint(*checkpoint), FormatCheckpoint(cursor_)));
@@ -235,17 +276,17 @@ cqrs::EventBatch JetStreamSource::FetchBatch(const cqrs::Checkpoint& after, std:
       if (!PositionBefore(cursor_, *checkpoint)) {
         cursor_.bound = std::max(cursor_.bound, checkpoint->bound);
       }
-      if (last) natsMsg_Destroy(last);
-      last = message;
+      ack_subject = natsMsg_GetReply(message);
     }
   } catch (...) {
     for (auto* message : messages) natsMsg_Destroy(message);
-    seated_ = false;
+    DropSubscription();
     throw;
   }
-  if (last) {
+  for (auto* message : messages) natsMsg_Destroy(message);
+  if (!ack_subject.empty()) {
     std::lock_guard ack_lock(ack_mutex_);
-    unacked_.emplace_back(cursor_, last);
+    unacked_.emplace_back(cursor_, std::move(ack_subject));
   }
   batch.next = cursor_;
   return batch;
@@ -259,40 +300,36 @@ bool JetStreamSource::WaitForChange(std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(50)));
     return false;
   }
-  // One message, waiting up to `timeout`: returns as soon as the broker has something.
-  jsFetchRequest request;
-  jsFetchRequest_Init(&request);
-  request.Batch = 1;
-  request.Expires = Nanos(std::max(timeout, std::chrono::milliseconds(1)));
-  natsMsgList list;
-  const natsStatus status = natsSubscription_FetchRequest(&list, subscription_, &request);
+  natsMsg* message = nullptr;
+  const natsStatus status =
+      natsSubscription_NextMsg(&message, subscription_, std::max<std::int64_t>(1, timeout.count()));
   if (status == NATS_OK) {
-    for (auto* message : TakeMessages(list)) buffered_.push_back(message);
-    return !buffered_.empty();
+    buffered_.push_back(message);
+    return true;
   }
-  if (status == NATS_TIMEOUT || status == NATS_NOT_FOUND) return false;
+  if (status == NATS_TIMEOUT) return false;
   Check(status, "wait on consumer " + options_.consumer);
   return false;
 }
 
 void JetStreamSource::Acknowledge(const cqrs::Checkpoint& applied) {
-  natsMsg* to_ack = nullptr;
+  std::string subject;
   {
     std::lock_guard lock(ack_mutex_);
     while (!unacked_.empty() && CheckpointAtOrBefore(unacked_.front().first, applied)) {
-      natsMsg_Destroy(to_ack);
-      to_ack = unacked_.front().second;
+      subject = std::move(unacked_.front().second);
       unacked_.pop_front();
     }
   }
-  if (!to_ack) return;
+  if (subject.empty()) return;
   // Ack all: one ack covers every earlier message. A lost ack only means a redelivery, which
   // FetchBatch skips.
-  const natsStatus status = natsMsg_Ack(to_ack, nullptr);
+  std::lock_guard lock(mutex_);
+  if (!nats_) return;
+  const natsStatus status = natsConnection_Publish(nats_->connection(), subject.c_str(), "+ACK", 4);
   if (status != NATS_OK) {
     spdlog::debug("consumer {}: ack failed: {}", options_.consumer, natsStatus_GetText(status));
   }
-  natsMsg_Destroy(to_ack);
 }
 
 }  // namespace shopcqrs::adapters::nats

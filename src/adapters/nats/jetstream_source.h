@@ -13,9 +13,13 @@
 
 namespace shopcqrs::adapters::nats {
 
-// An EventSource that reads the JetStream event stream through a durable pull consumer of its
-// own ("shopcqrs_<projection>", ack policy all, acked after the read store committed), so a
-// projector consumes from the broker with the same runtime as from the outbox.
+// An EventSource that reads the JetStream event stream through a durable consumer of its own
+// ("shopcqrs_<projection>", ack policy all, acked after the read store committed), so a
+// projector consumes from the broker with the same runtime as from the outbox. The consumer
+// pushes to a subscription of this source (a message is in hand the moment the stream stores
+// it; at most max_ack_pending unacked messages are in flight), and every delivery's stream
+// sequence is checked: a message the client did not get (a slow-consumer drop, a delivery
+// lost while nats-server restarted) is a gap, and the consumer is re-seated instead of skipping.
 //
 // The read store's checkpoint stays the truth. When the projector starts from a checkpoint
 // (at start, or after a fault), the durable consumer is kept if its ack floor is exactly that
@@ -44,24 +48,27 @@ class JetStreamSource final : public cqrs::EventSource {
   std::uint64_t Reseats() const;
 
  private:
-  void EnsureConnected();                                  // mutex_ held
-  void Seat(const cqrs::Checkpoint& after);                // mutex_ held
-  bool ConsumerMatches(const cqrs::Checkpoint& after);     // mutex_ held
-  std::uint64_t FindStart(const cqrs::Checkpoint& after);  // mutex_ held
-  void Subscribe();                                        // mutex_ held
-  void DropSubscription();                                 // mutex_ held
+  void EnsureConnected();                    // mutex_ held
+  void Seat(const cqrs::Checkpoint& after);  // mutex_ held
+  // The deliver subject of the durable consumer if it stands exactly at `after` with nothing in
+  // flight (stream_sequence_ set to its ack floor); empty otherwise.
+  std::string ConsumerMatches(const cqrs::Checkpoint& after);  // mutex_ held
+  std::uint64_t FindStart(const cqrs::Checkpoint& after);      // mutex_ held
+  void Subscribe(const std::string& deliver_subject);          // mutex_ held
+  void DropSubscription();                                     // mutex_ held
 
   Options options_;
   mutable std::mutex mutex_;
   std::unique_ptr<JetStreamConnection> nats_;
   natsSubscription* subscription_ = nullptr;
   bool seated_ = false;
-  cqrs::Checkpoint cursor_;        // checkpoint after the last message handed out
-  std::deque<natsMsg*> buffered_;  // fetched by WaitForChange, not handed out yet
-  // The last message of each batch handed out, with its checkpoint: acked (ack all) once the
-  // store committed that far.
+  cqrs::Checkpoint cursor_;            // checkpoint after the last message handed out
+  std::uint64_t stream_sequence_ = 0;  // of the last message taken from the subscription
+  std::deque<natsMsg*> buffered_;      // taken by WaitForChange, not handed out yet
+  // The ack subject of the last message of each batch handed out, with its checkpoint: acked
+  // (ack all) once the store committed that far.
   std::mutex ack_mutex_;
-  std::deque<std::pair<cqrs::Checkpoint, natsMsg*>> unacked_;
+  std::deque<std::pair<cqrs::Checkpoint, std::string>> unacked_;
   std::atomic<std::uint64_t> reseats_ = 0;
 };
 
