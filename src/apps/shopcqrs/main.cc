@@ -10,6 +10,8 @@
 #include <mutex>
 #include <optional>
 
+#include <libpq-fe.h>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -70,6 +72,34 @@ void Migrate(const Config& config) {
     const int read = adapters::pg::ApplyMigrations(config.read_db, "pg_read");
     spdlog::info("read database: {} migration(s) applied", read);
   }
+}
+
+// host:port/dbname of a libpq conninfo (what identifies the database a projection writes to).
+std::string DatabaseIdentity(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (!options) {
+    if (error) PQfreemem(error);
+    return conninfo;
+  }
+  std::string host, port, dbname;
+  for (auto* o = options; o->keyword; ++o) {
+    const std::string_view key = o->keyword;
+    const std::string value = o->val ? o->val : "";
+    if (key == "host" || (key == "hostaddr" && host.empty())) host = value;
+    if (key == "port") port = value;
+    if (key == "dbname") dbname = value;
+  }
+  PQconninfoFree(options);
+  return fmt::format("{}:{}/{}", host, port, dbname);
+}
+
+// The durable consumer of a projection: one per projection and store, so processes feeding
+// different stores (a second read database, say) never share one.
+std::string ConsumerName(std::string_view projection, std::string_view store_identity) {
+  std::uint32_t hash = 2166136261u;  // FNV-1a: stable across builds and runs
+  for (const unsigned char c : store_identity) hash = (hash ^ c) * 16777619u;
+  return fmt::format("shopcqrs_{}_{:08x}", projection, hash);
 }
 
 // What the admin API and `status` say about a projection whose checkpoint is `checkpoint`.
@@ -168,7 +198,8 @@ int Serve(const Config& config, const sigset_t& signals) {
   std::unique_ptr<adapters::pg_read::ProgressListener> listener;
   std::jthread redis_follower;
   auto start_projector = [&](std::string name, std::unique_ptr<cqrs::ProjectionStore> store,
-                             cqrs::ProgressTracker& tracker, std::size_t batch_size) {
+                             const std::string& store_identity, cqrs::ProgressTracker& tracker,
+                             std::size_t batch_size) {
     Running r;
     r.store = name;
     if (config.projection_source == "broker") {
@@ -176,7 +207,7 @@ int Serve(const Config& config, const sigset_t& signals) {
       adapters::nats::JetStreamSource::Options options;
       options.nats.url = config.nats;
       options.nats.name = "shopcqrs-" + name;
-      options.consumer = "shopcqrs_" + name;
+      options.consumer = ConsumerName(name, store_identity);
       r.reader = std::make_unique<adapters::nats::JetStreamSource>(options);
     } else {
       r.reader = std::make_unique<adapters::pg_outbox::OutboxReader>(
@@ -192,14 +223,14 @@ int Serve(const Config& config, const sigset_t& signals) {
     running.push_back(std::move(r));
   };
   if (config.run_projectors) {
-    start_projector("read_pg",
-                    std::make_unique<adapters::pg_read::PgReadProjection>(config.read_db), progress,
-                    cqrs::Projector::Options{}.batch_size);
+    start_projector(
+        "read_pg", std::make_unique<adapters::pg_read::PgReadProjection>(config.read_db),
+        DatabaseIdentity(config.read_db), progress, cqrs::Projector::Options{}.batch_size);
     if (redis_endpoint) {
       adapters::redis::RedisProjection::Options options;
       options.endpoint = *redis_endpoint;
       start_projector("redis", std::make_unique<adapters::redis::RedisProjection>(options),
-                      redis_progress, adapters::redis::kRecommendedBatchSize);
+                      config.redis, redis_progress, adapters::redis::kRecommendedBatchSize);
     }
   } else {
     listener = std::make_unique<adapters::pg_read::ProgressListener>(config.read_db, progress);
