@@ -69,7 +69,7 @@ class JetStreamConnection {
   struct Options {
     std::string url = "nats://127.0.0.1:4222";
     std::string name = "shopcqrs";
-    std::chrono::milliseconds request_timeout{5000};  // JetStream API calls and publish acks
+    std::chrono::milliseconds request_timeout{2000};  // JetStream API calls and publish acks
     std::chrono::milliseconds reconnect_wait{100};
     std::int64_t max_pending_publishes = 16384;
   };

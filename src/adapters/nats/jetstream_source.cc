@@ -13,6 +13,9 @@ namespace shopcqrs::adapters::nats {
 
 namespace {
 
+// How long a consumer may stay idle while the stream holds more before it is re-seated.
+constexpr std::chrono::milliseconds kStallCheck{1000};
+
 std::int64_t Nanos(std::chrono::milliseconds duration) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
 }
@@ -80,6 +83,7 @@ void JetStreamSource::EnsureConnected() {
 }
 
 void JetStreamSource::DropSubscription() {
+  idle_since_.reset();
   {
     std::lock_guard lock(ack_mutex_);
     unacked_.clear();
@@ -235,6 +239,7 @@ cqrs::EventBatch JetStreamSource::FetchBatch(const cqrs::Checkpoint& after, std:
     messages.push_back(message);
   }
 
+  if (!messages.empty()) idle_since_.reset();
   cqrs::EventBatch batch;
   batch.events.reserve(messages.size());
   std::string ack_subject;
@@ -305,9 +310,27 @@ bool JetStreamSource::WaitForChange(std::chrono::milliseconds timeout) {
       natsSubscription_NextMsg(&message, subscription_, std::max<std::int64_t>(1, timeout.count()));
   if (status == NATS_OK) {
     buffered_.push_back(message);
+    idle_since_.reset();
     return true;
   }
-  if (status == NATS_TIMEOUT) return false;
+  if (status == NATS_TIMEOUT) {
+    // Deliveries lost in flight (nats-server restarted, say) would only come again after the
+    // ack wait. A consumer idle while the stream holds more than it delivered is re-seated.
+    const auto now = std::chrono::steady_clock::now();
+    if (!idle_since_) idle_since_ = now;
+    if (now - *idle_since_ >= kStallCheck) {
+      idle_since_ = now;
+      const auto last = nats_->LastSequence(options_.stream);
+      if (last > stream_sequence_) {
+        DropSubscription();
+        throw std::runtime_error(
+            fmt::format("consumer {}: idle at stream message #{} while the stream holds #{}; "
+                        "re-seating",
+                        options_.consumer, stream_sequence_, last));
+      }
+    }
+    return false;
+  }
   Check(status, "wait on consumer " + options_.consumer);
   return false;
 }

@@ -6,6 +6,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "adapters/nats/jetstream.h"
@@ -64,7 +65,9 @@ class JetStreamSource final : public cqrs::EventSource {
   bool seated_ = false;
   cqrs::Checkpoint cursor_;            // checkpoint after the last message handed out
   std::uint64_t stream_sequence_ = 0;  // of the last message taken from the subscription
-  std::deque<natsMsg*> buffered_;      // taken by WaitForChange, not handed out yet
+  std::deque<natsMsg*> buffered_;
+  std::optional<std::chrono::steady_clock::time_point>
+      idle_since_;  // taken by WaitForChange, not handed out yet
   // The ack subject of the last message of each batch handed out, with its checkpoint: acked
   // (ack all) once the store committed that far.
   std::mutex ack_mutex_;

@@ -183,6 +183,9 @@ void Relay::Run() {
                  failures > 0 ? failures : static_cast<std::int64_t>(messages.size() - sent),
                  messages.size(), what);
     loop.synced = false;
+    // Appends still pending (sent before a disconnect, say) may never be answered: a new
+    // connection starts with none, and the stream's end says what was stored.
+    loop.nats.reset();
     std::lock_guard lock(mutex_);
     ++stats_.resyncs;
     stats_.last_error = what;
