@@ -252,6 +252,7 @@ struct Sample {
 };
 
 struct ClientRecord {
+  std::size_t endpoint = 0;  // index into the endpoints
   std::vector<Sample> samples;
   std::vector<std::int64_t> ok_per_second;
   std::string first_error;
@@ -277,9 +278,13 @@ LoadResult RunLoad(const LoadOptions& options, const RequestSource& source,
   std::latch connected(clients);
   std::latch go(1);
 
+  const std::vector<Endpoint> endpoints =
+      options.endpoints.empty() ? std::vector<Endpoint>{options.endpoint} : options.endpoints;
   auto run_client = [&](int c) {
     ClientRecord& record = records[static_cast<std::size_t>(c)];
-    HttpClient client(options.endpoint.host, options.endpoint.port, options.timeout);
+    record.endpoint = static_cast<std::size_t>(c) % endpoints.size();
+    const Endpoint& endpoint = endpoints[record.endpoint];
+    HttpClient client(endpoint.host, endpoint.port, options.timeout);
     std::string connect_error;
     if (!client.Connect(&connect_error)) record.first_error = connect_error;
     connected.count_down();
@@ -345,11 +350,13 @@ LoadResult RunLoad(const LoadOptions& options, const RequestSource& source,
     window_end_ns = std::max(warm_end_ns, exhausted_at.load());
   }
   std::int64_t completed_in_window = 0;
+  result.ok_per_endpoint.assign(endpoints.size(), 0);
   for (const auto& record : records) {
     for (const auto& sample : record.samples) {
       const bool ok = sample.status >= 200 && sample.status < 300;
       if (ok && sample.done_ns >= warm_end_ns && sample.done_ns < window_end_ns) {
         ++completed_in_window;
+        ++result.ok_per_endpoint[record.endpoint];
       }
       if (sample.sent_ns < warm_end_ns) {
         ++result.warmup_requests;

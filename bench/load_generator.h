@@ -12,6 +12,7 @@
 // - A warm-up period is run but not recorded; then the measured window of a fixed duration.
 // - Latencies go into an HDR-like log-linear histogram (< 0.4% relative error); answers are
 //   counted by HTTP status (0 = transport error or timeout).
+// - Several endpoints (services over the same data): clients are assigned round-robin.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -102,6 +103,8 @@ enum class LoadMode { kClosedLoop, kOpenLoop };
 
 struct LoadOptions {
   Endpoint endpoint;
+  // When not empty: client c talks to endpoints[c % size()] (round-robin), `endpoint` unused.
+  std::vector<Endpoint> endpoints;
   int clients = 8;
   LoadMode mode = LoadMode::kClosedLoop;
   double rate = 0;  // open loop: total requests per second over all clients
@@ -129,6 +132,7 @@ struct LoadResult {
   double offered_rate = 0;                  // open loop: the target rate
   bool exhausted = false;                   // the request source ran out before the end
   std::vector<std::int64_t> ok_per_second;  // completions per second since start, incl. warm-up
+  std::vector<std::int64_t> ok_per_endpoint;  // measured-window 2xx answers per endpoint
   std::string first_error;                  // a sample transport error or error body
 };
 

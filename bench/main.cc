@@ -3,13 +3,18 @@
 //   shopcqrs-bench place --url http://127.0.0.1:8080 -c 8 -d 20 [--rate R] [--json FILE]
 //   shopcqrs-bench pay   --url http://127.0.0.1:8080 -c 8 -d 20 [--orders N] [--json FILE]
 //   shopcqrs-bench seed  --url URL --orders N --dataset FILE      (orders for the queries)
-//   shopcqrs-bench view|history|search|mix --url URL --dataset FILE -c 8 -d 20 [--json FILE]
+//   shopcqrs-bench view|history|search|mix --url URL [--url URL2 ...] --dataset FILE -c 8 -d 20
+//                  [--json FILE]
 //   shopcqrs-bench isolation --url URL [--read-url URL] --dataset FILE -c 4 --readers 16
 //
 // Queries: view = GET /v1/orders/{id}, history = GET /v1/customers/{id}/orders, search =
 // GET /v1/search/orders?q=, mix = a realistic blend of every query. isolation = place/pay
 // throughput and latency of the writers alone ("idle") and then while --readers clients
 // saturate the query side with the mix ("saturated"), in one run.
+//
+// Several --url (repeated or comma-separated): the query scenarios spread their clients over
+// the services round-robin (client c talks to URL c mod n), e.g. two API processes over two
+// read databases; every other scenario, and seeding, uses the first URL.
 //
 // Setup seeds customers and products (huge stock) through the HTTP API; `pay` also places the
 // orders it will pay. Then the scenario runs closed-loop (default) or open-loop (--rate) for a
@@ -39,7 +44,8 @@ namespace json = boost::json;
 
 struct Options {
   std::string scenario;
-  std::string url = "http://127.0.0.1:8080";
+  std::string url = "http://127.0.0.1:8080";  // the first of urls
+  std::vector<std::string> urls;
   int clients = 8;
   double duration = 20;
   double warmup = 2;
@@ -579,9 +585,14 @@ json::object ResultJson(const Options& options, const LoadResult& result) {
   }
   json::array per_second;
   for (auto n : result.ok_per_second) per_second.push_back(n);
+  json::array urls, ok_per_url;
+  for (const auto& u : options.urls) urls.emplace_back(u);
+  for (auto n : result.ok_per_endpoint) ok_per_url.push_back(n);
   return json::object{
       {"scenario", options.scenario},
       {"url", options.url},
+      {"urls", std::move(urls)},
+      {"ok_per_url", std::move(ok_per_url)},
       {"mode", options.rate > 0 ? "open" : "closed"},
       {"clients", options.clients},
       {"rate", options.rate > 0 ? json::value(options.rate) : json::value(nullptr)},
@@ -617,14 +628,25 @@ Dataset DatasetFor(const Options& options, const Endpoint& endpoint) {
   return d;
 }
 
-int RunQuery(const Options& options, const Endpoint& endpoint) {
-  const Dataset dataset = DatasetFor(options, endpoint);
+int RunQuery(const Options& options, const std::vector<Endpoint>& endpoints) {
+  const Dataset dataset = DatasetFor(options, endpoints.front());
   QueryRequests requests(dataset, options.clients);
-  const auto result = RunLoad(MeasuredLoad(options, endpoint),
-                              [&](int client, std::uint64_t) -> std::optional<HttpRequest> {
-                                return requests.Next(options.scenario, client);
-                              });
+  LoadOptions load = MeasuredLoad(options, endpoints.front());
+  if (endpoints.size() > 1) load.endpoints = endpoints;
+  const auto result = RunLoad(load, [&](int client, std::uint64_t) -> std::optional<HttpRequest> {
+    return requests.Next(options.scenario, client);
+  });
   PrintTable(options, result, std::nullopt, "");
+  if (endpoints.size() > 1) {
+    for (std::size_t i = 0; i < endpoints.size(); ++i) {
+      fmt::print("  {}: {} clients, {:.1f} ok/s\n", options.urls[i],
+                 (options.clients + static_cast<int>(endpoints.size() - 1 - i)) /
+                     static_cast<int>(endpoints.size()),
+                 result.window_seconds > 0
+                     ? static_cast<double>(result.ok_per_endpoint[i]) / result.window_seconds
+                     : 0.0);
+    }
+  }
   WriteJson(options.json_file, ResultJson(options, result));
   return result.ok > 0 && result.errors == 0 ? 0 : 2;
 }
@@ -722,6 +744,7 @@ int RunIsolation(const Options& options, const Endpoint& endpoint) {
   reader_options.scenario = "isolation-readers";
   reader_options.clients = options.readers;
   reader_options.url = options.read_url.empty() ? options.url : options.read_url;
+  reader_options.urls = {reader_options.url};
   // The readers start first and stop after the writers' window.
   reader_options.warmup = 1.0;
   reader_options.duration = options.warmup + options.duration;
@@ -766,19 +789,24 @@ int RunSeed(const Options& options, const Endpoint& endpoint) {
 }
 
 int Run(const Options& options) {
-  const auto endpoint = ParseUrl(options.url);
-  if (!endpoint) throw std::runtime_error("--url must look like http://HOST:PORT");
+  std::vector<Endpoint> endpoints;
+  for (const auto& url : options.urls) {
+    const auto parsed = ParseUrl(url);
+    if (!parsed) throw std::runtime_error("--url must look like http://HOST:PORT, not " + url);
+    endpoints.push_back(*parsed);
+  }
+  const auto endpoint = std::optional<Endpoint>(endpoints.front());
 
-  // Wait for the service.
-  {
-    HttpClient probe(endpoint->host, endpoint->port, std::chrono::milliseconds(2000));
+  // Wait for the services.
+  for (std::size_t i = 0; i < endpoints.size(); ++i) {
+    HttpClient probe(endpoints[i].host, endpoints[i].port, std::chrono::milliseconds(2000));
     HttpRequest healthz;
     healthz.method = "GET";
     healthz.target = "/healthz";
     const auto deadline = Clock::now() + std::chrono::seconds(30);
     while (!probe.Send(healthz).ok()) {
       if (Clock::now() > deadline)
-        throw std::runtime_error("service not healthy at " + options.url);
+        throw std::runtime_error("service not healthy at " + options.urls[i]);
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   }
@@ -786,7 +814,7 @@ int Run(const Options& options) {
   if (options.scenario == "seed") return RunSeed(options, *endpoint);
   if (options.scenario == "isolation") return RunIsolation(options, *endpoint);
   if (options.scenario != "place" && options.scenario != "pay") {
-    return RunQuery(options, *endpoint);
+    return RunQuery(options, endpoints);
   }
 
   const std::string tag = RunTag();
@@ -876,7 +904,12 @@ int main(int argc, char** argv) {
   CLI::App cli{"shopcqrs-bench: HTTP load scenarios against a running shopcqrs"};
   cli.require_subcommand(1);
   auto add_common = [&](CLI::App* command) {
-    command->add_option("--url", options.url, "base URL of the service")->capture_default_str();
+    command
+        ->add_option("--url", options.urls,
+                     "base URL of the service (default http://127.0.0.1:8080); query scenarios "
+                     "take several (repeated or comma-separated) and spread the clients over "
+                     "them round-robin")
+        ->delimiter(',');
     command->add_option("-c,--clients", options.clients, "keep-alive connections, one thread each")
         ->capture_default_str()
         ->check(CLI::Range(1, 4096));
@@ -940,6 +973,8 @@ int main(int argc, char** argv) {
   others.back()->add_option("--read-url", options.read_url,
                             "isolation: the readers' service (default --url)");
   CLI11_PARSE(cli, argc, argv);
+  if (options.urls.empty()) options.urls.push_back(options.url);
+  options.url = options.urls.front();
   options.scenario = *place ? "place" : "pay";
   for (auto* command : others) {
     if (*command) options.scenario = command->get_name();
