@@ -127,13 +127,13 @@ struct LoadResult {
   std::int64_t ok = 0;                   // 2xx answers in the measured window
   std::int64_t errors = 0;               // the others
   std::int64_t warmup_requests = 0;
-  double window_seconds = 0;                // length of the measured window
-  double throughput = 0;                    // ok / window_seconds
-  double offered_rate = 0;                  // open loop: the target rate
-  bool exhausted = false;                   // the request source ran out before the end
-  std::vector<std::int64_t> ok_per_second;  // completions per second since start, incl. warm-up
+  double window_seconds = 0;                  // length of the measured window
+  double throughput = 0;                      // ok / window_seconds
+  double offered_rate = 0;                    // open loop: the target rate
+  bool exhausted = false;                     // the request source ran out before the end
+  std::vector<std::int64_t> ok_per_second;    // completions per second since start, incl. warm-up
   std::vector<std::int64_t> ok_per_endpoint;  // measured-window 2xx answers per endpoint
-  std::string first_error;                  // a sample transport error or error body
+  std::string first_error;                    // a sample transport error or error body
 };
 
 LoadResult RunLoad(const LoadOptions& options, const RequestSource& source,
