@@ -26,6 +26,7 @@
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
+#include "adapters/pg_read/search_projection.h"
 #include "adapters/pg_write/write_store.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
@@ -497,7 +498,14 @@ TEST(ReadModel, QueriesServeTheProjectedViews) {
   ASSERT_TRUE(last);
 
   ProjectorRig rig(db.write, db.read);
+  // Search is a projection of its own.
+  adapters::pg_outbox::OutboxReader search_source({db.write});
+  adapters::pg_read::SearchProjection search_store(db.read);
+  cqrs::ProgressTracker search_tracker;
+  cqrs::Projector search({.name = "search"}, search_source, search_store, &search_tracker);
+  search.Start();
   ASSERT_TRUE(rig.tracker.WaitFor(*load.tokens.Decode(last->consistency_token), 10s));
+  ASSERT_TRUE(search_tracker.WaitFor(*load.tokens.Decode(last->consistency_token), 10s));
   ExpectReadMatchesWrite(db.write, db.read);
 
   adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));

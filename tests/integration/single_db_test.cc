@@ -1,7 +1,7 @@
 // Single-database mode (query_source = "write"): pg_single::PgSingleReadModel answers every
 // query with joins on the write database. The same commands go through the real command side
-// (CommandService + PgWriteStore); the read_pg projector fills the read database; then both
-// ReadModels must give equal answers for every query.
+// (CommandService + PgWriteStore); the read_pg and search projectors fill the read database;
+// then both ReadModels must give equal answers for every query.
 
 #include <unistd.h>
 
@@ -22,6 +22,7 @@
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
+#include "adapters/pg_read/search_projection.h"
 #include "adapters/pg_single/read_model.h"
 #include "adapters/pg_write/write_store.h"
 #include "adapters/system/system.h"
@@ -180,17 +181,26 @@ class SingleDbTest : public ::testing::Test {
     }
   }
 
-  // Runs the read_pg projector until it has applied everything committed so far.
+  // Runs the read_pg and search projectors until both have applied everything committed so
+  // far.
   void Project() {
     adapters::pg_outbox::OutboxReader source({write_});
     adapters::pg_read::PgReadProjection projection(read_);
     cqrs::ProgressTracker tracker;
     cqrs::Projector projector({.name = "read_pg", .batch_size = 500, .max_backoff = 500ms}, source,
                               projection, &tracker);
+    adapters::pg_outbox::OutboxReader search_source({write_});
+    adapters::pg_read::SearchProjection search(read_);
+    cqrs::ProgressTracker search_tracker;
+    cqrs::Projector search_projector({.name = "search", .batch_size = 500, .max_backoff = 500ms},
+                                     search_source, search, &search_tracker);
     projector.Start();
+    search_projector.Start();
     const auto bound = WriteBound(write_);
     ASSERT_TRUE(tracker.WaitFor(bound, 30s)) << tracker.Bound() << " < " << bound;
+    ASSERT_TRUE(search_tracker.WaitFor(bound, 30s)) << search_tracker.Bound() << " < " << bound;
     projector.Stop();
+    search_projector.Stop();
   }
 
   void ExpectEqualAnswers() {

@@ -71,12 +71,13 @@ std::optional<std::string_view> TokenOf(const Request& request) {
 }
 
 // Waits until the read store has applied the request's token, if it carries one.
-// `cache` (may be null) is a second store the query may be answered from (Redis, with the
-// read PostgreSQL as fallback): then both must have applied the token.
+// `other` (may be null) is a second store the answer depends on (Redis, which answers with
+// the read PostgreSQL as fallback; the search projection, which selects the orders the read
+// PostgreSQL describes): then both must have applied the token.
 std::expected<void, Problem> AwaitConsistency(const Request& request,
                                               const cqrs::ConsistencyTokens& tokens,
                                               const cqrs::ProgressTracker& progress,
-                                              const cqrs::ProgressTracker* cache,
+                                              const cqrs::ProgressTracker* other,
                                               const QueryRouteOptions& options) {
   auto token = TokenOf(request);
   if (!token) return {};
@@ -102,7 +103,7 @@ std::expected<void, Problem> AwaitConsistency(const Request& request,
                     std::chrono::duration_cast<std::chrono::milliseconds>(
                         deadline - std::chrono::steady_clock::now()));
   };
-  if (!progress.WaitFor(*bound, wait) || (cache && !cache->WaitFor(*bound, left()))) {
+  if (!progress.WaitFor(*bound, wait) || (other && !other->WaitFor(*bound, left()))) {
     return std::unexpected(ServiceUnavailable(
         "read_model_behind", "the read model has not applied the consistency token yet", 1));
   }
@@ -177,7 +178,6 @@ struct Context {
   app::ReadModel& model;
   const cqrs::ConsistencyTokens& tokens;
   const cqrs::ProgressTracker& progress;
-  const cqrs::ProgressTracker* cache_progress;  // for the queries a cache may answer
   QueryRouteOptions options;
 };
 
@@ -303,8 +303,9 @@ Outcome DailySales(Context& c, const Request& request) {
 
 using QueryFn = Outcome (*)(Context&, const Request&);
 
+// `also` (may be null): a second store whose progress the query waits for.
 Handler Query(std::shared_ptr<Context> context, metrics::Registry& registry, std::string name,
-              QueryFn fn, bool cached = false) {
+              QueryFn fn, const cqrs::ProgressTracker* also = nullptr) {
   auto& total = registry.AddCounter("shopcqrs_queries_total",
                                     "Queries answered over HTTP, by query and outcome (ok or the "
                                     "problem code).",
@@ -314,12 +315,11 @@ Handler Query(std::shared_ptr<Context> context, metrics::Registry& registry, std
       "Time to answer a query over HTTP, including any wait for a consistency token.", {"query"});
   auto* ok = &total.WithLabels({name, "ok"});
   auto* observed = &duration.WithLabels({name});
-  return [context, &total, ok, observed, name, fn, cached](const Request& request) -> Response {
+  return [context, &total, ok, observed, name, fn, also](const Request& request) -> Response {
     const auto start = std::chrono::steady_clock::now();
     Outcome outcome = [&]() -> Outcome {
       if (auto ready =
-              AwaitConsistency(request, context->tokens, context->progress,
-                               cached ? context->cache_progress : nullptr, context->options);
+              AwaitConsistency(request, context->tokens, context->progress, also, context->options);
           !ready) {
         return std::unexpected(ready.error());
       }
@@ -348,19 +348,21 @@ Handler Query(std::shared_ptr<Context> context, metrics::Registry& registry, std
 void RegisterQueryRoutes(Router& router, app::ReadModel& model,
                          const cqrs::ConsistencyTokens& tokens,
                          const cqrs::ProgressTracker& progress, metrics::Registry& registry,
-                         const cqrs::ProgressTracker* cache_progress, QueryRouteOptions options) {
-  auto context =
-      std::make_shared<Context>(Context{model, tokens, progress, cache_progress, options});
-  router.Add("GET", "/v1/orders/{id}", Query(context, registry, "get_order", GetOrder, true));
+                         const cqrs::ProgressTracker* cache_progress, QueryRouteOptions options,
+                         const cqrs::ProgressTracker* search_progress) {
+  auto context = std::make_shared<Context>(Context{model, tokens, progress, options});
+  router.Add("GET", "/v1/orders/{id}",
+             Query(context, registry, "get_order", GetOrder, cache_progress));
   router.Add("GET", "/v1/orders", Query(context, registry, "list_orders", ListOrders));
   router.Add("GET", "/v1/customers/{id}/orders",
              Query(context, registry, "customer_orders", ListCustomerOrders));
   router.Add("GET", "/v1/customers/{id}", Query(context, registry, "get_customer", GetCustomer));
   // Registered before /v1/products/{id} so that "top" is not taken for an id.
   router.Add("GET", "/v1/products/top",
-             Query(context, registry, "top_products", TopProducts, true));
+             Query(context, registry, "top_products", TopProducts, cache_progress));
   router.Add("GET", "/v1/products/{id}", Query(context, registry, "get_product", GetProduct));
-  router.Add("GET", "/v1/search/orders", Query(context, registry, "search_orders", SearchOrders));
+  router.Add("GET", "/v1/search/orders",
+             Query(context, registry, "search_orders", SearchOrders, search_progress));
   router.Add("GET", "/v1/stats/daily-sales", Query(context, registry, "daily_sales", DailySales));
 }
 

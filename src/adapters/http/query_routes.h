@@ -21,10 +21,14 @@ struct QueryRouteOptions {
 
 // `cache_progress`, when given, is the progress of the cache (Redis) that answers the order
 // view and top sellers; those two queries then wait for both stores.
+// `search_progress`, when given, is the progress of the search projection whose documents
+// select the orders of GET /v1/search/orders (their summaries come from the store of
+// `progress`); that query then waits for both.
 void RegisterQueryRoutes(Router& router, app::ReadModel& model,
                          const cqrs::ConsistencyTokens& tokens,
                          const cqrs::ProgressTracker& progress, metrics::Registry& registry,
                          const cqrs::ProgressTracker* cache_progress = nullptr,
-                         QueryRouteOptions options = {});
+                         QueryRouteOptions options = {},
+                         const cqrs::ProgressTracker* search_progress = nullptr);
 
 }  // namespace shopcqrs::adapters::http

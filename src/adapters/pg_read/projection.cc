@@ -12,12 +12,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "adapters/events/event_codec.h"
 #include "adapters/pg_read/queries.h"
 
 namespace shopcqrs::adapters::pg_read {
 
 using pg::Params;
+using projection_support::JsonOut;
+using projection_support::ToU64;
+using projection_support::UuidArray;
 
 namespace {
 
@@ -74,96 +76,6 @@ std::int64_t Ms(domain::Timestamp t) { return t.time_since_epoch().count(); }
 int DayOf(domain::Timestamp t) {
   return static_cast<int>(std::chrono::floor<std::chrono::days>(t).time_since_epoch().count());
 }
-
-template <class Set>
-std::string UuidArray(const Set& ids) {
-  std::string out = "{";
-  for (const auto& id : ids) {
-    if (out.size() > 1) out.push_back(',');
-    out += id;
-  }
-  out.push_back('}');
-  return out;
-}
-
-// A minimal JSON text writer for the set-based writes: the rows go out as one JSON array per
-// table, built by appending (no intermediate DOM, embedded JSON such as order lines is copied
-// as is instead of being parsed and re-serialized).
-class JsonOut {
- public:
-  void BeginArray() { text_.push_back('['); }
-  void EndArray() { text_.push_back(']'); }
-  void BeginObject() {
-    if (text_.size() > 1 && text_.back() == '}') text_.push_back(',');
-    text_.push_back('{');
-    first_ = true;
-  }
-  void EndObject() { text_.push_back('}'); }
-  bool Empty() const { return text_.size() <= 1; }
-  std::string Take() { return std::move(text_); }
-
-  void Field(std::string_view key, std::string_view value) {
-    Key(key);
-    String(value);
-  }
-  void Field(std::string_view key, const std::string& value) {
-    Field(key, std::string_view(value));
-  }
-  void Field(std::string_view key, const std::optional<std::string>& value) {
-    Key(key);
-    if (value) {
-      String(*value);
-    } else {
-      text_ += "null";
-    }
-  }
-  void Field(std::string_view key, std::int64_t value) {
-    Key(key);
-    fmt::format_to(std::back_inserter(text_), "{}", value);
-  }
-  void Field(std::string_view key, const std::optional<std::int64_t>& value) {
-    Key(key);
-    if (value) {
-      fmt::format_to(std::back_inserter(text_), "{}", *value);
-    } else {
-      text_ += "null";
-    }
-  }
-  void RawField(std::string_view key, std::string_view json) {
-    Key(key);
-    text_ += json;
-  }
-  void String(std::string_view value) { AppendString(text_, value); }
-
-  static void AppendString(std::string& out, std::string_view value) {
-    out.push_back('"');
-    for (const char c : value) {
-      const auto u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        out.push_back('\\');
-        out.push_back(c);
-      } else if (u < 0x20) {
-        fmt::format_to(std::back_inserter(out), "\\u{:04x}", u);
-      } else {
-        out.push_back(c);
-      }
-    }
-    out.push_back('"');
-  }
-
- private:
-  void Key(std::string_view key) {
-    if (!first_) text_.push_back(',');
-    first_ = false;
-    text_.push_back('"');
-    text_ += key;
-    text_ += "\":";
-  }
-  std::string text_;
-  bool first_ = true;
-};
-
-std::uint64_t ToU64(std::int64_t v) { return static_cast<std::uint64_t>(v); }
 
 // The whole projection state a batch touches, applied in memory.
 class BatchState {
@@ -361,14 +273,6 @@ class BatchState {
     out.EndArray();
     return out.Take();
   }
-  std::optional<std::string> DirtyOrderIds() const {
-    std::vector<std::string> ids;
-    for (const auto& [id, o] : orders_) {
-      if (o.dirty) ids.push_back(id);
-    }
-    if (ids.empty()) return std::nullopt;
-    return UuidArray(ids);
-  }
   std::optional<std::string> ChangedCustomers() const {
     std::vector<std::string> ids;
     for (const auto& [id, c] : customers_) {
@@ -510,123 +414,37 @@ class BatchState {
   std::map<int, DayDelta> days_;
 };
 
-cqrs::Checkpoint CheckpointFrom(const pg::Result& r) {
-  if (r.rows() == 0) return {};
-  return cqrs::Checkpoint{ToU64(r.Int64(0, 0)), r.Int64(0, 1), ToU64(r.Int64(0, 2))};
-}
-
 }  // namespace
 
 PgReadProjection::PgReadProjection(std::string conninfo, std::string name)
-    : conninfo_(std::move(conninfo)), name_(std::move(name)) {}
+    : name_(std::move(name)), connection_(std::move(conninfo)) {}
 
 PgReadProjection::~PgReadProjection() = default;
 
-pg::Connection& PgReadProjection::Connected() {
-  if (connection_ && connection_->IsBroken()) connection_.reset();
-  if (!connection_) {
-    auto connection = std::make_unique<pg::Connection>(conninfo_);
-    // synchronous_commit = off: a batch is visible to queries the moment it commits, without
-    // waiting for the read server's WAL flush (several ms on an ordinary disk, which would be
-    // the floor of the projection lag). Exactly-once is unaffected: the checkpoint commits in
-    // the same transaction as the view changes it covers, so a read-server crash loses a
-    // suffix of batches together with their checkpoint, and the projector re-applies them from
-    // the outbox. Read-your-writes survives too: after a fault the projector reloads its
-    // checkpoint and resets its ProgressTracker to it, so token waits wait for the re-apply.
-    // work_mem: the set-based upserts read their rows from one function scan per table
-    // (4MB spilled a 5,000-order batch to a temporary file).
-    connection->Exec(
-        "SET application_name = 'shopcqrs-projector'; SET TimeZone = 'UTC'; "
-        "SET work_mem = '64MB'; SET synchronous_commit = off");
-    connection->PrepareAll(queries::All());
-    connection_ = std::move(connection);
-  }
-  return *connection_;
-}
+void PgReadProjection::Reset() { connection_.Reset(); }
 
-void PgReadProjection::Reset() { connection_.reset(); }
-
-cqrs::Checkpoint PgReadProjection::LoadCheckpoint() {
-  try {
-    return CheckpointFrom(Connected().ExecPrepared(queries::kLoadCheckpoint, Params().Add(name_)));
-  } catch (const pg::ConnectionLost&) {
-    connection_.reset();
-    throw;
-  }
-}
+cqrs::Checkpoint PgReadProjection::LoadCheckpoint() { return connection_.LoadCheckpoint(name_); }
 
 PgReadProjection::Timings PgReadProjection::GetTimings() const {
   std::lock_guard lock(timings_mutex_);
   return timings_;
 }
 
-namespace {
-
-domain::DomainEvent Decode(const cqrs::StoredEvent& stored) {
-  try {
-    return events::FromEnvelope(stored.envelope);
-  } catch (const std::exception& error) {
-    throw cqrs::FatalProjectionError(fmt::format("cannot decode event {} at position {}: {}",
-                                                 stored.envelope.event_id, stored.position,
-                                                 error.what()));
-  }
-}
-
-// Decodes the payloads (JSON parsing is most of the client-side work of a batch); large
-// batches are split across two threads.
-std::vector<domain::DomainEvent> DecodeAll(const std::vector<cqrs::StoredEvent>& events) {
-  constexpr std::size_t kParallelFrom = 1000;
-  std::vector<std::optional<domain::DomainEvent>> slots(events.size());
-  auto decode = [&](std::size_t from, std::size_t to) {
-    for (std::size_t i = from; i < to; ++i) slots[i].emplace(Decode(events[i]));
-  };
-  if (events.size() >= kParallelFrom && std::thread::hardware_concurrency() > 1) {
-    const std::size_t half = events.size() / 2;
-    std::exception_ptr failure;
-    std::thread helper([&] {
-      try {
-        decode(half, events.size());
-      } catch (...) {
-        failure = std::current_exception();
-      }
-    });
-    try {
-      decode(0, half);
-    } catch (...) {
-      helper.join();
-      throw;
-    }
-    helper.join();
-    if (failure) std::rethrow_exception(failure);
-  } else {
-    decode(0, events.size());
-  }
-  std::vector<domain::DomainEvent> decoded;
-  decoded.reserve(events.size());
-  for (auto& slot : slots) decoded.push_back(std::move(*slot));
-  return decoded;
-}
-
-}  // namespace
-
 void PgReadProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
                              const cqrs::Checkpoint& checkpoint) {
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  const std::vector<domain::DomainEvent> decoded = DecodeAll(events);
+  using Clock = projection_support::ApplyTimings::Clock;
+  Clock::time_point t[6];
+  t[0] = Clock::now();
+  const std::vector<domain::DomainEvent> decoded = projection_support::DecodeAll(events);
   BatchState state;
   for (const auto& event : decoded) state.NoteIds(event);
-  const auto t1 = Clock::now();
-  Clock::time_point t2, t3, t4;
+  t[1] = Clock::now();
 
-  auto& connection = Connected();
+  auto& connection = connection_.Get();
   try {
     pg::Connection::Pipeline load(connection);
-    load.AddText("BEGIN");
-    load.Add(queries::kEnsureCheckpoint, Params().Add(name_));
-    load.Add(queries::kLockCheckpoint, Params().Add(name_));
+    int next = projection_support::BeginBatch(load, name_);
     int orders_at = -1, customers_at = -1, products_at = -1;
-    int next = 3;
     if (state.HasOrders()) {
       load.Add(queries::kLoadOrders, Params().Add(state.OrderIds()));
       orders_at = next++;
@@ -643,18 +461,17 @@ void PgReadProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
     if (orders_at >= 0) state.LoadOrders(loaded[orders_at]);
     if (customers_at >= 0) state.LoadCustomers(loaded[customers_at]);
     if (products_at >= 0) state.LoadProducts(loaded[products_at]);
-    t2 = Clock::now();
+    t[2] = Clock::now();
 
     std::int64_t applied = 0;
     for (std::size_t i = 0; i < events.size(); ++i) {
       if (state.Apply(events[i], decoded[i])) ++applied;
     }
     state.Finish();
-    t3 = Clock::now();
+    t[3] = Clock::now();
 
     pg::Connection::Pipeline write(connection);
     if (auto rows = state.OrdersJson()) write.Add(queries::kUpsertOrders, Params().Add(*rows));
-    if (auto ids = state.DirtyOrderIds()) write.Add(queries::kSyncOrderSearch, Params().Add(*ids));
     if (auto rows = state.CustomersJson()) {
       write.Add(queries::kUpsertCustomers, Params().Add(*rows));
     }
@@ -664,41 +481,17 @@ void PgReadProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
     if (auto rows = state.DailyJson()) write.Add(queries::kAddDailySales, Params().Add(*rows));
     if (auto ids = state.ChangedCustomers()) {
       write.Add(queries::kPropagateCustomers, Params().Add(*ids));
-      write.Add(queries::kSyncCustomerOrderSearch, Params().Add(*ids));
     }
-    write.Add(queries::kStoreCheckpoint, Params()
-                                             .Add(name_)
-                                             .Add(static_cast<std::int64_t>(checkpoint.xid))
-                                             .Add(checkpoint.position)
-                                             .Add(static_cast<std::int64_t>(checkpoint.bound))
-                                             .Add(applied));
-    write.Add(queries::kNotifyProgress,
-              Params().Add(fmt::format("{}:{}", name_, checkpoint.bound)));
-    write.AddText("COMMIT");
-    t4 = Clock::now();
+    projection_support::CommitBatch(write, name_, checkpoint, applied);
+    t[4] = Clock::now();
     write.Run();
   } catch (...) {
-    if (connection.IsBroken()) {
-      connection_.reset();
-    } else if (connection.InTransaction()) {
-      try {
-        connection.Exec("ROLLBACK");
-      } catch (...) {
-        connection_.reset();
-      }
-    }
+    connection_.Abandon();
     throw;
   }
-  const auto t5 = Clock::now();
-  auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  t[5] = Clock::now();
   std::lock_guard lock(timings_mutex_);
-  ++timings_.batches;
-  timings_.events += events.size();
-  timings_.decode += seconds(t1 - t0);
-  timings_.load += seconds(t2 - t1);
-  timings_.apply += seconds(t3 - t2);
-  timings_.encode += seconds(t4 - t3);
-  timings_.write += seconds(t5 - t4);
+  timings_.AddBatch(events.size(), t);
 }
 
 // ---- ProgressListener ----

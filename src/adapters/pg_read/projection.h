@@ -8,12 +8,14 @@
 #include <thread>
 
 #include "adapters/pg/connection.h"
+#include "adapters/pg_read/projection_support.h"
 #include "cqrs/projector.h"
 
 namespace shopcqrs::adapters::pg_read {
 
 inline constexpr const char* kProjectionName = "read_pg";
-// NOTIFYed on the read database after every checkpoint commit; payload "<name>:<bound>".
+// NOTIFYed on the read database after every checkpoint commit of a read-database projection
+// (read_pg, search); payload "<name>:<bound>".
 inline constexpr const char* kProgressChannel = "shopcqrs_progress";
 
 // The "read_pg" projection: order, customer, product and daily-sales views in the read
@@ -21,19 +23,12 @@ inline constexpr const char* kProgressChannel = "shopcqrs_progress";
 // the batch touches, apply the events in memory (skipping events whose aggregate version is
 // not above the stored one; a version gap throws cqrs::FatalProjectionError), write the rows
 // back set-based, store the checkpoint, NOTIFY, COMMIT -- two round trips per batch. Uses its
-// own connection, reopened after a fault.
+// own connection, reopened after a fault. Order search is a projection of its own
+// (SearchProjection, search_projection.h).
 class PgReadProjection final : public cqrs::ProjectionStore {
  public:
   // Cumulative wall time of Apply's phases, in seconds (for benchmarks and profiling).
-  struct Timings {
-    std::uint64_t batches = 0;
-    std::uint64_t events = 0;
-    double decode = 0;  // payload JSON -> domain events
-    double load = 0;    // BEGIN, checkpoint lock, loading the touched rows (one round trip)
-    double apply = 0;   // the events applied to the rows in memory
-    double encode = 0;  // the changed rows encoded for the set-based writes
-    double write = 0;   // writes, checkpoint, NOTIFY, COMMIT (one round trip)
-  };
+  using Timings = projection_support::ApplyTimings;
 
   explicit PgReadProjection(std::string conninfo, std::string name = kProjectionName);
   ~PgReadProjection() override;
@@ -45,14 +40,11 @@ class PgReadProjection final : public cqrs::ProjectionStore {
   Timings GetTimings() const;
 
  private:
-  pg::Connection& Connected();
-
   mutable std::mutex timings_mutex_;
   Timings timings_;
 
-  std::string conninfo_;
   std::string name_;
-  std::unique_ptr<pg::Connection> connection_;
+  projection_support::ProjectorConnection connection_;
 };
 
 // Follows a projection's progress from another process: LISTENs on kProgressChannel of the

@@ -10,7 +10,8 @@ namespace shopcqrs::adapters::pg_read::queries {
 
 using pg::Statement;
 
-// ---- projection (writes; one transaction per batch) ----
+// ---- projections (writes; one transaction per batch) ----
+// Checkpoint statements shared by the projections of the read database (projection_support.h).
 
 // Creates the checkpoint row if missing, then locks it: concurrent projectors of one
 // projection serialize here, and everything they load afterwards is current.
@@ -23,12 +24,17 @@ inline constexpr Statement kLockCheckpoint{
 inline constexpr Statement kLoadCheckpoint{
     "r_load_checkpoint", "SELECT xid, position, bound FROM projection_checkpoints WHERE name = $1"};
 // Never moves backwards (another projector of the same projection may have gone further).
+// $5, the events applied, counts only when the position moves: a batch that was applied
+// already adds nothing (the search projection counts the events it has no use for as applied
+// without knowing whether they are redelivered).
 inline constexpr Statement kStoreCheckpoint{
     "r_store_checkpoint",
     "UPDATE projection_checkpoints SET "
     "xid = CASE WHEN (xid, position) < ($2, $3) THEN $2 ELSE xid END, "
     "position = CASE WHEN (xid, position) < ($2, $3) THEN $3 ELSE position END, "
-    "bound = greatest(bound, $4), events = events + $5, updated_at = now() WHERE name = $1"};
+    "bound = greatest(bound, $4), "
+    "events = events + CASE WHEN (xid, position) < ($2, $3) THEN $5 ELSE 0 END, "
+    "updated_at = now() WHERE name = $1"};
 inline constexpr Statement kNotifyProgress{"r_notify_progress",
                                            "SELECT pg_notify('shopcqrs_progress', $1)"};
 
@@ -120,25 +126,52 @@ inline constexpr Statement kPropagateCustomers{
     "FROM customer_views c WHERE c.id = ANY ($1::uuid[]) AND o.customer_id = c.id "
     "AND (o.customer_name IS DISTINCT FROM c.name OR o.customer_email IS DISTINCT FROM c.email)"};
 
-// order_search (migration 0002) follows the order views' search document, in the same
-// transaction: for the orders a batch wrote ($1 order ids) and for the orders of customers whose
-// details changed ($1 customer ids). A document that did not change gets no new row version,
-// so its trigram index entries are not rewritten (the expensive part of projecting an order).
-#define SHOPCQRS_SEARCH_DOCUMENT                                                      \
-  "coalesce(o.customer_name, '') || ' ' || coalesce(o.customer_email, '') || ' ' || " \
-  "o.line_text || ' ' || coalesce(o.tracking_number, '')"
-inline constexpr Statement kSyncOrderSearch{
-    "r_sync_order_search",
-    "INSERT INTO order_search AS s (id, document) SELECT o.id, " SHOPCQRS_SEARCH_DOCUMENT
-    " FROM order_views o WHERE o.id = ANY ($1::uuid[]) "
-    "ON CONFLICT (id) DO UPDATE SET document = excluded.document "
-    "WHERE s.document <> excluded.document"};
-inline constexpr Statement kSyncCustomerOrderSearch{
-    "r_sync_customer_order_search",
-    "INSERT INTO order_search AS s (id, document) SELECT o.id, " SHOPCQRS_SEARCH_DOCUMENT
-    " FROM order_views o WHERE o.customer_id = ANY ($1::uuid[]) "
-    "ON CONFLICT (id) DO UPDATE SET document = excluded.document "
-    "WHERE s.document <> excluded.document"};
+// ---- search projection (search_projection.h; migration 0003) ----
+
+// The search document of an order: its customer's current name and e-mail, the SKUs and
+// product names of its lines, its tracking number. `c` is the customer row (search_customers,
+// may be missing: NULLs), `o` the order row. Every statement that writes a document builds it
+// from this expression, so an unchanged document compares equal and is not rewritten (a new row
+// version re-inserts the ~100 trigram entries of search_orders_document_idx).
+#define SHOPCQRS_SEARCH_DOCUMENT(c, o)                                        \
+  "coalesce(" c ".name, '') || ' ' || coalesce(" c ".email, '') || ' ' || " o \
+  ".line_text || ' ' || coalesce(" o ".tracking_number, '')"
+
+inline constexpr Statement kLoadSearchOrders{
+    "r_load_search_orders",
+    "SELECT id::text, customer_id::text, line_text, tracking_number, version "
+    "FROM search_orders WHERE id = ANY ($1::uuid[])"};
+inline constexpr Statement kLoadSearchCustomers{
+    "r_load_search_customers",
+    "SELECT id::text, name, email, version FROM search_customers WHERE id = ANY ($1::uuid[])"};
+// Whole-row upserts from a JSON array of rows computed under the checkpoint lock; the version
+// guard keeps a row from ever going back.
+inline constexpr Statement kUpsertSearchCustomers{
+    "r_upsert_search_customers",
+    "INSERT INTO search_customers AS c (id, name, email, version) "
+    "SELECT r.id, r.name, r.email, r.version FROM json_to_recordset($1::json) "
+    "AS r (id uuid, name text, email text, version bigint) "
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email, "
+    "version = excluded.version WHERE c.version < excluded.version"};
+// Runs after kUpsertSearchCustomers: documents carry the customer details of this batch.
+inline constexpr Statement kUpsertSearchOrders{
+    "r_upsert_search_orders",
+    "INSERT INTO search_orders AS s (id, customer_id, line_text, tracking_number, version, "
+    "document) SELECT r.id, r.customer_id, r.line_text, r.tracking_number, r.version, "
+    SHOPCQRS_SEARCH_DOCUMENT("c", "r")
+    " FROM json_to_recordset($1::json) AS r (id uuid, customer_id uuid, line_text text, "
+    "tracking_number text, version bigint) LEFT JOIN search_customers c ON c.id = r.customer_id "
+    "ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, "
+    "line_text = excluded.line_text, tracking_number = excluded.tracking_number, "
+    "version = excluded.version, document = excluded.document "
+    "WHERE s.version < excluded.version"};
+// A customer's new details reach every one of its order documents ($1: customer ids); the
+// documents this batch wrote already have them and are left alone.
+inline constexpr Statement kPropagateSearchCustomers{
+    "r_propagate_search_customers",
+    "UPDATE search_orders s SET document = " SHOPCQRS_SEARCH_DOCUMENT("c", "s")
+    " FROM search_customers c WHERE c.id = ANY ($1::uuid[]) AND s.customer_id = c.id "
+    "AND s.document <> " SHOPCQRS_SEARCH_DOCUMENT("c", "s")};
 #undef SHOPCQRS_SEARCH_DOCUMENT
 
 // ---- queries ----
@@ -163,11 +196,12 @@ inline constexpr Statement kListOrdersByCustomer{
                                  "AND (o.placed_at, o.id) < ($1::timestamptz, $2::uuid) "
                                  "AND ($5::text IS NULL OR o.status = $5::text) "
                                  "ORDER BY o.placed_at DESC, o.id DESC LIMIT $3"};
-// $1: ILIKE patterns, all of which must match the order's search document; served by
-// order_search_document_idx (pg_trgm).
+// $1: ILIKE patterns, all of which must match the order's search document (the search
+// projection's, served by search_orders_document_idx, pg_trgm); the summary comes from the
+// order view (an order the read_pg projection has not applied yet is not found).
 inline constexpr Statement kSearchOrders{"r_search_orders",
                                          "SELECT " SHOPCQRS_ORDER_COLUMNS
-                                         "FROM order_search s JOIN order_views o ON o.id = s.id "
+                                         "FROM search_orders s JOIN order_views o ON o.id = s.id "
                                          "WHERE s.document ILIKE ALL ($1::text[]) "
                                          "ORDER BY o.placed_at DESC, o.id DESC LIMIT $2"};
 inline constexpr Statement kGetCustomer{
@@ -205,8 +239,11 @@ inline std::vector<Statement> All() {
           kUpsertProducts,
           kAddDailySales,
           kPropagateCustomers,
-          kSyncOrderSearch,
-          kSyncCustomerOrderSearch,
+          kLoadSearchOrders,
+          kLoadSearchCustomers,
+          kUpsertSearchCustomers,
+          kUpsertSearchOrders,
+          kPropagateSearchCustomers,
           kGetOrder,
           kListOrders,
           kListOrdersByStatus,

@@ -34,6 +34,7 @@
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
+#include "adapters/pg_read/search_projection.h"
 #include "adapters/pg_single/read_model.h"
 #include "adapters/pg_write/write_store.h"
 #include "adapters/redis/redis_projection.h"
@@ -150,6 +151,7 @@ int Serve(const Config& config, const sigset_t& signals) {
   std::unique_ptr<adapters::redis::RedisReadModel> redis_model;
   std::unique_ptr<adapters::redis::RedisQueries> redis_queries;
   cqrs::ProgressTracker redis_progress;
+  cqrs::ProgressTracker search_progress;
   if (redis_endpoint) {
     adapters::redis::RedisReadModel::Options options;
     options.endpoint.host = redis_endpoint->host;
@@ -196,6 +198,7 @@ int Serve(const Config& config, const sigset_t& signals) {
   };
   std::vector<Running> running;
   std::unique_ptr<adapters::pg_read::ProgressListener> listener;
+  std::unique_ptr<adapters::pg_read::ProgressListener> search_listener;
   std::jthread redis_follower;
   auto start_projector = [&](std::string name, std::unique_ptr<cqrs::ProjectionStore> store,
                              const std::string& store_identity, cqrs::ProgressTracker& tracker,
@@ -226,6 +229,9 @@ int Serve(const Config& config, const sigset_t& signals) {
     start_projector(
         "read_pg", std::make_unique<adapters::pg_read::PgReadProjection>(config.read_db),
         DatabaseIdentity(config.read_db), progress, cqrs::Projector::Options{}.batch_size);
+    start_projector("search", std::make_unique<adapters::pg_read::SearchProjection>(config.read_db),
+                    DatabaseIdentity(config.read_db), search_progress,
+                    cqrs::Projector::Options{}.batch_size);
     if (redis_endpoint) {
       adapters::redis::RedisProjection::Options options;
       options.endpoint = *redis_endpoint;
@@ -234,6 +240,8 @@ int Serve(const Config& config, const sigset_t& signals) {
     }
   } else {
     listener = std::make_unique<adapters::pg_read::ProgressListener>(config.read_db, progress);
+    search_listener = std::make_unique<adapters::pg_read::ProgressListener>(
+        config.read_db, search_progress, adapters::pg_read::kSearchProjectionName);
     if (redis_endpoint) {
       // The Redis checkpoint has no change feed; follow it closely.
       redis_follower = std::jthread([&, endpoint = *redis_endpoint](std::stop_token stop) {
@@ -275,6 +283,10 @@ int Serve(const Config& config, const sigset_t& signals) {
       auto info = Describe("read_pg", "read_pg", remote.LoadCheckpoint(), monitor);
       info.status = "remote";
       items.push_back(std::move(info));
+      adapters::pg_read::SearchProjection remote_search(config.read_db);
+      auto search = Describe("search", "read_pg", remote_search.LoadCheckpoint(), monitor);
+      search.status = "remote";
+      items.push_back(std::move(search));
     }
     return items;
   };
@@ -360,7 +372,8 @@ int Serve(const Config& config, const sigset_t& signals) {
     adapters::http::RegisterCommandRoutes(router, commands, metrics);
     adapters::http::RegisterQueryRoutes(router, queries, tokens,
                                         single_model ? committed : progress, metrics,
-                                        redis_model && !single_model ? &redis_progress : nullptr);
+                                        redis_model && !single_model ? &redis_progress : nullptr,
+                                        {}, single_model ? nullptr : &search_progress);
     adapters::http::RegisterAdminRoutes(router, projections);
     std::vector<adapters::http::ReadinessCheck> checks;
     checks.push_back({"write_db", [&] { return write_pool.Ping(); }});
@@ -405,20 +418,44 @@ int Serve(const Config& config, const sigset_t& signals) {
 // the outbox readers back.
 int Status(const Config& config) {
   adapters::pg_outbox::OutboxReader monitor({config.write_db});
-  adapters::pg_read::PgReadProjection projection(config.read_db);
-  const auto checkpoint = projection.LoadCheckpoint();
-  const auto info = Describe("read_pg", "read_pg", checkpoint, monitor);
+  std::vector<std::pair<adapters::http::ProjectionInfo, cqrs::Checkpoint>> rows;
+  {
+    adapters::pg_read::PgReadProjection projection(config.read_db);
+    const auto checkpoint = projection.LoadCheckpoint();
+    rows.emplace_back(Describe("read_pg", "read_pg", checkpoint, monitor), checkpoint);
+  }
+  {
+    adapters::pg_read::SearchProjection projection(config.read_db);
+    const auto checkpoint = projection.LoadCheckpoint();
+    rows.emplace_back(Describe("search", "read_pg", checkpoint, monitor), checkpoint);
+  }
+  if (!config.redis.empty()) {
+    auto address = adapters::local::ParseListenAddress(config.redis);
+    adapters::redis::RedisProjection::Options options;
+    options.endpoint = {.host = address->host, .port = address->port};
+    try {
+      adapters::redis::RedisProjection projection(options);
+      const auto checkpoint = projection.LoadCheckpoint();
+      rows.emplace_back(Describe("redis", "redis", checkpoint, monitor), checkpoint);
+    } catch (const std::exception& error) {
+      std::cout << "redis: " << error.what() << "\n";
+    }
+  }
   std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>16}\n", "projection", "store",
                            "position", "events_behind", "bound");
-  std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>16}\n", info.name, info.store,
-                           info.position, info.events_behind, checkpoint.bound);
+  bool behind = false;
+  for (const auto& [info, checkpoint] : rows) {
+    std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>16}\n", info.name, info.store,
+                             info.position, info.events_behind, checkpoint.bound);
+    behind = behind || info.events_behind != 0;
+  }
   if (auto blocking = monitor.OldestBlockingTransaction()) {
     std::cout << fmt::format(
         "oldest transaction holding an xid on the write server: xid {} (pid {}, {}, {}), open "
         "{} ms\n",
         blocking->xid, blocking->pid, blocking->database, blocking->state, blocking->age.count());
   }
-  return info.events_behind == 0 ? 0 : 3;
+  return behind ? 3 : 0;
 }
 
 // The token secret of a local installation lives in its data dir, so tokens survive restarts.

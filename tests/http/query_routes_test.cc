@@ -1,0 +1,102 @@
+#include "adapters/http/query_routes.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "adapters/http/router.h"
+#include "adapters/metrics/registry.h"
+
+namespace shopcqrs::adapters::http {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Answers every query with nothing (the consistency waits are what is tested here).
+class EmptyReadModel final : public app::ReadModel {
+ public:
+  std::optional<app::OrderView> GetOrder(const domain::OrderId&) override { return std::nullopt; }
+  domain::Result<app::OrderPage> ListOrders(const app::OrderListQuery&) override {
+    return app::OrderPage{};
+  }
+  domain::Result<app::OrderPage> ListCustomerOrders(const domain::CustomerId&, int,
+                                                    const std::optional<std::string>&) override {
+    return app::OrderPage{};
+  }
+  std::optional<app::CustomerView> GetCustomer(const domain::CustomerId&) override {
+    return std::nullopt;
+  }
+  std::optional<app::ProductView> GetProduct(const domain::ProductId&) override {
+    return std::nullopt;
+  }
+  domain::Result<std::vector<app::TopProduct>> TopProducts(int) override {
+    return std::vector<app::TopProduct>{};
+  }
+  domain::Result<std::vector<app::OrderSummary>> SearchOrders(std::string_view, int) override {
+    ++searches;
+    return std::vector<app::OrderSummary>{};
+  }
+  domain::Result<std::vector<app::DailySalesItem>> DailySales(std::chrono::sys_days,
+                                                              std::chrono::sys_days) override {
+    return std::vector<app::DailySalesItem>{};
+  }
+  int searches = 0;
+};
+
+class QueryRoutesTest : public ::testing::Test {
+ protected:
+  Response Get(std::string target, std::uint64_t bound, std::string wait_ms = "50") {
+    Request request;
+    request.method = "GET";
+    request.SetTarget(std::move(target));
+    request.headers = {{"X-Consistency-Token", tokens_.Encode(bound)},
+                       {"X-Consistency-Wait-Ms", wait_ms}};
+    request.request_id = "test";
+    return router_.Dispatch(request);
+  }
+
+  EmptyReadModel model_;
+  cqrs::ConsistencyTokens tokens_;
+  metrics::Registry registry_;
+  cqrs::ProgressTracker read_pg_;
+  cqrs::ProgressTracker search_;
+  Router router_;
+};
+
+TEST_F(QueryRoutesTest, SearchWaitsForTheSearchProjectionAndReadPg) {
+  RegisterQueryRoutes(router_, model_, tokens_, read_pg_, registry_, nullptr, {}, &search_);
+  read_pg_.Publish(10);
+  // The read store has the token, the search projection does not: behind.
+  Response r = Get("/v1/search/orders?q=ann", 10);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(boost::json::parse(r.body).at("code").as_string(), "read_model_behind");
+  EXPECT_EQ(model_.searches, 0);
+  // Other queries do not wait for search.
+  EXPECT_EQ(Get("/v1/orders", 10).status, 200);
+
+  search_.Publish(12);
+  EXPECT_EQ(Get("/v1/search/orders?q=ann", 10).status, 200);
+  EXPECT_EQ(model_.searches, 1);
+  // The search projection ahead, read_pg behind: still behind.
+  EXPECT_EQ(Get("/v1/search/orders?q=ann", 11).status, 503);
+  // Woken while waiting.
+  std::thread later([&] {
+    std::this_thread::sleep_for(10ms);
+    read_pg_.Publish(11);
+  });
+  EXPECT_EQ(Get("/v1/search/orders?q=ann", 11, "5000").status, 200);
+  later.join();
+}
+
+TEST_F(QueryRoutesTest, WithoutASearchTrackerSearchWaitsForReadPgOnly) {
+  RegisterQueryRoutes(router_, model_, tokens_, read_pg_, registry_);
+  read_pg_.Publish(10);
+  EXPECT_EQ(Get("/v1/search/orders?q=ann", 10).status, 200);
+  EXPECT_EQ(Get("/v1/search/orders?q=ann", 11).status, 503);
+}
+
+}  // namespace
+}  // namespace shopcqrs::adapters::http

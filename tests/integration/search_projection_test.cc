@@ -1,0 +1,649 @@
+// The "search" projection against real servers: the real command side on the write database,
+// the outbox reader, the projector runtime, SearchProjection next to PgReadProjection on the
+// read database, and PgReadModel::SearchOrders on top.
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "adapters/pg/connection.h"
+#include "adapters/pg/migrator.h"
+#include "adapters/pg/pool.h"
+#include "adapters/pg_outbox/outbox_reader.h"
+#include "adapters/pg_read/projection.h"
+#include "adapters/pg_read/read_model.h"
+#include "adapters/pg_read/search_projection.h"
+#include "adapters/pg_write/write_store.h"
+#include "adapters/system/system.h"
+#include "application/command_service.h"
+#include "cqrs/consistency_token.h"
+#include "cqrs/projector.h"
+#include "support/test_postgres.h"
+
+namespace shopcqrs {
+namespace {
+
+using namespace std::chrono_literals;
+using adapters::pg::Connection;
+using adapters::pg_read::PgReadProjection;
+using adapters::pg_read::SearchProjection;
+
+std::int64_t Scalar(const std::string& conninfo, const std::string& sql) {
+  Connection c(conninfo);
+  return c.Exec(sql).Int64(0, 0);
+}
+
+// Every row of `sql`, columns joined with '|' (NULL as "∅").
+std::vector<std::string> Dump(const std::string& conninfo, const std::string& sql) {
+  Connection c(conninfo);
+  std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c.raw(), sql.c_str()), &PQclear);
+  EXPECT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQresultErrorMessage(r.get());
+  std::vector<std::string> rows;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    std::string row;
+    for (int j = 0; j < PQnfields(r.get()); ++j) {
+      if (j) row += '|';
+      row += PQgetisnull(r.get(), i, j) ? "∅" : PQgetvalue(r.get(), i, j);
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::uint64_t WriteBound(const std::string& write) {
+  return static_cast<std::uint64_t>(
+      Scalar(write, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"));
+}
+
+struct Databases {
+  Databases() {
+    write = test_support::FreshDatabase("w");
+    read = test_support::FreshDatabase("r");
+    adapters::pg::ApplyMigrations(write, "pg_write");
+    adapters::pg::ApplyMigrations(read, "pg_read");
+  }
+  std::string write;
+  std::string read;
+};
+
+// Outbox reader + one read-database projection + projector, wired like the binary does.
+template <class Store>
+struct Rig {
+  Rig(const std::string& write, const std::string& read, std::string name, std::size_t batch = 500)
+      : source({write}),
+        store(read),
+        projector({.name = std::move(name), .batch_size = batch, .max_backoff = 500ms}, source,
+                  store, &tracker) {
+    projector.Start();
+  }
+  void WaitCaughtUp(const std::string& write, std::chrono::milliseconds timeout = 30s) {
+    const auto bound = WriteBound(write);
+    ASSERT_TRUE(tracker.WaitFor(bound, timeout))
+        << projector.name() << ": bound " << tracker.Bound() << " < " << bound << " "
+        << projector.Stats().last_error;
+  }
+  adapters::pg_outbox::OutboxReader source;
+  Store store;
+  cqrs::ProgressTracker tracker;
+  cqrs::Projector projector;
+};
+using SearchRig = Rig<SearchProjection>;
+using ReadRig = Rig<PgReadProjection>;
+
+// The real command side.
+struct Shop {
+  explicit Shop(const std::string& write)
+      : pool(adapters::pg_write::WritePoolOptions(write, 4)),
+        store(pool, tokens),
+        commands(store, clock, ids) {}
+
+  domain::CustomerId Customer(const std::string& name, const std::string& email) {
+    auto r = commands.Handle(app::RegisterCustomer{name, email});
+    EXPECT_TRUE(r.has_value());
+    last_token = r->consistency_token;
+    return *domain::CustomerId::Parse(r->id);
+  }
+  domain::ProductId Product(const std::string& sku, const std::string& name) {
+    auto r = commands.Handle(app::AddProduct{sku, name, 250, 1'000'000});
+    EXPECT_TRUE(r.has_value());
+    last_token = r->consistency_token;
+    return *domain::ProductId::Parse(r->id);
+  }
+  domain::OrderId Order(const domain::CustomerId& customer,
+                        const std::vector<domain::ProductId>& products) {
+    app::PlaceOrder cmd{customer, {}};
+    for (const auto& p : products) cmd.lines.push_back({p, 1});
+    std::this_thread::sleep_for(2ms);  // distinct placed_at: a definite newest-first order
+    auto r = commands.Handle(cmd);
+    EXPECT_TRUE(r.has_value());
+    last_token = r->consistency_token;
+    return *domain::OrderId::Parse(r->id);
+  }
+  void Ship(const domain::OrderId& order, const std::string& tracking) {
+    auto paid = commands.Handle(app::PayOrder{order, Total(order), "PAY"});
+    ASSERT_TRUE(paid.has_value());
+    auto r = commands.Handle(app::ShipOrder{order, tracking});
+    ASSERT_TRUE(r.has_value());
+    last_token = r->consistency_token;
+  }
+  void Rename(const domain::CustomerId& customer, const std::string& name,
+              std::optional<std::string> email = std::nullopt) {
+    auto r = commands.Handle(app::ChangeCustomerDetails{customer, name, std::move(email)});
+    ASSERT_TRUE(r.has_value());
+    last_token = r->consistency_token;
+  }
+  std::int64_t Total(const domain::OrderId& order) {
+    auto lease = pool.Acquire();
+    return lease
+        ->Exec("SELECT total_cents FROM orders WHERE id = $1::uuid",
+               adapters::pg::Params().Add(order.ToString()))
+        .Int64(0, 0);
+  }
+  std::uint64_t LastBound() const { return *tokens.Decode(last_token); }
+
+  cqrs::ConsistencyTokens tokens;
+  adapters::system::SystemClock clock;
+  adapters::system::RandomIds ids;
+  adapters::pg::Pool pool;
+  adapters::pg_write::PgWriteStore store;
+  app::CommandService commands;
+  std::string last_token;
+};
+
+std::string Suffix() {
+  static std::atomic<int> n = 0;
+  return fmt::format("{}x{}", ::getpid(), n++);
+}
+
+// Ids of the orders SearchOrders finds for `q`, in its order.
+std::vector<std::string> Found(adapters::pg_read::PgReadModel& model, std::string_view q,
+                               int limit = 100) {
+  auto r = model.SearchOrders(q, limit);
+  EXPECT_TRUE(r.has_value()) << q;
+  std::vector<std::string> ids;
+  if (r) {
+    for (const auto& o : *r) ids.push_back(o.id);
+  }
+  return ids;
+}
+
+std::vector<std::string> Ids(std::initializer_list<domain::OrderId> orders) {
+  std::vector<std::string> out;
+  for (const auto& o : orders) out.push_back(o.ToString());
+  return out;
+}
+
+// The search documents the write database implies, and those the search projection holds.
+const char* kWriteDocuments =
+    "SELECT o.id, c.name || ' ' || c.email || ' ' || "
+    "coalesce((SELECT string_agg(l.sku || ' ' || l.product_name, ' ' ORDER BY l.line_no) "
+    "FROM order_lines l WHERE l.order_id = o.id), '') || ' ' || coalesce(s.tracking_number, '') "
+    "FROM orders o JOIN customers c ON c.id = o.customer_id "
+    "LEFT JOIN shipments s ON s.order_id = o.id ORDER BY o.id";
+const char* kSearchDocuments = "SELECT id, document FROM search_orders ORDER BY id";
+
+// The whole search state, with each row's xmin: a row written again (even unchanged) shows.
+const char* kSearchState =
+    "SELECT 'o', id::text, customer_id::text, line_text, tracking_number, version::text, "
+    "document, xmin::text FROM search_orders UNION ALL "
+    "SELECT 'c', id::text, NULL, name, email, version::text, NULL, xmin::text "
+    "FROM search_customers ORDER BY 1, 2";
+const char* kSearchCheckpoint =
+    "SELECT xid, position, bound, events FROM projection_checkpoints WHERE name = 'search'";
+
+// A random mix of commands (renames included), for the comparisons with the write database.
+void RunWorkload(Shop& shop, int customers, int products, int steps, std::uint64_t seed) {
+  std::vector<domain::CustomerId> cs;
+  std::vector<domain::ProductId> ps;
+  const auto suffix = Suffix();
+  for (int i = 0; i < customers; ++i) {
+    cs.push_back(
+        shop.Customer(fmt::format("Customer {}", i), fmt::format("c{}-{}@example.com", i, suffix)));
+  }
+  for (int i = 0; i < products; ++i) {
+    ps.push_back(shop.Product(fmt::format("SKU-{}-{}", i, suffix), fmt::format("Product {}", i)));
+  }
+  std::mt19937_64 rng(seed);
+  auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+  std::vector<domain::OrderId> orders;
+  for (int step = 0; step < steps; ++step) {
+    const auto action = pick(100);
+    if (action < 40 || orders.empty()) {
+      std::set<std::size_t> used;
+      const auto lines = 1 + pick(std::min<std::size_t>(3, ps.size()));
+      while (used.size() < lines) used.insert(pick(ps.size()));
+      std::vector<domain::ProductId> chosen;
+      for (auto p : used) chosen.push_back(ps[p]);
+      orders.push_back(shop.Order(cs[pick(cs.size())], chosen));
+      continue;
+    }
+    const auto& order = orders[pick(orders.size())];
+    if (action < 60) {
+      (void)shop.commands.Handle(app::PayOrder{order, shop.Total(order), "PAY"});
+    } else if (action < 75) {
+      (void)shop.commands.Handle(app::ShipOrder{order, fmt::format("TRACK{}", rng() % 1000)});
+    } else if (action < 82) {
+      (void)shop.commands.Handle(app::DeliverOrder{order});
+    } else if (action < 88) {
+      (void)shop.commands.Handle(app::CancelOrder{order, ""});
+    } else {
+      (void)shop.commands.Handle(app::ChangeCustomerDetails{
+          cs[pick(cs.size())], fmt::format("Renamed {}", rng() % 100),
+          pick(2) ? std::optional<std::string>(fmt::format("r{}-{}@example.org", rng(), suffix))
+                  : std::nullopt});
+    }
+  }
+}
+
+TEST(SearchProjection, FindsEveryFieldAndFollowsCustomerUpdates) {
+  Databases db;
+  Shop shop(db.write);
+  const auto s = Suffix();
+  const auto ada = shop.Customer("Ada Lovelace", "ada-" + s + "@example.com");
+  const auto bob = shop.Customer("Bob Hopper", "bob-" + s + "@example.com");
+  const auto widget = shop.Product("WID-" + s, "Blue Widget");
+  const auto gadget = shop.Product("GAD-" + s, "Red Gadget");
+  const auto o1 = shop.Order(ada, {widget, gadget});
+  const auto o2 = shop.Order(ada, {gadget});
+  const auto o3 = shop.Order(bob, {widget});
+  shop.Ship(o1, "TRK-" + s);
+
+  ReadRig read(db.write, db.read, "read_pg");
+  SearchRig search(db.write, db.read, "search");
+  read.WaitCaughtUp(db.write);
+  search.WaitCaughtUp(db.write);
+  adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
+  adapters::pg_read::PgReadModel model(pool);
+
+  // Newest placed_at first.
+  EXPECT_EQ(Found(model, "lovelace"), Ids({o2, o1})) << "customer name";
+  EXPECT_EQ(Found(model, "ADA-" + s + "@EXAMPLE"), Ids({o2, o1})) << "e-mail";
+  EXPECT_EQ(Found(model, "blue widget"), Ids({o3, o1})) << "product name";
+  EXPECT_EQ(Found(model, "gad-" + s), Ids({o2, o1})) << "SKU";
+  EXPECT_EQ(Found(model, "trk-" + s), Ids({o1})) << "tracking number";
+  EXPECT_EQ(Found(model, "hopper widget"), Ids({o3})) << "two words, two fields";
+  EXPECT_EQ(Found(model, "lovelace " + Suffix()), Ids({})) << "one word matching nothing";
+  EXPECT_EQ(Found(model, "%"), Ids({})) << "wildcards are literal";
+  EXPECT_EQ(Found(model, "lovelace", 1), Ids({o2})) << "limit";
+  EXPECT_FALSE(model.SearchOrders("  ", 10));
+  // The summaries are the order views.
+  auto found = model.SearchOrders("trk-" + s, 10);
+  ASSERT_TRUE(found && found->size() == 1);
+  EXPECT_EQ((*found)[0], static_cast<const app::OrderSummary&>(*model.GetOrder(o1)));
+  EXPECT_EQ((*found)[0].status, "shipped");
+
+  // A customer update reaches every existing order document (and no other).
+  const auto docs_before = Dump(db.read,
+                                "SELECT id, document, xmin::text FROM search_orders "
+                                "WHERE customer_id = '" +
+                                    bob.ToString() + "'");
+  shop.Rename(ada, "Ada Byron", "countess-" + s + "@example.org");
+  ASSERT_TRUE(read.tracker.WaitFor(shop.LastBound(), 10s));
+  ASSERT_TRUE(search.tracker.WaitFor(shop.LastBound(), 10s));
+  EXPECT_EQ(Found(model, "byron"), Ids({o2, o1}));
+  EXPECT_EQ(Found(model, "countess-" + s), Ids({o2, o1}));
+  EXPECT_EQ(Found(model, "lovelace"), Ids({}));
+  EXPECT_EQ(Found(model, "ada-" + s), Ids({}));
+  EXPECT_EQ(Found(model, "byron trk-" + s), Ids({o1}));
+  EXPECT_EQ(Dump(db.read,
+                 "SELECT id, document, xmin::text FROM search_orders "
+                 "WHERE customer_id = '" +
+                     bob.ToString() + "'"),
+            docs_before)
+      << "other customers' documents are not rewritten";
+  // And an order placed after the update carries the new details.
+  const auto o4 = shop.Order(ada, {widget});
+  ASSERT_TRUE(read.tracker.WaitFor(shop.LastBound(), 10s));
+  ASSERT_TRUE(search.tracker.WaitFor(shop.LastBound(), 10s));
+  EXPECT_EQ(Found(model, "byron widget"), Ids({o4, o1}));
+
+  EXPECT_EQ(Dump(db.write, kWriteDocuments), Dump(db.read, kSearchDocuments));
+  EXPECT_EQ(Scalar(db.read, "SELECT events FROM projection_checkpoints WHERE name = 'search'"),
+            Scalar(db.write, "SELECT count(*) FROM outbox"));
+  EXPECT_EQ(search.projector.Stats().errors, 0u) << search.projector.Stats().last_error;
+}
+
+// A random mix of every command: the documents equal what the write database implies, and
+// the search answers equal single-database mode's on the same data.
+TEST(SearchProjection, DocumentsMatchTheWriteDatabase) {
+  Databases db;
+  Shop shop(db.write);
+  SearchRig search(db.write, db.read, "search", 37);  // many small batches
+  RunWorkload(shop, 6, 8, 400, 7);
+  search.WaitCaughtUp(db.write);
+  EXPECT_EQ(Dump(db.write, kWriteDocuments), Dump(db.read, kSearchDocuments));
+  EXPECT_EQ(Scalar(db.read, "SELECT events FROM projection_checkpoints WHERE name = 'search'"),
+            Scalar(db.write, "SELECT count(*) FROM outbox"));
+  // read_pg has not run: search and read_pg are separate projections.
+  EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM order_views"), 0);
+  EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM projection_checkpoints"), 1);
+}
+
+TEST(SearchProjection, TheSameBatchTwiceChangesNothing) {
+  Databases db;
+  Shop shop(db.write);
+  RunWorkload(shop, 4, 5, 120, 11);
+  adapters::pg_outbox::OutboxReader reader({db.write});
+  const auto first = reader.FetchBatch({}, 60);
+  const auto rest = reader.FetchBatch(first.next, 100000);
+  ASSERT_FALSE(first.events.empty());
+  ASSERT_FALSE(rest.events.empty());
+
+  SearchProjection store(db.read);
+  store.Apply(first.events, first.next);
+  store.Apply(rest.events, rest.next);
+  const auto state = Dump(db.read, kSearchState);
+  const auto checkpoint = Dump(db.read, kSearchCheckpoint);
+  ASSERT_FALSE(state.empty());
+  EXPECT_EQ(Dump(db.write, kWriteDocuments), Dump(db.read, kSearchDocuments));
+
+  // Redelivered: the last batch again, the first one again, both at once. No row is written
+  // again (xmin unchanged) and the checkpoint (with its event count) does not move.
+  store.Apply(rest.events, rest.next);
+  store.Apply(first.events, rest.next);
+  std::vector<cqrs::StoredEvent> all = first.events;
+  all.insert(all.end(), rest.events.begin(), rest.events.end());
+  store.Apply(all, rest.next);
+  EXPECT_EQ(Dump(db.read, kSearchState), state);
+  EXPECT_EQ(Dump(db.read, kSearchCheckpoint), checkpoint);
+  EXPECT_EQ(store.LoadCheckpoint(), rest.next);
+  EXPECT_EQ(Scalar(db.read, "SELECT events FROM projection_checkpoints WHERE name = 'search'"),
+            static_cast<std::int64_t>(all.size()));
+  // An older checkpoint never moves the stored one back.
+  store.Apply(first.events, first.next);
+  EXPECT_EQ(store.LoadCheckpoint(), rest.next);
+  EXPECT_EQ(Dump(db.read, kSearchState), state);
+}
+
+// Hand-made events: a customer registered after its order, redelivery inside one batch, gaps.
+TEST(SearchProjection, OutOfOrderAggregatesAndGaps) {
+  Databases db;
+  SearchProjection store(db.read);
+  const auto customer = adapters::system::NewRandomUuid().ToString();
+  const auto product = adapters::system::NewRandomUuid().ToString();
+  const auto order = adapters::system::NewRandomUuid().ToString();
+  std::int64_t position = 0;
+  auto event = [&](std::string type, std::string aggregate_type, std::string id,
+                   std::int64_t version, std::string payload) {
+    cqrs::StoredEvent e;
+    e.envelope.event_id = adapters::system::NewRandomUuid().ToString();
+    e.envelope.type = std::move(type);
+    e.envelope.aggregate_type = std::move(aggregate_type);
+    e.envelope.aggregate_id = std::move(id);
+    e.envelope.aggregate_version = version;
+    e.envelope.occurred_at = cqrs::TimePoint(std::chrono::milliseconds(1'700'000'000'000));
+    e.envelope.payload = std::move(payload);
+    e.xid = 1;
+    e.position = ++position;
+    return e;
+  };
+  const auto line = fmt::format(
+      R"([{{"product_id":"{}","sku":"S-1","product_name":"Thing","quantity":2,"unit_price_cents":5}}])",
+      product);
+  const auto placed =
+      event("OrderPlaced", "Order", order, 1,
+            fmt::format(R"({{"order_id":"{}","customer_id":"{}","lines":{},"total_cents":10}})",
+                        order, customer, line));
+  const auto paid = event("OrderPaid", "Order", order, 2,
+                          fmt::format(R"({{"order_id":"{}","customer_id":"{}","amount_cents":10,)"
+                                      R"("payment_reference":"P","lines":{}}})",
+                                      order, customer, line));
+  const auto shipped =
+      event("OrderShipped", "Order", order, 3,
+            fmt::format(R"({{"order_id":"{}","customer_id":"{}","tracking_number":"TN-9"}})", order,
+                        customer));
+  const auto registered =
+      event("CustomerRegistered", "Customer", customer, 1,
+            fmt::format(R"({{"customer_id":"{}","name":"Zed","email":"z@x"}})", customer));
+  const auto renamed =
+      event("CustomerDetailsChanged", "Customer", customer, 2,
+            fmt::format(R"({{"customer_id":"{}","name":"Zoe","email":"zoe@x"}})", customer));
+
+  store.Apply({placed, paid, placed}, {1, 3, 2});  // the order before its customer
+  EXPECT_EQ(Dump(db.read, "SELECT document, version FROM search_orders"),
+            std::vector<std::string>{"  S-1 Thing |1"});
+  store.Apply({registered, shipped, registered}, {1, 5, 3});
+  EXPECT_EQ(Dump(db.read, "SELECT document, version FROM search_orders"),
+            std::vector<std::string>{"Zed z@x S-1 Thing TN-9|3"});
+  store.Apply({renamed}, {1, 6, 4});
+  EXPECT_EQ(Dump(db.read, "SELECT document FROM search_orders"),
+            std::vector<std::string>{"Zoe zoe@x S-1 Thing TN-9"});
+  EXPECT_EQ(Dump(db.read, "SELECT name, email, version FROM search_customers"),
+            std::vector<std::string>{"Zoe|zoe@x|2"});
+  EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 6, 4}));
+
+  // A gap stops the projection loudly and changes nothing.
+  const auto other = adapters::system::NewRandomUuid().ToString();
+  const auto lost = event("OrderShipped", "Order", other, 3,
+                          fmt::format(R"({{"order_id":"{}","customer_id":"{}",)"
+                                      R"("tracking_number":"X"}})",
+                                      other, customer));
+  EXPECT_THROW(store.Apply({lost}, {1, 7, 5}), cqrs::FatalProjectionError);
+  const auto skipped =
+      event("CustomerDetailsChanged", "Customer", customer, 4,
+            fmt::format(R"({{"customer_id":"{}","name":"Q","email":"q@x"}})", customer));
+  EXPECT_THROW(store.Apply({skipped}, {1, 8, 6}), cqrs::FatalProjectionError);
+  EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 6, 4}));
+  EXPECT_EQ(Dump(db.read, "SELECT document FROM search_orders"),
+            std::vector<std::string>{"Zoe zoe@x S-1 Thing TN-9"});
+  // The connection is still usable after the failed batches.
+  store.Apply({}, {1, 6, 9});
+  EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 6, 9}));
+}
+
+// The checkpoint commits with the batch: a batch whose checkpoint cannot be stored leaves no
+// trace in the search tables, and a listener in another process sees "search" progress.
+TEST(SearchProjection, CheckpointIsStoredWithTheBatch) {
+  Databases db;
+  Shop shop(db.write);
+  RunWorkload(shop, 3, 3, 40, 5);
+  adapters::pg_outbox::OutboxReader reader({db.write});
+  const auto batch = reader.FetchBatch({}, 100000);
+  ASSERT_FALSE(batch.events.empty());
+
+  Connection admin(db.read);
+  admin.Exec(
+      "CREATE FUNCTION fail_search_checkpoint() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "RAISE EXCEPTION 'checkpoint store failed'; END $$; "
+      "CREATE TRIGGER fail_search_checkpoint BEFORE UPDATE ON projection_checkpoints "
+      "FOR EACH ROW WHEN (NEW.name = 'search') EXECUTE FUNCTION fail_search_checkpoint()");
+  SearchProjection store(db.read);
+  EXPECT_ANY_THROW(store.Apply(batch.events, batch.next));
+  EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM search_orders"), 0);
+  EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM search_customers"), 0);
+  EXPECT_EQ(store.LoadCheckpoint(), cqrs::Checkpoint{});
+  admin.Exec("DROP TRIGGER fail_search_checkpoint ON projection_checkpoints");
+
+  cqrs::ProgressTracker followed;
+  adapters::pg_read::ProgressListener listener(db.read, followed,
+                                               adapters::pg_read::kSearchProjectionName, 60s);
+  std::this_thread::sleep_for(300ms);  // LISTENing (the 60 s poll does not help in time)
+  store.Apply(batch.events, batch.next);
+  EXPECT_EQ(store.LoadCheckpoint(), batch.next);
+  EXPECT_EQ(Dump(db.write, kWriteDocuments), Dump(db.read, kSearchDocuments));
+  EXPECT_TRUE(followed.WaitFor(batch.next.bound, 5s)) << followed.Bound();
+  // read_pg has no checkpoint: the projections are independent.
+  EXPECT_EQ(PgReadProjection(db.read).LoadCheckpoint(), cqrs::Checkpoint{});
+}
+
+// Either projection may be behind the other; search answers are right once both caught up.
+TEST(SearchProjection, RunsIndependentlyOfReadPg) {
+  Databases db;
+  Shop shop(db.write);
+  adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
+  adapters::pg_read::PgReadModel model(pool);
+  const auto s = Suffix();
+  const auto ann = shop.Customer("Ann Turing", "ann-" + s + "@example.com");
+  const auto mug = shop.Product("MUG-" + s, "Coffee Mug");
+  const auto o1 = shop.Order(ann, {mug});
+
+  // read_pg caught up, search not running: nothing found yet.
+  {
+    ReadRig read(db.write, db.read, "read_pg");
+    read.WaitCaughtUp(db.write);
+  }
+  EXPECT_EQ(Found(model, "turing"), Ids({}));
+  {
+    SearchRig search(db.write, db.read, "search");
+    search.WaitCaughtUp(db.write);
+  }
+  EXPECT_EQ(Found(model, "turing"), Ids({o1}));
+
+  // Now search ahead of read_pg: an order search knows but read_pg does not is not answered
+  // (there is no order view to describe it); the summaries are read_pg's.
+  shop.Rename(ann, "Ann Hopper");
+  const auto o2 = shop.Order(ann, {mug});
+  {
+    SearchRig search(db.write, db.read, "search");
+    search.WaitCaughtUp(db.write);
+  }
+  auto ahead = model.SearchOrders("hopper", 10);
+  ASSERT_TRUE(ahead);
+  ASSERT_EQ(ahead->size(), 1u);
+  EXPECT_EQ((*ahead)[0].id, o1.ToString());
+  EXPECT_EQ((*ahead)[0].customer_name, "Ann Turing");  // read_pg has not seen the rename
+  EXPECT_LT(PgReadProjection(db.read).LoadCheckpoint().bound,
+            SearchProjection(db.read).LoadCheckpoint().bound);
+  {
+    ReadRig read(db.write, db.read, "read_pg");
+    read.WaitCaughtUp(db.write);
+  }
+  auto both = model.SearchOrders("hopper", 10);
+  ASSERT_TRUE(both);
+  ASSERT_EQ(both->size(), 2u);
+  EXPECT_EQ((*both)[0].id, o2.ToString());
+  EXPECT_EQ((*both)[1].id, o1.ToString());
+  EXPECT_EQ((*both)[1].customer_name, "Ann Hopper");
+  EXPECT_EQ(Found(model, "turing"), Ids({}));
+
+  // Both running side by side under a workload, one with tiny batches: equal at the end.
+  {
+    ReadRig read(db.write, db.read, "read_pg", 500);
+    SearchRig search(db.write, db.read, "search", 7);
+    RunWorkload(shop, 4, 4, 200, 3);
+    read.WaitCaughtUp(db.write);
+    search.WaitCaughtUp(db.write);
+    EXPECT_EQ(read.projector.Stats().errors, 0u);
+    EXPECT_EQ(search.projector.Stats().errors, 0u);
+  }
+  EXPECT_EQ(Dump(db.write, kWriteDocuments), Dump(db.read, kSearchDocuments));
+  // The bounds may differ (each reader saw the server at its own moment).
+  EXPECT_EQ(Dump(db.read,
+                 "SELECT xid, position, events FROM projection_checkpoints "
+                 "WHERE name = 'read_pg'"),
+            Dump(db.read,
+                 "SELECT xid, position, events FROM projection_checkpoints "
+                 "WHERE name = 'search'"));
+}
+
+// Migration 0003 on a read database that already has data: the search projection starts
+// where read_pg stands, from read_pg's state, and goes on from there exactly.
+TEST(SearchProjection, MigrationStartsFromTheReadPgState) {
+  Databases db;
+  Shop shop(db.write);
+  RunWorkload(shop, 5, 6, 250, 21);
+  {
+    ReadRig read(db.write, db.read, "read_pg");
+    read.WaitCaughtUp(db.write);
+  }
+  // Back to the schema before 0003 (this binary's statements need 0003 to connect), keeping
+  // what read_pg projected.
+  Connection(db.read).Exec(
+      "DROP TABLE search_orders, search_customers; "
+      "DELETE FROM projection_checkpoints WHERE name = 'search'; "
+      "CREATE TABLE order_search (id uuid PRIMARY KEY, document text NOT NULL); "
+      "DELETE FROM schema_migrations WHERE version = 3");
+  ASSERT_GT(Scalar(db.read, "SELECT count(*) FROM order_views"), 50);
+
+  EXPECT_EQ(adapters::pg::ApplyMigrations(db.read, "pg_read"), 1);
+  EXPECT_EQ(SearchProjection(db.read).LoadCheckpoint(), PgReadProjection(db.read).LoadCheckpoint());
+  EXPECT_EQ(Dump(db.write, kWriteDocuments), Dump(db.read, kSearchDocuments));
+  EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM pg_tables WHERE tablename = 'order_search'"), 0);
+
+  // More commands (renames of customers with existing orders among them), then only the
+  // events after the copied checkpoint are applied.
+  RunWorkload(shop, 2, 2, 150, 22);
+  {
+    SearchRig search(db.write, db.read, "search");
+    search.WaitCaughtUp(db.write);
+    EXPECT_LT(search.projector.Stats().events_applied,
+              static_cast<std::uint64_t>(Scalar(db.write, "SELECT count(*) FROM outbox")));
+  }
+  EXPECT_EQ(Dump(db.write, kWriteDocuments), Dump(db.read, kSearchDocuments));
+  EXPECT_EQ(Scalar(db.read, "SELECT events FROM projection_checkpoints WHERE name = 'search'"),
+            Scalar(db.write, "SELECT count(*) FROM outbox"));
+}
+
+// Catch-up speed on a realistic mix (orders placed, paid, shipped) written set-based.
+TEST(SearchProjectionThroughput, CatchesUpQuickly) {
+  Databases db;
+  Connection c(db.write);
+  c.Exec(
+      "CREATE TEMP TABLE ids AS SELECT g AS n, gen_random_uuid() AS id FROM "
+      "generate_series(1, 40000) g;"
+      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
+      "aggregate_version, occurred_at, payload) "
+      "SELECT gen_random_uuid(), 'CustomerRegistered', 1, 'Customer', id, 1, now(), "
+      "json_build_object('customer_id', id, 'name', 'N' || n, 'email', n || '@x') "
+      "FROM ids WHERE n <= 2000;"
+      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
+      "aggregate_version, occurred_at, payload) "
+      "SELECT gen_random_uuid(), 'ProductAdded', 1, 'Product', id, 1, now(), "
+      "json_build_object('product_id', id, 'sku', 'S' || n, 'name', 'P' || n, 'price_cents', 5, "
+      "'stock', 1000000) FROM ids WHERE n > 2000 AND n <= 2200;"
+      "CREATE TEMP TABLE o AS SELECT i.n, i.id, c.id AS customer_id, p.id AS product_id "
+      "FROM ids i JOIN ids c ON c.n = 1 + i.n % 2000 JOIN ids p ON p.n = 2001 + i.n % 200 "
+      "WHERE i.n > 2200;"
+      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
+      "aggregate_version, occurred_at, payload) "
+      "SELECT gen_random_uuid(), e.type, 1, 'Order', o.id, e.v, now(), "
+      "json_build_object('order_id', o.id, 'customer_id', o.customer_id, 'total_cents', 10, "
+      "'amount_cents', 10, 'payment_reference', 'R', 'tracking_number', 'T' || o.n, "
+      "'lines', json_build_array(json_build_object('product_id', o.product_id, 'sku', "
+      "'SKU' || o.n % 200, 'product_name', 'Product ' || o.n % 200, 'quantity', 2, "
+      "'unit_price_cents', 5))) "
+      "FROM o CROSS JOIN (VALUES ('OrderPlaced', 1), ('OrderPaid', 2), ('OrderShipped', 3)) "
+      "AS e (type, v) ORDER BY e.v, o.id;"
+      // A rename of every customer at the end: each reaches ~19 order documents.
+      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
+      "aggregate_version, occurred_at, payload) "
+      "SELECT gen_random_uuid(), 'CustomerDetailsChanged', 1, 'Customer', id, 2, now(), "
+      "json_build_object('customer_id', id, 'name', 'M' || n, 'email', n || '@y') "
+      "FROM ids WHERE n <= 2000");
+  const auto total = Scalar(db.write, "SELECT count(*) FROM outbox");
+  const auto start = std::chrono::steady_clock::now();
+  SearchRig search(db.write, db.read, "search", 5000);
+  search.WaitCaughtUp(db.write, 120s);
+  const auto seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double rate = static_cast<double>(total) / seconds;
+  const auto t = search.store.GetTimings();
+  std::printf(
+      "[ rate     ] %lld events in %.2f s: %.0f events/s (%llu batches; decode %.2f s, load "
+      "%.2f s, apply %.2f s, encode %.2f s, write %.2f s)\n",
+      static_cast<long long>(total), seconds, rate, static_cast<unsigned long long>(t.batches),
+      t.decode, t.load, t.apply, t.encode, t.write);
+  EXPECT_EQ(static_cast<std::int64_t>(search.projector.Stats().events_applied), total);
+  EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM search_orders WHERE document LIKE 'M% T%'"),
+            37800);
+  EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM search_orders WHERE document ILIKE '%@y %'"),
+            37800);
+  // The target is tens of thousands per second; this only guards against collapse (shared CI
+  // boxes vary a lot).
+  EXPECT_GT(rate, 2000.0);
+}
+
+}  // namespace
+}  // namespace shopcqrs
