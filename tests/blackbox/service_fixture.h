@@ -416,6 +416,25 @@ class SharedService {
     process_.reset();
   }
 
+  // The pid of the shared service process; -1 when this binary did not start it (e.g. with
+  // SHOPCQRS_BLACKBOX_URL) or it is not running.
+  pid_t Pid() {
+    std::lock_guard lock(mutex_);
+    return process_ && process_->running() ? process_->pid() : -1;
+  }
+
+  // The root of the shared service's temporary directory ("" when this binary did not start it).
+  std::string Root() {
+    std::lock_guard lock(mutex_);
+    return process_ ? process_->root() : std::string();
+  }
+
+  // The tails of the shared service's logs ("" when this binary did not start it).
+  std::string Diagnostics(std::size_t max_bytes = 8000) {
+    std::lock_guard lock(mutex_);
+    return process_ ? process_->Diagnostics(max_bytes) : std::string();
+  }
+
  private:
   SharedService() = default;
 
