@@ -35,6 +35,7 @@
 #include "cqrs/projector.h"
 #include "domain/time.h"
 #include "support/test_postgres.h"
+#include "support/workload.h"
 
 namespace shopcqrs {
 namespace {
@@ -44,6 +45,7 @@ using adapters::pg::Connection;
 using adapters::redis::RedisProjection;
 using adapters::redis::RedisReadModel;
 using adapters::redis::RedisServer;
+using test_support::Workload;
 
 std::int64_t Scalar(const std::string& conninfo, const std::string& sql) {
   Connection c(conninfo);
@@ -93,107 +95,6 @@ struct RedisRig {
   RedisProjection store;
   cqrs::ProgressTracker tracker;
   cqrs::Projector projector;
-};
-
-// Drives the real command side (PgWriteStore + CommandService) with a random mix.
-class Workload {
- public:
-  explicit Workload(const std::string& write)
-      : pool(adapters::pg_write::WritePoolOptions(write, 8)),
-        store(pool, tokens),
-        commands(store, clock, ids) {}
-
-  void Seed(int customers, int products) {
-    for (int i = 0; i < customers; ++i) {
-      auto r = commands.Handle(app::RegisterCustomer{
-          fmt::format("Customer {}", i), fmt::format("c{}-{}@example.com", i, Suffix())});
-      ASSERT_TRUE(r.has_value());
-      customers_.push_back(*domain::CustomerId::Parse(r->id));
-    }
-    for (int i = 0; i < products; ++i) {
-      auto r = commands.Handle(app::AddProduct{fmt::format("SKU-{}-{}", i, Suffix()),
-                                               fmt::format("Product {}", i), 100 + i, 1'000'000});
-      ASSERT_TRUE(r.has_value());
-      products_.push_back(*domain::ProductId::Parse(r->id));
-    }
-  }
-
-  void Run(int threads, const std::atomic<bool>& stop) {
-    std::vector<std::thread> workers;
-    for (int t = 0; t < threads; ++t) {
-      workers.emplace_back([this, t, &stop] {
-        std::mt19937_64 rng(t * 7919 + 3);
-        while (!stop) {
-          try {
-            Step(rng);
-          } catch (const std::exception&) {
-            std::this_thread::sleep_for(50ms);
-          }
-        }
-      });
-    }
-    for (auto& w : workers) w.join();
-  }
-
-  void Step(std::mt19937_64& rng) {
-    auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
-    const auto action = pick(100);
-    std::optional<domain::OrderId> order;
-    {
-      std::lock_guard lock(mutex_);
-      if (!orders_.empty()) order = orders_[pick(orders_.size())];
-    }
-    if (action < 30 || !order) {
-      app::PlaceOrder cmd{customers_[pick(customers_.size())], {}};
-      const auto lines = 1 + pick(3);
-      for (std::size_t i = 0; i < lines; ++i) {
-        cmd.lines.push_back({products_[pick(products_.size())], 1 + static_cast<int>(pick(5))});
-      }
-      if (auto r = commands.Handle(cmd)) {
-        std::lock_guard lock(mutex_);
-        orders_.push_back(*domain::OrderId::Parse(r->id));
-        totals_[r->id] = *r->total_cents;
-      }
-    } else if (action < 55) {
-      std::int64_t total = 0;
-      {
-        std::lock_guard lock(mutex_);
-        total = totals_[order->ToString()];
-      }
-      (void)commands.Handle(app::PayOrder{*order, total, fmt::format("pay-{}", rng() % 100000)});
-    } else if (action < 70) {
-      (void)commands.Handle(app::ShipOrder{*order, fmt::format("TRACK{}", rng() % 100000)});
-    } else if (action < 80) {
-      (void)commands.Handle(app::DeliverOrder{*order});
-    } else if (action < 88) {
-      (void)commands.Handle(app::CancelOrder{*order, pick(2) ? "changed my mind" : ""});
-    } else if (action < 95) {
-      (void)commands.Handle(app::ChangeCustomerDetails{
-          customers_[pick(customers_.size())], fmt::format("Renamed {}", rng() % 1000), {}});
-    } else {
-      (void)commands.Handle(
-          app::RestockProduct{products_[pick(products_.size())], 1 + static_cast<int>(pick(9))});
-    }
-  }
-
-  static std::string Suffix() {
-    static std::atomic<int> n = 0;
-    return fmt::format("{}-{}", ::getpid(), n++);
-  }
-
-  cqrs::ConsistencyTokens tokens;
-  adapters::system::SystemClock clock;
-  adapters::system::RandomIds ids;
-  adapters::pg::Pool pool;
-  adapters::pg_write::PgWriteStore store;
-  app::CommandService commands;
-
- private:
-  std::vector<domain::CustomerId> customers_;
-  std::vector<domain::ProductId> products_;
-  std::mutex mutex_;
-  std::vector<domain::OrderId> orders_;
-  std::map<std::string, std::int64_t> totals_;
 };
 
 std::string WriteDatabase() {

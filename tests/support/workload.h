@@ -51,16 +51,17 @@ class Workload {
     }
   }
 
+  // Runs `threads` writers until `stop`.
   void Run(int threads, const std::atomic<bool>& stop) {
     std::vector<std::thread> workers;
     for (int t = 0; t < threads; ++t) {
       workers.emplace_back([this, t, &stop] {
-        std::mt19937_64 rng(t * 7919 + 3);
+        std::mt19937_64 rng(t * 7919 + 1);
         while (!stop) {
           try {
             Step(rng);
           } catch (const std::exception&) {
-            std::this_thread::sleep_for(50ms);
+            std::this_thread::sleep_for(50ms);  // a server may be restarting
           }
         }
       });
@@ -100,12 +101,15 @@ class Workload {
       (void)commands.Handle(app::DeliverOrder{*order});
     } else if (action < 88) {
       (void)commands.Handle(app::CancelOrder{*order, pick(2) ? "changed my mind" : ""});
-    } else if (action < 95) {
+    } else if (action < 94) {
       (void)commands.Handle(app::ChangeCustomerDetails{
           customers_[pick(customers_.size())], fmt::format("Renamed {}", rng() % 1000), {}});
-    } else {
+    } else if (action < 97) {
       (void)commands.Handle(
           app::RestockProduct{products_[pick(products_.size())], 1 + static_cast<int>(pick(9))});
+    } else {
+      (void)commands.Handle(app::ChangeProductPrice{products_[pick(products_.size())],
+                                                    static_cast<std::int64_t>(50 + pick(500))});
     }
   }
 

@@ -247,26 +247,23 @@ void JetStreamConnection::EnsureStream(std::string_view stream) {
   }
 }
 
-std::uint64_t JetStreamConnection::LastSequence(std::string_view stream) {
+std::pair<std::uint64_t, std::uint64_t> JetStreamConnection::Sequences(std::string_view stream) {
   const std::string name(stream);
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   Check(js_GetStreamInfo(&info, js_, name.c_str(), nullptr, &code), "js_GetStreamInfo " + name,
         code);
-  const auto last = info->State.LastSeq;
+  const std::pair sequences{info->State.FirstSeq, info->State.LastSeq};
   jsStreamInfo_Destroy(info);
-  return last;
+  return sequences;
+}
+
+std::uint64_t JetStreamConnection::LastSequence(std::string_view stream) {
+  return Sequences(stream).second;
 }
 
 std::uint64_t JetStreamConnection::FirstSequence(std::string_view stream) {
-  const std::string name(stream);
-  jsStreamInfo* info = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  Check(js_GetStreamInfo(&info, js_, name.c_str(), nullptr, &code), "js_GetStreamInfo " + name,
-        code);
-  const auto first = info->State.FirstSeq;
-  jsStreamInfo_Destroy(info);
-  return first;
+  return Sequences(stream).first;
 }
 
 natsMsg* JetStreamConnection::GetMessage(std::string_view stream, std::uint64_t sequence) {

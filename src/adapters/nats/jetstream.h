@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "cqrs/projector.h"
 
@@ -90,6 +91,8 @@ class JetStreamConnection {
   std::uint64_t LastSequence(std::string_view stream);
   // The first sequence still held (1 for a stream that never dropped anything).
   std::uint64_t FirstSequence(std::string_view stream);
+  // (first, last) in one request.
+  std::pair<std::uint64_t, std::uint64_t> Sequences(std::string_view stream);
   // The message at `sequence` (owned by the caller); nullptr when there is none.
   natsMsg* GetMessage(std::string_view stream, std::uint64_t sequence);
 

@@ -137,8 +137,8 @@ std::string JetStreamSource::ConsumerMatches(const cqrs::Checkpoint& after) {
 }
 
 std::uint64_t JetStreamSource::FindStart(const cqrs::Checkpoint& after) {
-  const std::uint64_t last = nats_->LastSequence(options_.stream);
-  std::uint64_t lo = std::max<std::uint64_t>(1, nats_->FirstSequence(options_.stream));
+  const auto [first, last] = nats_->Sequences(options_.stream);
+  std::uint64_t lo = std::max<std::uint64_t>(1, first);
   std::uint64_t hi = last + 1;
   // The first message whose (xid, position) is not before the checkpoint: stream order is
   // checkpoint order, so everything before it is applied.
