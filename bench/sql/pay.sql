@@ -9,7 +9,7 @@
 -- (first 8 bytes of the id), load the order FOR NO KEY UPDATE with its lines, insert the
 -- payment, move the order to paid (version-guarded), append the OrderPaid event (with the
 -- lines, as the service's payload has them). Not included: the service's post-commit
--- "SELECT commit bound, pg_notify(...)" (see commit_bound.sql).
+-- "SELECT commit bound" (see commit_bound.sql).
 -- If the seeded orders run out, the first SELECT returns no row and pgbench aborts the client.
 
 BEGIN;

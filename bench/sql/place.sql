@@ -6,7 +6,7 @@
 -- Same work as src/adapters/pg_write/write_store.cc does for PlaceOrder: check the customer,
 -- lock the products in id order and read their prices, insert the order and its lines, take
 -- the stock, append the OrderPlaced event (with the same payload) to the outbox. Not included:
--- the service's post-commit "SELECT commit bound, pg_notify(...)" (see commit_bound.sql).
+-- the service's post-commit "SELECT commit bound" (see commit_bound.sql).
 -- Works with -M simple (the default), extended and prepared: the order id travels between
 -- statements as a transaction-local setting, not as a pgbench variable.
 

@@ -15,22 +15,17 @@ inline constexpr Statement kFindIdempotencyKey{
 inline constexpr Statement kInsertIdempotencyKey{
     "w_insert_idempotency_key",
     "INSERT INTO idempotency_keys (key, fingerprint, result) VALUES ($1, $2, $3::json)"};
-// The two statements below run right after COMMIT, in the same pipeline. They answer the
-// commit bound behind the consistency token (every transaction that committed before has an
-// xid below it) and wake the outbox readers with NOTIFY. They run in their own implicit
-// transaction: NOTIFY gives it an xid and a commit record, but no data changes, so its commit
-// does not wait for a WAL flush, and the notify queue lock is held for an instant rather than
-// across the command's own (flushed) commit.
+// The statement below runs right after COMMIT, in the same pipeline: the commit bound behind
+// the consistency token (every transaction that committed before has an xid below it). It takes
+// no xid. The outbox readers are woken by CommitNotifier, not by the command's session.
 inline constexpr Statement kCommitBound{
-    "w_commit_bound",
-    "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, "
-    "pg_notify('shopcqrs_outbox', '')"};
+    "w_commit_bound", "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"};
 // The same, also recording the bound beside the idempotency key so a replay answers it.
 inline constexpr Statement kRecordIdempotencyBound{
     "w_record_idempotency_bound",
     "UPDATE idempotency_keys SET commit_bound = "
     "pg_snapshot_xmax(pg_current_snapshot())::text::bigint WHERE key = $1 "
-    "RETURNING commit_bound, pg_notify('shopcqrs_outbox', '')"};
+    "RETURNING commit_bound"};
 
 inline constexpr Statement kLoadCustomer{
     "w_load_customer",

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "adapters/events/event_codec.h"
+#include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_write/queries.h"
 #include "adapters/system/system.h"
 
@@ -78,8 +79,9 @@ Product ProductFromRow(const pg::Result& rows, int i) {
 
 class PgWriteTransaction final : public app::WriteTransaction {
  public:
-  PgWriteTransaction(pg::Pool::Lease lease, const cqrs::ConsistencyTokens& tokens)
-      : lease_(std::move(lease)), tokens_(tokens), pipeline_(*lease_) {
+  PgWriteTransaction(pg::Pool::Lease lease, const cqrs::ConsistencyTokens& tokens,
+                     CommitNotifier& notifier)
+      : lease_(std::move(lease)), tokens_(tokens), notifier_(notifier), pipeline_(*lease_) {
     pipeline_.AddText("BEGIN");
   }
 
@@ -300,6 +302,7 @@ class PgWriteTransaction final : public app::WriteTransaction {
     }
     try {
       auto results = Run();
+      notifier_.Signal();
       return tokens_.Encode(static_cast<std::uint64_t>(results.back().Int64(0, 0)));
     } catch (const pg::PgError& error) {
       if (error.IsUniqueViolation()) {
@@ -335,6 +338,7 @@ class PgWriteTransaction final : public app::WriteTransaction {
 
   pg::Pool::Lease lease_;
   const cqrs::ConsistencyTokens& tokens_;
+  CommitNotifier& notifier_;
   pg::Connection::Pipeline pipeline_;
   std::optional<std::string> idempotency_key_;
 };
@@ -353,10 +357,14 @@ pg::Pool::Options WritePoolOptions(std::string conninfo, int size) {
 }
 
 PgWriteStore::PgWriteStore(pg::Pool& pool, const cqrs::ConsistencyTokens& tokens)
-    : pool_(pool), tokens_(tokens) {}
+    : pool_(pool),
+      tokens_(tokens),
+      notifier_(std::make_unique<CommitNotifier>(pool.conninfo(), pg_outbox::kOutboxChannel)) {}
+
+PgWriteStore::~PgWriteStore() = default;
 
 std::unique_ptr<app::WriteTransaction> PgWriteStore::Begin() {
-  return std::make_unique<PgWriteTransaction>(pool_.Acquire(), tokens_);
+  return std::make_unique<PgWriteTransaction>(pool_.Acquire(), tokens_, *notifier_);
 }
 
 std::string PgWriteStore::CurrentToken() {

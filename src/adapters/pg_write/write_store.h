@@ -4,6 +4,7 @@
 #include <string>
 
 #include "adapters/pg/pool.h"
+#include "adapters/pg_write/commit_notifier.h"
 #include "application/ports.h"
 #include "cqrs/consistency_token.h"
 
@@ -17,13 +18,17 @@ pg::Pool::Options WritePoolOptions(std::string conninfo, int size);
 // with COMMIT (and the consistency-token query after it) in a single pipeline.
 class PgWriteStore final : public app::WriteStore {
  public:
+  // Commits wake the outbox readers through a CommitNotifier of the store's own (one
+  // connection on the pool's conninfo, channel pg_outbox::kOutboxChannel).
   PgWriteStore(pg::Pool& pool, const cqrs::ConsistencyTokens& tokens);
+  ~PgWriteStore() override;
   std::unique_ptr<app::WriteTransaction> Begin() override;
   std::string CurrentToken() override;
 
  private:
   pg::Pool& pool_;
   const cqrs::ConsistencyTokens& tokens_;
+  std::unique_ptr<CommitNotifier> notifier_;
 };
 
 }  // namespace shopcqrs::adapters::pg_write
