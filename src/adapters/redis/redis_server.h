@@ -2,18 +2,13 @@
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <exception>
 #include <filesystem>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include "adapters/local/process.h"
+#include "adapters/local/server_supervisor.h"
 #include "adapters/redis/redis_client.h"
 
 namespace shopcqrs::adapters::redis {
@@ -55,35 +50,22 @@ class RedisServer {
   // stop_timeout). No-op if not running.
   void Stop();
   // Whether the child is alive right now (it may be between a crash and its restart).
-  bool IsRunning();
+  bool IsRunning() { return supervisor_.IsRunning(); }
 
-  int Port() const { return port_.load(); }
+  int Port() const { return supervisor_.Port(); }
   RedisEndpoint Endpoint() const;
-  pid_t Pid() const { return child_.Pid(); }
+  pid_t Pid() const { return supervisor_.Pid(); }
   // How often the supervisor restarted a dead server.
-  int Restarts() const { return restarts_.load(); }
+  int Restarts() const { return supervisor_.Restarts(); }
   const std::filesystem::path& DataDir() const { return data_dir_; }
   std::filesystem::path LogFile() const { return data_dir_ / "redis.log"; }
 
  private:
-  void Supervise();
-  void Spawn();      // supervisor thread only
-  void WaitReady();  // throws with the log tail
-  int ChoosePort() const;
+  std::string Probe(int port);
 
   Options options_;
   std::filesystem::path data_dir_;
-  std::atomic<int> port_ = 0;
-  std::atomic<int> restarts_ = 0;
-  local::ChildProcess child_;
-
-  std::mutex lifecycle_;  // serialises Start/Stop
-  std::mutex mutex_;      // guards the fields below
-  std::condition_variable changed_;
-  bool stop_ = false;
-  bool started_ = false;  // the first start finished (ok or failed)
-  std::exception_ptr start_error_;
-  std::thread supervisor_;
+  local::ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
 };
 
 }  // namespace shopcqrs::adapters::redis
