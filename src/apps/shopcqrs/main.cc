@@ -204,7 +204,7 @@ int Serve(const Config& config, const sigset_t& signals) {
                              const std::string& store_identity, cqrs::ProgressTracker& tracker,
                              std::size_t batch_size) {
     Running r;
-    r.store = name;
+    r.store = name == "search" ? "read_pg" : name;  // search lives in the read PostgreSQL
     if (config.projection_source == "broker") {
       // A durable consumer of its own per projection.
       adapters::nats::JetStreamSource::Options options;
@@ -387,7 +387,7 @@ int Serve(const Config& config, const sigset_t& signals) {
                         }});
     }
     for (auto& r : running) {
-      checks.push_back({"projector_" + r.store, [&r] {
+      checks.push_back({"projector_" + r.projector->name(), [&r] {
                           return r.projector->Stats().status != cqrs::ProjectorStatus::kError;
                         }});
     }
