@@ -1,5 +1,7 @@
 #include "adapters/pg/connection.h"
 
+#include <algorithm>
+
 #include <charconv>
 
 #include <fmt/format.h>
@@ -87,6 +89,28 @@ Result Connection::Exec(std::string_view sql, const Params& params) {
   return Check(PQexecParams(conn_, std::string(sql).c_str(), static_cast<int>(pointers.size()),
                             nullptr, pointers.data(), nullptr, nullptr, 0),
                "query failed");
+}
+
+void Connection::CopyIn(std::string_view sql, std::string_view data) {
+  PGresult* started = PQexec(conn_, std::string(sql).c_str());
+  if (PQresultStatus(started) != PGRES_COPY_IN) {
+    Check(started, "COPY failed");  // throws with the server's message
+    throw ConnectionLost("COPY did not start");
+  }
+  PQclear(started);
+  constexpr std::size_t kChunk = 1 << 20;
+  bool ok = true;
+  for (std::size_t at = 0; at < data.size() && ok; at += kChunk) {
+    const auto n = std::min(kChunk, data.size() - at);
+    ok = PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) == 1;
+  }
+  if (PQputCopyEnd(conn_, ok ? nullptr : "client failed to send data") != 1) {
+    throw ConnectionLost(std::string("COPY end failed: ") + PQerrorMessage(conn_));
+  }
+  // The COPY's own result, then the end of the command.
+  PGresult* result = PQgetResult(conn_);
+  Check(result, "COPY failed");
+  while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
 }
 
 void Connection::Prepare(const Statement& statement) {

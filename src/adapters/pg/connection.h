@@ -142,6 +142,8 @@ class Connection {
   void Prepare(const Statement& statement);
   void PrepareAll(const std::vector<Statement>& statements);
   Result ExecPrepared(const Statement& statement, const Params& params);
+  // COPY ... FROM STDIN with `data` in COPY's text format (outside a pipeline).
+  void CopyIn(std::string_view sql, std::string_view data);
 
   // Pipeline mode: every queued statement is sent at once and all results are read after a
   // single sync, so a whole batch costs one network round trip. On the first failing

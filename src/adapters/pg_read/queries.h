@@ -60,35 +60,55 @@ inline constexpr Statement kLoadProducts{
     "SELECT id::text, sku, name, price_cents, stock, units_sold, revenue_cents, version "
     "FROM product_views WHERE id = ANY ($1::uuid[])"};
 
+// The order-view upsert, from rows given as JSON (one parameter; the usual path) or from the
+// COPY staging table (large catch-up batches): the same columns and the same conflict rule.
+#define SHOPCQRS_ORDER_ROW_COLUMNS                                                         \
+  "(id uuid, customer_id uuid, customer_name text, customer_email text, status text, "     \
+  "lines jsonb, item_count bigint, total_cents bigint, placed_at bigint, paid_at bigint, " \
+  "shipped_at bigint, delivered_at bigint, cancelled_at bigint, payment_reference text, "  \
+  "tracking_number text, cancel_reason text, version bigint, line_text text)"
+#define SHOPCQRS_ORDER_UPSERT_INSERT                                                       \
+  "INSERT INTO order_views AS o (id, customer_id, customer_name, customer_email, status, " \
+  "lines, item_count, total_cents, placed_at, paid_at, shipped_at, delivered_at, "         \
+  "cancelled_at, payment_reference, tracking_number, cancel_reason, version, line_text) "  \
+  "SELECT r.id, r.customer_id, r.customer_name, r.customer_email, r.status, r.lines, "     \
+  "r.item_count, r.total_cents, "                                                          \
+  "timestamptz 'epoch' + r.placed_at * interval '1 millisecond', "                         \
+  "timestamptz 'epoch' + r.paid_at * interval '1 millisecond', "                           \
+  "timestamptz 'epoch' + r.shipped_at * interval '1 millisecond', "                        \
+  "timestamptz 'epoch' + r.delivered_at * interval '1 millisecond', "                      \
+  "timestamptz 'epoch' + r.cancelled_at * interval '1 millisecond', "                      \
+  "r.payment_reference, r.tracking_number, r.cancel_reason, r.version, r.line_text "
+#define SHOPCQRS_ORDER_UPSERT_CONFLICT                                                   \
+  " ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, "                 \
+  "customer_name = excluded.customer_name, customer_email = excluded.customer_email, "   \
+  "status = excluded.status, lines = excluded.lines, item_count = excluded.item_count, " \
+  "total_cents = excluded.total_cents, placed_at = excluded.placed_at, "                 \
+  "paid_at = excluded.paid_at, shipped_at = excluded.shipped_at, "                       \
+  "delivered_at = excluded.delivered_at, cancelled_at = excluded.cancelled_at, "         \
+  "payment_reference = excluded.payment_reference, "                                     \
+  "tracking_number = excluded.tracking_number, cancel_reason = excluded.cancel_reason, " \
+  "version = excluded.version, line_text = excluded.line_text"
+
 // Whole-row upserts from a JSON array of rows (absolute values computed by the projection
 // while it holds the checkpoint lock).
 inline constexpr Statement kUpsertOrders{
     "r_upsert_orders",
-    "INSERT INTO order_views AS o (id, customer_id, customer_name, customer_email, status, "
-    "lines, item_count, total_cents, placed_at, paid_at, shipped_at, delivered_at, "
-    "cancelled_at, payment_reference, tracking_number, cancel_reason, version, line_text) "
-    "SELECT r.id, r.customer_id, r.customer_name, r.customer_email, r.status, r.lines, "
-    "r.item_count, r.total_cents, "
-    "timestamptz 'epoch' + r.placed_at * interval '1 millisecond', "
-    "timestamptz 'epoch' + r.paid_at * interval '1 millisecond', "
-    "timestamptz 'epoch' + r.shipped_at * interval '1 millisecond', "
-    "timestamptz 'epoch' + r.delivered_at * interval '1 millisecond', "
-    "timestamptz 'epoch' + r.cancelled_at * interval '1 millisecond', "
-    "r.payment_reference, r.tracking_number, r.cancel_reason, r.version, r.line_text "
-    "FROM json_to_recordset($1::json) AS r (id uuid, customer_id uuid, customer_name text, "
-    "customer_email text, status text, lines jsonb, item_count bigint, total_cents bigint, "
-    "placed_at bigint, paid_at bigint, shipped_at bigint, delivered_at bigint, "
-    "cancelled_at bigint, payment_reference text, tracking_number text, cancel_reason text, "
-    "version bigint, line_text text) "
-    "ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, "
-    "customer_name = excluded.customer_name, customer_email = excluded.customer_email, "
-    "status = excluded.status, lines = excluded.lines, item_count = excluded.item_count, "
-    "total_cents = excluded.total_cents, placed_at = excluded.placed_at, "
-    "paid_at = excluded.paid_at, shipped_at = excluded.shipped_at, "
-    "delivered_at = excluded.delivered_at, cancelled_at = excluded.cancelled_at, "
-    "payment_reference = excluded.payment_reference, "
-    "tracking_number = excluded.tracking_number, cancel_reason = excluded.cancel_reason, "
-    "version = excluded.version, line_text = excluded.line_text"};
+    SHOPCQRS_ORDER_UPSERT_INSERT "FROM json_to_recordset($1::json) AS r " SHOPCQRS_ORDER_ROW_COLUMNS
+        SHOPCQRS_ORDER_UPSERT_CONFLICT};
+// The staging table of large batches: a session's temporary table, emptied at every commit.
+// Simple-query text (two statements; not prepared: the table exists only once created).
+inline constexpr const char* kCreateOrderStage =
+    "SET LOCAL client_min_messages = warning; "
+    "CREATE TEMP TABLE IF NOT EXISTS order_views_stage " SHOPCQRS_ORDER_ROW_COLUMNS
+    " ON COMMIT DELETE ROWS";
+inline constexpr const char* kCopyOrderStage = "COPY order_views_stage FROM STDIN";
+inline constexpr const char* kUpsertOrdersFromStage =
+    SHOPCQRS_ORDER_UPSERT_INSERT "FROM order_views_stage AS r" SHOPCQRS_ORDER_UPSERT_CONFLICT;
+#undef SHOPCQRS_ORDER_ROW_COLUMNS
+#undef SHOPCQRS_ORDER_UPSERT_INSERT
+#undef SHOPCQRS_ORDER_UPSERT_CONFLICT
+
 inline constexpr Statement kUpsertCustomers{
     "r_upsert_customers",
     "INSERT INTO customer_views (id, name, email, order_count, lifetime_value_cents, version) "
