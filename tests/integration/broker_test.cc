@@ -27,6 +27,7 @@
 #include "adapters/pg/migrator.h"
 #include "adapters/pg_read/projection.h"
 #include "cqrs/projector.h"
+#include "support/sql.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
 
@@ -39,25 +40,11 @@ using adapters::nats::JetStreamSource;
 using adapters::nats::NatsServer;
 using adapters::nats::Relay;
 using adapters::pg::Connection;
+using test_support::Column;
+using test_support::Dump;
+using test_support::Scalar;
 using test_support::Workload;
-
-std::int64_t Scalar(const std::string& conninfo, const std::string& sql) {
-  Connection c(conninfo);
-  return c.Exec(sql).Int64(0, 0);
-}
-
-std::vector<std::string> Column(const std::string& conninfo, const std::string& sql) {
-  Connection c(conninfo);
-  auto result = c.Exec(sql);
-  std::vector<std::string> values;
-  for (int i = 0; i < result.rows(); ++i) values.push_back(result.String(i, 0));
-  return values;
-}
-
-std::uint64_t WriteBound(const std::string& write) {
-  return static_cast<std::uint64_t>(
-      Scalar(write, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"));
-}
+using test_support::WriteBound;
 
 // A nats-server of its own in a temporary directory.
 struct TempNats {
@@ -79,18 +66,6 @@ struct TempNats {
   std::filesystem::path root;
   NatsServer server;
 };
-
-std::string WriteDatabase() {
-  auto write = test_support::FreshDatabase("w");
-  adapters::pg::ApplyMigrations(write, "pg_write");
-  return write;
-}
-
-std::string ReadDatabase() {
-  auto read = test_support::FreshDatabase("r");
-  adapters::pg::ApplyMigrations(read, "pg_read");
-  return read;
-}
 
 Relay::Options RelayOptions(const std::string& write, const TempNats& nats,
                             std::size_t batch = 512) {
@@ -217,7 +192,7 @@ void ExpectReadMatchesWrite(const std::string& write, const std::string& read) {
 
 TEST(Relay, AppendsEveryEventOnceInCommitOrder) {
   TempNats nats;
-  const auto write = WriteDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
   Workload load(write);
   load.Seed(5, 5);
   Relay relay(RelayOptions(write, nats));
@@ -254,7 +229,7 @@ TEST(RelayChild, RunsUntilKilled) {
 // event once, in order.
 TEST(RelayCrash, KilledRepeatedlyMidStream) {
   TempNats nats;
-  const auto write = WriteDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
   Workload load(write);
   load.Seed(5, 5);
   std::atomic<bool> stop = false;
@@ -283,7 +258,7 @@ TEST(RelayCrash, KilledRepeatedlyMidStream) {
 // Two relays at once, and the leader stopped mid-stream: events are appended once.
 TEST(Relay, TwoRelaysAppendOnceAndTheStandbyTakesOver) {
   TempNats nats;
-  const auto write = WriteDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
   Workload load(write);
   load.Seed(5, 5);
   auto first = std::make_unique<Relay>(RelayOptions(write, nats, 64));
@@ -319,8 +294,8 @@ TEST(Relay, TwoRelaysAppendOnceAndTheStandbyTakesOver) {
 // Tokens through the broker: a projector fed by JetStream reaches the bound of a command.
 TEST(BrokerProjection, ProjectsThroughTheStreamAndSatisfiesTokens) {
   TempNats nats;
-  const auto write = WriteDatabase();
-  const auto read = ReadDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto read = test_support::MigratedDatabase("r", "pg_read");
   Workload load(write);
   load.Seed(5, 5);
   Relay relay(RelayOptions(write, nats));
@@ -347,8 +322,8 @@ TEST(BrokerProjection, ProjectsThroughTheStreamAndSatisfiesTokens) {
 // recover by themselves and the read store converges exactly.
 TEST(BrokerProjection, ConvergesAfterNatsServerKilledUnderLoad) {
   TempNats nats;
-  const auto write = WriteDatabase();
-  const auto read = ReadDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto read = test_support::MigratedDatabase("r", "pg_read");
   Workload load(write);
   load.Seed(5, 5);
   Relay relay(RelayOptions(write, nats));
@@ -382,8 +357,8 @@ TEST(BrokerProjection, ConvergesAfterNatsServerKilledUnderLoad) {
 // consumer that sees the stream hold more than it delivered is re-seated.
 TEST(BrokerProjection, ConvergesWhenTheBrokerDiesRightAfterTheLastCommands) {
   TempNats nats;
-  const auto write = WriteDatabase();
-  const auto read = ReadDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto read = test_support::MigratedDatabase("r", "pg_read");
   Workload load(write);
   load.Seed(3, 3);
   Relay relay(RelayOptions(write, nats));
@@ -406,7 +381,7 @@ TEST(BrokerProjection, ConvergesWhenTheBrokerDiesRightAfterTheLastCommands) {
 // store's checkpoint is re-seated at the checkpoint, and nothing is skipped or applied twice.
 TEST(BrokerProjection, ReseatsADurableConsumerAheadOfTheStore) {
   TempNats nats;
-  const auto write = WriteDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
   Workload load(write);
   load.Seed(5, 5);
   std::mt19937_64 rng(3);
@@ -414,14 +389,14 @@ TEST(BrokerProjection, ReseatsADurableConsumerAheadOfTheStore) {
   Relay relay(RelayOptions(write, nats));
   relay.Start();
   WaitStreamCaughtUp(nats, write);
-  const auto first_read = ReadDatabase();
+  const auto first_read = test_support::MigratedDatabase("r", "pg_read");
   {
     BrokerRig rig(nats, first_read, "shopcqrs_read_pg", 50);
     ASSERT_TRUE(rig.tracker.WaitFor(WriteBound(write), 30s));
   }  // the durable consumer has acked the whole stream
   // A fresh read database (checkpoint zero) behind the same consumer name.
   for (int i = 0; i < 100; ++i) load.Step(rng);
-  const auto second_read = ReadDatabase();
+  const auto second_read = test_support::MigratedDatabase("r", "pg_read");
   cqrs::Checkpoint stored;
   {
     BrokerRig rig(nats, second_read, "shopcqrs_read_pg", 50);

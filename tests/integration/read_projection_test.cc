@@ -32,6 +32,7 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "support/sql.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
 
@@ -40,35 +41,11 @@ namespace {
 
 using namespace std::chrono_literals;
 using adapters::pg::Connection;
+using test_support::Column;
+using test_support::Dump;
+using test_support::Scalar;
 using test_support::Workload;
-
-std::int64_t Scalar(const std::string& conninfo, const std::string& sql) {
-  Connection c(conninfo);
-  return c.Exec(sql).Int64(0, 0);
-}
-
-// Every row of `sql`, columns joined with '|' (NULL as "∅").
-std::vector<std::string> Dump(const std::string& conninfo, const std::string& sql) {
-  Connection c(conninfo);
-  c.Exec("SET TimeZone = 'UTC'");
-  std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c.raw(), sql.c_str()), &PQclear);
-  EXPECT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQresultErrorMessage(r.get());
-  std::vector<std::string> rows;
-  for (int i = 0; i < PQntuples(r.get()); ++i) {
-    std::string row;
-    for (int j = 0; j < PQnfields(r.get()); ++j) {
-      if (j) row += '|';
-      row += PQgetisnull(r.get(), i, j) ? "∅" : PQgetvalue(r.get(), i, j);
-    }
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
-
-std::uint64_t WriteBound(const std::string& write) {
-  return static_cast<std::uint64_t>(
-      Scalar(write, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"));
-}
+using test_support::WriteBound;
 
 // Asserts the read database holds exactly what the write database implies.
 void ExpectReadMatchesWrite(const std::string& write, const std::string& read) {

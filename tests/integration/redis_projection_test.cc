@@ -34,6 +34,7 @@
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
 #include "domain/time.h"
+#include "support/sql.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
 
@@ -45,17 +46,11 @@ using adapters::pg::Connection;
 using adapters::redis::RedisProjection;
 using adapters::redis::RedisReadModel;
 using adapters::redis::RedisServer;
+using test_support::Column;
+using test_support::Dump;
+using test_support::Scalar;
 using test_support::Workload;
-
-std::int64_t Scalar(const std::string& conninfo, const std::string& sql) {
-  Connection c(conninfo);
-  return c.Exec(sql).Int64(0, 0);
-}
-
-std::uint64_t WriteBound(const std::string& write) {
-  return static_cast<std::uint64_t>(
-      Scalar(write, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"));
-}
+using test_support::WriteBound;
 
 // A redis-server of its own in a temporary directory.
 struct TempRedis {
@@ -96,12 +91,6 @@ struct RedisRig {
   cqrs::ProgressTracker tracker;
   cqrs::Projector projector;
 };
-
-std::string WriteDatabase() {
-  auto write = test_support::FreshDatabase("w");
-  adapters::pg::ApplyMigrations(write, "pg_write");
-  return write;
-}
 
 // Waits until the checkpoint stored IN REDIS covers every transaction committed so far (the
 // tracker alone is not enough after Redis lost data: it never moves back).
@@ -224,7 +213,7 @@ TEST(RedisClient, CommandsPipelinesScriptsAndErrors) {
 
 TEST(RedisProjection, OrderViewsRenamesAndTopSellers) {
   TempRedis redis;
-  const auto write = WriteDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
   const auto prefix = Prefix();
   Workload load(write);
   auto& cmd = load.commands;
@@ -398,7 +387,7 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
 // Redelivery through the real reader: the same fetched batch applied twice.
 TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
   TempRedis redis;
-  const auto write = WriteDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
   const auto prefix = Prefix();
   Workload load(write);
   load.Seed(4, 4);
@@ -421,7 +410,7 @@ TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
 // is exact.
 TEST(RedisProjectorCrash, RestartsAbruptlyAndEndsExact) {
   TempRedis redis;
-  const auto write = WriteDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
   const auto prefix = Prefix();
   Workload load(write);
   load.Seed(8, 8);
@@ -445,7 +434,7 @@ TEST(RedisProjectorCrash, RestartsAbruptlyAndEndsExact) {
 // the data and the checkpoint together, and the projector replays from the older one).
 TEST(RedisServerCrash, KilledUnderLoadRestartsAndConverges) {
   TempRedis redis;
-  const auto write = WriteDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
   const auto prefix = Prefix();
   Workload load(write);
   load.Seed(6, 6);
@@ -476,7 +465,7 @@ TEST(RedisServerCrash, KilledUnderLoadRestartsAndConverges) {
 // Redis down (or missing an order): RedisQueries answers from the read PostgreSQL.
 TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   TempRedis redis;
-  const auto write = WriteDatabase();
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
   const auto read = test_support::FreshDatabase("r");
   adapters::pg::ApplyMigrations(read, "pg_read");
   const auto prefix = Prefix();

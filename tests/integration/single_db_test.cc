@@ -29,6 +29,7 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "support/sql.h"
 #include "support/test_postgres.h"
 
 namespace shopcqrs {
@@ -36,20 +37,10 @@ namespace {
 
 using namespace std::chrono_literals;
 using adapters::pg::Connection;
-
-std::vector<std::string> Ids(const std::string& conninfo, const std::string& sql) {
-  Connection c(conninfo);
-  auto r = c.Exec(sql);
-  std::vector<std::string> ids;
-  for (int i = 0; i < r.rows(); ++i) ids.push_back(r.String(i, 0));
-  return ids;
-}
-
-std::uint64_t WriteBound(const std::string& write) {
-  Connection c(write);
-  return static_cast<std::uint64_t>(
-      c.Exec("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").Int64(0, 0));
-}
+using test_support::Column;
+using test_support::Dump;
+using test_support::Scalar;
+using test_support::WriteBound;
 
 std::string Describe(const app::OrderSummary& o) {
   auto opt = [](const auto& v) {
@@ -205,7 +196,7 @@ class SingleDbTest : public ::testing::Test {
 
   void ExpectEqualAnswers() {
     // Order views, with lines; and an order that does not exist.
-    const auto order_ids = Ids(write_, "SELECT id::text FROM orders ORDER BY id");
+    const auto order_ids = Column(write_, "SELECT id::text FROM orders ORDER BY id");
     ASSERT_FALSE(order_ids.empty());
     for (const auto& text : order_ids) {
       const auto id = *domain::OrderId::Parse(text);
