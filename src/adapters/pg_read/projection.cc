@@ -194,34 +194,28 @@ class BatchState {
   }
 
   std::optional<std::string> OrdersJson() const {
-    JsonOut out;
-    out.BeginArray();
-    for (const auto& [id, o] : orders_) {
-      if (!o.dirty) continue;
-      out.BeginObject();
-      out.Field("id", id);
-      out.Field("customer_id", o.customer_id);
-      out.Field("customer_name", o.customer_name);
-      out.Field("customer_email", o.customer_email);
-      out.Field("status", o.status);
-      out.RawField("lines", o.lines);
-      out.Field("item_count", o.item_count);
-      out.Field("total_cents", o.total_cents);
-      out.Field("placed_at", o.placed_at);
-      out.Field("paid_at", o.paid_at);
-      out.Field("shipped_at", o.shipped_at);
-      out.Field("delivered_at", o.delivered_at);
-      out.Field("cancelled_at", o.cancelled_at);
-      out.Field("payment_reference", o.payment_reference);
-      out.Field("tracking_number", o.tracking_number);
-      out.Field("cancel_reason", o.cancel_reason);
-      out.Field("version", o.version);
-      out.Field("line_text", o.line_text);
-      out.EndObject();
-    }
-    if (out.Empty()) return std::nullopt;
-    out.EndArray();
-    return out.Take();
+    return projection_support::RowsJson(
+        orders_, [](const auto& o) { return o.dirty; },
+        [](JsonOut& out, const auto& id, const auto& o) {
+          out.Field("id", id);
+          out.Field("customer_id", o.customer_id);
+          out.Field("customer_name", o.customer_name);
+          out.Field("customer_email", o.customer_email);
+          out.Field("status", o.status);
+          out.RawField("lines", o.lines);
+          out.Field("item_count", o.item_count);
+          out.Field("total_cents", o.total_cents);
+          out.Field("placed_at", o.placed_at);
+          out.Field("paid_at", o.paid_at);
+          out.Field("shipped_at", o.shipped_at);
+          out.Field("delivered_at", o.delivered_at);
+          out.Field("cancelled_at", o.cancelled_at);
+          out.Field("payment_reference", o.payment_reference);
+          out.Field("tracking_number", o.tracking_number);
+          out.Field("cancel_reason", o.cancel_reason);
+          out.Field("version", o.version);
+          out.Field("line_text", o.line_text);
+        });
   }
   std::size_t DirtyOrders() const {
     std::size_t n = 0;
@@ -308,57 +302,40 @@ class BatchState {
     return out;
   }
   std::optional<std::string> CustomersJson() const {
-    JsonOut out;
-    out.BeginArray();
-    for (const auto& [id, c] : customers_) {
-      if (!c.dirty) continue;
-      out.BeginObject();
-      out.Field("id", id);
-      out.Field("name", c.name);
-      out.Field("email", c.email);
-      out.Field("order_count", c.order_count);
-      out.Field("lifetime_value_cents", c.lifetime_value_cents);
-      out.Field("version", c.version);
-      out.EndObject();
-    }
-    if (out.Empty()) return std::nullopt;
-    out.EndArray();
-    return out.Take();
+    return projection_support::RowsJson(
+        customers_, [](const auto& c) { return c.dirty; },
+        [](JsonOut& out, const auto& id, const auto& c) {
+          out.Field("id", id);
+          out.Field("name", c.name);
+          out.Field("email", c.email);
+          out.Field("order_count", c.order_count);
+          out.Field("lifetime_value_cents", c.lifetime_value_cents);
+          out.Field("version", c.version);
+        });
   }
   std::optional<std::string> ProductsJson() const {
-    JsonOut out;
-    out.BeginArray();
-    for (const auto& [id, p] : products_) {
-      if (!p.dirty) continue;
-      out.BeginObject();
-      out.Field("id", id);
-      out.Field("sku", p.sku);
-      out.Field("name", p.name);
-      out.Field("price_cents", p.price_cents);
-      out.Field("stock", p.stock);
-      out.Field("units_sold", p.units_sold);
-      out.Field("revenue_cents", p.revenue_cents);
-      out.Field("version", p.version);
-      out.EndObject();
-    }
-    if (out.Empty()) return std::nullopt;
-    out.EndArray();
-    return out.Take();
+    return projection_support::RowsJson(
+        products_, [](const auto& p) { return p.dirty; },
+        [](JsonOut& out, const auto& id, const auto& p) {
+          out.Field("id", id);
+          out.Field("sku", p.sku);
+          out.Field("name", p.name);
+          out.Field("price_cents", p.price_cents);
+          out.Field("stock", p.stock);
+          out.Field("units_sold", p.units_sold);
+          out.Field("revenue_cents", p.revenue_cents);
+          out.Field("version", p.version);
+        });
   }
   std::optional<std::string> DailyJson() const {
-    JsonOut out;
-    out.BeginArray();
-    for (const auto& [day, d] : days_) {
-      out.BeginObject();
-      out.Field("day", static_cast<std::int64_t>(day));
-      out.Field("placed", d.placed);
-      out.Field("paid", d.paid);
-      out.Field("revenue", d.revenue);
-      out.EndObject();
-    }
-    if (out.Empty()) return std::nullopt;
-    out.EndArray();
-    return out.Take();
+    return projection_support::RowsJson(
+        days_, [](const auto&) { return true; },
+        [](JsonOut& out, const auto& day, const auto& d) {
+          out.Field("day", static_cast<std::int64_t>(day));
+          out.Field("placed", d.placed);
+          out.Field("paid", d.paid);
+          out.Field("revenue", d.revenue);
+        });
   }
   std::optional<std::string> ChangedCustomers() const {
     std::vector<std::string> ids;

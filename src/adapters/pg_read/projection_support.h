@@ -112,6 +112,23 @@ class JsonOut {
   bool first_ = true;
 };
 
+// A JSON array with one object per row of `rows` (a map of id -> row) that `include` accepts,
+// written by `fields(out, id, row)`; nullopt when no row is included.
+template <class Rows, class Include, class Fields>
+std::optional<std::string> RowsJson(const Rows& rows, Include include, Fields fields) {
+  JsonOut out;
+  out.BeginArray();
+  for (const auto& [id, row] : rows) {
+    if (!include(row)) continue;
+    out.BeginObject();
+    fields(out, id, row);
+    out.EndObject();
+  }
+  if (out.Empty()) return std::nullopt;
+  out.EndArray();
+  return out.Take();
+}
+
 // Decodes the payloads (JSON parsing is most of the client-side work of a batch); large
 // batches are split across two threads. An undecodable event is a cqrs::FatalProjectionError.
 std::vector<domain::DomainEvent> DecodeAll(const std::vector<cqrs::StoredEvent>& events);

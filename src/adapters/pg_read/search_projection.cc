@@ -87,37 +87,25 @@ class SearchBatch {
   }
 
   std::optional<std::string> CustomersJson() const {
-    JsonOut out;
-    out.BeginArray();
-    for (const auto& [id, c] : customers_) {
-      if (!c.dirty) continue;
-      out.BeginObject();
-      out.Field("id", id);
-      out.Field("name", c.name);
-      out.Field("email", c.email);
-      out.Field("version", c.version);
-      out.EndObject();
-    }
-    if (out.Empty()) return std::nullopt;
-    out.EndArray();
-    return out.Take();
+    return projection_support::RowsJson(
+        customers_, [](const auto& c) { return c.dirty; },
+        [](JsonOut& out, const auto& id, const auto& c) {
+          out.Field("id", id);
+          out.Field("name", c.name);
+          out.Field("email", c.email);
+          out.Field("version", c.version);
+        });
   }
   std::optional<std::string> OrdersJson() const {
-    JsonOut out;
-    out.BeginArray();
-    for (const auto& [id, o] : orders_) {
-      if (!o.dirty) continue;
-      out.BeginObject();
-      out.Field("id", id);
-      out.Field("customer_id", o.customer_id);
-      out.Field("line_text", o.line_text);
-      out.Field("tracking_number", o.tracking_number);
-      out.Field("version", o.version);
-      out.EndObject();
-    }
-    if (out.Empty()) return std::nullopt;
-    out.EndArray();
-    return out.Take();
+    return projection_support::RowsJson(
+        orders_, [](const auto& o) { return o.dirty; },
+        [](JsonOut& out, const auto& id, const auto& o) {
+          out.Field("id", id);
+          out.Field("customer_id", o.customer_id);
+          out.Field("line_text", o.line_text);
+          out.Field("tracking_number", o.tracking_number);
+          out.Field("version", o.version);
+        });
   }
   // Customers whose details changed: their other order documents follow.
   std::optional<std::string> ChangedCustomers() const {
