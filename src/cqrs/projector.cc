@@ -137,7 +137,7 @@ bool Projector::Step(Checkpoint& checkpoint) {
       return source_.FetchBatch(after, size);
     });
   }
-  store_.Apply(batch.events, batch.next);
+  store_.Apply(checkpoint, batch.events, batch.next);
   checkpoint = batch.next;
   source_.Acknowledge(checkpoint);
 

@@ -69,10 +69,13 @@ class ProjectionStore {
   virtual ~ProjectionStore() = default;
   // The stored checkpoint (all zero for a fresh store).
   virtual Checkpoint LoadCheckpoint() = 0;
-  // Applies `events` and stores `checkpoint` in one read-store transaction. Idempotent per
-  // event (a redelivered event has no second effect). May be called with no events to store
-  // a moved bound.
-  virtual void Apply(const std::vector<StoredEvent>& events, const Checkpoint& checkpoint) = 0;
+  // Applies `events` and stores `to` in one read-store transaction, as a compare-and-set: the
+  // batch commits only if the stored checkpoint is still `from` (the one the batch starts from);
+  // otherwise nothing is written and a retryable error is thrown, so no path can move past an
+  // event it did not apply. Idempotent per event (a redelivered event has no second effect).
+  // May be called with no events to store a moved bound.
+  virtual void Apply(const Checkpoint& from, const std::vector<StoredEvent>& events,
+                     const Checkpoint& to) = 0;
   virtual void Reset() {}
 };
 

@@ -25,6 +25,7 @@
 #include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
+#include "adapters/pg_read/queries.h"
 #include "adapters/pg_read/read_model.h"
 #include "adapters/pg_read/search_projection.h"
 #include "adapters/pg_write/write_store.h"
@@ -527,7 +528,7 @@ TEST(ReadProjection, OutOfOrderAggregatesAndRedeliveryAndGaps) {
             fmt::format(R"({{"order_id":"{}","customer_id":"{}","amount_cents":10,)"
                         R"("payment_reference":"P","lines":{}}})",
                         order, customer, line))};
-  store.Apply(batch1, {1, 1, 2});
+  store.Apply({}, batch1, {1, 1, 2});
   std::vector<cqrs::StoredEvent> batch2{
       event("CustomerRegistered", "Customer", customer, 1,
             fmt::format(R"({{"customer_id":"{}","name":"Zed","email":"z@x"}})", customer)),
@@ -535,8 +536,8 @@ TEST(ReadProjection, OutOfOrderAggregatesAndRedeliveryAndGaps) {
             fmt::format(R"({{"product_id":"{}","sku":"S1","name":"Thing","price_cents":5,)"
                         R"("stock":10}})",
                         product))};
-  store.Apply(batch2, {2, 3, 3});
-  store.Apply(batch1, {2, 3, 3});  // redelivered: no second effect
+  store.Apply({1, 1, 2}, batch2, {2, 3, 3});
+  store.Apply({2, 3, 3}, batch1, {2, 3, 3});  // redelivered: no second effect
   EXPECT_EQ(Dump(db.read, "SELECT name, order_count, lifetime_value_cents FROM customer_views"),
             std::vector<std::string>{"Zed|1|10"});
   EXPECT_EQ(Dump(db.read, "SELECT stock, units_sold, revenue_cents, version FROM product_views"),
@@ -550,8 +551,22 @@ TEST(ReadProjection, OutOfOrderAggregatesAndRedeliveryAndGaps) {
   std::vector<cqrs::StoredEvent> gap{
       event("OrderDelivered", "Order", order, 4,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}"}})", order, customer))};
-  EXPECT_THROW(store.Apply(gap, {3, 4, 4}), cqrs::FatalProjectionError);
+  EXPECT_THROW(store.Apply({2, 3, 3}, gap, {3, 4, 4}), cqrs::FatalProjectionError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{2, 3, 3}));
+  // A batch from any other checkpoint than the stored one is refused whole (compare-and-set):
+  // a projector that missed a commit cannot move the checkpoint past events it did not apply.
+  for (const auto& from :
+       {cqrs::Checkpoint{}, cqrs::Checkpoint{1, 1, 2}, cqrs::Checkpoint{2, 3, 2}}) {
+    try {
+      store.Apply(from, batch2, {9, 9, 9});
+      ADD_FAILURE() << "a batch from a stale checkpoint was applied";
+    } catch (const adapters::pg::PgError& error) {
+      EXPECT_EQ(error.sqlstate(), adapters::pg_read::queries::kCheckpointMovedState);
+    }
+  }
+  EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{2, 3, 3}));
+  EXPECT_EQ(Dump(db.read, "SELECT customer_name, status, version FROM order_views"),
+            std::vector<std::string>{"Zed|paid|2"});
 }
 
 // Catch-up speed on a realistic mix (orders placed, paid, shipped) written set-based.

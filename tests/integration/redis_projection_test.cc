@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -335,7 +336,7 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
                         R"("payment_reference":"P","lines":{}}})",
                         order, customer, line))};
   store.LoadCheckpoint();
-  store.Apply(batch1, {1, 2, 3});
+  store.Apply({}, batch1, {1, 2, 3});
   auto view = model.GetOrder(domain::OrderId(order_id));
   ASSERT_TRUE(view);
   EXPECT_EQ(view->customer_name, std::nullopt);  // the customer is not known yet
@@ -349,10 +350,10 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
             fmt::format(
                 R"({{"product_id":"{}","sku":"S1","name":"Thing","price_cents":5,"stock":9}})",
                 product))};
-  store.Apply(batch2, {1, 4, 5});
+  store.Apply({1, 2, 3}, batch2, {1, 4, 5});
   // Redelivery: the same batch again has no second effect (only the checkpoint moves).
-  store.Apply(batch2, {1, 4, 6});
-  store.Apply(batch1, {1, 4, 7});
+  store.Apply({1, 4, 5}, batch2, {1, 4, 6});
+  store.Apply({1, 4, 6}, batch1, {1, 4, 7});
   EXPECT_EQ(store.EventsApplied(), 4);
   view = model.GetOrder(domain::OrderId(order_id));
   ASSERT_TRUE(view);
@@ -371,17 +372,17 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
             fmt::format(R"({{"customer_id":"{}","name":"Y","email":"y@x"}})", customer)),
       event("OrderDelivered", "Order", order, 4,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}"}})", order, customer))};
-  EXPECT_THROW(store.Apply(gap, {1, 6, 9}), cqrs::FatalProjectionError);
+  EXPECT_THROW(store.Apply({1, 4, 7}, gap, {1, 6, 9}), cqrs::FatalProjectionError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 4, 7}));
   EXPECT_EQ(model.GetOrder(domain::OrderId(order_id))->customer_name, "Zed");
 
   // A store whose checkpoint moved under it (another writer, or Redis lost data) refuses.
   RedisProjection other({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
   other.LoadCheckpoint();
-  other.Apply({}, {1, 4, 8});
-  EXPECT_THROW(store.Apply({}, {1, 4, 9}), adapters::redis::RedisReplyError);
+  other.Apply({1, 4, 7}, {}, {1, 4, 8});
+  EXPECT_THROW(store.Apply({1, 4, 7}, {}, {1, 4, 9}), adapters::redis::RedisReplyError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 4, 8}));
-  store.Apply({}, {1, 4, 9});  // after reloading, it goes on
+  store.Apply({1, 4, 8}, {}, {1, 4, 9});  // after reloading, it goes on
 }
 
 // Redelivery through the real reader: the same fetched batch applied twice.
@@ -399,8 +400,8 @@ TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
   while (true) {
     auto batch = reader.FetchBatch(checkpoint, 37);
     if (batch.events.empty()) break;
-    store.Apply(batch.events, batch.next);
-    store.Apply(batch.events, batch.next);  // redelivered
+    store.Apply(checkpoint, batch.events, batch.next);
+    store.Apply(batch.next, batch.events, batch.next);  // redelivered
     checkpoint = batch.next;
   }
   ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
@@ -547,6 +548,160 @@ TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   const auto hits = queries.GetStats().redis_hits;
   ASSERT_TRUE(queries.GetOrder(order));
   EXPECT_EQ(queries.GetStats().redis_hits, hits + 1);
+}
+
+// One command of an AOF file (RESP array of bulk strings): where it starts and ends, and its name.
+struct AofCommand {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  std::string name;
+};
+
+std::vector<AofCommand> ParseAof(const std::string& text) {
+  std::vector<AofCommand> commands;
+  std::size_t at = 0;
+  auto line = [&]() -> std::string {
+    const auto eol = text.find("\r\n", at);
+    if (eol == std::string::npos) throw std::runtime_error("truncated AOF line");
+    std::string out = text.substr(at, eol - at);
+    at = eol + 2;
+    return out;
+  };
+  while (at < text.size()) {
+    AofCommand command{at, 0, {}};
+    const auto header = line();
+    if (header.empty() || header[0] != '*') throw std::runtime_error("not a RESP array: " + header);
+    const int n = std::stoi(header.substr(1));
+    for (int i = 0; i < n; ++i) {
+      const auto size = line();
+      const auto length = std::stoul(size.substr(1));
+      if (i == 0) command.name = text.substr(at, length);
+      at += length + 2;
+    }
+    command.end = at;
+    commands.push_back(command);
+  }
+  return commands;
+}
+
+std::filesystem::path IncrementalAof(const std::filesystem::path& data_dir) {
+  std::filesystem::path found;
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir / "appendonlydir")) {
+    if (entry.path().string().ends_with(".incr.aof")) found = std::max(found, entry.path());
+  }
+  if (found.empty()) throw std::runtime_error("no incremental AOF file");
+  return found;
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A kill -9 during the AOF append of a script can leave the start of its MULTI block in the AOF.
+// Redis 7.0 loads such a file (aof-load-truncated) but keeps the cut-off commands and appends
+// after them, so the next restart replays them in front of whatever comes next. Here the AOF is
+// cut inside the last command (the checkpoint) of the last batch, after every sales write of
+// that batch; the batch is then replayed in smaller batches (other boundaries than the lost
+// one) across two more restarts, and every total must still equal the write model.
+TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
+  const auto root = std::filesystem::temp_directory_path() /
+                    fmt::format("shopcqrs-redis-aof-test-{}", ::getpid());
+  std::filesystem::remove_all(root);
+  const RedisServer::Options options{
+      .data_dir = root / "data", .name = "aof-redis", .appendfsync = "always"};
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto prefix = Prefix();
+  Workload load(write);
+  load.Seed(3, 3);
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 300; ++i) load.Step(rng);
+  adapters::pg_outbox::OutboxReader reader({write});
+  const auto all = reader.FetchBatch({}, 100000);
+  ASSERT_GT(all.events.size(), 100u);
+  const std::size_t half = all.events.size() / 2;
+  const std::vector<cqrs::StoredEvent> first(all.events.begin(), all.events.begin() + half);
+  const std::vector<cqrs::StoredEvent> second(all.events.begin() + half, all.events.end());
+  const cqrs::Checkpoint middle{first.back().xid, first.back().position, 0};
+  {
+    RedisServer server(options);
+    server.Start();
+    RedisProjection store({.endpoint = server.Endpoint(), .key_prefix = prefix});
+    store.Apply({}, first, middle);
+    store.Apply(middle, second, all.next);
+    server.Stop();
+  }
+  // Cut the AOF inside the last command of the last MULTI block.
+  const auto aof = IncrementalAof(options.data_dir);
+  const auto text = ReadFile(aof);
+  const auto commands = ParseAof(text);
+  ASSERT_GE(commands.size(), 3u);
+  ASSERT_EQ(commands.back().name, "EXEC");
+  const auto& last = commands[commands.size() - 2];
+  ASSERT_EQ(last.name, "HSET");  // the checkpoint
+  std::size_t sales_writes = 0;
+  for (auto i = commands.size() - 2; i > 0 && commands[i].name != "MULTI"; --i) {
+    if (commands[i].name == "HSET" || commands[i].name == "HINCRBY") ++sales_writes;
+  }
+  ASSERT_GT(sales_writes, 1u);
+  std::filesystem::resize_file(aof, last.begin + (last.end - last.begin) / 2);
+
+  // Restart, replay the first part of the lost batch; restart, replay the rest; restart.
+  cqrs::Checkpoint checkpoint = middle;
+  const std::size_t part_end[] = {second.size() / 3, second.size(), second.size()};
+  std::size_t done = 0;
+  for (int round = 0; round < 3; ++round) {
+    RedisServer server(options);
+    server.Start();
+    RedisProjection store({.endpoint = server.Endpoint(), .key_prefix = prefix});
+    EXPECT_EQ(store.LoadCheckpoint(), checkpoint) << "round " << round;
+    while (done < part_end[round]) {
+      const std::size_t to = std::min(part_end[round], done + 7);
+      const std::vector<cqrs::StoredEvent> part(second.begin() + done, second.begin() + to);
+      cqrs::Checkpoint next{part.back().xid, part.back().position, 0};
+      if (to == second.size()) next = all.next;
+      store.Apply(checkpoint, part, next);
+      checkpoint = next;
+      done = to;
+    }
+    if (round > 0) ExpectRedisMatchesWrite(write, server.Endpoint(), prefix);
+    server.Stop();
+  }
+  EXPECT_EQ(checkpoint, all.next);
+  std::filesystem::remove_all(root);
+}
+
+// An event the script cannot apply is refused before the first write: a retry of the batch
+// (or a skip past it) finds nothing half-applied, so no relative effect can repeat.
+TEST(RedisProjection, ScriptRefusesAWholeBatchBeforeItsFirstWrite) {
+  TempRedis redis;
+  const auto prefix = Prefix();
+  adapters::redis::RedisClient client(redis.server.Endpoint());
+  const adapters::redis::RedisScript script{std::string(adapters::redis::ApplyScriptSource())};
+  const std::string order = adapters::system::NewRandomUuid().ToString();
+  const std::string product = adapters::system::NewRandomUuid().ToString();
+  const std::string lines = fmt::format(
+      R"([{{"product_id":"{}","sku":"S","product_name":"P","quantity":3,"unit_price_cents":5,)"
+      R"("line_total_cents":15}}])",
+      product);
+  const std::string events = fmt::format(
+      R"([{{"agg":"Product","id":"{1}","v":1,"type":"ProductAdded","at":"t","first":true,)"
+      R"("sku":"S","name":"P"}},)"
+      R"({{"agg":"Order","id":"{0}","v":1,"type":"OrderPlaced","at":"t","first":true,)"
+      R"("customer_id":"c","item_count":3,"total_cents":15,"lines":{2}}},)"
+      R"({{"agg":"Order","id":"{0}","v":2,"type":"OrderPaid","at":"t","first":false,)"
+      R"("payment_reference":"R","lines":{2}}},)"
+      R"({{"agg":"Order","id":"{0}","v":3,"type":"OrderTeleported","at":"t","first":false}}])",
+      order, product, lines);
+  const std::vector<std::string> keys{prefix + "checkpoint:redis"};
+  const std::vector<std::string> args{prefix, "0", "0", "0", "1", "4", "2", events};
+  try {
+    client.Eval(script, keys, args);
+    ADD_FAILURE() << "an unknown event type was applied";
+  } catch (const adapters::redis::RedisReplyError& error) {
+    EXPECT_NE(std::string_view(error.what()).find("SHOPCQRS_UNKNOWN_EVENT"), std::string::npos);
+  }
+  EXPECT_EQ(client.Command({"DBSIZE"}).integer, 0);  // not one key written
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
+#include "adapters/pg_read/queries.h"
 #include "adapters/pg_read/read_model.h"
 #include "adapters/pg_read/search_projection.h"
 #include "adapters/pg_write/write_store.h"
@@ -320,8 +321,8 @@ TEST(SearchProjection, TheSameBatchTwiceChangesNothing) {
   ASSERT_FALSE(rest.events.empty());
 
   SearchProjection store(db.read);
-  store.Apply(first.events, first.next);
-  store.Apply(rest.events, rest.next);
+  store.Apply({}, first.events, first.next);
+  store.Apply(first.next, rest.events, rest.next);
   const auto state = Dump(db.read, kSearchState);
   const auto checkpoint = Dump(db.read, kSearchCheckpoint);
   ASSERT_FALSE(state.empty());
@@ -329,18 +330,26 @@ TEST(SearchProjection, TheSameBatchTwiceChangesNothing) {
 
   // Redelivered: the last batch again, the first one again, both at once. No row is written
   // again (xmin unchanged) and the checkpoint (with its event count) does not move.
-  store.Apply(rest.events, rest.next);
-  store.Apply(first.events, rest.next);
+  store.Apply(rest.next, rest.events, rest.next);
+  store.Apply(rest.next, first.events, rest.next);
   std::vector<cqrs::StoredEvent> all = first.events;
   all.insert(all.end(), rest.events.begin(), rest.events.end());
-  store.Apply(all, rest.next);
+  store.Apply(rest.next, all, rest.next);
   EXPECT_EQ(Dump(db.read, kSearchState), state);
   EXPECT_EQ(Dump(db.read, kSearchCheckpoint), checkpoint);
   EXPECT_EQ(store.LoadCheckpoint(), rest.next);
   EXPECT_EQ(Scalar(db.read, "SELECT events FROM projection_checkpoints WHERE name = 'search'"),
             static_cast<std::int64_t>(all.size()));
-  // An older checkpoint never moves the stored one back.
-  store.Apply(first.events, first.next);
+  // A batch that starts from another checkpoint than the stored one is refused whole
+  // (compare-and-set), whichever way it would move it.
+  for (const auto& from : {cqrs::Checkpoint{}, first.next}) {
+    try {
+      store.Apply(from, first.events, first.next);
+      ADD_FAILURE() << "a batch from a stale checkpoint was applied";
+    } catch (const adapters::pg::PgError& error) {
+      EXPECT_EQ(error.sqlstate(), adapters::pg_read::queries::kCheckpointMovedState);
+    }
+  }
   EXPECT_EQ(store.LoadCheckpoint(), rest.next);
   EXPECT_EQ(Dump(db.read, kSearchState), state);
 }
@@ -389,13 +398,13 @@ TEST(SearchProjection, OutOfOrderAggregatesAndGaps) {
       event("CustomerDetailsChanged", "Customer", customer, 2,
             fmt::format(R"({{"customer_id":"{}","name":"Zoe","email":"zoe@x"}})", customer));
 
-  store.Apply({placed, paid, placed}, {1, 3, 2});  // the order before its customer
+  store.Apply({}, {placed, paid, placed}, {1, 3, 2});  // the order before its customer
   EXPECT_EQ(Dump(db.read, "SELECT document, version FROM search_orders"),
             std::vector<std::string>{"  S-1 Thing |1"});
-  store.Apply({registered, shipped, registered}, {1, 5, 3});
+  store.Apply({1, 3, 2}, {registered, shipped, registered}, {1, 5, 3});
   EXPECT_EQ(Dump(db.read, "SELECT document, version FROM search_orders"),
             std::vector<std::string>{"Zed z@x S-1 Thing TN-9|3"});
-  store.Apply({renamed}, {1, 6, 4});
+  store.Apply({1, 5, 3}, {renamed}, {1, 6, 4});
   EXPECT_EQ(Dump(db.read, "SELECT document FROM search_orders"),
             std::vector<std::string>{"Zoe zoe@x S-1 Thing TN-9"});
   EXPECT_EQ(Dump(db.read, "SELECT name, email, version FROM search_customers"),
@@ -408,16 +417,16 @@ TEST(SearchProjection, OutOfOrderAggregatesAndGaps) {
                           fmt::format(R"({{"order_id":"{}","customer_id":"{}",)"
                                       R"("tracking_number":"X"}})",
                                       other, customer));
-  EXPECT_THROW(store.Apply({lost}, {1, 7, 5}), cqrs::FatalProjectionError);
+  EXPECT_THROW(store.Apply({1, 6, 4}, {lost}, {1, 7, 5}), cqrs::FatalProjectionError);
   const auto skipped =
       event("CustomerDetailsChanged", "Customer", customer, 4,
             fmt::format(R"({{"customer_id":"{}","name":"Q","email":"q@x"}})", customer));
-  EXPECT_THROW(store.Apply({skipped}, {1, 8, 6}), cqrs::FatalProjectionError);
+  EXPECT_THROW(store.Apply({1, 6, 4}, {skipped}, {1, 8, 6}), cqrs::FatalProjectionError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 6, 4}));
   EXPECT_EQ(Dump(db.read, "SELECT document FROM search_orders"),
             std::vector<std::string>{"Zoe zoe@x S-1 Thing TN-9"});
   // The connection is still usable after the failed batches.
-  store.Apply({}, {1, 6, 9});
+  store.Apply({1, 6, 4}, {}, {1, 6, 9});
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 6, 9}));
 }
 
@@ -438,7 +447,7 @@ TEST(SearchProjection, CheckpointIsStoredWithTheBatch) {
       "CREATE TRIGGER fail_search_checkpoint BEFORE UPDATE ON projection_checkpoints "
       "FOR EACH ROW WHEN (NEW.name = 'search') EXECUTE FUNCTION fail_search_checkpoint()");
   SearchProjection store(db.read);
-  EXPECT_ANY_THROW(store.Apply(batch.events, batch.next));
+  EXPECT_ANY_THROW(store.Apply({}, batch.events, batch.next));
   EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM search_orders"), 0);
   EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM search_customers"), 0);
   EXPECT_EQ(store.LoadCheckpoint(), cqrs::Checkpoint{});
@@ -448,7 +457,7 @@ TEST(SearchProjection, CheckpointIsStoredWithTheBatch) {
   adapters::pg_read::ProgressListener listener(db.read, followed,
                                                adapters::pg_read::kSearchProjectionName, 60s);
   std::this_thread::sleep_for(300ms);  // LISTENing (the 60 s poll does not help in time)
-  store.Apply(batch.events, batch.next);
+  store.Apply({}, batch.events, batch.next);
   EXPECT_EQ(store.LoadCheckpoint(), batch.next);
   EXPECT_EQ(Dump(db.write, kWriteDocuments), Dump(db.read, kSearchDocuments));
   EXPECT_TRUE(followed.WaitFor(batch.next.bound, 5s)) << followed.Bound();

@@ -494,7 +494,8 @@ PgReadProjection::Timings PgReadProjection::GetTimings() const {
   return timings_;
 }
 
-void PgReadProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
+void PgReadProjection::Apply(const cqrs::Checkpoint& from,
+                             const std::vector<cqrs::StoredEvent>& events,
                              const cqrs::Checkpoint& checkpoint) {
   using Clock = projection_support::ApplyTimings::Clock;
   Clock::time_point t[6];
@@ -507,7 +508,7 @@ void PgReadProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
   auto& connection = connection_.Get();
   try {
     pg::Connection::Pipeline load(connection);
-    int next = projection_support::BeginBatch(load, name_);
+    int next = projection_support::BeginBatch(load, name_, from);
     int orders_at = -1, customers_at = -1, products_at = -1;
     if (state.HasOrders()) {
       load.Add(queries::kLoadOrders, Params().Add(state.OrderIds()));
@@ -601,7 +602,9 @@ void ProgressListener::Run() {
       if (now - last_poll >= poll_interval_) {
         auto rows = connection->Exec("SELECT bound FROM projection_checkpoints WHERE name = $1",
                                      Params().Add(name_));
-        if (rows.rows() == 1) tracker_.Publish(ToU64(rows.Int64(0, 0)));
+        // Set, not raised: after a read-server restart the stored bound is the truth, even if
+        // lower than what was heard before (notifications only ever raise it).
+        if (rows.rows() == 1) tracker_.Reset(ToU64(rows.Int64(0, 0)));
         last_poll = now;
       }
       PGconn* conn = connection->raw();

@@ -34,8 +34,8 @@ class PgReadProjection final : public cqrs::ProjectionStore {
   ~PgReadProjection() override;
 
   cqrs::Checkpoint LoadCheckpoint() override;
-  void Apply(const std::vector<cqrs::StoredEvent>& events,
-             const cqrs::Checkpoint& checkpoint) override;
+  void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
+             const cqrs::Checkpoint& to) override;
   void Reset() override;
   Timings GetTimings() const;
 
@@ -48,8 +48,9 @@ class PgReadProjection final : public cqrs::ProjectionStore {
 };
 
 // Follows a projection's progress from another process: LISTENs on kProgressChannel of the
-// read database (and re-reads the checkpoint every `poll_interval` as a fallback) and
-// publishes the stored bound to `tracker`. Reconnects on its own.
+// read database (raising the bound each notification names) and re-reads the checkpoint on
+// every (re)connection and every `poll_interval`, *setting* the tracker to the stored bound,
+// lower too: a store that lost a suffix makes waiting queries wait again. Reconnects on its own.
 class ProgressListener {
  public:
   ProgressListener(std::string conninfo, cqrs::ProgressTracker& tracker,

@@ -181,12 +181,15 @@ class ProjectorConnection {
 };
 
 // The checkpoint protocol of a batch transaction, in the pipelines of an Apply:
-//   BeginBatch queues BEGIN and takes the checkpoint row lock (creating the row if missing):
-//   concurrent projectors of one projection serialize here, and everything loaded afterwards
-//   is current. Answers the number of statements queued (the loads follow them).
-//   CommitBatch queues the checkpoint store (never backwards), the NOTIFY of
+//   BeginBatch queues BEGIN and the compare-and-set claim of the checkpoint row (created if
+//   missing, locked, and required to hold `from`, else the transaction fails with SQLSTATE
+//   queries::kCheckpointMovedState before anything is written): concurrent projectors of one
+//   projection serialize here, and everything loaded afterwards is current. Answers the number
+//   of statements queued (the loads follow them).
+//   CommitBatch queues the checkpoint store (exactly `checkpoint`), the NOTIFY of
 //   kProgressChannel ("<name>:<bound>", what ProgressListener follows) and COMMIT.
-int BeginBatch(pg::Connection::Pipeline& pipeline, const std::string& name);
+int BeginBatch(pg::Connection::Pipeline& pipeline, const std::string& name,
+               const cqrs::Checkpoint& from);
 void CommitBatch(pg::Connection::Pipeline& pipeline, const std::string& name,
                  const cqrs::Checkpoint& checkpoint, std::int64_t applied);
 

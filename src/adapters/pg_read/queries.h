@@ -1,5 +1,6 @@
 #pragma once
 
+#include <string_view>
 #include <vector>
 
 #include "adapters/pg/connection.h"
@@ -13,26 +14,19 @@ using pg::Statement;
 // ---- projections (writes; one transaction per batch) ----
 // Checkpoint statements shared by the projections of the read database (projection_support.h).
 
-// Creates the checkpoint row if missing, then locks it: concurrent projectors of one
-// projection serialize here, and everything they load afterwards is current.
-inline constexpr Statement kEnsureCheckpoint{
-    "r_ensure_checkpoint",
-    "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING"};
-inline constexpr Statement kLockCheckpoint{
-    "r_lock_checkpoint",
-    "SELECT xid, position, bound FROM projection_checkpoints WHERE name = $1 FOR UPDATE"};
+// The compare-and-set that opens every batch transaction (migration 0004): creates the row if
+// missing, locks it and raises SQLSTATE kCheckpointMovedState unless it holds ($2, $3, $4).
+inline constexpr Statement kClaimCheckpoint{"r_claim_checkpoint",
+                                            "SELECT shopcqrs_claim_checkpoint($1, $2, $3, $4)"};
+inline constexpr std::string_view kCheckpointMovedState = "SC409";
 inline constexpr Statement kLoadCheckpoint{
     "r_load_checkpoint", "SELECT xid, position, bound FROM projection_checkpoints WHERE name = $1"};
-// Never moves backwards (another projector of the same projection may have gone further).
-// $5, the events applied, counts only when the position moves: a batch that was applied
-// already adds nothing (the search projection counts the events it has no use for as applied
-// without knowing whether they are redelivered).
+// Runs after kClaimCheckpoint in the same transaction: the row holds the batch's starting
+// checkpoint, so this moves it exactly to the batch's end. $5, the events applied, counts only
+// when the position moves (a test may hand a batch in again from its own end).
 inline constexpr Statement kStoreCheckpoint{
     "r_store_checkpoint",
-    "UPDATE projection_checkpoints SET "
-    "xid = CASE WHEN (xid, position) < ($2, $3) THEN $2 ELSE xid END, "
-    "position = CASE WHEN (xid, position) < ($2, $3) THEN $3 ELSE position END, "
-    "bound = greatest(bound, $4), "
+    "UPDATE projection_checkpoints SET xid = $2, position = $3, bound = $4, "
     "events = events + CASE WHEN (xid, position) < ($2, $3) THEN $5 ELSE 0 END, "
     "updated_at = now() WHERE name = $1"};
 inline constexpr Statement kNotifyProgress{"r_notify_progress",
@@ -246,8 +240,7 @@ inline constexpr Statement kDailySales{
 #undef SHOPCQRS_ORDER_COLUMNS
 
 inline std::vector<Statement> All() {
-  return {kEnsureCheckpoint,
-          kLockCheckpoint,
+  return {kClaimCheckpoint,
           kLoadCheckpoint,
           kStoreCheckpoint,
           kNotifyProgress,

@@ -209,7 +209,8 @@ SearchProjection::Timings SearchProjection::GetTimings() const {
   return timings_;
 }
 
-void SearchProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
+void SearchProjection::Apply(const cqrs::Checkpoint& from,
+                             const std::vector<cqrs::StoredEvent>& events,
                              const cqrs::Checkpoint& checkpoint) {
   using Clock = Timings::Clock;
   Clock::time_point t[6];
@@ -226,7 +227,7 @@ void SearchProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
     pg::Connection::Pipeline write(connection);
     if (state.HasOrders() || state.HasCustomers()) {
       pg::Connection::Pipeline load(connection);
-      int next = projection_support::BeginBatch(load, name_);
+      int next = projection_support::BeginBatch(load, name_, from);
       int orders_at = -1, customers_at = -1;
       if (state.HasOrders()) {
         load.Add(queries::kLoadSearchOrders, Params().Add(state.OrderIds()));
@@ -241,7 +242,7 @@ void SearchProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
       if (customers_at >= 0) state.LoadCustomers(loaded[customers_at]);
     } else {
       // Nothing to load (no event of the batch changes a document): one round trip.
-      projection_support::BeginBatch(write, name_);
+      projection_support::BeginBatch(write, name_, from);
     }
     t[2] = Clock::now();
 

@@ -38,8 +38,8 @@ class SearchProjection final : public cqrs::ProjectionStore {
   ~SearchProjection() override;
 
   cqrs::Checkpoint LoadCheckpoint() override;
-  void Apply(const std::vector<cqrs::StoredEvent>& events,
-             const cqrs::Checkpoint& checkpoint) override;
+  void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
+             const cqrs::Checkpoint& to) override;
   void Reset() override;
   Timings GetTimings() const;
 

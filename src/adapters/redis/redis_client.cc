@@ -104,6 +104,7 @@ redisContext* RedisClient::Connected() {
   }
   redisEnableKeepAlive(context);
   context_ = context;
+  ++connections_;
   return context_;
 }
 

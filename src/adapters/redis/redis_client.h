@@ -96,6 +96,8 @@ class RedisClient {
   void Connect();
   void Disconnect();
   bool IsConnected() const { return context_ != nullptr; }
+  // How many connections this client has opened (each reconnect counts).
+  std::uint64_t Connections() const { return connections_; }
   const RedisEndpoint& endpoint() const { return endpoint_; }
 
  private:
@@ -106,6 +108,7 @@ class RedisClient {
 
   RedisEndpoint endpoint_;
   redisContext* context_ = nullptr;
+  std::uint64_t connections_ = 0;
 };
 
 }  // namespace shopcqrs::adapters::redis

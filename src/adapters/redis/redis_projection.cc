@@ -1,6 +1,9 @@
 #include "adapters/redis/redis_projection.h"
 
 #include <charconv>
+#include <chrono>
+#include <map>
+#include <thread>
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
@@ -21,8 +24,14 @@ namespace {
 // ARGV[5..7]  the new checkpoint
 // ARGV[8]  the events, a JSON array prepared by RedisProjection::Apply (see EventJson)
 // Returns the number of events applied (redelivered ones are skipped).
-// Error replies: "SHOPCQRS_CHECKPOINT_MOVED ..." (retryable), "SHOPCQRS_VERSION_GAP ..." (fatal).
+// Error replies: "SHOPCQRS_CHECKPOINT_MOVED ..." (retryable), "SHOPCQRS_VERSION_GAP ..." and
+// "SHOPCQRS_UNKNOWN_EVENT ..." (fatal). Every error is raised before the first write.
 // Numbers stay exact: every value is below 2^53 and integers are written with %d.
+//
+// Every write is absolute (SET, HSET of a computed value, SADD, ZADD of a computed score), never
+// a relative increment: a script's effects reach the AOF as one MULTI/EXEC block, and a block
+// that a crash cut short can be replayed partly on top of a later one (see
+// RedisProjection::LoadCheckpoint); an absolute write replayed twice has one effect.
 constexpr std::string_view kApplyScript = R"lua(
 local P = ARGV[1]
 local NULL = cjson.null
@@ -54,43 +63,23 @@ local function load_order(id)
   return orders[id] or nil
 end
 
--- 2. Version guard, before anything is written.
-local versions, apply = {}, {}
-for i, e in ipairs(events) do
-  local k = e.agg .. ':' .. e.id
-  local v = versions[k]
-  if v == nil then
-    if e.agg == 'Order' then
-      local o = load_order(e.id)
-      v = o and o.version or 0
-    else
-      local key = e.agg == 'Customer' and customer_key(e.id) or product_key(e.id)
-      v = tonumber(redis.call('HGET', key, 'version') or '0')
-    end
-  end
-  if e.v <= v then
-    apply[i] = false
-  elseif e.v == v + 1 and (v > 0 or e.first) then
-    apply[i] = true
-    v = e.v
-  else
-    return redis.error_reply(string.format(
-      'SHOPCQRS_VERSION_GAP %s %s is at version %d but event %s has version %d',
-      e.agg, e.id, v, e.type, e.v))
-  end
-  versions[k] = v
-end
-
--- 3. Apply.
+-- 2. The event handlers (they change the in-memory state and write absolute values only).
 local function int(n) return string.format('%d', n) end
 local function opt(s) if s == nil or s == '' then return NULL end return s end
 local changed_customers, changed_products = {}, {}
 
+-- Product sales are read once, summed in memory and written back as absolute values.
+local sales = {}
 local function add_sales(lines, sign)
   for _, l in ipairs(lines) do
-    local key = product_key(l.product_id)
-    redis.call('HINCRBY', key, 'units_sold', int(sign * l.quantity))
-    redis.call('HINCRBY', key, 'revenue_cents', int(sign * l.line_total_cents))
+    local s = sales[l.product_id]
+    if s == nil then
+      local p = redis.call('HMGET', product_key(l.product_id), 'units_sold', 'revenue_cents')
+      s = { units = tonumber(p[1] or '0'), revenue = tonumber(p[2] or '0') }
+      sales[l.product_id] = s
+    end
+    s.units = s.units + sign * l.quantity
+    s.revenue = s.revenue + sign * l.line_total_cents
     changed_products[l.product_id] = true
   end
 end
@@ -134,11 +123,40 @@ function on.OrderCancelled(e, o)
   if e.was_paid then add_sales(e.lines, -1) end
 end
 
+-- 3. Version guard and event types, before anything is written.
+local versions, apply = {}, {}
+for i, e in ipairs(events) do
+  local k = e.agg .. ':' .. e.id
+  local v = versions[k]
+  if v == nil then
+    if e.agg == 'Order' then
+      local o = load_order(e.id)
+      v = o and o.version or 0
+    else
+      local key = e.agg == 'Customer' and customer_key(e.id) or product_key(e.id)
+      v = tonumber(redis.call('HGET', key, 'version') or '0')
+    end
+  end
+  if e.v <= v then
+    apply[i] = false
+  elseif on[e.type] == nil then
+    return redis.error_reply('SHOPCQRS_UNKNOWN_EVENT ' .. e.type)
+  elseif e.v == v + 1 and (v > 0 or e.first) then
+    apply[i] = true
+    v = e.v
+  else
+    return redis.error_reply(string.format(
+      'SHOPCQRS_VERSION_GAP %s %s is at version %d but event %s has version %d',
+      e.agg, e.id, v, e.type, e.v))
+  end
+  versions[k] = v
+end
+
+-- 4. Apply.
 local applied = 0
 for i, e in ipairs(events) do
   if apply[i] then
     local handler = on[e.type]
-    if handler == nil then return redis.error_reply('SHOPCQRS_UNKNOWN_EVENT ' .. e.type) end
     if e.agg == 'Order' then
       handler(e, load_order(e.id))
       orders[e.id].version = e.v
@@ -186,6 +204,10 @@ for id in pairs(dirty_orders) do
   redis.call('SET', order_key(id), encode_order(orders[id]))
 end
 
+for id, s in pairs(sales) do
+  redis.call('HSET', product_key(id), 'units_sold', int(s.units), 'revenue_cents', int(s.revenue))
+end
+
 -- Top sellers: every added product, scored -units_sold (exact decimal text, no float trip).
 for id in pairs(changed_products) do
   local p = redis.call('HMGET', product_key(id), 'version', 'units_sold')
@@ -196,8 +218,9 @@ for id in pairs(changed_products) do
   end
 end
 
-redis.call('HSET', KEYS[1], 'xid', ARGV[5], 'position', ARGV[6], 'bound', ARGV[7])
-redis.call('HINCRBY', KEYS[1], 'events', applied)
+local events_before = tonumber(redis.call('HGET', KEYS[1], 'events') or '0')
+redis.call('HSET', KEYS[1], 'xid', ARGV[5], 'position', ARGV[6], 'bound', ARGV[7], 'events',
+           int(events_before + applied))
 return applied
 )lua";
 
@@ -270,6 +293,47 @@ T ParseNumber(const RedisReply& reply, std::string_view field) {
 
 }  // namespace
 
+std::map<std::string, std::string> InfoFields(std::string_view text) {
+  std::map<std::string, std::string> fields;
+  while (!text.empty()) {
+    auto end = text.find('\n');
+    auto line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') continue;
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    fields.emplace(std::string(line.substr(0, colon)), std::string(line.substr(colon + 1)));
+  }
+  return fields;
+}
+
+void CompactAppendOnlyFile(RedisClient& client, std::chrono::milliseconds timeout) {
+  auto persistence = [&] { return InfoFields(client.Command({"INFO", "persistence"}).str); };
+  if (persistence()["aof_enabled"] != "1") return;
+  try {
+    client.Command({"BGREWRITEAOF"});
+  } catch (const RedisReplyError& error) {
+    // One already running (started after the restart too) does the same job.
+    if (std::string_view(error.what()).find("in progress") == std::string_view::npos) throw;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto fields = persistence();
+    if (fields["aof_rewrite_in_progress"] == "0" && fields["aof_rewrite_scheduled"] == "0") {
+      if (fields["aof_last_bgrewrite_status"] != "ok") {
+        throw RedisError("redis AOF rewrite failed: aof_last_bgrewrite_status " +
+                         fields["aof_last_bgrewrite_status"]);
+      }
+      return;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw RedisError("redis AOF rewrite did not finish in time");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 std::string_view ApplyScriptSource() { return kApplyScript; }
 
 RedisProjection::RedisProjection(Options options)
@@ -277,9 +341,17 @@ RedisProjection::RedisProjection(Options options)
 
 RedisProjection::~RedisProjection() = default;
 
-void RedisProjection::Reset() {
-  client_.Disconnect();
-  expected_.reset();
+void RedisProjection::Reset() { client_.Disconnect(); }
+
+void RedisProjection::EnsureCompactedSinceRestart() {
+  const auto info = InfoFields(client_.Command({"INFO", "server"}).str);
+  const auto run_id = info.find("run_id");
+  if (run_id == info.end()) throw RedisError("INFO server has no run_id");
+  if (run_id->second != compacted_run_id_) {
+    CompactAppendOnlyFile(client_);
+    compacted_run_id_ = run_id->second;
+  }
+  verified_connection_ = client_.Connections();
 }
 
 cqrs::Checkpoint RedisProjection::LoadCheckpoint() {
@@ -289,7 +361,6 @@ cqrs::Checkpoint RedisProjection::LoadCheckpoint() {
   cqrs::Checkpoint checkpoint{ParseNumber<std::uint64_t>(reply.elements[0], "xid"),
                               ParseNumber<std::int64_t>(reply.elements[1], "position"),
                               ParseNumber<std::uint64_t>(reply.elements[2], "bound")};
-  expected_ = checkpoint;
   return checkpoint;
 }
 
@@ -298,7 +369,8 @@ std::int64_t RedisProjection::EventsApplied() {
   return ParseNumber<std::int64_t>(reply, "events");
 }
 
-void RedisProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
+void RedisProjection::Apply(const cqrs::Checkpoint& from,
+                            const std::vector<cqrs::StoredEvent>& events,
                             const cqrs::Checkpoint& checkpoint) {
   json::array batch;
   batch.reserve(events.size());
@@ -313,27 +385,24 @@ void RedisProjection::Apply(const std::vector<cqrs::StoredEvent>& events,
     }
     batch.push_back(EventJson(stored, event));
   }
-  if (!expected_) LoadCheckpoint();
-  const auto expected = *expected_;
+  // A new connection may mean a restarted server: its AOF is compacted before the first write.
+  if (!client_.IsConnected() || verified_connection_ != client_.Connections()) {
+    EnsureCompactedSinceRestart();
+  }
   try {
     client_.Eval(ApplyScript(), {keys_.Checkpoint(options_.name)},
-                 {keys_.prefix, std::to_string(expected.xid), std::to_string(expected.position),
-                  std::to_string(expected.bound), std::to_string(checkpoint.xid),
+                 {keys_.prefix, std::to_string(from.xid), std::to_string(from.position),
+                  std::to_string(from.bound), std::to_string(checkpoint.xid),
                   std::to_string(checkpoint.position), std::to_string(checkpoint.bound),
                   json::serialize(batch)});
   } catch (const RedisReplyError& error) {
-    expected_.reset();
     const std::string_view what = error.what();
     if (what.find("SHOPCQRS_VERSION_GAP") != std::string_view::npos ||
         what.find("SHOPCQRS_UNKNOWN_EVENT") != std::string_view::npos) {
       throw cqrs::FatalProjectionError(fmt::format("redis projection: {}", what));
     }
     throw;  // e.g. SHOPCQRS_CHECKPOINT_MOVED or LOADING: the projector reloads and retries
-  } catch (...) {
-    expected_.reset();  // the script may or may not have run
-    throw;
   }
-  expected_ = checkpoint;
 }
 
 }  // namespace shopcqrs::adapters::redis

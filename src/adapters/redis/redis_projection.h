@@ -1,6 +1,8 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,14 +50,21 @@ struct RedisKeys {
 // Redis cannot share a transaction with anything else, so the checkpoint lives in Redis and
 // each Apply is ONE Lua script run (atomic in Redis, and written to the AOF as one MULTI/EXEC
 // block) that:
-//   1. compares the stored checkpoint with the one this store last loaded or wrote
-//      (compare-and-set): if they differ -- Redis restarted and lost its last second together
-//      with the matching checkpoint, or another projector moved it -- nothing is written and
-//      Apply throws a retryable error, so the projector reloads the checkpoint and replays;
-//   2. checks every event's aggregate version against the stored one before writing anything
-//      (<= stored: redelivered, skipped; a gap: cqrs::FatalProjectionError, nothing written);
+//   1. compares the stored checkpoint with `from` (compare-and-set): if they differ -- Redis
+//      restarted and lost its last batches together with the matching checkpoint, or another
+//      projector moved it -- nothing is written and Apply throws a retryable error, so the
+//      projector reloads the checkpoint and replays;
+//   2. checks every event's aggregate version against the stored one and its type before
+//      writing anything (<= stored: redelivered, skipped; a gap or an unknown type:
+//      cqrs::FatalProjectionError, nothing written);
 //   3. applies the events, propagates customer details to all that customer's cached orders,
-//      re-ranks the touched products, and stores the new checkpoint.
+//      re-ranks the touched products, and stores the new checkpoint -- absolute writes only
+//      (totals are summed in the script and written as values, never HINCRBY).
+// A kill -9 during the AOF append of a script can leave the start of its MULTI block in the
+// AOF; Redis 7.0 loads the file anyway and appends after that cut-off block, so the next
+// restart would replay its first commands and then the next script's. Before its first write
+// on a new connection to a server that restarted (a new run_id), Apply therefore rewrites the
+// AOF (BGREWRITEAOF, waited for): the cut-off block is gone before anything follows it.
 // Events of different aggregates may come in any order (an order before its customer: the
 // customer's details reach the order when the customer arrives).
 class RedisProjection final : public cqrs::ProjectionStore {
@@ -67,10 +76,11 @@ class RedisProjection final : public cqrs::ProjectionStore {
   };
   explicit RedisProjection(Options options);
   ~RedisProjection() override;
+  // LoadCheckpoint reads only: a follower in an API process may use it.
 
   cqrs::Checkpoint LoadCheckpoint() override;
-  void Apply(const std::vector<cqrs::StoredEvent>& events,
-             const cqrs::Checkpoint& checkpoint) override;
+  void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
+             const cqrs::Checkpoint& to) override;
   void Reset() override;
 
   // Events applied so far (the checkpoint's counter); for status output and tests.
@@ -81,9 +91,20 @@ class RedisProjection final : public cqrs::ProjectionStore {
   Options options_;
   RedisKeys keys_;
   RedisClient client_;
-  // What the stored checkpoint must be for the next Apply (nullopt: not known yet).
-  std::optional<cqrs::Checkpoint> expected_;
+  // The server run whose AOF this projection compacted, and the client connection on which that
+  // was checked (a new connection checks again).
+  std::string compacted_run_id_;
+  std::uint64_t verified_connection_ = 0;
+
+  void EnsureCompactedSinceRestart();
 };
+
+// The fields of an INFO reply ("key:value" lines).
+std::map<std::string, std::string> InfoFields(std::string_view text);
+// Rewrites the AOF (if enabled) and waits for the rewrite to finish; throws RedisError if it
+// fails or takes longer than `timeout`.
+void CompactAppendOnlyFile(RedisClient& client,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 // The Lua source of the apply script (exposed for tests and inspection).
 std::string_view ApplyScriptSource();

@@ -243,14 +243,15 @@ int Serve(const Config& config, const sigset_t& signals) {
     search_listener = std::make_unique<adapters::pg_read::ProgressListener>(
         config.read_db, search_progress, adapters::pg_read::kSearchProjectionName);
     if (redis_endpoint) {
-      // The Redis checkpoint has no change feed; follow it closely.
+      // The Redis checkpoint has no change feed; follow it closely. The follower sets the bound
+      // to what Redis holds, lower too: a Redis that lost writes must make token waits wait.
       redis_follower = std::jthread([&, endpoint = *redis_endpoint](std::stop_token stop) {
         adapters::redis::RedisProjection::Options options;
         options.endpoint = endpoint;
         adapters::redis::RedisProjection checkpoints(options);
         while (!stop.stop_requested()) {
           try {
-            redis_progress.Publish(checkpoints.LoadCheckpoint().bound);
+            redis_progress.Reset(checkpoints.LoadCheckpoint().bound);
           } catch (const std::exception&) {
           }
           std::this_thread::sleep_for(std::chrono::milliseconds(10));
