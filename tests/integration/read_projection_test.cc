@@ -626,5 +626,25 @@ TEST(ProjectorThroughput, CatchesUpQuickly) {
   EXPECT_GT(rate, 2000.0);
 }
 
+// A follower in an API process sets the bound it reads from the store, lower too: when a store
+// holds less than was heard before (it lost a suffix, or was restored), token waits wait again.
+TEST(ProgressListener, SetsTheStoredBoundEvenWhenLower) {
+  Databases db;
+  adapters::pg_read::PgReadProjection store(db.read);
+  store.Apply({}, {}, {5, 5, 50});
+  cqrs::ProgressTracker followed;
+  followed.Publish(900);  // heard before, e.g. from a store that has since lost it
+  adapters::pg_read::ProgressListener listener(db.read, followed,
+                                               adapters::pg_read::kProjectionName, 50ms);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (followed.Bound() != 50 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(followed.Bound(), 50u);
+  EXPECT_FALSE(followed.WaitFor(51, 10ms));
+  store.Apply({5, 5, 50}, {}, {5, 5, 60});  // notified: raised at once
+  EXPECT_TRUE(followed.WaitFor(60, 5s)) << followed.Bound();
+}
+
 }  // namespace
 }  // namespace shopcqrs
