@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -82,6 +84,7 @@ struct StreamEntry {
   bool event = false;
   std::string id;  // Nats-Msg-Id
   cqrs::Checkpoint checkpoint;
+  std::optional<cqrs::Checkpoint> prev;  // the predecessor it names
 };
 
 // Every message of the stream, in sequence order.
@@ -102,6 +105,7 @@ std::vector<StreamEntry> ReadStream(const TempNats& nats) {
     auto checkpoint = adapters::nats::MessageCheckpoint(message.get());
     EXPECT_TRUE(checkpoint) << "#" << seq;
     if (checkpoint) entry.checkpoint = *checkpoint;
+    entry.prev = adapters::nats::MessagePrev(message.get());
     if (event) {
       EXPECT_EQ(event->envelope.event_id, entry.id);
       EXPECT_EQ(event->xid, entry.checkpoint.xid);
@@ -120,6 +124,10 @@ void ExpectStreamMirrorsOutbox(const TempNats& nats, const std::string& write) {
   std::vector<std::string> events;
   cqrs::Checkpoint previous;
   for (const auto& entry : entries) {
+    // The chain: every message names the one before it.
+    EXPECT_TRUE(entry.prev && adapters::nats::SamePosition(*entry.prev, previous))
+        << adapters::nats::FormatCheckpoint(entry.checkpoint) << " does not name "
+        << adapters::nats::FormatCheckpoint(previous);
     if (entry.event) {
       events.push_back(entry.id);
       EXPECT_TRUE(adapters::nats::PositionBefore(previous, entry.checkpoint))
@@ -424,6 +432,142 @@ TEST(BrokerProjection, ReseatsADurableConsumerAheadOfTheStore) {
   auto batch = again.FetchBatch(stored, 100);
   EXPECT_TRUE(batch.events.empty());
   EXPECT_EQ(again.Reseats(), 0u);
+}
+
+// A hand-made event for stream tests: (xid, position) and an aggregate of its own.
+cqrs::StoredEvent StreamEvent(std::uint64_t xid, std::int64_t position) {
+  cqrs::StoredEvent event;
+  event.xid = xid;
+  event.position = position;
+  event.envelope.event_id = fmt::format("event-{}-{}", xid, position);
+  event.envelope.type = "CustomerRegistered";
+  event.envelope.schema_version = 1;
+  event.envelope.aggregate_type = "Customer";
+  event.envelope.aggregate_id = fmt::format("c{}", position);
+  event.envelope.aggregate_version = 1;
+  event.envelope.payload = "{}";
+  return event;
+}
+
+// Appends events (xid 1, the given positions) as the relay would, each naming `prev` chained
+// from the one given; answers whether AppendChain confirmed them all.
+bool AppendEvents(JetStreamConnection& nats, std::uint64_t last_sequence, cqrs::Checkpoint prev,
+                  std::initializer_list<std::int64_t> positions) {
+  std::vector<natsMsg*> messages;
+  for (const auto position : positions) {
+    const cqrs::Checkpoint after{1, position, 1};
+    messages.push_back(adapters::nats::EncodeEvent(StreamEvent(1, position), after, prev));
+    prev = after;
+  }
+  std::string error;
+  return adapters::nats::AppendChain(nats, messages, last_sequence, &error);
+}
+
+// A foreign message lands where the relay's next append was to go (a second leader during the
+// lock check, a late bound message): the refused append must take every later append of the run
+// down with it, or the stream would hold the second event without the first.
+TEST(Broker, NoAppendIsStoredAfterARefusedOne) {
+  TempNats nats;
+  JetStreamConnection connection(nats.Options("appender"));
+  const auto stream = std::string(adapters::nats::kDefaultStream);
+  connection.EnsureStream(stream);
+  ASSERT_TRUE(AppendEvents(connection, 0, {}, {1}));
+  ASSERT_EQ(connection.LastSequence(stream), 1u);
+  // An append that expects an empty stream is refused on this one.
+  EXPECT_FALSE(AppendEvents(connection, 0, {}, {7}));
+  EXPECT_EQ(connection.LastSequence(stream), 1u);
+
+  // The foreign message: a valid-looking bound message, appended without expectations.
+  natsMsg* foreign = adapters::nats::EncodeBound({1, 1, 5}, {1, 1, 1});
+  jsPubAck* ack = nullptr;
+  ASSERT_EQ(js_PublishMsg(&ack, connection.js(), foreign, nullptr, nullptr), NATS_OK);
+  jsPubAck_Destroy(ack);
+  natsMsg_Destroy(foreign);
+  ASSERT_EQ(connection.LastSequence(stream), 2u);
+
+  // The relay still believes the stream ends at #1: events 2 and 3 expect #1 and #2.
+  EXPECT_FALSE(AppendEvents(connection, 1, {1, 1, 1}, {2, 3}));
+  EXPECT_EQ(connection.LastSequence(stream), 2u) << "an event was stored without its predecessor";
+}
+
+// Collects what a projector applies (positions), for stream tests.
+class PositionStore final : public cqrs::ProjectionStore {
+ public:
+  cqrs::Checkpoint LoadCheckpoint() override {
+    std::lock_guard lock(mutex_);
+    return checkpoint_;
+  }
+  void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
+             const cqrs::Checkpoint& to) override {
+    std::lock_guard lock(mutex_);
+    if (!(from == checkpoint_)) throw std::runtime_error("checkpoint moved");
+    for (const auto& event : events) positions_.push_back(event.position);
+    checkpoint_ = to;
+  }
+  std::vector<std::int64_t> Positions() {
+    std::lock_guard lock(mutex_);
+    return positions_;
+  }
+
+ private:
+  std::mutex mutex_;
+  cqrs::Checkpoint checkpoint_;
+  std::vector<std::int64_t> positions_;
+};
+
+// A stream with a hole whose sequence numbers are contiguous (#3 names position 3, which the
+// stream never got): the consumer applies what precedes the hole, then stops loudly -- status
+// error, the reason named -- and never applies anything after it.
+TEST(BrokerProjection, StopsLoudlyAtAHoleTheSequenceNumbersHide) {
+  TempNats nats;
+  JetStreamConnection connection(nats.Options("appender"));
+  const auto stream = std::string(adapters::nats::kDefaultStream);
+  connection.EnsureStream(stream);
+  ASSERT_TRUE(AppendEvents(connection, 0, {}, {1, 2}));
+  ASSERT_TRUE(AppendEvents(connection, 2, {1, 3, 1}, {4, 5}));  // follows 3, which is missing
+  ASSERT_EQ(connection.LastSequence(stream), 4u);
+
+  JetStreamSource source({.nats = nats.Options("consumer"), .consumer = "shopcqrs_hole"});
+  PositionStore store;
+  cqrs::Projector projector({.name = "hole", .batch_size = 100, .max_backoff = 100ms}, source,
+                            store);
+  projector.Start();
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (projector.Stats().status != cqrs::ProjectorStatus::kError &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto stats = projector.Stats();
+  projector.Stop();
+  EXPECT_EQ(stats.status, cqrs::ProjectorStatus::kError);
+  EXPECT_NE(stats.last_error.find("does not continue from checkpoint 1.2"), std::string::npos)
+      << stats.last_error;
+  EXPECT_EQ(store.Positions(), (std::vector<std::int64_t>{1, 2}));
+}
+
+// The relay checks the chain at the stream's end before it appends: after a hole it stalls,
+// saying so, and appends nothing.
+TEST(Relay, RefusesToAppendAfterAHoleAtTheStreamsEnd) {
+  TempNats nats;
+  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  Workload load(write);
+  load.Seed(2, 2);
+  JetStreamConnection connection(nats.Options("appender"));
+  const auto stream = std::string(adapters::nats::kDefaultStream);
+  connection.EnsureStream(stream);
+  ASSERT_TRUE(AppendEvents(connection, 0, {}, {1}));
+  ASSERT_TRUE(AppendEvents(connection, 1, {1, 2, 1}, {3}));
+  Relay relay(RelayOptions(write, nats));
+  relay.Start();
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (relay.GetStats().last_error.find("hole") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto stats = relay.GetStats();
+  relay.Stop();
+  EXPECT_NE(stats.last_error.find("the stream has a hole"), std::string::npos) << stats.last_error;
+  EXPECT_EQ(connection.LastSequence(stream), 2u);
 }
 
 }  // namespace

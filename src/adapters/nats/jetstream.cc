@@ -10,6 +10,8 @@ namespace shopcqrs::adapters::nats {
 namespace {
 
 constexpr const char* kCheckpointHeader = "Shopcqrs-Checkpoint";
+constexpr const char* kPrevHeader = "Shopcqrs-Prev";
+constexpr const char* kExpectedLastSequenceHeader = "Nats-Expected-Last-Sequence";
 constexpr const char* kTypeHeader = "Shopcqrs-Event-Type";
 constexpr const char* kSchemaHeader = "Shopcqrs-Schema-Version";
 constexpr const char* kAggregateTypeHeader = "Shopcqrs-Aggregate-Type";
@@ -86,7 +88,34 @@ std::optional<cqrs::Checkpoint> MessageCheckpoint(natsMsg* message) {
   return ParseCheckpoint(Header(message, kCheckpointHeader));
 }
 
-natsMsg* EncodeEvent(const cqrs::StoredEvent& event, const cqrs::Checkpoint& after) {
+std::optional<cqrs::Checkpoint> MessagePrev(natsMsg* message) {
+  const auto text = Header(message, kPrevHeader);
+  if (text.empty()) return std::nullopt;
+  auto prev = ParseCheckpoint(text);
+  if (!prev) throw std::runtime_error(fmt::format("malformed {} header: '{}'", kPrevHeader, text));
+  return prev;
+}
+
+Delivery JudgeDelivery(const cqrs::Checkpoint& cursor, const cqrs::Checkpoint& checkpoint,
+                       const std::optional<cqrs::Checkpoint>& prev, bool redelivered) {
+  if (!PositionBefore(cursor, checkpoint)) return Delivery::kApplied;
+  if (redelivered) {
+    throw std::runtime_error(fmt::format(
+        "a redelivered stream message carries {}, after the checkpoint {}: the stream's tail "
+        "was rewritten; re-seating",
+        FormatCheckpoint(checkpoint), FormatCheckpoint(cursor)));
+  }
+  if (prev && !SamePosition(*prev, cursor)) {
+    throw StreamDivergedError(fmt::format(
+        "the stream does not continue from checkpoint {}: the next message ({}) follows {}; "
+        "events between them are missing from the stream",
+        FormatCheckpoint(cursor), FormatCheckpoint(checkpoint), FormatCheckpoint(*prev)));
+  }
+  return Delivery::kNew;
+}
+
+natsMsg* EncodeEvent(const cqrs::StoredEvent& event, const cqrs::Checkpoint& after,
+                     const cqrs::Checkpoint& prev) {
   const auto& e = event.envelope;
   const std::string subject = fmt::format("{}{}", kEventSubjectPrefix, e.type);
   natsMsg* message = nullptr;
@@ -96,6 +125,7 @@ natsMsg* EncodeEvent(const cqrs::StoredEvent& event, const cqrs::Checkpoint& aft
   MsgPtr owned(message);
   SetHeader(message, kMsgIdHeader, e.event_id);
   SetHeader(message, kCheckpointHeader, FormatCheckpoint(after));
+  SetHeader(message, kPrevHeader, FormatCheckpoint(prev));
   SetHeader(message, kTypeHeader, e.type);
   SetHeader(message, kSchemaHeader, std::to_string(e.schema_version));
   SetHeader(message, kAggregateTypeHeader, e.aggregate_type);
@@ -105,7 +135,7 @@ natsMsg* EncodeEvent(const cqrs::StoredEvent& event, const cqrs::Checkpoint& aft
   return owned.release();
 }
 
-natsMsg* EncodeBound(const cqrs::Checkpoint& after) {
+natsMsg* EncodeBound(const cqrs::Checkpoint& after, const cqrs::Checkpoint& prev) {
   natsMsg* message = nullptr;
   const std::string subject(kBoundSubject);
   Check(natsMsg_Create(&message, subject.c_str(), nullptr, nullptr, 0), "natsMsg_Create");
@@ -113,6 +143,7 @@ natsMsg* EncodeBound(const cqrs::Checkpoint& after) {
   // The id makes a bound message from a relay that lost a race a duplicate too.
   SetHeader(message, kMsgIdHeader, "bound-" + FormatCheckpoint(after));
   SetHeader(message, kCheckpointHeader, FormatCheckpoint(after));
+  SetHeader(message, kPrevHeader, FormatCheckpoint(prev));
   return owned.release();
 }
 
@@ -274,6 +305,51 @@ natsMsg* JetStreamConnection::GetMessage(std::string_view stream, std::uint64_t 
   if (status == NATS_NOT_FOUND || code == JSNoMessageFoundErr) return nullptr;
   Check(status, fmt::format("js_GetMsg {} #{}", name, sequence), code);
   return message;
+}
+
+bool AppendChain(JetStreamConnection& nats, std::vector<natsMsg*>& messages,
+                 std::uint64_t last_sequence, std::string* error) {
+  jsCtx* js = nats.js();
+  std::uint64_t expected = last_sequence;
+  std::string previous_id;  // of the message before in this run
+  natsStatus status = NATS_OK;
+  std::size_t sent = 0;
+  for (auto*& message : messages) {
+    const std::string id(Header(message, kMsgIdHeader));
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.ExpectLastSeq = expected;
+    if (expected == 0) SetHeader(message, kExpectedLastSequenceHeader, "0");
+    if (!previous_id.empty()) po.ExpectLastMsgId = previous_id.c_str();
+    status = js_PublishMsgAsync(js, &message, &po);
+    natsMsg_Destroy(message);  // no-op when the library took it
+    message = nullptr;
+    if (status != NATS_OK) break;
+    previous_id = id;
+    ++expected;
+    ++sent;
+  }
+  for (auto*& message : messages) {
+    natsMsg_Destroy(message);
+    message = nullptr;
+  }
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = nats.options().request_timeout.count();
+  const natsStatus completed = sent > 0 ? js_PublishAsyncComplete(js, &wait) : NATS_OK;
+  std::string first_error;
+  const auto failures = nats.TakePublishFailures(&first_error);
+  if (status == NATS_OK && completed == NATS_OK && failures == 0) return true;
+  if (error) {
+    const std::string what = failures > 0        ? first_error
+                             : status != NATS_OK ? natsStatus_GetText(status)
+                                                 : natsStatus_GetText(completed);
+    *error =
+        fmt::format("{} of {} append(s) not confirmed ({})",
+                    failures > 0 ? failures : static_cast<std::int64_t>(messages.size() - sent),
+                    messages.size(), what);
+  }
+  return false;
 }
 
 }  // namespace shopcqrs::adapters::nats

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "cqrs/projector.h"
 
@@ -22,9 +23,13 @@
 //   subject "shopcqrs.bound"               a bound-only message: transactions without events
 //                                          finished, so the commit bound moved.
 // Every message carries the checkpoint a projection reaches by applying it, in the header
-// Shopcqrs-Checkpoint = "<xid>.<position>.<bound>". Messages are only ever appended with the
-// expected last sequence of the stream, so the stream is the outbox's order exactly: no gap, no
-// duplicate, no reordering, whatever relays crash or race.
+// Shopcqrs-Checkpoint = "<xid>.<position>.<bound>", and names its predecessor's checkpoint in
+// Shopcqrs-Prev ("0.0.0" for the first message of the stream). Messages are only ever appended
+// with the expected last sequence of the stream and, after the first of an append run, the
+// expected last message id, so the stream is the outbox's order exactly: no gap, no duplicate,
+// no reordering, whatever relays crash or race. The chain makes a hole detectable wherever it
+// appears, whatever the sequence numbers say: every consumer checks that each new message names
+// the checkpoint it stands at (JudgeDelivery).
 namespace shopcqrs::adapters::nats {
 
 inline constexpr std::string_view kDefaultStream = "SHOPCQRS_EVENTS";
@@ -49,12 +54,17 @@ void Check(natsStatus status, std::string_view what, jsErrCode js_code = static_
 
 // The checkpoint header of a stream message; nullopt when it is missing or malformed.
 std::optional<cqrs::Checkpoint> MessageCheckpoint(natsMsg* message);
+// The predecessor a message names (Shopcqrs-Prev); nullopt when it has none (a message appended
+// before messages were chained). Throws std::runtime_error when the header is malformed.
+std::optional<cqrs::Checkpoint> MessagePrev(natsMsg* message);
 std::string FormatCheckpoint(const cqrs::Checkpoint& checkpoint);
 std::optional<cqrs::Checkpoint> ParseCheckpoint(std::string_view text);
 
-// A stream message as built by the relay. Builds a natsMsg the caller owns.
-natsMsg* EncodeEvent(const cqrs::StoredEvent& event, const cqrs::Checkpoint& after);
-natsMsg* EncodeBound(const cqrs::Checkpoint& after);
+// A stream message as built by the relay: `after` is the checkpoint it leads to, `prev` the one
+// of the message it follows. Builds a natsMsg the caller owns.
+natsMsg* EncodeEvent(const cqrs::StoredEvent& event, const cqrs::Checkpoint& after,
+                     const cqrs::Checkpoint& prev);
+natsMsg* EncodeBound(const cqrs::Checkpoint& after, const cqrs::Checkpoint& prev);
 // The event a message carries; nullopt for a bound-only message. Throws on a malformed event.
 std::optional<cqrs::StoredEvent> DecodeEvent(natsMsg* message);
 
@@ -62,6 +72,31 @@ std::optional<cqrs::StoredEvent> DecodeEvent(natsMsg* message);
 inline bool PositionBefore(const cqrs::Checkpoint& a, const cqrs::Checkpoint& b) {
   return a.xid != b.xid ? a.xid < b.xid : a.position < b.position;
 }
+inline bool SamePosition(const cqrs::Checkpoint& a, const cqrs::Checkpoint& b) {
+  return a.xid == b.xid && a.position == b.position;
+}
+
+// The stream does not continue from where a consumer stands: a message after the consumer's
+// checkpoint names another predecessor (a hole, or a tail that was rewritten), so the stream no
+// longer holds what follows the store's checkpoint. No re-seat can cure it: the projection stops
+// loudly instead of reading past it.
+class StreamDivergedError : public cqrs::FatalProjectionError {
+ public:
+  using cqrs::FatalProjectionError::FatalProjectionError;
+};
+
+// What a consumer standing at `cursor` does with a delivered message (`checkpoint`, `prev` from
+// its headers; `redelivered`: its stream sequence is not above the last one taken):
+//   kNew       it is after the cursor and names the cursor as its predecessor: apply it;
+//   kApplied   it is at or before the cursor: already applied (a redelivery, or a message before
+//              the store's checkpoint where a consumer was seated), skip it.
+// A message after the cursor that names another predecessor throws StreamDivergedError; one that
+// comes as a redelivery but carries content after the cursor (the stream's tail was rewritten
+// under the consumer) throws std::runtime_error, so the consumer is re-seated by position. A
+// message without a predecessor (appended before chaining) is judged by position alone.
+enum class Delivery { kNew, kApplied };
+Delivery JudgeDelivery(const cqrs::Checkpoint& cursor, const cqrs::Checkpoint& checkpoint,
+                       const std::optional<cqrs::Checkpoint>& prev, bool redelivered);
 
 // One connection to nats-server with its JetStream context. libnats reconnects by itself in
 // the background (forever, every reconnect_wait); calls fail while it is disconnected.
@@ -114,5 +149,15 @@ struct MsgDeleter {
   void operator()(natsMsg* message) const { natsMsg_Destroy(message); }
 };
 using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
+
+// Appends `messages` (taken: destroyed or handed to the library) to `stream` after its message
+// `last_sequence`, published asynchronously and then waited for. The first carries the expected
+// last sequence (0 for an empty stream, sent as the header too, since the library omits a zero
+// expectation), every later one the expected sequence and the expected last message id of its
+// predecessor in the run: once one append is refused, no later one can be stored (a foreign
+// message that took its place does not satisfy the next one's expectation). Answers whether
+// every append was confirmed; otherwise `error` says why and the stream's end must be re-read.
+bool AppendChain(JetStreamConnection& nats, std::vector<natsMsg*>& messages,
+                 std::uint64_t last_sequence, std::string* error);
 
 }  // namespace shopcqrs::adapters::nats

@@ -250,35 +250,47 @@ cqrs::EventBatch JetStreamSource::FetchBatch(const cqrs::Checkpoint& after, std:
       throw std::runtime_error(
           fmt::format("consumer {}: {} deliveries dropped", options_.consumer, dropped));
     }
-    for (auto* message : messages) {
+    for (std::size_t k = 0; k < messages.size(); ++k) {
+      natsMsg* message = messages[k];
       const auto sequence = StreamSequence(message);
-      if (sequence <= stream_sequence_) continue;  // a redelivery of a message taken before
-      if (sequence != stream_sequence_ + 1) {
+      // At or below the last sequence taken: a redelivery, unless its content says otherwise.
+      const bool redelivered = sequence <= stream_sequence_;
+      if (!redelivered && sequence != stream_sequence_ + 1) {
         throw std::runtime_error(
             fmt::format("consumer {}: stream message #{} delivered after #{} (a delivery was "
                         "lost); re-seating",
                         options_.consumer, sequence, stream_sequence_));
       }
-      stream_sequence_ = sequence;
       const auto checkpoint = MessageCheckpoint(message);
       if (!checkpoint) {
         throw std::runtime_error(
             fmt::format("stream message #{} has no checkpoint header", sequence));
       }
-      auto event = DecodeEvent(message);
-      if (event) {
-        if (PositionBefore(cursor_, *checkpoint)) {
-          cursor_.xid = checkpoint->xid;
-          cursor_.position = checkpoint->position;
-          batch.events.push_back(std::move(*event));
+      Delivery verdict = Delivery::kApplied;
+      try {
+        verdict = JudgeDelivery(cursor_, *checkpoint, MessagePrev(message), redelivered);
+      } catch (const StreamDivergedError&) {
+        if (batch.events.empty()) throw;
+        // Hand out what came before the break; the next fetch stops at it.
+        for (std::size_t rest = messages.size(); rest > k; --rest) {
+          buffered_.push_front(messages[rest - 1]);
         }
-        // else: at or before the store's checkpoint (the consumer was seated there)
-      } else if (PositionBefore(cursor_, *checkpoint)) {
-        throw std::runtime_error(fmt::format(
-            "consumer {}: bound message {} follows an event that was not delivered (cursor {})",
-            options_.consumer, FormatCheckpoint(*checkpoint), FormatCheckpoint(cursor_)));
+        messages.resize(k);
+        break;
       }
-      if (!PositionBefore(cursor_, *checkpoint)) {
+      if (!redelivered) stream_sequence_ = sequence;
+      if (verdict == Delivery::kNew) {
+        auto event = DecodeEvent(message);
+        if (!event) {
+          throw std::runtime_error(fmt::format(
+              "consumer {}: bound message {} follows an event that was not delivered (cursor {})",
+              options_.consumer, FormatCheckpoint(*checkpoint), FormatCheckpoint(cursor_)));
+        }
+        cursor_.xid = checkpoint->xid;
+        cursor_.position = checkpoint->position;
+        batch.events.push_back(std::move(*event));
+      }
+      if (SamePosition(cursor_, *checkpoint)) {
         cursor_.bound = std::max(cursor_.bound, checkpoint->bound);
       }
       ack_subject = natsMsg_GetReply(message);
@@ -321,7 +333,8 @@ bool JetStreamSource::WaitForChange(std::chrono::milliseconds timeout) {
     if (now - *idle_since_ >= kStallCheck) {
       idle_since_ = now;
       const auto last = nats_->LastSequence(options_.stream);
-      if (last > stream_sequence_) {
+      // More than delivered (deliveries lost in flight), or less (the stream was recreated).
+      if (last != stream_sequence_) {
         DropSubscription();
         throw std::runtime_error(
             fmt::format("consumer {}: idle at stream message #{} while the stream holds #{}; "

@@ -26,8 +26,12 @@ namespace shopcqrs::adapters::nats {
 // (at start, or after a fault), the durable consumer is kept if its ack floor is exactly that
 // checkpoint with nothing in flight; otherwise it is re-seated: deleted and created again at the
 // first stream message at or after the checkpoint (found by binary search over the stream,
-// whose messages are in checkpoint order). Redelivered messages at or before the checkpoint are
-// skipped, so every event is applied once, in stream order (which is per-aggregate order).
+// whose messages are in checkpoint order). Every delivery is judged by content (JudgeDelivery):
+// messages at or before the cursor are skipped; a message after it must name it as its
+// predecessor (Shopcqrs-Prev), else the stream has a hole or a rewritten tail and the projection
+// stops loudly (StreamDivergedError, status "error") instead of reading past it; a redelivery
+// that carries new content re-seats. So every event is applied once, in stream order (which is
+// per-aggregate order).
 class JetStreamSource final : public cqrs::EventSource {
  public:
   struct Options {

@@ -137,6 +137,20 @@ void Relay::Run() {
             fmt::format("the stream's last message (#{}) has no checkpoint header", loop.sequence));
       }
       loop.checkpoint = *checkpoint;
+      // The chain must hold at the stream's end before anything is appended after it: the last
+      // message names the one before it (a hole there would otherwise be continued).
+      const auto prev = MessagePrev(last.get());
+      if (prev && loop.sequence > 1) {
+        MsgPtr before(loop.nats->GetMessage(options_.stream, loop.sequence - 1));
+        const auto expected = before ? MessageCheckpoint(before.get()) : std::nullopt;
+        if (expected && !SamePosition(*prev, *expected)) {
+          throw std::runtime_error(fmt::format(
+              "the stream's last message (#{}) follows {}, but #{} is {}: the stream has a hole; "
+              "not appending after it",
+              loop.sequence, FormatCheckpoint(*prev), loop.sequence - 1,
+              FormatCheckpoint(*expected)));
+        }
+      }
     }
     loop.synced = true;
     std::lock_guard lock(mutex_);
@@ -144,44 +158,16 @@ void Relay::Run() {
     stats_.stream_sequence = loop.sequence;
   };
 
-  // Appends `messages` after loop.sequence, each expecting its predecessor. Answers whether
-  // every append was stored; otherwise the stream's end must be read again.
+  // Appends `messages` after loop.sequence (AppendChain). Answers whether every append was
+  // stored; otherwise the stream's end must be read again.
   auto append = [&](std::vector<natsMsg*>& messages) -> bool {
-    jsCtx* js = loop.nats->js();
-    std::uint64_t expected = loop.sequence;
-    natsStatus status = NATS_OK;
-    std::size_t sent = 0;
-    for (auto*& message : messages) {
-      jsPubOptions po;
-      jsPubOptions_Init(&po);
-      po.ExpectLastSeq = expected;  // 0 (an empty stream) sets no expectation
-      status = js_PublishMsgAsync(js, &message, &po);
-      natsMsg_Destroy(message);  // no-op when the library took it
-      message = nullptr;
-      if (status != NATS_OK) break;
-      ++expected;
-      ++sent;
-    }
-    for (auto*& message : messages) {
-      natsMsg_Destroy(message);
-      message = nullptr;
-    }
-    jsPubOptions wait;
-    jsPubOptions_Init(&wait);
-    wait.MaxWait = loop.nats->options().request_timeout.count();
-    const natsStatus completed = sent > 0 ? js_PublishAsyncComplete(js, &wait) : NATS_OK;
-    std::string first_error;
-    const auto failures = loop.nats->TakePublishFailures(&first_error);
-    if (status == NATS_OK && completed == NATS_OK && failures == 0) {
-      loop.sequence = expected;
+    const auto count = messages.size();
+    std::string what;
+    if (AppendChain(*loop.nats, messages, loop.sequence, &what)) {
+      loop.sequence += count;
       return true;
     }
-    std::string what = failures > 0        ? first_error
-                       : status != NATS_OK ? natsStatus_GetText(status)
-                                           : natsStatus_GetText(completed);
-    spdlog::warn("relay: {} of {} append(s) not confirmed ({}); re-reading the stream's end",
-                 failures > 0 ? failures : static_cast<std::int64_t>(messages.size() - sent),
-                 messages.size(), what);
+    spdlog::warn("relay: {}; re-reading the stream's end", what);
     loop.synced = false;
     // Appends still pending (sent before a disconnect, say) may never be answered: a new
     // connection starts with none, and the stream's end says what was stored.
@@ -220,15 +206,18 @@ void Relay::Run() {
       std::vector<natsMsg*> messages;
       messages.reserve(batch.events.size() + 1);
       std::uint64_t bound = from.bound;
+      cqrs::Checkpoint prev = from;  // each message names the one before it
       for (std::size_t i = 0; i < batch.events.size(); ++i) {
         const auto& event = batch.events[i];
         // Applying event i makes every xid below its own applied (all earlier xids finished
         // and were read before it); the last one carries the batch's bound.
         bound = i + 1 == batch.events.size() ? batch.next.bound : std::max(bound, event.xid);
-        messages.push_back(EncodeEvent(event, {event.xid, event.position, bound}));
+        const cqrs::Checkpoint after{event.xid, event.position, bound};
+        messages.push_back(EncodeEvent(event, after, prev));
+        prev = after;
       }
       const bool bound_only = batch.events.empty() && batch.next.bound > from.bound;
-      if (bound_only) messages.push_back(EncodeBound(batch.next));
+      if (bound_only) messages.push_back(EncodeBound(batch.next, from));
       if (!messages.empty() && append(messages)) {
         loop.checkpoint = batch.next;
         const auto now = NowMs();

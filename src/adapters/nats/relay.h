@@ -22,7 +22,10 @@ namespace shopcqrs::adapters::nats {
 // - It keeps no state of its own. As leader it reads where it stands from the stream itself:
 //   the checkpoint header of the stream's last message. After a crash it resumes from there, so
 //   nothing is lost and nothing is appended twice.
-// - Every append carries the expected last sequence of the stream (and Nats-Msg-Id = event id):
+// - Every message names its predecessor's checkpoint (Shopcqrs-Prev), and before appending the
+//   relay checks that the stream's last message names the one before it.
+// - Every append carries the expected last sequence of the stream, every later append of a run
+//   also the expected last message id (and Nats-Msg-Id = event id): see AppendChain.
 //   an append that does not follow exactly what this relay believes is the stream's end is
 //   refused by the server, and the relay re-reads the stream's end. A relay that lost the lock
 //   without noticing, a publish that timed out but was stored, two relays racing during a
