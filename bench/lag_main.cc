@@ -288,8 +288,8 @@ int Run(int argc, char** argv) {
     BoundTimeline timeline(tracker);
     {
       adapters::pg::Connection probe(write);
-      const auto bound = static_cast<std::uint64_t>(
-          probe.Exec("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").Int64(0, 0));
+      const auto bound =
+          static_cast<std::uint64_t>(probe.Exec("SELECT shopcqrs_commit_bound()").Int64(0, 0));
       if (!tracker.WaitFor(bound, std::chrono::seconds(60))) {
         throw std::runtime_error(source + ": the projection did not catch up with the seed");
       }

@@ -50,10 +50,10 @@ inline std::vector<std::string> Dump(const std::string& conninfo, const std::str
   return rows;
 }
 
-// The write server's commit bound now: every transaction committed so far has an xid below it.
+// The write server's commit bound now (with its epoch, cqrs/commit_bound.h): every transaction
+// committed so far has an xid below it.
 inline std::uint64_t WriteBound(const std::string& write) {
-  return static_cast<std::uint64_t>(
-      Scalar(write, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"));
+  return static_cast<std::uint64_t>(Scalar(write, "SELECT shopcqrs_commit_bound()"));
 }
 
 // A fresh database with the migrations of `store` ("pg_write" or "pg_read") applied.

@@ -7,6 +7,7 @@
 
 #include "adapters/pg/connection.h"
 #include "adapters/pg_outbox/outbox_reader.h"
+#include "cqrs/commit_bound.h"
 
 namespace shopcqrs::adapters::nats {
 
@@ -207,11 +208,15 @@ void Relay::Run() {
       messages.reserve(batch.events.size() + 1);
       std::uint64_t bound = from.bound;
       cqrs::Checkpoint prev = from;  // each message names the one before it
+      // Bounds carry the epoch of the reader's snapshot (cqrs/commit_bound.h).
+      const std::uint64_t epoch = cqrs::BoundEpoch(batch.next.bound);
       for (std::size_t i = 0; i < batch.events.size(); ++i) {
         const auto& event = batch.events[i];
         // Applying event i makes every xid below its own applied (all earlier xids finished
         // and were read before it); the last one carries the batch's bound.
-        bound = i + 1 == batch.events.size() ? batch.next.bound : std::max(bound, event.xid);
+        bound = i + 1 == batch.events.size()
+                    ? batch.next.bound
+                    : std::max(bound, cqrs::ComposeBound(epoch, event.xid));
         const cqrs::Checkpoint after{event.xid, event.position, bound};
         messages.push_back(EncodeEvent(event, after, prev));
         prev = after;

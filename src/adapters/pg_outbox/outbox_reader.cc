@@ -6,6 +6,8 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "cqrs/commit_bound.h"
+
 namespace shopcqrs::adapters::pg_outbox {
 
 namespace {
@@ -60,6 +62,8 @@ pg::Connection& OutboxReader::Connected() {
     auto connection = std::make_unique<pg::Connection>(options_.conninfo);
     connection->Exec("SET application_name = 'shopcqrs-outbox-reader'");
     connection->Exec(std::string("LISTEN ") + kOutboxChannel);
+    // The epoch of the write server's current start: a session cannot outlive it.
+    epoch_ = ParseU64(connection->Exec("SELECT shopcqrs_write_epoch()").Text(0, 0));
     connection->Prepare(kFetch);
     connection->Prepare(kOldestBlocking);
     connection->Prepare(kCountAfter);
@@ -119,7 +123,8 @@ cqrs::EventBatch OutboxReader::FetchBatch(const cqrs::Checkpoint& after, std::si
   }
   // Cut by LIMIT: everything below the last row's xid has been read (rows of that xid may
   // follow). Otherwise everything below the snapshot xmin has been read.
-  const std::uint64_t bound = batch.events.size() >= max ? batch.next.xid : xmin;
+  const std::uint64_t bound =
+      cqrs::ComposeBound(epoch_, batch.events.size() >= max ? batch.next.xid : xmin);
   batch.next.bound = std::max(after.bound, bound);
   return batch;
 }

@@ -16,16 +16,23 @@ inline constexpr Statement kInsertIdempotencyKey{
     "w_insert_idempotency_key",
     "INSERT INTO idempotency_keys (key, fingerprint, result) VALUES ($1, $2, $3::json)"};
 // The statement below runs right after COMMIT, in the same pipeline: the commit bound behind
-// the consistency token (every transaction that committed before has an xid below it). It takes
-// no xid. The outbox readers are woken by CommitNotifier, not by the command's session.
-inline constexpr Statement kCommitBound{
-    "w_commit_bound", "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"};
+// the consistency token (every transaction that committed before has an xid below it), composed
+// with the write server's epoch the session recorded when it connected (cqrs/commit_bound.h,
+// kRecordSessionEpoch). It takes no xid. The outbox readers are woken by CommitNotifier, not by
+// the command's session.
+#define SHOPCQRS_COMMIT_BOUND                                   \
+  "((current_setting('shopcqrs.write_epoch')::bigint << 44) | " \
+  "pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+inline constexpr Statement kCommitBound{"w_commit_bound", "SELECT " SHOPCQRS_COMMIT_BOUND};
 // The same, also recording the bound beside the idempotency key so a replay answers it.
 inline constexpr Statement kRecordIdempotencyBound{
     "w_record_idempotency_bound",
-    "UPDATE idempotency_keys SET commit_bound = "
-    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint WHERE key = $1 "
-    "RETURNING commit_bound"};
+    "UPDATE idempotency_keys SET commit_bound = " SHOPCQRS_COMMIT_BOUND
+    " WHERE key = $1 RETURNING commit_bound"};
+#undef SHOPCQRS_COMMIT_BOUND
+// Run once per connection: the epoch of the write server's current start, kept in the session.
+inline constexpr const char* kRecordSessionEpoch =
+    "SELECT set_config('shopcqrs.write_epoch', shopcqrs_write_epoch()::text, false)";
 
 inline constexpr Statement kLoadCustomer{
     "w_load_customer",

@@ -351,6 +351,7 @@ pg::Pool::Options WritePoolOptions(std::string conninfo, int size) {
   options.size = size;
   options.on_connect = [](pg::Connection& connection) {
     connection.Exec("SET application_name = 'shopcqrs-write'");
+    connection.Exec(queries::kRecordSessionEpoch);
     connection.PrepareAll(queries::All());
   };
   return options;
