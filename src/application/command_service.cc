@@ -58,7 +58,10 @@ Result<CommandResult> CommandService::Run(const Key& key, const Body& body) {
       auto tx = store_.Begin();
       if (key) {
         if (auto stored = tx->FindIdempotencyKey(key->key)) {
-          if (stored->fingerprint != key->fingerprint) {
+          const bool same =
+              stored->fingerprint == key->fingerprint ||
+              (!key->legacy_fingerprint.empty() && stored->fingerprint == key->legacy_fingerprint);
+          if (!same) {
             return std::unexpected(domain::BusinessRule(
                 "idempotency_key_reused",
                 "the Idempotency-Key was already used for a different request"));

@@ -64,10 +64,13 @@ struct CancelOrder {
 };
 
 // Idempotency-Key handling: `fingerprint` identifies the request (method, route and body)
-// so that the same key with a different request is told apart.
+// so that the same key with a different request is told apart. `legacy_fingerprint`, when set,
+// is the same request's fingerprint in the earlier format, accepted for keys stored before the
+// format changed (they expire like every key).
 struct Idempotency {
   std::string key;
   std::string fingerprint;
+  std::string legacy_fingerprint;
 };
 
 // What a successful command answers. Fields that do not apply to a command stay empty; the

@@ -24,6 +24,8 @@ namespace shopcqrs::cqrs {
 
 inline constexpr int kEpochShift = 44;
 inline constexpr std::uint64_t kXidMask = (std::uint64_t{1} << kEpochShift) - 1;
+// 19 bits of epoch: the composed bound stays below 2^63.
+inline constexpr std::uint64_t kMaxEpoch = (std::uint64_t{1} << 19) - 1;
 
 constexpr std::uint64_t ComposeBound(std::uint64_t epoch, std::uint64_t xid) {
   return epoch << kEpochShift | (xid & kXidMask);

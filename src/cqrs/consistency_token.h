@@ -7,26 +7,33 @@
 
 namespace shopcqrs::cqrs {
 
-// A consistency token names a position in commit order: "every transaction that committed
-// before the command that got this token". Inside it is a commit bound (for the xid8 outbox
-// reader: the first transaction id not yet completed when the command's commit had finished),
-// so a read store that has applied every transaction below the bound has applied the command
-// and everything that committed before it.
-//
-// Text form: "ct1." + hex(bound) + "." + 8 hex digits of a keyed checksum. The checksum lets
-// the server tell its own tokens from made-up text (400 for a token it did not issue). It is
-// not a cryptographic signature; the bound is not secret.
+// The one consistency-token format. A token names a point of the write server's commit order:
+// "every transaction that committed before the command that got this token". Its fields:
+//   version  "ct2"
+//   reader   how the position was taken: "x" = an xid8 snapshot bound of the write server
+//            (the outbox reader's order; a logical-decoding reader would name an LSN)
+//   epoch    the write server's epoch (cqrs/commit_bound.h: one per start of the server, named
+//            by its system identifier, timeline and start, so a crash, a restart or a
+//            point-in-time restore each start a new one)
+//   position the commit bound within the epoch (for "x": the first xid not yet completed when
+//            the command's commit had finished)
+//   mac      HMAC-SHA256 (OpenSSL) over the fields above with the installation's token key,
+//            truncated to 128 bits, compared in constant time: the server tells its own tokens
+//            from made-up or altered text (400 for anything it did not issue).
+// Text form: "ct2.x.<epoch hex>.<position hex>.<32 hex digits of mac>", lowercase, no leading
+// zeros. Decode answers the composed bound (ComposeBound(epoch, position)) that read stores are
+// compared with. Tokens of the earlier format ("ct1.") are not accepted.
 class ConsistencyTokens {
  public:
-  explicit ConsistencyTokens(std::string_view secret = "shopcqrs");
+  explicit ConsistencyTokens(std::string_view key = "shopcqrs");
 
   std::string Encode(std::uint64_t bound) const;
   // nullopt for anything this codec did not produce.
   std::optional<std::uint64_t> Decode(std::string_view token) const;
 
  private:
-  std::uint32_t Checksum(std::uint64_t bound) const;
-  std::uint64_t key_;
+  std::string Mac(std::string_view fields) const;  // 32 lowercase hex digits
+  std::string key_;
 };
 
 }  // namespace shopcqrs::cqrs

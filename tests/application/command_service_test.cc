@@ -188,6 +188,23 @@ TEST_F(CommandServiceTest, GivenUsedKey_WhenDifferentRequest_ThenIdempotencyKeyR
   EXPECT_EQ(store_.Snapshot().customers.size(), 1u);
 }
 
+TEST_F(CommandServiceTest, GivenKeyStoredWithLegacyFingerprint_WhenSameRequest_ThenReplayed) {
+  // given: a key stored before the fingerprint format changed
+  auto first = service_.Handle(RegisterCustomer{"A", "a@example.com"}, Idempotency{"k", "old"});
+  ASSERT_TRUE(first.has_value());
+  // when: the same request again, fingerprinted in the new format with the old one beside it
+  auto again = service_.Handle(RegisterCustomer{"A", "a@example.com"},
+                               Idempotency{"k", "sha256:new", "old"});
+  auto other = service_.Handle(RegisterCustomer{"B", "b@example.com"},
+                               Idempotency{"k", "sha256:other", "older"});
+  // then: replayed, not refused, and done once; a different request is still refused
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, *first);
+  ASSERT_FALSE(other.has_value());
+  EXPECT_EQ(other.error().code, "idempotency_key_reused");
+  EXPECT_EQ(store_.Snapshot().customers.size(), 1u);
+}
+
 TEST_F(CommandServiceTest, GivenTransientFaults_WhenCommanded_ThenRetriedUntilSuccess) {
   // given
   store_.FailCommitsTransiently(3);

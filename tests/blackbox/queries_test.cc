@@ -942,7 +942,8 @@ TEST_F(QueriesConsistencyTest, TokensNotIssuedByTheServerAre400) {
   std::string tampered = token_;
   tampered.back() = tampered.back() == '0' ? '1' : '0';
   for (const std::string& bad :
-       {std::string("ct1.5.00000000"), std::string("garbage"), std::string("ct1..x"), tampered}) {
+       {std::string("ct1.5.00000000"), std::string("ct2.x.1.5.00000000000000000000000000000000"),
+        std::string("garbage"), std::string("ct1..x"), tampered}) {
     EXPECT_TRUE(IsValidationError(api().Get("/v1/orders", {{"X-Consistency-Token", bad}})))
         << "header token " << bad;
     EXPECT_TRUE(IsValidationError(api().Get("/v1/orders?consistency_token=" + UrlEncode(bad))))

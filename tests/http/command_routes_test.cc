@@ -489,9 +489,12 @@ TEST_F(CommandRoutesTest, InvalidIdempotencyKeys) {
   EXPECT_EQ(store_.Commits(), 1u);
 }
 
-TEST_F(CommandRoutesTest, FingerprintIsSha1OfMethodPathBody) {
-  // sha1("POST\n/v1/customers\n{}")
+TEST_F(CommandRoutesTest, FingerprintIsSha256OfMethodPathBody) {
+  // printf 'POST\n/v1/customers\n{}' | sha256sum
   EXPECT_EQ(RequestFingerprint("POST", "/v1/customers", "{}"),
+            "sha256:7a5826c8b0caabe5b8f07e6b35161e12e04fbcda0313e8bf57b2667a570088de");
+  // The earlier format, still matched for keys stored before: sha1 of the same text.
+  EXPECT_EQ(LegacyRequestFingerprint("POST", "/v1/customers", "{}"),
             "6f7fb6a37fe1f763ee3bba1a1db7601c87f237aa");
 }
 

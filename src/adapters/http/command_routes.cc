@@ -6,11 +6,12 @@
 #include <functional>
 #include <memory>
 
+#include <openssl/evp.h>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
-#include <boost/uuid/detail/sha1.hpp>
 
 #include "adapters/http/json_input.h"
 #include "domain/ids.h"
@@ -342,20 +343,40 @@ Outcome CancelOrder(app::CommandService& service, const Request& request) {
 
 bool ValidKeyChar(char c) { return c >= 0x20 && c <= 0x7E; }  // printable ASCII
 
+// Lowercase hex of `md` over method + "\n" + path + "\n" + body (OpenSSL EVP).
+std::string DigestHex(const EVP_MD* md, std::string_view method, std::string_view path,
+                      std::string_view body) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), method.data(), method.size()) != 1 ||
+      EVP_DigestUpdate(ctx.get(), "\n", 1) != 1 ||
+      EVP_DigestUpdate(ctx.get(), path.data(), path.size()) != 1 ||
+      EVP_DigestUpdate(ctx.get(), "\n", 1) != 1 ||
+      EVP_DigestUpdate(ctx.get(), body.data(), body.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest, &size) != 1) {
+    throw std::runtime_error("request digest failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(2 * size, '0');
+  for (unsigned int i = 0; i < size; ++i) {
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string RequestFingerprint(std::string_view method, std::string_view path,
                                std::string_view body) {
-  boost::uuids::detail::sha1 sha;
-  sha.process_bytes(method.data(), method.size());
-  sha.process_bytes("\n", 1);
-  sha.process_bytes(path.data(), path.size());
-  sha.process_bytes("\n", 1);
-  sha.process_bytes(body.data(), body.size());
-  boost::uuids::detail::sha1::digest_type digest;
-  sha.get_digest(digest);
-  return fmt::format("{:08x}{:08x}{:08x}{:08x}{:08x}", digest[0], digest[1], digest[2], digest[3],
-                     digest[4]);
+  return "sha256:" + DigestHex(EVP_sha256(), method, path, body);
+}
+
+std::string LegacyRequestFingerprint(std::string_view method, std::string_view path,
+                                     std::string_view body) {
+  return DigestHex(EVP_sha1(), method, path, body);
 }
 
 std::expected<std::optional<app::Idempotency>, Problem> ParseIdempotencyKey(
@@ -371,7 +392,8 @@ std::expected<std::optional<app::Idempotency>, Problem> ParseIdempotencyKey(
         ValidationFailed("Idempotency-Key must be 1..200 printable ASCII characters"));
   }
   return std::optional<app::Idempotency>(app::Idempotency{
-      std::string(*key), RequestFingerprint(request.method, request.path, request.body)});
+      std::string(*key), RequestFingerprint(request.method, request.path, request.body),
+      LegacyRequestFingerprint(request.method, request.path, request.body)});
 }
 
 std::expected<std::optional<std::int64_t>, Problem> ParseIfMatch(const Request& request) {

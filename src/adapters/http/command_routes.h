@@ -8,8 +8,10 @@
 // If-Match (400 validation_failed); then the body's fields (400 validation_failed).
 //
 // - Idempotency-Key: 1..200 characters, each printable ASCII without space (0x21..0x7E); sent
-//   at most once. The request fingerprint is the SHA-1 (hex) of method + "\n" + path + "\n" +
-//   body as sent (byte for byte: the same JSON re-serialized differently is another request).
+//   at most once. The request fingerprint is "sha256:" + the SHA-256 (hex, OpenSSL) of
+//   method + "\n" + path + "\n" + body as sent (byte for byte: the same JSON re-serialized
+//   differently is another request). Keys stored before carry the bare SHA-1 hex of the same
+//   text; a request also matches those (LegacyRequestFingerprint) until they expire.
 // - If-Match: `"<version>"` or bare `<version>` (decimal digits), or `*` (no version check).
 //   Weak tags (W/"1") and lists are rejected. Ignored on creating commands.
 // - Every success carries X-Consistency-Token and ETag: "<version>"; a 201 carries Location.
@@ -38,9 +40,12 @@ void RegisterCommandRoutes(Router& router, app::CommandService& service,
 // Helpers, exposed for tests and for other write-side routes.
 inline constexpr std::size_t kMaxIdempotencyKeyLength = 200;
 
-// SHA-1 hex of method + "\n" + path + "\n" + body.
+// "sha256:" + SHA-256 hex of method + "\n" + path + "\n" + body.
 std::string RequestFingerprint(std::string_view method, std::string_view path,
                                std::string_view body);
+// The earlier format: the bare SHA-1 hex of the same text.
+std::string LegacyRequestFingerprint(std::string_view method, std::string_view path,
+                                     std::string_view body);
 // The Idempotency-Key header, if any, with this request's fingerprint.
 std::expected<std::optional<app::Idempotency>, Problem> ParseIdempotencyKey(const Request& request);
 // The If-Match header as an expected version, if any.

@@ -5,7 +5,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -25,6 +24,7 @@
 #include <boost/beast/http.hpp>
 
 #include "adapters/http/problem.h"
+#include "adapters/system/system.h"
 
 namespace shopcqrs::adapters::http {
 
@@ -46,26 +46,7 @@ bool SaneRequestId(std::string_view id) {
 }
 
 // A random (version 4) UUID, lowercase canonical text.
-std::string NewRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::uint64_t hi = rng();
-  std::uint64_t lo = rng();
-  hi = (hi & ~0xF000ULL) | 0x4000ULL;              // version 4
-  lo = (lo & ~(0xC0ULL << 56)) | (0x80ULL << 56);  // RFC 4122 variant
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(36, '-');
-  int pos = 0;
-  auto put = [&](std::uint64_t word, int nibbles_from, int count) {
-    for (int i = 0; i < count; ++i) {
-      if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
-      const int shift = 60 - 4 * (nibbles_from + i);
-      out[pos++] = kHex[(word >> shift) & 0xF];
-    }
-  };
-  put(hi, 0, 16);
-  put(lo, 0, 16);
-  return out;
-}
+std::string NewRequestId() { return system::NewRandomUuid().ToString(); }
 
 bool IsParseError(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category();

@@ -1,6 +1,10 @@
 #include "adapters/system/system.h"
 
-#include <random>
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <system_error>
 
 namespace shopcqrs::adapters::system {
 
@@ -9,14 +13,20 @@ domain::Timestamp SystemClock::Now() {
 }
 
 domain::Uuid NewRandomUuid() {
-  thread_local std::mt19937_64 rng = [] {
-    std::random_device device;
-    std::seed_seq seed{device(), device(), device(), device(), device(), device()};
-    return std::mt19937_64(seed);
-  }();
-  const auto hi = rng();
-  const auto lo = rng();
-  return domain::Uuid::V4FromRandom(hi, lo);
+  // Client-visible ids come from the kernel's CSPRNG (getrandom), not from a seeded PRNG: they
+  // cannot be predicted from ids seen before.
+  std::uint64_t words[2];
+  auto* bytes = reinterpret_cast<unsigned char*>(words);
+  std::size_t filled = 0;
+  while (filled < sizeof words) {
+    const ssize_t got = ::getrandom(bytes + filled, sizeof words - filled, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "getrandom");
+    }
+    filled += static_cast<std::size_t>(got);
+  }
+  return domain::Uuid::V4FromRandom(words[0], words[1]);
 }
 
 domain::Uuid RandomIds::NewId() { return NewRandomUuid(); }
