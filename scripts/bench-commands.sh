@@ -16,8 +16,8 @@
 #                scripts/bench-suite.sh).
 #
 # Builds Release into build-bench, starts `shopcqrs up` in a fresh temp data dir on a free
-# port, runs the scenarios, prints a table and writes bench/results/commands-<timestamp>.json
-# and bench/results/commands-latest.json, then stops the service. Run from anywhere.
+# port, runs the scenarios, prints a table and writes bench/results/commands-latest.json (the
+# latest run only; its timestamp is inside), then stops the service. Run from anywhere.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -272,7 +272,7 @@ printf '(ratio = ours cmd/s / pgbench tps; target >= %s; %s clients, %ss measure
 
 mkdir -p "$RESULTS"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT="$RESULTS/commands-$STAMP.json"
+OUT=$(mktemp)
 {
   printf '{"timestamp":"%s","git_commit":"%s","host_cpus":%s,"clients":%s,"duration_s":%s,' \
     "$STAMP" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
@@ -292,5 +292,5 @@ OUT="$RESULTS/commands-$STAMP.json"
   done
   printf '}}\n'
 } | jq . >"$OUT"
-cp "$OUT" "$RESULTS/commands-latest.json"
-log "wrote $OUT and $RESULTS/commands-latest.json"
+mv "$OUT" "$RESULTS/commands-latest.json"
+log "wrote $RESULTS/commands-latest.json"

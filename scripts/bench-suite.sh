@@ -27,7 +27,8 @@
 #                   target: lag p50 <= 1 ms, p99 <= 5 ms at 1,000 commands/s (each source);
 #                   broker p99 <= 10 ms at 1,000 commands/s (issue); >= 50,000 events/s
 #
-# Writes bench/results/suite-<UTC stamp>/*.json (+ suite-latest -> it), docs/BENCHMARKS.md and
+# Writes bench/results/suite/*.json (the latest run only; the previous one is replaced; meta.json
+# names the run's UTC stamp), docs/BENCHMARKS.md and
 # docs/img/*.png (gnuplot); meta.json records every command run. --quick: short windows, the
 # whole suite in about 3-4 minutes.
 # --pin: pin the write PostgreSQL to CPU 0 and the read PostgreSQL to CPU 1 (taskset) for
@@ -75,7 +76,8 @@ BUILD="$ROOT/build-suite"
 SHOPCQRS="$BUILD/src/apps/shopcqrs/shopcqrs"
 BENCH="$BUILD/bench/shopcqrs-bench"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT="$ROOT/bench/results/suite-$STAMP"
+OUT="$ROOT/bench/results/suite"
+rm -rf "$OUT"  # the latest run of each benchmark is kept, not every run
 START_TIME=$(date +%s)
 
 log() { printf '[bench-suite %3ds] %s\n' "$(($(date +%s) - START_TIME))" "$*" >&2; }
@@ -459,7 +461,6 @@ cat >"$OUT/meta.json" <<EOF
    "redis":"${REDIS_CMD:-(redis-benchmark not run)}",
    "lag":"shopcqrs-bench-lag ${LAG_ARGS[*]}","catchup":"shopcqrs-bench-catchup ${CATCHUP_ARGS[*]}"}}
 EOF
-ln -sfn "suite-$STAMP" "$ROOT/bench/results/suite-latest"
 mkdir -p "$ROOT/docs/img"
 log "== report: docs/BENCHMARKS.md"
 python3 - "$OUT" "$ROOT/docs/BENCHMARKS.md" "$ROOT/docs/img" "$HAVE_GNUPLOT" <<'PY'
