@@ -68,6 +68,14 @@ TEST_F(RouterTest, PathParametersArePercentDecoded) {
   EXPECT_EQ(Dispatch("GET", "/v1/%6Frders").body, "list");
 }
 
+TEST_F(RouterTest, InvalidPercentEncodingIs404InPathsAnd400InQueries) {
+  EXPECT_EQ(Dispatch("GET", "/v1/orders/a%zz").status, 404);
+  const Response bad_query = Dispatch("GET", "/v1/orders?limit=%zz");
+  EXPECT_EQ(bad_query.status, 400);
+  EXPECT_EQ(Code(bad_query), "validation_failed");
+  EXPECT_EQ(Dispatch("GET", "/v1/orders?limit=5").body, "list");
+}
+
 TEST_F(RouterTest, UnknownPathIs404NotFound) {
   for (const char* target : {"/nope", "/v1/orders/", "/v1/orders/a/b", "//v1/orders",
                              "/v1/orders//pay", "v1/orders", "*", ""}) {
@@ -114,14 +122,27 @@ TEST_F(RouterTest, RejectsDuplicateAndMalformedRoutes) {
 }
 
 TEST(QueryTest, ParsesAndPercentDecodes) {
-  const ParamMap params = ParseQuery("q=red+shoes&email=a%40b.c&empty=&flag&x=1&x=2&&%zz=%4");
-  EXPECT_EQ(params.at("q"), "red shoes");
-  EXPECT_EQ(params.at("email"), "a@b.c");
-  EXPECT_EQ(params.at("empty"), "");
-  EXPECT_EQ(params.at("flag"), "");
-  EXPECT_EQ(params.at("x"), "1");     // first occurrence wins
-  EXPECT_EQ(params.at("%zz"), "%4");  // invalid escapes are kept as they are
-  EXPECT_EQ(params.size(), 6u);
+  const auto params = ParseQuery("q=red+shoes&email=a%40b.c&empty=&flag&x=1&x=2&&caf%C3%A9=%2B");
+  ASSERT_TRUE(params);
+  EXPECT_EQ(params->at("q"), "red shoes");
+  EXPECT_EQ(params->at("email"), "a@b.c");
+  EXPECT_EQ(params->at("empty"), "");
+  EXPECT_EQ(params->at("flag"), "");
+  EXPECT_EQ(params->at("x"), "1");  // first occurrence wins
+  EXPECT_EQ(params->at("caf\xC3\xA9"), "+");
+  EXPECT_EQ(params->size(), 6u);
+}
+
+TEST(QueryTest, InvalidPercentEncodingIsRefused) {
+  for (const char* query : {"%zz=1", "q=%4", "q=%", "q=a%2"}) {
+    EXPECT_FALSE(ParseQuery(query)) << query;
+  }
+  Request request;
+  request.SetTarget("/v1/search/orders?q=%zz");
+  EXPECT_TRUE(request.malformed_query);
+  EXPECT_TRUE(request.query.empty());
+  request.SetTarget("/v1/search/orders?q=ok");
+  EXPECT_FALSE(request.malformed_query);
 }
 
 TEST(QueryTest, RequestSetTargetSplitsPathAndQuery) {
@@ -136,9 +157,10 @@ TEST(QueryTest, RequestSetTargetSplitsPathAndQuery) {
 TEST(QueryTest, PercentDecodeKeepsPlusInPaths) {
   EXPECT_EQ(PercentDecode("a+b%2B", false), "a+b+");
   EXPECT_EQ(PercentDecode("a+b%2B", true), "a b+");
-  EXPECT_EQ(PercentDecode("%", true), "%");
-  EXPECT_EQ(PercentDecode("%4", true), "%4");
   EXPECT_EQ(PercentDecode("%41", true), "A");
+  EXPECT_FALSE(PercentDecode("%", true));
+  EXPECT_FALSE(PercentDecode("%4", true));
+  EXPECT_FALSE(PercentDecode("%zz", false));
 }
 
 TEST(MessageTest, HeadersAreCaseInsensitive) {

@@ -398,10 +398,14 @@ TEST(ReadModel, QueriesServeTheProjectedViews) {
   const auto order1 = *domain::OrderId::Parse(o1->id);
   ASSERT_TRUE(cmd.Handle(app::PayOrder{order1, 1500, "PAY-1"}));
   ASSERT_TRUE(cmd.Handle(app::ShipOrder{order1, "TRK-" + suffix}));
+  // Orders placed in distinct milliseconds, so "newest first" below is their placing order
+  // (within one millisecond the list orders by id).
+  std::this_thread::sleep_for(2ms);
   auto o2 = cmd.Handle(app::PlaceOrder{bob, {{widget, 1}}});
   ASSERT_TRUE(o2);
   const auto order2 = *domain::OrderId::Parse(o2->id);
   ASSERT_TRUE(cmd.Handle(app::CancelOrder{order2, ""}));
+  std::this_thread::sleep_for(2ms);
   auto o3 = cmd.Handle(app::PlaceOrder{alice, {{gadget, 3}}});
   ASSERT_TRUE(o3);
   const auto order3 = *domain::OrderId::Parse(o3->id);

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include <boost/url/encoding_opts.hpp>
+#include <boost/url/parse_query.hpp>
+#include <boost/url/pct_string_view.hpp>
+
 #include "adapters/http/problem.h"
 
 namespace shopcqrs::adapters::http {
@@ -10,13 +14,6 @@ namespace shopcqrs::adapters::http {
 namespace {
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Splits "/a/b/c" into {"a","b","c"}; "/" is one empty segment. Returns false when the path
 // does not start with '/'.
@@ -52,8 +49,11 @@ void Request::SetTarget(std::string request_target) {
   const std::size_t question = target.find('?');
   path = target.substr(0, question);
   query.clear();
+  malformed_query = false;
   if (question != std::string::npos) {
-    query = ParseQuery(std::string_view(target).substr(question + 1));
+    auto parsed = ParseQuery(std::string_view(target).substr(question + 1));
+    malformed_query = !parsed;
+    if (parsed) query = std::move(*parsed);
   }
 }
 
@@ -109,39 +109,24 @@ Response Response::Text(int status, std::string body, std::string content_type) 
 
 // ---- query strings ----
 
-std::string PercentDecode(std::string_view text, bool plus_as_space) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '%' && i + 2 < text.size()) {
-      const int hi = HexValue(text[i + 1]);
-      const int lo = HexValue(text[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += (plus_as_space && c == '+') ? ' ' : c;
-  }
-  return out;
+std::optional<std::string> PercentDecode(std::string_view text, bool plus_as_space) {
+  const auto encoded = boost::urls::make_pct_string_view(text);
+  if (!encoded) return std::nullopt;
+  boost::urls::encoding_opts options;
+  options.space_as_plus = plus_as_space;
+  return encoded->decode(options);
 }
 
-ParamMap ParseQuery(std::string_view query) {
+std::optional<ParamMap> ParseQuery(std::string_view query) {
+  const auto parsed = boost::urls::parse_query(query);
+  if (!parsed) return std::nullopt;
+  boost::urls::encoding_opts options;
+  options.space_as_plus = true;
   ParamMap params;
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    if (!pair.empty()) {
-      const std::size_t eq = pair.find('=');
-      std::string name = PercentDecode(pair.substr(0, eq), true);
-      std::string value =
-          eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1), true);
-      params.try_emplace(std::move(name), std::move(value));  // first occurrence wins
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
+  for (const auto& param : *parsed) {
+    if (param.key.empty() && !param.has_value) continue;  // "a=1&&b=2"
+    params.try_emplace(param.key.decode(options),
+                       param.has_value ? param.value.decode(options) : std::string());
   }
   return params;
 }
@@ -224,7 +209,9 @@ Response Router::Dispatch(Request& request) const {
   decoded_storage.reserve(raw.size());
   for (std::size_t i = 0; i < raw.size(); ++i) {
     if (raw[i].find('%') != std::string_view::npos) {
-      decoded_storage.push_back(PercentDecode(raw[i], false));
+      auto decoded = PercentDecode(raw[i], false);
+      if (!decoded) return ToResponse(NotFound());  // not a valid path: no resource
+      decoded_storage.push_back(std::move(*decoded));
       segments[i] = decoded_storage.back();
     }
   }
@@ -279,6 +266,9 @@ Response Router::Dispatch(Request& request) const {
     return ToResponse(MethodNotAllowed(allow));
   }
 
+  if (request.malformed_query) {
+    return ToResponse(ValidationFailed("the query string is not valid percent-encoding"));
+  }
   request.path_params.clear();
   for (std::size_t i = 0; i < segments.size(); ++i) {
     if (best->segments[i].is_param) {

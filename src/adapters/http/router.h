@@ -20,11 +20,12 @@ using ParamMap = std::map<std::string, std::string, std::less<>>;
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
 struct Request {
-  std::string method;  // "GET", "POST", ... as sent
-  std::string target;  // as sent, e.g. "/v1/orders?limit=5"
-  std::string path;    // the target without its query, still percent-encoded
-  ParamMap query;      // decoded query parameters; the first occurrence of a name wins
-  HeaderList headers;  // as received (names in the client's case)
+  std::string method;            // "GET", "POST", ... as sent
+  std::string target;            // as sent, e.g. "/v1/orders?limit=5"
+  std::string path;              // the target without its query, still percent-encoded
+  ParamMap query;                // decoded query parameters; the first occurrence of a name wins
+  bool malformed_query = false;  // the query is not valid percent-encoding: 400, no route runs
+  HeaderList headers;            // as received (names in the client's case)
   std::string body;
   ParamMap path_params;    // decoded values of `{name}` segments, filled by the Router
   std::string request_id;  // the X-Request-Id the response will carry
@@ -56,11 +57,12 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
-// Percent-decodes `text`; with `plus_as_space` a '+' becomes ' ' (query strings). A '%' that
-// does not start a valid escape is kept as it is.
-std::string PercentDecode(std::string_view text, bool plus_as_space);
-// Parses "a=1&b=x%20y&c" (without the '?'); a name without '=' has the value "".
-ParamMap ParseQuery(std::string_view query);
+// Percent-decodes `text` (Boost.URL); with `plus_as_space` a '+' becomes ' ' (query strings).
+// nullopt when `text` is not valid percent-encoding (a '%' without two hex digits).
+std::optional<std::string> PercentDecode(std::string_view text, bool plus_as_space);
+// Parses "a=1&b=x%20y&c" (without the '?') with Boost.URL; a name without '=' has the value "".
+// nullopt when the query is not valid percent-encoding.
+std::optional<ParamMap> ParseQuery(std::string_view query);
 
 // Routes by method and path pattern. Patterns are '/'-separated segments; a segment written
 // `{name}` matches any one non-empty segment and is handed to the handler (percent-decoded) as
