@@ -24,6 +24,7 @@
 #include "adapters/pg/migrator.h"
 #include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
+#include "adapters/pg_read/progress_listener.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/queries.h"
 #include "adapters/pg_read/read_model.h"

@@ -99,8 +99,8 @@ void Relay::Run() {
     if (loop.leader && now - loop.lock_checked < options_.lock_check_interval) return true;
     try {
       if (!loop.lock) {
-        loop.lock = std::make_unique<pg::Connection>(options_.write_db);
-        loop.lock->Exec("SET application_name = 'shopcqrs-relay'");
+        loop.lock = std::make_unique<pg::Connection>(
+            options_.write_db, pg::SessionSettings{.application_name = "shopcqrs-relay"});
       }
       if (loop.leader) {
         loop.lock->Exec("SELECT 1");

@@ -1,6 +1,10 @@
 #include "adapters/pg/connection.h"
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <stdexcept>
 
 #include <charconv>
 
@@ -53,8 +57,30 @@ std::int64_t Result::AffectedRows() const {
   return text && *text ? std::stoll(text) : 0;
 }
 
-Connection::Connection(const std::string& conninfo) {
-  conn_ = PQconnectdb(conninfo.c_str());
+Connection::Connection(const std::string& conninfo, const SessionSettings& session) {
+  std::string options;
+  for (const auto& [name, value] : session.settings) {
+    if (name.find_first_of(" \t=") != std::string::npos ||
+        value.find_first_of(" \t") != std::string::npos) {
+      throw std::invalid_argument(fmt::format("session setting {}={} has a space", name, value));
+    }
+    if (!options.empty()) options.push_back(' ');
+    options += fmt::format("-c {}={}", name, value);
+  }
+  // `dbname` is expanded (a URI or key=value conninfo); the keywords after it override it.
+  std::vector<const char*> keys{"dbname"};
+  std::vector<const char*> values{conninfo.c_str()};
+  if (!session.application_name.empty()) {
+    keys.push_back("application_name");
+    values.push_back(session.application_name.c_str());
+  }
+  if (!options.empty()) {
+    keys.push_back("options");
+    values.push_back(options.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  conn_ = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (PQstatus(conn_) != CONNECTION_OK) {
     std::string message = PQerrorMessage(conn_);
     PQfinish(conn_);
@@ -127,6 +153,35 @@ Result Connection::ExecPrepared(const Statement& statement, const Params& params
   return Check(PQexecPrepared(conn_, statement.name, static_cast<int>(pointers.size()),
                               pointers.data(), nullptr, nullptr, 0),
                statement.name);
+}
+
+void Connection::Listen(std::string_view channel) {
+  char* quoted = PQescapeIdentifier(conn_, channel.data(), channel.size());
+  if (!quoted) ThrowLost("cannot quote a channel name");
+  std::string sql = std::string("LISTEN ") + quoted;
+  PQfreemem(quoted);
+  Exec(sql);
+}
+
+std::vector<Notification> Connection::WaitForNotifications(std::chrono::milliseconds timeout) {
+  std::vector<Notification> out;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (PQconsumeInput(conn_) != 1) ThrowLost("connection lost while waiting for notifications");
+    while (PGnotify* notify = PQnotifies(conn_)) {
+      out.push_back({notify->relname ? notify->relname : "", notify->extra ? notify->extra : ""});
+      PQfreemem(notify);
+    }
+    if (!out.empty()) return out;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return out;
+    pollfd fd{PQsocket(conn_), POLLIN, 0};
+    if (fd.fd < 0) ThrowLost("connection has no socket");
+    if (::poll(&fd, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) {
+      ThrowLost("poll failed while waiting for notifications");
+    }
+  }
 }
 
 bool Connection::InTransaction() const {
@@ -202,6 +257,26 @@ std::vector<Result> Connection::Pipeline::Run() {
   items_.clear();
   if (first_error) throw *first_error;
   return results;
+}
+
+ReconnectingConnection::ReconnectingConnection(Options options) : options_(std::move(options)) {}
+
+Connection* ReconnectingConnection::IfOpen() {
+  if (connection_ && connection_->IsBroken()) connection_.reset();
+  return connection_.get();
+}
+
+Connection& ReconnectingConnection::Get() {
+  if (connection_ && connection_->IsBroken()) connection_.reset();
+  if (!connection_) {
+    auto connection = std::make_unique<Connection>(options_.conninfo, options_.session);
+    for (const auto& channel : options_.listen) connection->Listen(channel);
+    connection->PrepareAll(options_.statements);
+    if (options_.on_connect) options_.on_connect(*connection);
+    connection_ = std::move(connection);
+    ++sessions_;
+  }
+  return *connection_;
 }
 
 }  // namespace shopcqrs::adapters::pg

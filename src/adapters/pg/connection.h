@@ -4,11 +4,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "application/ports.h"
@@ -127,10 +129,24 @@ struct Statement {
   const char* sql;
 };
 
+// A notification received on a LISTENed channel.
+struct Notification {
+  std::string channel;
+  std::string payload;
+};
+
+// Session settings sent with the connection request itself (libpq `application_name` and
+// `options`), so every session a connection opens -- first or after a reconnect -- has them
+// before its first statement. Values must not contain spaces.
+struct SessionSettings {
+  std::string application_name;
+  std::vector<std::pair<std::string, std::string>> settings;  // e.g. {"work_mem", "64MB"}
+};
+
 // One libpq connection. Not thread-safe: one user at a time (see Pool).
 class Connection {
  public:
-  explicit Connection(const std::string& conninfo);
+  explicit Connection(const std::string& conninfo, const SessionSettings& session = {});
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -171,6 +187,12 @@ class Connection {
     std::vector<Item> items_;
   };
 
+  // LISTEN on `channel` (quoted as an identifier).
+  void Listen(std::string_view channel);
+  // The notifications received so far -- while other statements ran, or now -- and, when there
+  // are none, any that arrive within `timeout` (0: do not wait). Throws ConnectionLost.
+  std::vector<Notification> WaitForNotifications(std::chrono::milliseconds timeout);
+
   bool InTransaction() const;
   bool InFailedTransaction() const;
   bool IsBroken() const;  // the socket is gone; discard the connection
@@ -181,6 +203,39 @@ class Connection {
   [[noreturn]] void ThrowLost(std::string_view what);
 
   PGconn* conn_ = nullptr;
+};
+
+// A connection that opens itself on first use and again after it broke, each new session with
+// the same settings (sent with the connection request), LISTENs and prepared statements. Not
+// thread-safe, like Connection.
+class ReconnectingConnection {
+ public:
+  struct Options {
+    std::string conninfo;
+    SessionSettings session;
+    std::vector<Statement> statements;  // prepared on every new session
+    std::vector<std::string> listen;    // channels LISTENed on every new session
+    // Anything else a new session needs (runs last); a throw drops the new session.
+    std::function<void(Connection&)> on_connect;
+  };
+  explicit ReconnectingConnection(Options options);
+
+  // The open connection, opened first when there is none or it broke. Throws ConnectionLost
+  // when it cannot connect.
+  Connection& Get();
+  // The open connection without opening one: nullptr when there is none or it broke (then it
+  // is dropped).
+  Connection* IfOpen();
+  // Drops the connection; the next Get opens a new session.
+  void Reset() { connection_.reset(); }
+  // Sessions opened so far: a caller that caches something per session compares it.
+  std::uint64_t Sessions() const { return sessions_; }
+  const Options& options() const { return options_; }
+
+ private:
+  Options options_;
+  std::unique_ptr<Connection> connection_;
+  std::uint64_t sessions_ = 0;
 };
 
 }  // namespace shopcqrs::adapters::pg

@@ -1,7 +1,5 @@
 #include "adapters/pg_outbox/outbox_reader.h"
 
-#include <poll.h>
-
 #include <algorithm>
 #include <charconv>
 #include <stdexcept>
@@ -52,37 +50,37 @@ std::uint64_t ParseU64(std::string_view text) {
 
 }  // namespace
 
-OutboxReader::OutboxReader(Options options) : options_(std::move(options)) {}
+OutboxReader::OutboxReader(Options options)
+    : options_(std::move(options)),
+      connection_({.conninfo = options_.conninfo,
+                   .session = {.application_name = "shopcqrs-outbox-reader"},
+                   .statements = {kFetch, kOldestBlocking, kCountAfter},
+                   .listen = {kOutboxChannel},
+                   .on_connect = [this](pg::Connection& connection) {
+                     // The epoch of the write server's current start: a session cannot
+                     // outlive it.
+                     epoch_ = ParseU64(connection.Exec("SELECT shopcqrs_write_epoch()").Text(0, 0));
+                   }}) {}
 
 OutboxReader::~OutboxReader() = default;
 
-pg::Connection& OutboxReader::Connected() {
-  if (connection_ && connection_->IsBroken()) connection_.reset();
-  if (!connection_) {
-    auto connection = std::make_unique<pg::Connection>(options_.conninfo);
-    connection->Exec("SET application_name = 'shopcqrs-outbox-reader'");
-    connection->Exec(std::string("LISTEN ") + kOutboxChannel);
-    // The epoch of the write server's current start: a session cannot outlive it.
-    epoch_ = ParseU64(connection->Exec("SELECT shopcqrs_write_epoch()").Text(0, 0));
-    connection->Prepare(kFetch);
-    connection->Prepare(kOldestBlocking);
-    connection->Prepare(kCountAfter);
-    connection_ = std::move(connection);
-  }
-  return *connection_;
-}
+pg::Connection& OutboxReader::Connected() { return connection_.Get(); }
 
 void OutboxReader::Reset() {
   std::lock_guard lock(mutex_);
-  connection_.reset();
+  connection_.Reset();
 }
 
 cqrs::EventBatch OutboxReader::FetchBatch(const cqrs::Checkpoint& after, std::size_t max) {
   std::lock_guard lock(mutex_);
   auto& connection = Connected();
   // Notifications that arrived so far are answered by this fetch; later ones stay queued.
-  PQconsumeInput(connection.raw());
-  while (PGnotify* notify = PQnotifies(connection.raw())) PQfreemem(notify);
+  try {
+    connection.WaitForNotifications(std::chrono::milliseconds(0));
+  } catch (const pg::ConnectionLost&) {
+    connection_.Reset();
+    throw;
+  }
   notified_ = false;
 
   pg::Result rows;
@@ -92,7 +90,7 @@ cqrs::EventBatch OutboxReader::FetchBatch(const cqrs::Checkpoint& after, std::si
                                                .Add(after.position)
                                                .Add(static_cast<std::int64_t>(max)));
   } catch (const pg::ConnectionLost&) {
-    connection_.reset();
+    connection_.Reset();
     throw;
   }
 
@@ -133,29 +131,13 @@ bool OutboxReader::WaitForChange(std::chrono::milliseconds timeout) {
   std::lock_guard lock(mutex_);
   auto& connection = Connected();
   if (notified_) return true;
-  const auto wait = std::min(timeout, options_.poll_interval);
-  const auto deadline = std::chrono::steady_clock::now() + wait;
-  PGconn* conn = connection.raw();
-  while (true) {
-    if (PQconsumeInput(conn) != 1) {
-      connection_.reset();
-      throw pg::ConnectionLost("outbox reader lost its connection while listening");
-    }
-    if (PGnotify* notify = PQnotifies(conn)) {
-      PQfreemem(notify);
-      notified_ = true;
-      return true;
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd fd{PQsocket(conn), POLLIN, 0};
-    if (fd.fd < 0) {
-      connection_.reset();
-      throw pg::ConnectionLost("outbox reader has no socket");
-    }
-    ::poll(&fd, 1, static_cast<int>(left.count()));
+  try {
+    notified_ = !connection.WaitForNotifications(std::min(timeout, options_.poll_interval)).empty();
+  } catch (const pg::ConnectionLost&) {
+    connection_.Reset();
+    throw;
   }
+  return notified_;
 }
 
 std::optional<BlockingTransaction> OutboxReader::OldestBlockingTransaction() {
@@ -165,7 +147,7 @@ std::optional<BlockingTransaction> OutboxReader::OldestBlockingTransaction() {
   try {
     rows = connection.ExecPrepared(kOldestBlocking, {});
   } catch (const pg::ConnectionLost&) {
-    connection_.reset();
+    connection_.Reset();
     throw;
   }
   DrainNotifications(connection);
@@ -182,10 +164,7 @@ std::optional<BlockingTransaction> OutboxReader::OldestBlockingTransaction() {
 // Notifications that arrive while other statements run are buffered by libpq; an instance used
 // only for monitoring would otherwise collect them forever.
 void OutboxReader::DrainNotifications(pg::Connection& connection) {
-  while (PGnotify* notify = PQnotifies(connection.raw())) {
-    PQfreemem(notify);
-    notified_ = true;
-  }
+  if (!connection.WaitForNotifications(std::chrono::milliseconds(0)).empty()) notified_ = true;
 }
 
 std::int64_t OutboxReader::CountAfter(const cqrs::Checkpoint& after) {
@@ -198,7 +177,7 @@ std::int64_t OutboxReader::CountAfter(const cqrs::Checkpoint& after) {
     DrainNotifications(connection);
     return count;
   } catch (const pg::ConnectionLost&) {
-    connection_.reset();
+    connection_.Reset();
     throw;
   }
 }

@@ -54,7 +54,7 @@ class OutboxReader final : public cqrs::EventSource {
 
   Options options_;
   std::mutex mutex_;
-  std::unique_ptr<pg::Connection> connection_;
+  pg::ReconnectingConnection connection_;
   std::uint64_t epoch_ = 0;  // of the write server's start the connection belongs to
   bool notified_ = false;    // a notification arrived since the last fetch
 };

@@ -1,7 +1,5 @@
 #include "adapters/pg_read/projection.h"
 
-#include <poll.h>
-
 #include <charconv>
 #include <exception>
 #include <map>
@@ -568,68 +566,6 @@ void PgReadProjection::Apply(const cqrs::Checkpoint& from,
   t[5] = Clock::now();
   std::lock_guard lock(timings_mutex_);
   timings_.AddBatch(events.size(), t);
-}
-
-// ---- ProgressListener ----
-
-ProgressListener::ProgressListener(std::string conninfo, cqrs::ProgressTracker& tracker,
-                                   std::string name, std::chrono::milliseconds poll_interval)
-    : conninfo_(std::move(conninfo)),
-      tracker_(tracker),
-      name_(std::move(name)),
-      poll_interval_(poll_interval) {
-  thread_ = std::thread([this] { Run(); });
-}
-
-ProgressListener::~ProgressListener() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
-}
-
-void ProgressListener::Run() {
-  std::unique_ptr<pg::Connection> connection;
-  const auto step = std::chrono::milliseconds(100);  // how soon a stop request is seen
-  auto last_poll = std::chrono::steady_clock::time_point{};
-  while (!stop_) {
-    try {
-      if (!connection || connection->IsBroken()) {
-        connection.reset();
-        connection = std::make_unique<pg::Connection>(conninfo_);
-        connection->Exec(std::string("LISTEN ") + kProgressChannel);
-        last_poll = {};
-      }
-      const auto now = std::chrono::steady_clock::now();
-      if (now - last_poll >= poll_interval_) {
-        auto rows = connection->Exec("SELECT bound FROM projection_checkpoints WHERE name = $1",
-                                     Params().Add(name_));
-        // Set, not raised: after a read-server restart the stored bound is the truth, even if
-        // lower than what was heard before (notifications only ever raise it).
-        if (rows.rows() == 1) tracker_.Reset(ToU64(rows.Int64(0, 0)));
-        last_poll = now;
-      }
-      PGconn* conn = connection->raw();
-      pollfd fd{PQsocket(conn), POLLIN, 0};
-      ::poll(&fd, 1, static_cast<int>(step.count()));
-      if (PQconsumeInput(conn) != 1)
-        throw pg::ConnectionLost("progress listener lost its connection");
-      while (PGnotify* notify = PQnotifies(conn)) {
-        std::string_view payload(notify->extra);
-        const auto colon = payload.rfind(':');
-        if (colon != std::string_view::npos && payload.substr(0, colon) == name_) {
-          std::uint64_t bound = 0;
-          const auto text = payload.substr(colon + 1);
-          if (std::from_chars(text.data(), text.data() + text.size(), bound).ec == std::errc()) {
-            tracker_.Publish(bound);
-          }
-        }
-        PQfreemem(notify);
-      }
-    } catch (const std::exception& error) {
-      spdlog::warn("progress listener: {}", error.what());
-      connection.reset();
-      for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(step);
-    }
-  }
 }
 
 }  // namespace shopcqrs::adapters::pg_read

@@ -47,28 +47,4 @@ class PgReadProjection final : public cqrs::ProjectionStore {
   projection_support::ProjectorConnection connection_;
 };
 
-// Follows a projection's progress from another process: LISTENs on kProgressChannel of the
-// read database (raising the bound each notification names) and re-reads the checkpoint on
-// every (re)connection and every `poll_interval`, *setting* the tracker to the stored bound,
-// lower too: a store that lost a suffix makes waiting queries wait again. Reconnects on its own.
-class ProgressListener {
- public:
-  ProgressListener(std::string conninfo, cqrs::ProgressTracker& tracker,
-                   std::string name = kProjectionName,
-                   std::chrono::milliseconds poll_interval = std::chrono::milliseconds(1000));
-  ~ProgressListener();  // stops the thread
-  ProgressListener(const ProgressListener&) = delete;
-  ProgressListener& operator=(const ProgressListener&) = delete;
-
- private:
-  void Run();
-
-  std::string conninfo_;
-  cqrs::ProgressTracker& tracker_;
-  std::string name_;
-  std::chrono::milliseconds poll_interval_;
-  std::atomic<bool> stop_ = false;
-  std::thread thread_;
-};
-
 }  // namespace shopcqrs::adapters::pg_read

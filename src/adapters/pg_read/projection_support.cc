@@ -65,25 +65,22 @@ std::vector<domain::DomainEvent> DecodeAll(const std::vector<cqrs::StoredEvent>&
   return decoded;
 }
 
-pg::Connection& ProjectorConnection::Get() {
-  if (connection_ && connection_->IsBroken()) connection_.reset();
-  if (!connection_) {
-    auto connection = std::make_unique<pg::Connection>(conninfo_);
-    // synchronous_commit = on (the server default, set explicitly): a batch's COMMIT returns
-    // only once the read server has flushed it, and only then does the projector publish its
-    // bound (ProgressTracker) and the NOTIFY reach followers. A token is therefore never
-    // answered from data that a read-server crash could roll back. Group commit keeps the cost
-    // to one WAL flush per batch, not per event.
-    // work_mem: the set-based upserts read their rows from one function scan per table
-    // (4MB spilled a 5,000-order batch to a temporary file).
-    connection->Exec(
-        "SET application_name = 'shopcqrs-projector'; SET TimeZone = 'UTC'; "
-        "SET work_mem = '64MB'; SET synchronous_commit = on");
-    connection->PrepareAll(queries::All());
-    connection_ = std::move(connection);
-  }
-  return *connection_;
-}
+// synchronous_commit = on (the server default, set explicitly): a batch's COMMIT returns only
+// once the read server has flushed it, and only then does the projector publish its bound
+// (ProgressTracker) and the NOTIFY reach followers. A token is therefore never answered from data
+// that a read-server crash could roll back. Group commit keeps the cost to one WAL flush per
+// batch, not per event.
+// work_mem: the set-based upserts read their rows from one function scan per table (4MB spilled a
+// 5,000-order batch to a temporary file).
+ProjectorConnection::ProjectorConnection(std::string conninfo)
+    : connection_({.conninfo = std::move(conninfo),
+                   .session = {.application_name = "shopcqrs-projector",
+                               .settings = {{"TimeZone", "UTC"},
+                                            {"work_mem", "64MB"},
+                                            {"synchronous_commit", "on"}}},
+                   .statements = queries::All()}) {}
+
+pg::Connection& ProjectorConnection::Get() { return connection_.Get(); }
 
 cqrs::Checkpoint ProjectorConnection::LoadCheckpoint(const std::string& name) {
   try {
@@ -91,20 +88,18 @@ cqrs::Checkpoint ProjectorConnection::LoadCheckpoint(const std::string& name) {
     if (r.rows() == 0) return {};
     return cqrs::Checkpoint{ToU64(r.Int64(0, 0)), r.Int64(0, 1), ToU64(r.Int64(0, 2))};
   } catch (const pg::ConnectionLost&) {
-    connection_.reset();
+    connection_.Reset();
     throw;
   }
 }
 
 void ProjectorConnection::Abandon() {
-  if (!connection_) return;
-  if (connection_->IsBroken()) {
-    connection_.reset();
-  } else if (connection_->InTransaction()) {
+  pg::Connection* connection = connection_.IfOpen();  // a broken one is dropped
+  if (connection && connection->InTransaction()) {
     try {
-      connection_->Exec("ROLLBACK");
+      connection->Exec("ROLLBACK");
     } catch (...) {
-      connection_.reset();
+      connection_.Reset();
     }
   }
 }

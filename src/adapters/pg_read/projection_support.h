@@ -165,10 +165,10 @@ struct ApplyTimings {
 // projector session settings and every pg_read statement prepared, reopened after a fault.
 class ProjectorConnection {
  public:
-  explicit ProjectorConnection(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+  explicit ProjectorConnection(std::string conninfo);
 
   pg::Connection& Get();
-  void Reset() { connection_.reset(); }
+  void Reset() { connection_.Reset(); }
   // The stored checkpoint of projection `name` (all zero when it has none).
   cqrs::Checkpoint LoadCheckpoint(const std::string& name);
   // For the catch block of a failed batch: rolls back its transaction, or drops the connection
@@ -176,8 +176,7 @@ class ProjectorConnection {
   void Abandon();
 
  private:
-  std::string conninfo_;
-  std::unique_ptr<pg::Connection> connection_;
+  pg::ReconnectingConnection connection_;
 };
 
 // The checkpoint protocol of a batch transaction, in the pipelines of an Apply:

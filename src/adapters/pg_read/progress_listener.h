@@ -1,0 +1,35 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "adapters/pg_read/projection.h"
+#include "cqrs/projector.h"
+
+namespace shopcqrs::adapters::pg_read {
+
+// Follows a projection's progress from another process: LISTENs on kProgressChannel of the
+// read database (raising the bound each notification names) and re-reads the checkpoint on
+// every (re)connection and every `poll_interval`, *setting* the tracker to the stored bound,
+// lower too: a store that lost a suffix makes waiting queries wait again. Reconnects on its own.
+class ProgressListener {
+ public:
+  ProgressListener(std::string conninfo, cqrs::ProgressTracker& tracker,
+                   std::string name = kProjectionName,
+                   std::chrono::milliseconds poll_interval = std::chrono::milliseconds(1000));
+  ~ProgressListener() = default;  // the thread is asked to stop and joined
+  ProgressListener(const ProgressListener&) = delete;
+  ProgressListener& operator=(const ProgressListener&) = delete;
+
+ private:
+  void Run(std::stop_token stop);
+
+  std::string conninfo_;
+  cqrs::ProgressTracker& tracker_;
+  std::string name_;
+  std::chrono::milliseconds poll_interval_;
+  std::jthread thread_;  // last: started once the fields it reads are set
+};
+
+}  // namespace shopcqrs::adapters::pg_read
