@@ -316,5 +316,58 @@ TEST(NatsServer, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
   EXPECT_FALSE(server.IsRunning());
 }
 
+// A nats-server left running by a killed predecessor (the command a NatsServer runs, in the data
+// directory, holding the port recorded there) is stopped cleanly (SIGTERM) and started again
+// under the new supervisor, on that port, with its streams.
+TEST(NatsServer, StopsTheServerOfAKilledPredecessorAndStartsItAgainOnItsPort) {
+  TempDir dir;
+  const auto data_dir = dir.root / "data";
+  std::filesystem::create_directories(data_dir);
+  const int port = adapters::local::FindFreePort();
+  std::ofstream(data_dir / "port") << port << '\n';
+  adapters::local::ChildProcess leftover;
+  adapters::local::ChildProcessOptions command;
+  command.argv = {"/usr/sbin/nats-server",
+                  "--jetstream",
+                  "--store_dir",
+                  data_dir.string(),
+                  "--addr",
+                  "127.0.0.1",
+                  "--port",
+                  std::to_string(port)};
+  command.log_file = data_dir / "nats.log";
+  command.working_dir = data_dir;
+  leftover.Start(command);
+  const std::string url = fmt::format("nats://127.0.0.1:{}", port);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        try {
+          Client probe(url);
+          return true;
+        } catch (const std::runtime_error&) {
+          return false;
+        }
+      },
+      kDeadline));
+  {
+    Client client(url);
+    client.AddStream("ORDERS", "orders.>");
+    PublishOrders(client, 1, 5);
+  }
+
+  NatsServer server(TestOptions(data_dir));
+  server.Start();
+  const auto exit = leftover.Wait(1s);  // it is gone by the time Start returns
+  ASSERT_TRUE(exit.has_value()) << "the leftover nats-server is still running";
+  EXPECT_NE(exit->signal, SIGKILL) << exit->Describe();  // stopped, not killed
+  EXPECT_NE(server.Pid(), leftover.Pid());
+  EXPECT_EQ(server.Port(), port);
+  EXPECT_EQ(RecordedPort(server.DataDir()), port);
+  Client client(server.Url());
+  ExpectOrders(client, 5);
+  PublishOrders(client, 6, 7);
+  ExpectOrders(client, 7);
+}
+
 }  // namespace
 }  // namespace shopcqrs

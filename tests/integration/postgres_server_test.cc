@@ -11,13 +11,18 @@
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -46,6 +51,29 @@ std::optional<std::string> QueryValue(const std::string& conninfo, const std::st
   if (status == PGRES_COMMAND_OK) return std::string();
   if (status != PGRES_TUPLES_OK || PQntuples(res.get()) < 1) return std::nullopt;
   return std::string(PQgetvalue(res.get(), 0, 0));
+}
+
+// Runs one query and returns the first column of every row; nullopt on any failure.
+std::optional<std::vector<std::string>> QueryColumn(const std::string& conninfo,
+                                                    const std::string& sql) {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdb(conninfo.c_str()), &PQfinish);
+  if (PQstatus(conn.get()) != CONNECTION_OK) return std::nullopt;
+  std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(conn.get(), sql.c_str()), &PQclear);
+  if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) return std::nullopt;
+  std::vector<std::string> values;
+  for (int row = 0; row < PQntuples(res.get()); ++row)
+    values.emplace_back(PQgetvalue(res.get(), row, 0));
+  return values;
+}
+
+// Polls `condition` every 20 ms until it holds or `timeout` has passed; returns its last value.
+bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return condition();
 }
 
 class TempDir {
@@ -119,25 +147,82 @@ TEST_F(PostgresServerTest, StartsServesStopsAndRestartsOnTheSamePortWithItsData)
   EXPECT_EQ(QueryValue(again.ConnectionString(), "SELECT v FROM kept"), "42");
 }
 
-TEST_F(PostgresServerTest, StartsAgainAfterThePostmasterWasKilledHard) {
-  PostgresServer server(TestOptions(data_dir_));
+// kill -9 of the postmaster while clients write: the supervisor starts it again on the same
+// port (after its orphaned backends are gone), crash recovery replays the WAL, and with fsync on
+// every row whose COMMIT was acknowledged is there.
+TEST_F(PostgresServerTest, KilledPostmasterIsRestartedOnItsPortWithEveryAcknowledgedRow) {
+  auto options = TestOptions(data_dir_);
+  options.fsync = true;
+  PostgresServer server(options);
   server.Start();
   const int port = server.Port();
-  ASSERT_TRUE(QueryValue(server.ConnectionString(), "CREATE TABLE kept (v int)"));
-  ASSERT_TRUE(QueryValue(server.ConnectionString(), "INSERT INTO kept VALUES (7)"));
-  // An open session whose backend outlives the postmaster for a moment.
-  std::unique_ptr<PGconn, decltype(&PQfinish)> idle(PQconnectdb(server.ConnectionString().c_str()),
-                                                    &PQfinish);
-  ASSERT_EQ(PQstatus(idle.get()), CONNECTION_OK);
+  const pid_t killed = server.Pid();
+  const std::string conninfo = server.ConnectionString() + " connect_timeout=2";
+  ASSERT_EQ(QueryValue(conninfo, "SHOW fsync"), "on");
+  ASSERT_TRUE(
+      QueryValue(conninfo, "CREATE TABLE acked (writer int, n int, PRIMARY KEY (writer, n))"));
 
-  ASSERT_EQ(::kill(server.Pid(), SIGKILL), 0);
-  for (int i = 0; i < 500 && server.IsRunning(); ++i) std::this_thread::sleep_for(10ms);
-  ASSERT_FALSE(server.IsRunning());
-  ASSERT_TRUE(fs::exists(data_dir_ / "postmaster.pid"));  // stale
+  constexpr int kWriters = 3;
+  std::atomic<bool> stop = false;
+  std::atomic<int> acknowledged = 0;
+  std::vector<std::vector<int>> acked(kWriters);  // each writer's own
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      std::unique_ptr<PGconn, decltype(&PQfinish)> conn(nullptr, &PQfinish);
+      for (int n = 0; !stop; ++n) {  // a new n per attempt: a lost answer may have committed
+        if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+          conn.reset(PQconnectdb(conninfo.c_str()));
+          if (PQstatus(conn.get()) != CONNECTION_OK) {
+            std::this_thread::sleep_for(20ms);
+            continue;
+          }
+          // Quiet: "terminating connection due to unexpected postmaster exit".
+          PQsetNoticeProcessor(
+              conn.get(), [](void*, const char*) {}, nullptr);
+        }
+        const std::string sql = fmt::format("INSERT INTO acked VALUES ({}, {})", w, n);
+        std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(conn.get(), sql.c_str()),
+                                                          &PQclear);
+        if (PQresultStatus(res.get()) == PGRES_COMMAND_OK) {
+          acked[static_cast<std::size_t>(w)].push_back(n);
+          ++acknowledged;
+        } else {
+          conn.reset();
+        }
+      }
+    });
+  }
+  ASSERT_TRUE(Eventually([&] { return acknowledged >= 60; }, 30s));
 
-  server.Start();
+  ASSERT_EQ(::kill(killed, SIGKILL), 0);
+  const bool restarted = Eventually(
+      [&] { return server.Restarts() >= 1 && QueryValue(conninfo, "SELECT 1") == "1"; }, 60s);
+  const int before = acknowledged;
+  // The writers get through again.
+  const bool writing = Eventually([&] { return acknowledged >= before + 30; }, 30s);
+  stop = true;
+  for (auto& writer : writers) writer.join();
+  ASSERT_TRUE(restarted) << "not serving again; " << TailFile(server.LogFile(), 30);
+  EXPECT_TRUE(writing);
+  EXPECT_EQ(server.Restarts(), 1);
+  EXPECT_TRUE(server.IsRunning());
   EXPECT_EQ(server.Port(), port);
-  EXPECT_EQ(QueryValue(server.ConnectionString(), "SELECT v FROM kept"), "7");
+  EXPECT_NE(server.Pid(), killed);
+  const std::string pid_file = ReadFile(data_dir_ / "postmaster.pid");
+  EXPECT_EQ(pid_file.substr(0, pid_file.find('\n')), std::to_string(server.Pid()));
+
+  for (int w = 0; w < kWriters; ++w) {
+    const auto rows =
+        QueryColumn(conninfo, fmt::format("SELECT n FROM acked WHERE writer = {}", w));
+    ASSERT_TRUE(rows);
+    const std::set<std::string> stored(rows->begin(), rows->end());
+    int missing = 0;
+    for (int n : acked[static_cast<std::size_t>(w)]) missing += !stored.contains(std::to_string(n));
+    EXPECT_EQ(missing, 0) << "writer " << w << " lost acknowledged rows";
+  }
+  server.Stop();
+  EXPECT_FALSE(server.IsRunning());
 }
 
 TEST_F(PostgresServerTest, IgnoresAPidFileNamingAnUnrelatedLiveProcess) {
@@ -156,17 +241,116 @@ TEST_F(PostgresServerTest, IgnoresAPidFileNamingAnUnrelatedLiveProcess) {
   sleeper.Stop(SIGKILL, 1s);
 }
 
-TEST_F(PostgresServerTest, ShutsDownAServerLeftRunningByAPreviousRun) {
-  PostgresServer first(TestOptions(data_dir_));
-  first.Start();
-  const pid_t orphan = first.Pid();
+// Body of the child process of the leftover tests (skipped when run normally): a predecessor,
+// like a `shopcqrs up` that will be killed -9, whose server is made to outlive it.
+TEST(PostgresServerChild, RunsUntilKilled) {
+  const char* data_dir = std::getenv("SHOPCQRS_CHILD_PG_DIR");
+  const char* ready = std::getenv("SHOPCQRS_CHILD_READY");
+  if (!data_dir || !ready) GTEST_SKIP() << "only run as a child of the leftover tests";
+  auto options = TestOptions(data_dir);
+  options.stop_with_parent = false;  // it survives this process, as a leftover
+  PostgresServer server(options);
+  server.Start();
+  ASSERT_TRUE(QueryValue(server.ConnectionString(), "CREATE TABLE kept (v int)"));
+  ASSERT_TRUE(
+      QueryValue(server.ConnectionString(), "INSERT INTO kept SELECT generate_series(1, 100)"));
+  {
+    std::ofstream out(std::string(ready) + ".tmp");
+    out << server.Port() << ' ' << server.Pid() << '\n';
+  }
+  fs::rename(std::string(ready) + ".tmp", ready);
+  std::this_thread::sleep_for(120s);
+}
 
-  // As if the previous shopcqrs process had died without stopping its server.
-  PostgresServer second(TestOptions(data_dir_));
-  second.Start();
-  EXPECT_NE(second.Pid(), orphan);
-  EXPECT_FALSE(first.IsRunning());
-  EXPECT_EQ(QueryValue(second.ConnectionString(), "SELECT 1"), "1");
+struct Leftover {
+  int port = 0;
+  pid_t postmaster = 0;
+};
+
+// Runs a PostgresServer on `data_dir` in a child process, waits until it has written its rows,
+// and kills the child with SIGKILL: its postmaster survives, serving the data dir, unsupervised.
+Leftover LeaveAServerRunning(const fs::path& data_dir, const fs::path& work_dir) {
+  const fs::path ready = work_dir / "child-ready";
+  ChildProcessOptions options;
+  options.argv = {fs::read_symlink("/proc/self/exe").string(),
+                  "--gtest_filter=PostgresServerChild.RunsUntilKilled"};
+  options.env = {{"SHOPCQRS_CHILD_PG_DIR", data_dir.string()},
+                 {"SHOPCQRS_CHILD_READY", ready.string()}};
+  options.log_file = work_dir / "child.log";
+  ChildProcess child;
+  child.Start(options);
+  const bool started =
+      Eventually([&] { return fs::exists(ready) || !child.IsRunning(); }, 90s) && fs::exists(ready);
+  child.Kill(SIGKILL);
+  child.Wait(10s);
+  if (!started) {
+    throw std::runtime_error("the child did not start its server:\n" +
+                             TailFile(work_dir / "child.log", 30));
+  }
+  Leftover leftover;
+  std::ifstream(ready) >> leftover.port >> leftover.postmaster;
+  return leftover;
+}
+
+// Kills what a failed test leaves behind.
+struct KillAtExit {
+  pid_t pid;
+  ~KillAtExit() {
+    if (ProcessAlive(pid)) ::kill(pid, SIGKILL);
+  }
+};
+
+// A server left running by a killed predecessor is shut down cleanly (not adopted) and started
+// again under the new supervisor, on its port and with its data, and is supervised from then on.
+TEST_F(PostgresServerTest, StopsTheServerOfAKilledPredecessorAndSupervisesItAgain) {
+  const Leftover leftover = LeaveAServerRunning(data_dir_, dir_.Path());
+  KillAtExit cleanup{leftover.postmaster};
+  ASSERT_TRUE(ProcessAlive(leftover.postmaster));
+  const std::string leftover_conninfo =
+      fmt::format("host=127.0.0.1 port={} dbname=shopcqrs user=postgres", leftover.port);
+  ASSERT_EQ(QueryValue(leftover_conninfo, "SELECT count(*) FROM kept"), "100");
+
+  const auto log_offset = fs::file_size(data_dir_ / "server.log");
+  PostgresServer server(TestOptions(data_dir_));
+  server.Start();
+  EXPECT_FALSE(ProcessAlive(leftover.postmaster));
+  EXPECT_NE(server.Pid(), leftover.postmaster);
+  EXPECT_EQ(server.Port(), leftover.port);
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SELECT count(*) FROM kept"), "100");
+  // Shut down cleanly (fast shutdown), so no crash recovery was needed.
+  EXPECT_THAT(TailFile(data_dir_ / "server.log", 200, log_offset),
+              HasSubstr("database system was shut down at"));
+
+  // From now on it is supervised like any other.
+  const pid_t pid = server.Pid();
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return server.Restarts() == 1 &&
+               QueryValue(server.ConnectionString(), "SELECT count(*) FROM kept") == "100";
+      },
+      60s))
+      << TailFile(server.LogFile(), 30);
+  EXPECT_EQ(server.Port(), leftover.port);
+  EXPECT_NE(server.Pid(), pid);
+}
+
+// A leftover that does not react to the fast-shutdown request (here: stopped with SIGSTOP) is
+// killed after stop_timeout, and the server starts after crash recovery.
+TEST_F(PostgresServerTest, KillsAHungLeftoverAfterTheStopTimeout) {
+  const Leftover leftover = LeaveAServerRunning(data_dir_, dir_.Path());
+  KillAtExit cleanup{leftover.postmaster};
+  ASSERT_EQ(::kill(leftover.postmaster, SIGSTOP), 0);
+
+  auto options = TestOptions(data_dir_);
+  options.stop_timeout = 2s;
+  PostgresServer server(options);
+  const auto started = std::chrono::steady_clock::now();
+  server.Start();
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 2s);
+  EXPECT_FALSE(ProcessAlive(leftover.postmaster));
+  EXPECT_EQ(server.Port(), leftover.port);
+  EXPECT_EQ(QueryValue(server.ConnectionString(), "SELECT count(*) FROM kept"), "100");
 }
 
 TEST_F(PostgresServerTest, ChoosesAnotherPortWhenTheRecordedOneIsTaken) {

@@ -1,13 +1,9 @@
 #include "adapters/local/postgres_server.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <grp.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -211,40 +207,11 @@ void ChownTree(const fs::path& root, uid_t uid, gid_t gid) {
   }
 }
 
-// Processes of a PostgreSQL server (postmaster or its children) whose working directory is
-// `data_dir` — a server always chdirs into its data directory. Zombies are skipped.
-std::vector<pid_t> ServerProcessesIn(const fs::path& data_dir) {
-  std::vector<pid_t> pids;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return pids;
-  const pid_t self = ::getpid();
-  while (dirent* entry = ::readdir(proc)) {
-    auto pid = ParseInt(entry->d_name);
-    if (!pid || *pid == self) continue;
-    fs::path base = fs::path("/proc") / entry->d_name;
-    std::error_code ec;
-    fs::path cwd = fs::read_symlink(base / "cwd", ec);
-    if (ec || cwd != data_dir) continue;
-    fs::path exe = fs::read_symlink(base / "exe", ec);
-    if (ec) continue;
-    std::string exe_name = exe.filename().string();
-    if (exe_name != "postgres" && exe_name != "postmaster") continue;
-    pids.push_back(*pid);
-  }
-  ::closedir(proc);
-  return pids;
-}
-
-bool ProcessAlive(pid_t pid) {
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  // A zombie (not our child, so not ours to reap) counts as gone.
-  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
-  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  auto close = content.rfind(')');
-  if (close != std::string::npos && close + 2 < content.size() && content[close + 2] == 'Z') {
-    return false;
-  }
-  return true;
+fs::path AbsoluteDataDir(const fs::path& data_dir) {
+  if (data_dir.empty()) throw std::runtime_error("PostgresServer: data_dir is empty");
+  fs::path absolute = fs::absolute(data_dir).lexically_normal();
+  if (!absolute.has_filename()) absolute = absolute.parent_path();  // "dir/"
+  return absolute;
 }
 
 PgConn Connect(const std::string& conninfo) {
@@ -295,41 +262,6 @@ std::string QuoteConninfoValue(std::string_view value) {
   return out + "'";
 }
 
-int FindFreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error(fmt::format("socket() failed: {}", ErrnoText(errno)));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    int err = errno;
-    ::close(fd);
-    throw std::runtime_error(
-        fmt::format("cannot find a free port on 127.0.0.1: {}", ErrnoText(err)));
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool IsPortFree(int port) {
-  if (port <= 0 || port > 65535) return false;
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  bool free =
-      ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::listen(fd, 1) == 0;
-  ::close(fd);
-  return free;
-}
-
 fs::path FindPostgresBinDir() {
   if (const char* env = std::getenv("SHOPCQRS_PG_BINDIR"); env && *env) {
     if (!HasServerBinaries(env)) {
@@ -361,14 +293,33 @@ fs::path FindPostgresBinDir() {
       "or `pg_config --bindir`; install postgresql-15 or set SHOPCQRS_PG_BINDIR");
 }
 
-PostgresServer::PostgresServer(Options options) : options_(std::move(options)) {
-  if (options_.data_dir.empty()) throw std::runtime_error("PostgresServer: data_dir is empty");
+PostgresServer::PostgresServer(Options options)
+    : options_(std::move(options)),
+      data_dir_(AbsoluteDataDir(options_.data_dir)),
+      run_as_user_(::geteuid() == 0 ? kServerUser : ""),
+      supervisor_({.data_dir = data_dir_,
+                   .name = options_.name,
+                   .program = "PostgreSQL",
+                   .log_file = LogFile(),
+                   .port = options_.port,
+                   .start_timeout = options_.start_timeout,
+                   .stop_timeout = options_.stop_timeout,
+                   .check_interval = options_.check_interval,
+                   .stop_signal = SIGINT,  // fast shutdown
+                   .parent_death_signal = options_.stop_with_parent ? SIGINT : 0,
+                   .command = [this](int) { return Command(); },
+                   .probe = [this](int port) { return Probe(port); },
+                   .prepare = [this](int port) { Prepare(port); },
+                   .retry_reason = [](const ExitStatus&,
+                                      const std::string& log) { return RetryReason(log); },
+                   .recorded_port = [this] { return RecordedPort(data_dir_); },
+                   .leftover_servers =
+                       [this](const std::vector<pid_t>& leftovers) {
+                         return LeftoverPostmaster(leftovers);
+                       }}) {
   if (options_.port < 0 || options_.port > 65535) {
     throw std::runtime_error(fmt::format("PostgresServer: invalid port {}", options_.port));
   }
-  data_dir_ = fs::absolute(options_.data_dir).lexically_normal();
-  if (data_dir_.has_filename() == false) data_dir_ = data_dir_.parent_path();
-  if (::geteuid() == 0) run_as_user_ = kServerUser;
 }
 
 PostgresServer::~PostgresServer() {
@@ -379,9 +330,11 @@ PostgresServer::~PostgresServer() {
   }
 }
 
-int PostgresServer::Port() const { return port_.load(); }
+int PostgresServer::Port() const { return supervisor_.Port(); }
 
-pid_t PostgresServer::Pid() const { return postmaster_.Pid(); }
+pid_t PostgresServer::Pid() const { return supervisor_.Pid(); }
+
+int PostgresServer::Restarts() const { return supervisor_.Restarts(); }
 
 std::string PostgresServer::ConnectionString() const { return ConnectionString(options_.database); }
 
@@ -390,22 +343,40 @@ std::string PostgresServer::ConnectionString(std::string_view database) const {
                      QuoteConninfoValue(database));
 }
 
-bool PostgresServer::IsRunning() { return postmaster_.IsRunning(); }
-
-std::string PostgresServer::LogTail(std::uintmax_t from) const {
-  std::string tail = TailFile(LogFile(), kLogTailLines, from);
-  if (tail.empty()) return fmt::format("(server log {} is empty)", LogFile().string());
-  return fmt::format("last lines of {}:\n{}", LogFile().string(), tail);
-}
+bool PostgresServer::IsRunning() { return supervisor_.IsRunning(); }
 
 void PostgresServer::Start() {
   std::lock_guard lock(mutex_);
-  if (postmaster_.IsRunning()) return;
-  StartLocked();
+  if (started_) return;
+  const auto started = std::chrono::steady_clock::now();
+  InitializeLocked();
+  if (FileSize(LogFile()) > kMaxLogBytes) {
+    std::error_code ec;  // keep one previous log
+    fs::rename(LogFile(), fs::path(LogFile()) += ".old", ec);
+  }
+  supervisor_.Start();
+  try {
+    VerifyAndCreateDatabase();
+  } catch (...) {
+    supervisor_.Stop();
+    throw;
+  }
+  started_ = true;
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  spdlog::info("[{}] PostgreSQL ready on 127.0.0.1:{} (pid {}, data {}) in {} ms", options_.name,
+               Port(), Pid(), data_dir_.string(), elapsed.count());
+}
+
+void PostgresServer::Stop() {
+  std::lock_guard lock(mutex_);
+  supervisor_.Stop();
+  started_ = false;
 }
 
 void PostgresServer::Initialize() {
   std::lock_guard lock(mutex_);
+  if (started_) return;
   InitializeLocked();
 }
 
@@ -417,33 +388,6 @@ void PostgresServer::InitializeLocked() {
   }
   PrepareDataDir();
   if (!fs::exists(data_dir_ / "PG_VERSION")) InitDb();
-}
-
-void PostgresServer::StartLocked() {
-  const auto started = std::chrono::steady_clock::now();
-  InitializeLocked();
-  HandleLeftovers();
-
-  std::string retry_reason;
-  for (int attempt = 1;; ++attempt) {
-    if (SpawnAndWait(attempt, &retry_reason)) break;
-    if (std::chrono::steady_clock::now() - started > options_.start_timeout || attempt >= 20) {
-      throw std::runtime_error(fmt::format("[{}] PostgreSQL did not start after {} attempts: {}",
-                                           options_.name, attempt, retry_reason));
-    }
-    spdlog::info("[{}] retrying PostgreSQL start: {}", options_.name, retry_reason);
-    std::this_thread::sleep_for(200ms);
-  }
-  try {
-    VerifyAndCreateDatabase();
-  } catch (...) {
-    StopLocked();
-    throw;
-  }
-  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
-  spdlog::info("[{}] PostgreSQL ready on 127.0.0.1:{} (pid {}, data {}) in {} ms", options_.name,
-               port_.load(), postmaster_.Pid(), data_dir_.string(), elapsed.count());
 }
 
 void PostgresServer::PrepareDataDir() {
@@ -530,64 +474,27 @@ void PostgresServer::InitDb() {
   if (!conf) throw std::runtime_error("cannot append to postgresql.conf");
 }
 
-// A previous run may have been killed: its postmaster.pid stays behind, the pid in it may
-// since belong to an unrelated process (PostgreSQL then refuses to start), and orphaned
-// server processes may still be running or winding down.
-void PostgresServer::HandleLeftovers() {
+// Runs after the supervisor has stopped every process a previous run left in the data
+// directory (see ServerSupervisor::StopLeftovers: a postmaster that outlived its killed
+// `shopcqrs up` is fast-shut-down, the backends of a postmaster killed -9 are waited for), so
+// no server runs on it now. What remains are the lock files of a server that did not shut down
+// cleanly: the pid in postmaster.pid may since belong to an unrelated process (PostgreSQL then
+// refuses to start), and so may the pid in a socket lock file.
+void PostgresServer::RemoveStaleLockFiles() {
   const fs::path pid_file = data_dir_ / "postmaster.pid";
   std::optional<pid_t> recorded;
   if (auto line = ReadFirstLine(pid_file)) recorded = ParseInt(*line);
-
-  auto leftovers = ServerProcessesIn(data_dir_);
-  if (recorded && std::find(leftovers.begin(), leftovers.end(), *recorded) != leftovers.end()) {
-    spdlog::warn(
-        "[{}] a PostgreSQL server (pid {}) left by a previous run is still running on "
-        "{}; shutting it down",
-        options_.name, *recorded, data_dir_.string());
-    ::kill(*recorded, SIGINT);
-  }
-  if (!leftovers.empty()) {
-    spdlog::info("[{}] waiting for {} process(es) of a previous server on {} to exit",
-                 options_.name, leftovers.size(), data_dir_.string());
-  }
-  const auto deadline = std::chrono::steady_clock::now() + options_.stop_timeout;
-  bool escalated = false;
-  while (!leftovers.empty()) {
-    std::erase_if(leftovers, [](pid_t pid) { return !ProcessAlive(pid); });
-    if (leftovers.empty()) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      if (recorded && !escalated &&
-          std::find(leftovers.begin(), leftovers.end(), *recorded) != leftovers.end()) {
-        ::kill(*recorded, SIGQUIT);
-        escalated = true;
-        continue;
-      }
-      throw std::runtime_error(
-          fmt::format("[{}] PostgreSQL processes from a previous run are still using {}: pids {}",
-                      options_.name, data_dir_.string(), fmt::join(leftovers, ", ")));
-    }
-    std::this_thread::sleep_for(20ms);
-  }
   if (fs::exists(pid_file)) {
-    spdlog::info("[{}] removing stale postmaster.pid (pid {}) left by a previous run",
-                 options_.name, recorded ? fmt::to_string(*recorded) : "unreadable");
+    spdlog::info(
+        "[{}] removing stale postmaster.pid (pid {}) left by a server that did not "
+        "shut down cleanly",
+        options_.name, recorded ? fmt::to_string(*recorded) : "unreadable");
     fs::remove(pid_file);
   }
-  // Stale socket lock files in the data directory (their pid may also have been reused).
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(data_dir_, ec)) {
     if (entry.path().filename().string().starts_with(".s.PGSQL.")) fs::remove(entry.path(), ec);
   }
-}
-
-int PostgresServer::ChoosePort() const {
-  if (options_.port > 0) return options_.port;
-  if (auto recorded = RecordedPort(data_dir_)) {
-    if (IsPortFree(*recorded)) return *recorded;
-    spdlog::info("[{}] port {} of the previous run is taken; choosing another", options_.name,
-                 *recorded);
-  }
-  return FindFreePort();
 }
 
 void PostgresServer::WriteSettings(int port) {
@@ -638,65 +545,58 @@ void PostgresServer::WriteSettings(int port) {
   }
 }
 
-// Returns false (with the reason) when another attempt may succeed.
-bool PostgresServer::SpawnAndWait(int attempt, std::string* retry_reason) {
-  const bool auto_port = options_.port == 0;
-  const int port = attempt > 1 && auto_port && retry_reason->find("port") != std::string::npos
-                       ? FindFreePort()
-                       : ChoosePort();
-  WriteSettings(port);
-  port_ = port;
-
-  if (attempt == 1 && FileSize(LogFile()) > kMaxLogBytes) {
-    std::error_code ec;  // keep one previous log
-    fs::rename(LogFile(), fs::path(LogFile()) += ".old", ec);
-  }
-  const std::uintmax_t log_offset = FileSize(LogFile());
+ChildProcessOptions PostgresServer::Command() const {
   ChildProcessOptions child;
+  // The data directory on the command line also tells `ps` (and tests) whose server it is.
   child.argv = {(bin_dir_ / "postgres").string(), "-D", data_dir_.string()};
   child.run_as_user = run_as_user_;
-  child.log_file = LogFile();
-  child.working_dir = data_dir_;
-  child.parent_death_signal = options_.stop_with_parent ? SIGINT : 0;
-  spdlog::debug("[{}] starting {} on port {}", options_.name, child.argv[0], port);
-  postmaster_.Start(std::move(child));
+  return child;
+}
 
-  const std::string ping_conninfo =
-      fmt::format("host=127.0.0.1 port={} dbname=postgres user=postgres connect_timeout=2", port);
-  const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
-  auto pause = 5ms;
-  for (;;) {
-    if (!postmaster_.IsRunning()) {
-      const std::string tail = TailFile(LogFile(), kLogTailLines, log_offset);
-      const auto status = postmaster_.LastExit().value_or(ExitStatus{});
-      if (auto_port && (tail.find("could not bind") != std::string::npos ||
-                        tail.find("Address already in use") != std::string::npos)) {
-        *retry_reason = fmt::format("port {} was taken", port);
-        return false;
-      }
-      if (tail.find("pre-existing shared memory block") != std::string::npos) {
-        *retry_reason = "processes of the previous server still hold its shared memory";
-        return false;
-      }
-      throw std::runtime_error(fmt::format("[{}] PostgreSQL exited during startup ({}); {}",
-                                           options_.name, status.Describe(), LogTail(log_offset)));
-    }
-    const PGPing ping = PQping(ping_conninfo.c_str());
-    if (ping == PQPING_OK) return true;
-    if (ping == PQPING_NO_ATTEMPT) {
-      throw std::runtime_error(
-          fmt::format("[{}] invalid connection parameters: {}", options_.name, ping_conninfo));
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      std::string tail = LogTail(log_offset);
-      StopLocked();
-      throw std::runtime_error(
-          fmt::format("[{}] PostgreSQL did not accept connections on port {} within {} ms; {}",
-                      options_.name, port, options_.start_timeout.count(), tail));
-    }
-    std::this_thread::sleep_for(pause);
-    pause = std::min<std::chrono::milliseconds>(pause * 2, 50ms);
+// Of the PostgreSQL processes left in the data directory, the postmaster named by postmaster.pid
+// is the one to ask for a fast shutdown. Its children are session leaders of their own, so they
+// look like servers to the supervisor; they must not be signalled (SIGINT cancels a backend's
+// query, asks the checkpointer for a checkpoint): the postmaster stops them, and those of a
+// postmaster killed -9 exit on their own.
+std::vector<pid_t> PostgresServer::LeftoverPostmaster(const std::vector<pid_t>& leftovers) const {
+  std::optional<pid_t> recorded;
+  if (auto line = ReadFirstLine(data_dir_ / "postmaster.pid")) recorded = ParseInt(*line);
+  if (!recorded || std::find(leftovers.begin(), leftovers.end(), *recorded) == leftovers.end()) {
+    return {};
   }
+  return {*recorded};
+}
+
+void PostgresServer::Prepare(int port) {
+  RemoveStaleLockFiles();
+  WriteSettings(port);
+}
+
+std::string PostgresServer::Probe(int port) const {
+  const std::string conninfo =
+      fmt::format("host=127.0.0.1 port={} dbname=postgres user=postgres connect_timeout=2", port);
+  switch (PQping(conninfo.c_str())) {
+    case PQPING_OK:
+      return {};
+    case PQPING_REJECT:
+      return "the server rejects connections (starting up or recovering)";
+    case PQPING_NO_RESPONSE:
+      return "no response";
+    case PQPING_NO_ATTEMPT:
+      break;
+  }
+  return "invalid connection parameters: " + conninfo;
+}
+
+// A server refuses to start for a short while after a crash or a killed predecessor.
+std::string PostgresServer::RetryReason(const std::string& log) {
+  if (log.find("pre-existing shared memory block") != std::string::npos) {
+    return "processes of the previous server still hold its shared memory";
+  }
+  if (log.find("lock file \"postmaster.pid\" already exists") != std::string::npos) {
+    return "postmaster.pid names a running server";  // one still shutting down
+  }
+  return {};
 }
 
 void PostgresServer::VerifyAndCreateDatabase() {
@@ -708,7 +608,7 @@ void PostgresServer::VerifyAndCreateDatabase() {
   if (!fs::equivalent(served, data_dir_, ec)) {
     throw std::runtime_error(
         fmt::format("[{}] port {} is served by another PostgreSQL server (data directory {})",
-                    options_.name, port_.load(), served.string()));
+                    options_.name, Port(), served.string()));
   }
   if (!options_.database.empty()) {
     PgResult exists =
@@ -739,35 +639,6 @@ void PostgresServer::DropDatabase(std::string_view name) {
   PgConn conn = Connect(ConnectionString("postgres"));
   Exec(conn.get(),
        "DROP DATABASE IF EXISTS " + QuoteIdentifier(conn.get(), name) + " WITH (FORCE)");
-}
-
-void PostgresServer::Stop() {
-  std::lock_guard lock(mutex_);
-  StopLocked();
-}
-
-void PostgresServer::StopLocked() {
-  if (!postmaster_.IsRunning()) return;
-  const pid_t pid = postmaster_.Pid();
-  spdlog::info("[{}] stopping PostgreSQL (pid {})", options_.name, pid);
-  postmaster_.Kill(SIGINT);  // fast shutdown
-  auto status = postmaster_.Wait(options_.stop_timeout);
-  if (!status) {
-    spdlog::warn("[{}] PostgreSQL did not stop within {} ms; immediate shutdown", options_.name,
-                 options_.stop_timeout.count());
-    postmaster_.Kill(SIGQUIT);
-    status = postmaster_.Wait(10s);
-  }
-  if (!status) {
-    spdlog::error("[{}] PostgreSQL ignores SIGQUIT; killing it", options_.name);
-    postmaster_.Kill(SIGKILL);
-    status = postmaster_.Wait();
-  }
-  if (status && !status->Success()) {
-    spdlog::warn("[{}] PostgreSQL stopped with {}", options_.name, status->Describe());
-  } else {
-    spdlog::info("[{}] PostgreSQL stopped", options_.name);
-  }
 }
 
 }  // namespace shopcqrs::adapters::local

@@ -2,7 +2,6 @@
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <mutex>
@@ -12,14 +11,23 @@
 #include <vector>
 
 #include "adapters/local/process.h"
+#include "adapters/local/server_supervisor.h"
 
 namespace shopcqrs::adapters::local {
 
 // One local PostgreSQL server run as a child process of this one, from the system's
-// binaries, with its data in `data_dir` (created and initialised on first start).
+// binaries, with its data in `data_dir` (created and initialised on first start), supervised
+// by a ServerSupervisor -- the same start/stop/restart path as redis-server and nats-server:
+// a postmaster that dies (kill -9 included) is started again on the same port with its data
+// (crash recovery replays the WAL), and a server left running in `data_dir` by a previous,
+// killed run is shut down first and started again under this supervisor.
+//
+// What is specific to PostgreSQL stays here: initdb, the data directory (owned by the
+// `postgres` system user when running as root), the settings file, the stale lock files of a
+// killed server, and creating `database`.
 //
 // Files shopcqrs keeps in the data directory:
-//   shopcqrs.conf  settings written on every start (included from postgresql.conf); its
+//   shopcqrs.conf  settings written before every start (included from postgresql.conf); its
 //                  `port` line is the port of the previous run, reused when free.
 //   server.log     the server's stdout/stderr (and initdb's output); moved to server.log.old
 //                  at start once it exceeds 16 MiB.
@@ -43,11 +51,18 @@ class PostgresServer {
     // Directory with initdb/postgres; empty: SHOPCQRS_PG_BINDIR, /usr/lib/postgresql/15/bin,
     // `pg_config --bindir`, the newest /usr/lib/postgresql/*/bin.
     std::filesystem::path bin_dir;
+    // Per start or restart attempt (crash recovery included).
     std::chrono::milliseconds start_timeout{60'000};
+    // Fast shutdown may take this long (on Stop, and for a leftover of a previous run) before
+    // the server's processes are killed.
     std::chrono::milliseconds stop_timeout{30'000};
-    // Ask the kernel to fast-shutdown the server when the thread that started it exits
-    // (PR_SET_PDEATHSIG). Useful for tests; only safe if Start runs on a long-lived thread.
-    bool stop_with_parent = false;
+    // How often the supervisor checks that the postmaster is alive.
+    std::chrono::milliseconds check_interval{200};
+    // The kernel fast-shuts-down the server (SIGINT) when this process dies (PR_SET_PDEATHSIG,
+    // tied to the supervisor thread, which lives as long as the server is supervised).
+    // false: the server outlives a killed process, unsupervised until the next Start on the
+    // data dir stops it.
+    bool stop_with_parent = true;
   };
 
   explicit PostgresServer(Options options);
@@ -56,25 +71,28 @@ class PostgresServer {
   PostgresServer& operator=(const PostgresServer&) = delete;
 
   // Creates and initialises (initdb) the data dir if it has no PG_VERSION, without starting
-  // the server. Start() does this itself.
+  // the server. Start() does this itself. No-op while started.
   void Initialize();
-  // Initialises the data dir if needed, starts the server, waits until it accepts
-  // connections and creates `database`. No-op if already running.
+  // Initialises the data dir if needed, stops what a previous run left running on it, starts
+  // the server under its supervisor, waits until it accepts connections and creates
+  // `database`. No-op if already started (even while the supervisor is restarting it).
   // Throws std::runtime_error (with the tail of the server log) on failure.
   void Start();
-  // Fast shutdown (SIGINT); after stop_timeout immediate (SIGQUIT), then SIGKILL.
-  // No-op if not running.
+  // Stops the supervisor, then the server: fast shutdown (SIGINT); after stop_timeout SIGKILL
+  // to all its processes. No-op if not running.
   void Stop();
-  // Whether the server process started by Start() is still alive.
+  // Whether the postmaster is alive right now (it may be between a crash and its restart).
   bool IsRunning();
 
-  // Valid after Start(); the port survives Stop().
+  // Valid after Start(); the port survives Stop() and restarts.
   int Port() const;
   // "host=127.0.0.1 port=N dbname=<database> user=postgres"
   std::string ConnectionString() const;
   std::string ConnectionString(std::string_view database) const;
-  // The postmaster's pid, 0 if not started.
+  // The postmaster's pid (the latest one after a restart), 0 if not started.
   pid_t Pid() const;
+  // How often the supervisor restarted a postmaster that had died.
+  int Restarts() const;
   const std::filesystem::path& DataDir() const { return data_dir_; }
   std::filesystem::path LogFile() const { return data_dir_ / "server.log"; }
   const Options& GetOptions() const { return options_; }
@@ -85,31 +103,28 @@ class PostgresServer {
   void DropDatabase(std::string_view name);
 
  private:
-  void StartLocked();
   void InitializeLocked();
-  void StopLocked();
   void PrepareDataDir();
   void InitDb();
-  void HandleLeftovers();
+  // Supervisor hooks (supervisor thread).
+  ChildProcessOptions Command() const;
+  std::string Probe(int port) const;
+  void Prepare(int port);
+  std::vector<pid_t> LeftoverPostmaster(const std::vector<pid_t>& leftovers) const;
+  static std::string RetryReason(const std::string& log);
+  void RemoveStaleLockFiles();
   void WriteSettings(int port);
-  int ChoosePort() const;
-  bool SpawnAndWait(int attempt, std::string* retry_reason);
   void VerifyAndCreateDatabase();
-  std::string LogTail(std::uintmax_t from) const;
 
   Options options_;
-  std::filesystem::path data_dir_;  // absolute
+  std::filesystem::path data_dir_;  // absolute; canonical once initialised
   std::filesystem::path bin_dir_;
-  std::string run_as_user_;  // "postgres" when root, else empty
-  mutable std::mutex mutex_;
-  ChildProcess postmaster_;
-  std::atomic<int> port_ = 0;
+  std::string run_as_user_;   // "postgres" when root, else empty
+  mutable std::mutex mutex_;  // serialises Initialize/Start/Stop
+  bool started_ = false;
+  ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
 };
 
-// Binds port 0 on 127.0.0.1 and returns the port the kernel chose.
-int FindFreePort();
-// Whether a TCP listener could bind 127.0.0.1:port now (SO_REUSEADDR, like PostgreSQL).
-bool IsPortFree(int port);
 // See PostgresServer::Options::bin_dir. Throws std::runtime_error if none is found.
 std::filesystem::path FindPostgresBinDir();
 // Quotes a libpq conninfo value when needed ("it's" -> 'it\'s').

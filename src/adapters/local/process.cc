@@ -1,5 +1,6 @@
 #include "adapters/local/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -11,8 +12,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -439,6 +442,69 @@ std::string TailFile(const std::filesystem::path& file, std::size_t max_lines,
     pos = nl;
   }
   return text.substr(pos);
+}
+
+namespace {
+
+// The fields after "pid (comm) " of /proc/<pid>/stat (comm may contain spaces and parentheses).
+std::optional<std::string> StatFields(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = content.rfind(')');
+  if (close == std::string::npos || close + 2 >= content.size()) return std::nullopt;
+  return content.substr(close + 2);
+}
+
+std::optional<pid_t> ParsePid(std::string_view text) {
+  pid_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value <= 0) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+bool ProcessAlive(pid_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  const auto fields = StatFields(pid);
+  if (!fields) return false;  // gone between the two checks
+  return !fields->starts_with('Z');
+}
+
+std::optional<pid_t> ParentOf(pid_t pid) {
+  // "<state> <ppid> ..."
+  const auto fields = StatFields(pid);
+  if (!fields) return std::nullopt;
+  std::istringstream in(*fields);
+  std::string state;
+  pid_t ppid = 0;
+  if (!(in >> state >> ppid)) return std::nullopt;
+  return ppid;
+}
+
+std::vector<pid_t> ProcessesIn(const std::filesystem::path& cwd, std::string_view exe_name) {
+  std::vector<pid_t> pids;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return pids;
+  const pid_t self = ::getpid();
+  while (dirent* entry = ::readdir(proc)) {
+    const auto pid = ParsePid(entry->d_name);
+    if (!pid || *pid == self) continue;
+    const std::filesystem::path base = std::filesystem::path("/proc") / entry->d_name;
+    std::error_code ec;
+    // A zombie has no cwd any more, so it is skipped here.
+    const std::filesystem::path dir = std::filesystem::read_symlink(base / "cwd", ec);
+    if (ec || dir != cwd) continue;
+    std::string exe = std::filesystem::read_symlink(base / "exe", ec).filename().string();
+    if (ec) continue;
+    if (constexpr std::string_view kDeleted = " (deleted)"; exe.ends_with(kDeleted)) {
+      exe.resize(exe.size() - kDeleted.size());
+    }
+    if (exe == exe_name) pids.push_back(*pid);
+  }
+  ::closedir(proc);
+  return pids;
 }
 
 }  // namespace shopcqrs::adapters::local

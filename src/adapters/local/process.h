@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -105,5 +106,16 @@ ExitStatus RunToCompletion(ChildProcessOptions options, std::chrono::millisecond
 // Last `max_lines` lines of a text file starting at byte `from` (empty if unreadable).
 std::string TailFile(const std::filesystem::path& file, std::size_t max_lines,
                      std::uintmax_t from = 0);
+
+// Whether `pid` names a live process. A zombie (exited, not reaped yet) counts as gone: it holds
+// no memory, ports or files any more.
+bool ProcessAlive(pid_t pid);
+// The parent of `pid`; nullopt if it is gone.
+std::optional<pid_t> ParentOf(pid_t pid);
+// Live processes, other than this one, whose working directory is `cwd` (compared as given:
+// pass the canonical path, which is what /proc shows) and whose executable's file name is
+// `exe_name` (an executable replaced on disk since counts as well). Processes whose working
+// directory cannot be read (another user's, unless we are root) are not found.
+std::vector<pid_t> ProcessesIn(const std::filesystem::path& cwd, std::string_view exe_name);
 
 }  // namespace shopcqrs::adapters::local
