@@ -207,6 +207,13 @@ Connection::Pipeline& Connection::Pipeline::AddFirst(const Statement& statement,
   return *this;
 }
 
+Connection::Pipeline& Connection::Pipeline::Prepend(Pipeline&& other) {
+  items_.insert(items_.begin(), std::make_move_iterator(other.items_.begin()),
+                std::make_move_iterator(other.items_.end()));
+  other.items_.clear();
+  return *this;
+}
+
 Connection::Pipeline& Connection::Pipeline::AddText(std::string sql) {
   items_.push_back(Item{nullptr, std::move(sql), {}});
   return *this;

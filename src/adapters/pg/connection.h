@@ -173,6 +173,8 @@ class Connection {
     Pipeline& AddText(std::string sql);  // unprepared, no parameters
     // Queues a statement ahead of everything not yet sent.
     Pipeline& AddFirst(const Statement& statement, Params params = {});
+    // Queues `other`'s statements, in their order, ahead of everything not yet sent.
+    Pipeline& Prepend(Pipeline&& other);
     std::size_t size() const { return items_.size(); }
     bool empty() const { return items_.empty(); }
     std::vector<Result> Run();

@@ -16,6 +16,7 @@ namespace shopcqrs::adapters::pg_read {
 
 using pg::Params;
 using projection_support::JsonOut;
+using projection_support::kNone;
 using projection_support::ToU64;
 using projection_support::UuidArray;
 
@@ -503,66 +504,47 @@ void PgReadProjection::Apply(const cqrs::Checkpoint& from,
   for (const auto& event : decoded) state.NoteIds(event);
   t[1] = Clock::now();
 
-  auto& connection = connection_.Get();
-  try {
-    pg::Connection::Pipeline load(connection);
-    int next = projection_support::BeginBatch(load, name_, from);
-    int orders_at = -1, customers_at = -1, products_at = -1;
-    if (state.HasOrders()) {
-      load.Add(queries::kLoadOrders, Params().Add(state.OrderIds()));
-      orders_at = next++;
-    }
-    if (state.HasCustomers()) {
-      load.Add(queries::kLoadCustomers, Params().Add(state.CustomerIds()));
-      customers_at = next++;
-    }
-    if (state.HasProducts()) {
-      load.Add(queries::kLoadProducts, Params().Add(state.ProductIds()));
-      products_at = next++;
-    }
-    auto loaded = load.Run();
-    if (orders_at >= 0) state.LoadOrders(loaded[orders_at]);
-    if (customers_at >= 0) state.LoadCustomers(loaded[customers_at]);
-    if (products_at >= 0) state.LoadProducts(loaded[products_at]);
-    t[2] = Clock::now();
+  projection_support::BatchTransaction tx(connection_, name_, from);
+  const auto orders_at =
+      state.HasOrders() ? tx.Load(queries::kLoadOrders, Params().Add(state.OrderIds())) : kNone;
+  const auto customers_at =
+      state.HasCustomers() ? tx.Load(queries::kLoadCustomers, Params().Add(state.CustomerIds()))
+                           : kNone;
+  const auto products_at = state.HasProducts()
+                               ? tx.Load(queries::kLoadProducts, Params().Add(state.ProductIds()))
+                               : kNone;
+  auto loaded = tx.RunLoads();
+  if (orders_at != kNone) state.LoadOrders(loaded[orders_at]);
+  if (customers_at != kNone) state.LoadCustomers(loaded[customers_at]);
+  if (products_at != kNone) state.LoadProducts(loaded[products_at]);
+  t[2] = Clock::now();
 
-    std::int64_t applied = 0;
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      if (state.Apply(events[i], decoded[i])) ++applied;
-    }
-    state.Finish();
-    t[3] = Clock::now();
-
-    // Large batches (catching up) move the order rows by COPY into a staging table: one
-    // round trip more, but no JSON for the server to parse.
-    const bool staged = state.DirtyOrders() >= kCopyOrdersFrom;
-    if (staged) {
-      connection.Exec(queries::kCreateOrderStage);
-      connection.CopyIn(queries::kCopyOrderStage, state.OrdersCopyText());
-    }
-    pg::Connection::Pipeline write(connection);
-    if (staged) {
-      write.AddText(queries::kUpsertOrdersFromStage);
-    } else if (auto rows = state.OrdersJson()) {
-      write.Add(queries::kUpsertOrders, Params().Add(*rows));
-    }
-    if (auto rows = state.CustomersJson()) {
-      write.Add(queries::kUpsertCustomers, Params().Add(*rows));
-    }
-    if (auto rows = state.ProductsJson()) {
-      write.Add(queries::kUpsertProducts, Params().Add(*rows));
-    }
-    if (auto rows = state.DailyJson()) write.Add(queries::kAddDailySales, Params().Add(*rows));
-    if (auto ids = state.ChangedCustomers()) {
-      write.Add(queries::kPropagateCustomers, Params().Add(*ids));
-    }
-    projection_support::CommitBatch(write, name_, checkpoint, applied);
-    t[4] = Clock::now();
-    write.Run();
-  } catch (...) {
-    connection_.Abandon();
-    throw;
+  std::int64_t applied = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (state.Apply(events[i], decoded[i])) ++applied;
   }
+  state.Finish();
+  t[3] = Clock::now();
+
+  // Large batches (catching up) move the order rows by COPY into a staging table: one round
+  // trip more, but no JSON for the server to parse.
+  auto& write = tx.Writes();
+  if (state.DirtyOrders() >= kCopyOrdersFrom) {
+    tx.Begin();
+    tx.connection().Exec(queries::kCreateOrderStage);
+    tx.connection().CopyIn(queries::kCopyOrderStage, state.OrdersCopyText());
+    write.AddText(queries::kUpsertOrdersFromStage);
+  } else if (auto rows = state.OrdersJson()) {
+    write.Add(queries::kUpsertOrders, Params().Add(*rows));
+  }
+  if (auto rows = state.CustomersJson()) write.Add(queries::kUpsertCustomers, Params().Add(*rows));
+  if (auto rows = state.ProductsJson()) write.Add(queries::kUpsertProducts, Params().Add(*rows));
+  if (auto rows = state.DailyJson()) write.Add(queries::kAddDailySales, Params().Add(*rows));
+  if (auto ids = state.ChangedCustomers()) {
+    write.Add(queries::kPropagateCustomers, Params().Add(*ids));
+  }
+  t[4] = Clock::now();
+  tx.Commit(checkpoint, applied);
   t[5] = Clock::now();
   std::lock_guard lock(timings_mutex_);
   timings_.AddBatch(events.size(), t);

@@ -104,28 +104,73 @@ void ProjectorConnection::Abandon() {
   }
 }
 
-int BeginBatch(pg::Connection::Pipeline& pipeline, const std::string& name,
-               const cqrs::Checkpoint& from) {
+namespace {
+
+void QueueBegin(pg::Connection::Pipeline& pipeline, const std::string& name,
+                const cqrs::Checkpoint& from) {
   pipeline.AddText("BEGIN");
   pipeline.Add(queries::kClaimCheckpoint, Params()
                                               .Add(name)
                                               .Add(static_cast<std::int64_t>(from.xid))
                                               .Add(from.position)
                                               .Add(static_cast<std::int64_t>(from.bound)));
-  return 2;
 }
 
-void CommitBatch(pg::Connection::Pipeline& pipeline, const std::string& name,
-                 const cqrs::Checkpoint& checkpoint, std::int64_t applied) {
-  pipeline.Add(queries::kStoreCheckpoint, Params()
-                                              .Add(name)
-                                              .Add(static_cast<std::int64_t>(checkpoint.xid))
-                                              .Add(checkpoint.position)
-                                              .Add(static_cast<std::int64_t>(checkpoint.bound))
-                                              .Add(applied));
-  pipeline.Add(queries::kNotifyProgress,
-               Params().Add(fmt::format("{}:{}", name, checkpoint.bound)));
-  pipeline.AddText("COMMIT");
+constexpr std::size_t kBeginStatements = 2;  // BEGIN, the claim
+
+}  // namespace
+
+BatchTransaction::BatchTransaction(ProjectorConnection& connection, const std::string& name,
+                                   const cqrs::Checkpoint& from)
+    : connection_(connection),
+      name_(name),
+      from_(from),
+      loads_(connection.Get()),
+      writes_(connection.Get()) {
+  QueueBegin(loads_, name_, from_);
+}
+
+BatchTransaction::~BatchTransaction() {
+  if (begun_ && !committed_) connection_.Abandon();
+}
+
+std::size_t BatchTransaction::Load(const pg::Statement& statement, pg::Params params) {
+  loads_.Add(statement, std::move(params));
+  return queued_loads_++;
+}
+
+std::vector<pg::Result> BatchTransaction::RunLoads() {
+  if (queued_loads_ == 0) return {};  // BEGIN and the claim go with the writes
+  begun_ = true;
+  auto results = loads_.Run();
+  results.erase(results.begin(), results.begin() + kBeginStatements);
+  return results;
+}
+
+void BatchTransaction::Begin() {
+  if (begun_) return;
+  begun_ = true;
+  loads_.Run();
+}
+
+void BatchTransaction::Commit(const cqrs::Checkpoint& to, std::int64_t applied) {
+  if (!begun_) {
+    // Nothing was loaded or sent: the whole transaction is one round trip.
+    pg::Connection::Pipeline first(connection_.Get());
+    QueueBegin(first, name_, from_);
+    writes_.Prepend(std::move(first));
+  }
+  begun_ = true;
+  writes_.Add(queries::kStoreCheckpoint, Params()
+                                             .Add(name_)
+                                             .Add(static_cast<std::int64_t>(to.xid))
+                                             .Add(to.position)
+                                             .Add(static_cast<std::int64_t>(to.bound))
+                                             .Add(applied));
+  writes_.Add(queries::kNotifyProgress, Params().Add(fmt::format("{}:{}", name_, to.bound)));
+  writes_.AddText("COMMIT");
+  writes_.Run();
+  committed_ = true;
 }
 
 }  // namespace shopcqrs::adapters::pg_read::projection_support

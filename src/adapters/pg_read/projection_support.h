@@ -179,17 +179,46 @@ class ProjectorConnection {
   pg::ReconnectingConnection connection_;
 };
 
-// The checkpoint protocol of a batch transaction, in the pipelines of an Apply:
-//   BeginBatch queues BEGIN and the compare-and-set claim of the checkpoint row (created if
-//   missing, locked, and required to hold `from`, else the transaction fails with SQLSTATE
-//   queries::kCheckpointMovedState before anything is written): concurrent projectors of one
-//   projection serialize here, and everything loaded afterwards is current. Answers the number
-//   of statements queued (the loads follow them).
-//   CommitBatch queues the checkpoint store (exactly `checkpoint`), the NOTIFY of
-//   kProgressChannel ("<name>:<bound>", what ProgressListener follows) and COMMIT.
-int BeginBatch(pg::Connection::Pipeline& pipeline, const std::string& name,
-               const cqrs::Checkpoint& from);
-void CommitBatch(pg::Connection::Pipeline& pipeline, const std::string& name,
-                 const cqrs::Checkpoint& checkpoint, std::int64_t applied);
+// The index Load never answers: a load that was not queued.
+inline constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+// One batch transaction of a read-database projection, in at most two round trips:
+//   1. BEGIN, the compare-and-set claim of the checkpoint row (created if missing, locked, and
+//      required to hold `from`, else the transaction fails with SQLSTATE
+//      queries::kCheckpointMovedState before anything is written: concurrent projectors of one
+//      projection serialize here, and everything loaded afterwards is current) and the loads
+//      queued with Load -- RunLoads sends them. With nothing to load, BEGIN and the claim go
+//      with the writes instead: one round trip.
+//   2. the writes queued on Writes(), the checkpoint (exactly `to`), the NOTIFY of
+//      kProgressChannel ("<name>:<bound>", what ProgressListener follows) and COMMIT -- Commit.
+// A transaction not committed is rolled back (or its broken connection dropped) when it ends.
+class BatchTransaction {
+ public:
+  BatchTransaction(ProjectorConnection& connection, const std::string& name,
+                   const cqrs::Checkpoint& from);
+  ~BatchTransaction();
+  BatchTransaction(const BatchTransaction&) = delete;
+  BatchTransaction& operator=(const BatchTransaction&) = delete;
+
+  // Queues a load; answers the index of its result in what RunLoads answers.
+  std::size_t Load(const pg::Statement& statement, pg::Params params);
+  std::vector<pg::Result> RunLoads();
+  // Sends BEGIN and the claim now if they are still queued (before statements outside the
+  // pipelines, such as COPY).
+  void Begin();
+  pg::Connection& connection() { return connection_.Get(); }
+  pg::Connection::Pipeline& Writes() { return writes_; }
+  void Commit(const cqrs::Checkpoint& to, std::int64_t applied);
+
+ private:
+  ProjectorConnection& connection_;
+  const std::string& name_;
+  cqrs::Checkpoint from_;
+  pg::Connection::Pipeline loads_;
+  pg::Connection::Pipeline writes_;
+  std::size_t queued_loads_ = 0;
+  bool begun_ = false;
+  bool committed_ = false;
+};
 
 }  // namespace shopcqrs::adapters::pg_read::projection_support

@@ -14,6 +14,7 @@ namespace shopcqrs::adapters::pg_read {
 
 using pg::Params;
 using projection_support::JsonOut;
+using projection_support::kNone;
 using projection_support::UuidArray;
 
 namespace {
@@ -222,54 +223,37 @@ void SearchProjection::Apply(const cqrs::Checkpoint& from,
   }
   t[1] = Clock::now();
 
-  auto& connection = connection_.Get();
-  try {
-    pg::Connection::Pipeline write(connection);
-    if (state.HasOrders() || state.HasCustomers()) {
-      pg::Connection::Pipeline load(connection);
-      int next = projection_support::BeginBatch(load, name_, from);
-      int orders_at = -1, customers_at = -1;
-      if (state.HasOrders()) {
-        load.Add(queries::kLoadSearchOrders, Params().Add(state.OrderIds()));
-        orders_at = next++;
-      }
-      if (state.HasCustomers()) {
-        load.Add(queries::kLoadSearchCustomers, Params().Add(state.CustomerIds()));
-        customers_at = next++;
-      }
-      auto loaded = load.Run();
-      if (orders_at >= 0) state.LoadOrders(loaded[orders_at]);
-      if (customers_at >= 0) state.LoadCustomers(loaded[customers_at]);
-    } else {
-      // Nothing to load (no event of the batch changes a document): one round trip.
-      projection_support::BeginBatch(write, name_, from);
-    }
-    t[2] = Clock::now();
+  projection_support::BatchTransaction tx(connection_, name_, from);
+  const auto orders_at = state.HasOrders()
+                             ? tx.Load(queries::kLoadSearchOrders, Params().Add(state.OrderIds()))
+                             : kNone;
+  const auto customers_at = state.HasCustomers() ? tx.Load(queries::kLoadSearchCustomers,
+                                                           Params().Add(state.CustomerIds()))
+                                                 : kNone;
+  // Nothing to load (no event of the batch changes a document): one round trip.
+  auto loaded = tx.RunLoads();
+  if (orders_at != kNone) state.LoadOrders(loaded[orders_at]);
+  if (customers_at != kNone) state.LoadCustomers(loaded[customers_at]);
+  t[2] = Clock::now();
 
-    // An event search has no use for counts as applied: there is nothing to do.
-    std::int64_t applied = 0;
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      if (!decoded[i] || state.Apply(events[i], *decoded[i])) ++applied;
-    }
-    t[3] = Clock::now();
-
-    // Customers first: the order upsert builds the documents from search_customers.
-    if (auto rows = state.CustomersJson()) {
-      write.Add(queries::kUpsertSearchCustomers, Params().Add(*rows));
-    }
-    if (auto rows = state.OrdersJson()) {
-      write.Add(queries::kUpsertSearchOrders, Params().Add(*rows));
-    }
-    if (auto ids = state.ChangedCustomers()) {
-      write.Add(queries::kPropagateSearchCustomers, Params().Add(*ids));
-    }
-    projection_support::CommitBatch(write, name_, checkpoint, applied);
-    t[4] = Clock::now();
-    write.Run();
-  } catch (...) {
-    connection_.Abandon();
-    throw;
+  // An event search has no use for counts as applied: there is nothing to do.
+  std::int64_t applied = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (!decoded[i] || state.Apply(events[i], *decoded[i])) ++applied;
   }
+  t[3] = Clock::now();
+
+  // Customers first: the order upsert builds the documents from search_customers.
+  auto& write = tx.Writes();
+  if (auto rows = state.CustomersJson()) {
+    write.Add(queries::kUpsertSearchCustomers, Params().Add(*rows));
+  }
+  if (auto rows = state.OrdersJson()) write.Add(queries::kUpsertSearchOrders, Params().Add(*rows));
+  if (auto ids = state.ChangedCustomers()) {
+    write.Add(queries::kPropagateSearchCustomers, Params().Add(*ids));
+  }
+  t[4] = Clock::now();
+  tx.Commit(checkpoint, applied);
   t[5] = Clock::now();
   std::lock_guard lock(timings_mutex_);
   timings_.AddBatch(events.size(), t);
