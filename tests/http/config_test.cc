@@ -71,6 +71,7 @@ TEST(LoadConfig, ReadsEveryKeyFromTheFile) {
 listen = "0.0.0.0:9090"
 http_threads = 4
 query_source = "redis"
+redis = "cache.internal:6379"
 token_secret = "0123456789abcdef0123"
 
 [write_db]
@@ -94,6 +95,7 @@ level = "debug"
   EXPECT_EQ(config.listen, "0.0.0.0:9090");
   EXPECT_EQ(config.http_threads, 4);
   EXPECT_EQ(config.query_source, "redis");
+  EXPECT_EQ(config.redis, "cache.internal:6379");
   EXPECT_EQ(config.token_secret, "0123456789abcdef0123");
   EXPECT_EQ(config.write_db, "host=db1 dbname=shop_write");
   EXPECT_EQ(config.write_pool_size, 32);
@@ -320,6 +322,17 @@ TEST(ValidateConfig, ReportsEveryProblemClearly) {
   EXPECT_THAT(all, HasSubstr("token_secret"));
   EXPECT_THAT(ErrorOf([&] { ValidateConfigOrThrow(config); }),
               AllOf(HasSubstr("invalid configuration"), HasSubstr("http_threads")));
+}
+
+TEST(ValidateConfig, RedisAsQuerySourceNeedsRedis) {
+  Config config = ValidConfig();
+  config.query_source = "redis";
+  EXPECT_THAT(ValidateConfig(config),
+              ElementsAre(HasSubstr("query_source: 'redis' needs redis (HOST:PORT)")));
+  config.redis = "127.0.0.1:6379";
+  EXPECT_TRUE(ValidateConfig(config).empty());
+  config.query_source = "read";  // Redis projected, not queried
+  EXPECT_TRUE(ValidateConfig(config).empty());
 }
 
 TEST(ValidateConfig, RejectsUnparsableAndIdenticalConnectionStrings) {

@@ -386,6 +386,9 @@ std::vector<std::string> ValidateConfig(const Config& config) {
     errors.push_back(fmt::format("query_source: '{}' is not one of {}", config.query_source,
                                  fmt::join(kQuerySources, ", ")));
   }
+  if (config.query_source == "redis" && config.redis.empty()) {
+    errors.push_back("query_source: 'redis' needs redis (HOST:PORT)");
+  }
   if (!config.redis.empty()) {
     auto redis = ParseListenAddress(config.redis);
     if (!redis || redis->port == 0) {

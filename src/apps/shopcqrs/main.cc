@@ -153,7 +153,9 @@ int Serve(const Config& config, const sigset_t& signals) {
   std::unique_ptr<adapters::redis::RedisQueries> redis_queries;
   cqrs::ProgressTracker redis_progress;
   cqrs::ProgressTracker search_progress;
-  if (redis_endpoint) {
+  // query_source = redis: the order view and top sellers from Redis (the read PostgreSQL answers
+  // the rest, and whatever Redis cannot); with query_source = read Redis is only projected.
+  if (redis_endpoint && config.query_source == "redis") {
     adapters::redis::RedisReadModel::Options options;
     options.endpoint.host = redis_endpoint->host;
     options.endpoint.port = redis_endpoint->port;
@@ -476,8 +478,11 @@ std::string LocalTokenSecret(const std::filesystem::path& root) {
 
 int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& listen,
        const std::optional<std::string>& log_level, const sigset_t& signals) {
-  // Defaults, then SHOPCQRS_* environment, then flags; the databases are our own.
+  // Defaults (a local stack's: the broker path, and Redis answering the order view and top
+  // sellers), then SHOPCQRS_* environment, then flags; the databases are our own.
   Config config;
+  config.projection_source = "broker";
+  config.query_source = "redis";
   adapters::local::ApplyEnvironment(config, adapters::local::ProcessEnvironment());
   if (listen) config.listen = *listen;
   if (log_level) config.log_level = *log_level;
@@ -527,9 +532,6 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   std::cout << fmt::format("NATS JetStream:   {} (data {})", config.nats,
                            nats_options.data_dir.string())
             << std::endl;
-  // The broker path is the default of a local stack (SHOPCQRS_PROJECTION_SOURCE=outbox reads
-  // the outbox directly instead).
-  if (!std::getenv("SHOPCQRS_PROJECTION_SOURCE")) config.projection_source = "broker";
   config.token_secret = LocalTokenSecret(root);
   adapters::local::ValidateConfigOrThrow(config);
   const int code = Serve(config, signals);
