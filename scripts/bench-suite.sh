@@ -821,7 +821,18 @@ if have_gnuplot:
 else:
     lines += ["", "_Plots missing: gnuplot was not installed when the suite ran._"]
 
+# Sections other scripts maintain (scripts/fault-matrix.sh: "## Fault matrix") are kept as they
+# are: everything from such a heading to the next "## " heading of the previous file.
+kept = []
+if os.path.exists(md_path):
+    previous = open(md_path).read().split("\n")
+    keep = False
+    for line in previous:
+        if line.startswith("## "):
+            keep = line.startswith("## Fault matrix")
+        if keep:
+            kept.append(line)
 with open(md_path, "w") as fh:
-    fh.write("\n".join(lines) + "\n")
+    fh.write("\n".join(lines + ([""] + kept if kept else [])) + "\n")
 PY
 log "done: $OUT, docs/BENCHMARKS.md"
