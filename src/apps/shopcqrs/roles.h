@@ -1,0 +1,102 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "adapters/http/admin_routes.h"
+#include "adapters/http/ops_routes.h"
+#include "adapters/local/config.h"
+#include "adapters/metrics/projection_metrics.h"
+#include "adapters/metrics/registry.h"
+#include "adapters/nats/relay.h"
+#include "adapters/pg_outbox/outbox_reader.h"
+#include "adapters/pg_read/progress_listener.h"
+#include "adapters/redis/redis_client.h"
+#include "cqrs/projector.h"
+
+// The parts a `shopcqrs` process runs, one object each: it builds its own connections from the
+// configuration, starts and stops its threads, and names its readiness checks and metrics. The
+// composition (Serve) picks the roles the configuration asks for and wires their outputs
+// (progress trackers, projection listings) into the HTTP routes.
+namespace shopcqrs::apps {
+
+// The applied bound of each projection, shared by whatever publishes it (the projectors in this
+// process, or a follower of another process's) and the query routes that wait for tokens.
+struct ProgressTrackers {
+  cqrs::ProgressTracker read_pg;
+  cqrs::ProgressTracker search;
+  cqrs::ProgressTracker redis;
+};
+
+// The Redis endpoint of the configuration, if any (validated by ValidateConfig).
+std::optional<adapters::redis::RedisEndpoint> RedisEndpointOf(
+    const adapters::local::Config& config);
+
+// The relay: appends the outbox to the JetStream event stream (one leader among any number of
+// relays, elected by an advisory lock on the write database).
+class RelayRole {
+ public:
+  explicit RelayRole(const adapters::local::Config& config);
+  void Start() { relay_.Start(); }
+  void Stop() { relay_.Stop(); }
+  void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
+  void AddMetrics(adapters::metrics::Registry& registry);
+  adapters::http::ProjectionInfo Info(adapters::pg_outbox::OutboxReader& monitor) const;
+
+ private:
+  adapters::nats::Relay relay_;
+};
+
+// The projectors: read_pg, search and (with Redis) redis, each with its own event source (a
+// durable JetStream consumer, or the outbox) and its own store connection and checkpoint.
+class ProjectorsRole {
+ public:
+  ProjectorsRole(const adapters::local::Config& config, ProgressTrackers& trackers,
+                 adapters::metrics::Registry& registry);
+  ~ProjectorsRole();  // Stop()
+  void Start();
+  void Stop();
+  void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
+  void AddMetrics(adapters::metrics::Registry& registry);
+  std::vector<adapters::http::ProjectionInfo> Infos(
+      adapters::pg_outbox::OutboxReader& monitor) const;
+
+ private:
+  struct Running {
+    std::string store;
+    std::unique_ptr<cqrs::EventSource> source;
+    std::unique_ptr<cqrs::ProjectionStore> projection;
+    std::unique_ptr<cqrs::Projector> projector;
+  };
+  void Add(const adapters::local::Config& config, std::string name, std::string store,
+           std::unique_ptr<cqrs::ProjectionStore> projection, const std::string& store_identity,
+           cqrs::ProgressTracker& tracker, std::size_t batch_size);
+
+  adapters::metrics::ProjectionMetrics metrics_;
+  std::vector<Running> running_;
+};
+
+// In a process that serves queries without running the projectors: follows their progress from
+// the stores (NOTIFY and polls on the read PostgreSQL, polls of the Redis checkpoint), setting
+// each tracker to the stored bound.
+class ProgressFollowerRole {
+ public:
+  ProgressFollowerRole(const adapters::local::Config& config, ProgressTrackers& trackers);
+  ~ProgressFollowerRole();
+
+ private:
+  adapters::pg_read::ProgressListener read_pg_;
+  adapters::pg_read::ProgressListener search_;
+  std::jthread redis_;
+};
+
+// The durable consumer of a projection: one per projection and store, so processes feeding
+// different stores (a second read database, say) never share one.
+std::string ConsumerName(std::string_view projection, std::string_view store_identity);
+// host:port/dbname of a libpq conninfo (what identifies the database a projection writes to).
+std::string DatabaseIdentity(const std::string& conninfo);
+
+}  // namespace shopcqrs::apps

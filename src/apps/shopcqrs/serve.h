@@ -1,0 +1,20 @@
+#pragma once
+
+#include <signal.h>
+
+#include "adapters/local/config.h"
+
+namespace shopcqrs::apps {
+
+// Applies pending migrations to both databases.
+void Migrate(const adapters::local::Config& config);
+
+// Runs the roles the configuration asks for until SIGINT/SIGTERM (taken from `signals`, which
+// every thread blocks), then stops them gracefully:
+//   API (run_api)              command and query routes, admin, /healthz, /readyz, /metrics;
+//   relay (run_relay, nats)    the outbox onto the event stream;
+//   projectors (run_projectors) read_pg, search and redis -- or, without them, a progress
+//                              follower for the query routes' tokens.
+int Serve(const adapters::local::Config& config, const sigset_t& signals);
+
+}  // namespace shopcqrs::apps

@@ -1,0 +1,106 @@
+#include "apps/shopcqrs/up.h"
+
+#include <fstream>
+#include <future>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "adapters/local/config.h"
+#include "adapters/local/postgres_server.h"
+#include "adapters/nats/nats_server.h"
+#include "adapters/redis/redis_server.h"
+#include "adapters/system/system.h"
+#include "apps/shopcqrs/serve.h"
+
+namespace shopcqrs::apps {
+
+using adapters::local::Config;
+
+namespace {
+
+// The token secret of a local installation lives in its data dir, so tokens survive restarts.
+std::string LocalTokenSecret(const std::filesystem::path& root) {
+  const auto path = root / "token-secret";
+  std::string secret;
+  if (std::ifstream in(path); in) std::getline(in, secret);
+  if (secret.size() >= adapters::local::kMinTokenSecretLength) return secret;
+  secret =
+      adapters::system::NewRandomUuid().ToString() + adapters::system::NewRandomUuid().ToString();
+  std::ofstream(path) << secret << '\n';
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return secret;
+}
+
+}  // namespace
+
+int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& listen,
+       const std::optional<std::string>& log_level, const sigset_t& signals) {
+  // Defaults (a local stack's: the broker path, and Redis answering the order view and top
+  // sellers), then SHOPCQRS_* environment, then flags; the databases are our own.
+  Config config;
+  config.projection_source = "broker";
+  config.query_source = "redis";
+  adapters::local::ApplyEnvironment(config, adapters::local::ProcessEnvironment());
+  if (listen) config.listen = *listen;
+  if (log_level) config.log_level = *log_level;
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  std::filesystem::create_directories(data_dir);
+  const auto root = std::filesystem::absolute(data_dir);
+
+  adapters::local::PostgresServer::Options write_options;
+  write_options.data_dir = root / "write-pg";
+  write_options.name = "write";
+  adapters::local::PostgresServer write_server(write_options);
+
+  adapters::local::PostgresServer::Options read_options;
+  read_options.data_dir = root / "read-pg";
+  read_options.name = "read";
+  adapters::local::PostgresServer read_server(read_options);
+
+  // initdb and start-up of the two servers overlap.
+  auto read_started = std::async(std::launch::async, [&] { read_server.Start(); });
+  write_server.Start();
+  read_started.get();
+  adapters::redis::RedisServer::Options redis_options;
+  redis_options.data_dir = root / "redis";
+  redis_options.name = "redis";
+  adapters::redis::RedisServer redis_server(redis_options);
+  redis_server.Start();
+  adapters::nats::NatsServer::Options nats_options;
+  nats_options.data_dir = root / "nats";
+  nats_options.name = "nats";
+  adapters::nats::NatsServer nats_server(nats_options);
+  nats_server.Start();
+  std::cout << fmt::format("write PostgreSQL: {} (data {})", write_server.ConnectionString(),
+                           write_options.data_dir.string())
+            << std::endl;
+  std::cout << fmt::format("read PostgreSQL:  {} (data {})", read_server.ConnectionString(),
+                           read_options.data_dir.string())
+            << std::endl;
+
+  config.write_db = write_server.ConnectionString();
+  config.read_db = read_server.ConnectionString();
+  config.redis = fmt::format("127.0.0.1:{}", redis_server.Port());
+  std::cout << fmt::format("Redis:            {} (data {})", config.redis,
+                           redis_options.data_dir.string())
+            << std::endl;
+  config.nats = nats_server.Url();
+  std::cout << fmt::format("NATS JetStream:   {} (data {})", config.nats,
+                           nats_options.data_dir.string())
+            << std::endl;
+  config.token_secret = LocalTokenSecret(root);
+  adapters::local::ValidateConfigOrThrow(config);
+  const int code = Serve(config, signals);
+  nats_server.Stop();
+  redis_server.Stop();
+  read_server.Stop();
+  write_server.Stop();
+  std::cout << "shopcqrs stopped its servers" << std::endl;
+  return code;
+}
+
+}  // namespace shopcqrs::apps
