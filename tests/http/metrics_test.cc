@@ -55,12 +55,13 @@ TEST(MetricsTest, RendersHistograms) {
   EXPECT_EQ(registry.Render(),
             "# HELP shopcqrs_lag_seconds Lag.\n"
             "# TYPE shopcqrs_lag_seconds histogram\n"
+            // prometheus-cpp writes _count and _sum before the buckets (any order is valid).
+            "shopcqrs_lag_seconds_count{projection=\"read_pg\"} 4\n"
+            "shopcqrs_lag_seconds_sum{projection=\"read_pg\"} 20.515\n"
             "shopcqrs_lag_seconds_bucket{projection=\"read_pg\",le=\"0.01\"} 2\n"
             "shopcqrs_lag_seconds_bucket{projection=\"read_pg\",le=\"0.1\"} 2\n"
             "shopcqrs_lag_seconds_bucket{projection=\"read_pg\",le=\"1\"} 3\n"
-            "shopcqrs_lag_seconds_bucket{projection=\"read_pg\",le=\"+Inf\"} 4\n"
-            "shopcqrs_lag_seconds_sum{projection=\"read_pg\"} 20.515\n"
-            "shopcqrs_lag_seconds_count{projection=\"read_pg\"} 4\n");
+            "shopcqrs_lag_seconds_bucket{projection=\"read_pg\",le=\"+Inf\"} 4\n");
 }
 
 TEST(MetricsTest, DefaultBucketsSpanTenthOfMillisecondToTenSeconds) {
@@ -111,12 +112,51 @@ TEST(MetricsTest, CallbackMetricsAreEvaluatedAtScrape) {
 }
 
 TEST(MetricsTest, SpecialValues) {
-  EXPECT_EQ(FormatValue(INFINITY), "+Inf");
-  EXPECT_EQ(FormatValue(-INFINITY), "-Inf");
-  EXPECT_EQ(FormatValue(NAN), "NaN");
-  EXPECT_EQ(FormatValue(0.25), "0.25");
-  EXPECT_EQ(FormatValue(3), "3");
-  EXPECT_EQ(FormatValue(1e21), "1e+21");
+  Registry registry;
+  auto& gauges = registry.AddGauge("g", "G.", {"k"});
+  gauges.WithLabels({"a"}).Set(INFINITY);
+  gauges.WithLabels({"b"}).Set(-INFINITY);
+  gauges.WithLabels({"c"}).Set(NAN);
+  gauges.WithLabels({"d"}).Set(0.25);
+  gauges.WithLabels({"e"}).Set(3);
+  gauges.WithLabels({"f"}).Set(1e21);
+  auto& counter = registry.AddCounter("c_total", "C.").Get();
+  counter.Inc(NAN);  // ignored, as negative amounts are
+  auto& histogram = registry.AddHistogram("h", "H.", {}, {1}).Get();
+  histogram.Observe(NAN);  // counted in +Inf, not added to the sum
+  histogram.Observe(0.5);
+  EXPECT_EQ(registry.Render(),
+            "# HELP c_total C.\n"
+            "# TYPE c_total counter\n"
+            "c_total 0\n"
+            "# HELP g G.\n"
+            "# TYPE g gauge\n"
+            "g{k=\"a\"} +Inf\n"
+            "g{k=\"b\"} -Inf\n"
+            "g{k=\"c\"} Nan\n"  // prometheus-cpp's spelling; Prometheus parses it
+            "g{k=\"d\"} 0.25\n"
+            "g{k=\"e\"} 3\n"
+            "g{k=\"f\"} 1e+21\n"
+            "# HELP h H.\n"
+            "# TYPE h histogram\n"
+            "h_count 2\n"
+            "h_sum 0.5\n"
+            "h_bucket{le=\"1\"} 1\n"
+            "h_bucket{le=\"+Inf\"} 2\n");
+}
+
+TEST(MetricsTest, FamiliesWithoutChildrenAreAnnouncedAndLabelsKeepTheirOrder) {
+  Registry registry;
+  registry.AddCounter("unused_total", "Never incremented.", {"k"});
+  registry.AddCounter("errors_total", "Errors.", {"projection", "fatal"})
+      .WithLabels({"search", "false"})
+      .Inc();
+  EXPECT_EQ(registry.Render(),
+            "# HELP errors_total Errors.\n"
+            "# TYPE errors_total counter\n"
+            "errors_total{projection=\"search\",fatal=\"false\"} 1\n"
+            "# HELP unused_total Never incremented.\n"
+            "# TYPE unused_total counter\n");
 }
 
 TEST(MetricsTest, ReRegisteringReturnsTheSameFamily) {

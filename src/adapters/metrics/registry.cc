@@ -3,124 +3,69 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include <fmt/format.h>
+#include <prometheus/check_names.h>
+#include <prometheus/client_metric.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
 namespace shopcqrs::adapters::metrics {
 
 namespace {
 
-bool ValidMetricName(std::string_view name) {
-  if (name.empty()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
-    const bool digit = c >= '0' && c <= '9';
-    if (!(alpha || (i > 0 && digit))) return false;
-  }
-  return true;
-}
+using Label = prometheus::ClientMetric::Label;
 
-bool ValidLabelName(std::string_view name) {
-  if (name.empty()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-    const bool digit = c >= '0' && c <= '9';
-    if (!(alpha || (i > 0 && digit))) return false;
-  }
-  return true;
-}
-
-std::string_view TypeName(MetricType type) {
+prometheus::MetricType ToPrometheus(MetricType type) {
   switch (type) {
     case MetricType::kCounter:
-      return "counter";
+      return prometheus::MetricType::Counter;
     case MetricType::kGauge:
-      return "gauge";
+      return prometheus::MetricType::Gauge;
     case MetricType::kHistogram:
-      return "histogram";
+      return prometheus::MetricType::Histogram;
   }
-  return "untyped";
+  return prometheus::MetricType::Untyped;
 }
 
-// Appends `{a="x",b="y"}` (with an optional extra label such as le), or nothing when there
-// are no labels at all.
-void AppendLabels(std::string& out, const std::vector<std::string>& names,
-                  const std::vector<std::string>& values, std::string_view extra_name = {},
-                  std::string_view extra_value = {}) {
-  if (names.empty() && extra_name.empty()) return;
-  out += '{';
-  bool first = true;
-  for (std::size_t i = 0; i < names.size() && i < values.size(); ++i) {
-    if (!first) out += ',';
-    first = false;
-    out += names[i];
-    out += "=\"";
-    out += EscapeLabelValue(values[i]);
-    out += '"';
+bool LabelValuesLess(const prometheus::ClientMetric& a, const prometheus::ClientMetric& b) {
+  return std::ranges::lexicographical_compare(a.label, b.label, std::less<>{}, &Label::value,
+                                              &Label::value);
+}
+
+// prometheus-cpp reports a child's labels sorted by name; put them back in the declared order
+// and sort the children by their label values.
+void ToDeclaredOrder(prometheus::MetricFamily& family, const std::vector<std::string>& names) {
+  for (prometheus::ClientMetric& metric : family.metric) {
+    std::vector<Label> ordered;
+    ordered.reserve(names.size());
+    for (const std::string& name : names) {
+      auto it = std::ranges::find(metric.label, name, &Label::name);
+      if (it != metric.label.end()) ordered.push_back(std::move(*it));
+    }
+    metric.label = std::move(ordered);
   }
-  if (!extra_name.empty()) {
-    if (!first) out += ',';
-    out += extra_name;
-    out += "=\"";
-    out += extra_value;
-    out += '"';
+  std::ranges::sort(family.metric, LabelValuesLess);
+}
+
+// Registers the prometheus-cpp family behind one of ours.
+template <class Impl>
+prometheus::Family<Impl>& RegisterImpl(prometheus::Registry& registry, const std::string& name,
+                                       const std::string& help) {
+  if constexpr (std::is_same_v<Impl, prometheus::Counter>) {
+    return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+  } else if constexpr (std::is_same_v<Impl, prometheus::Gauge>) {
+    return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+  } else {
+    return prometheus::BuildHistogram().Name(name).Help(help).Register(registry);
   }
-  out += '}';
-}
-
-void AppendSample(std::string& out, std::string_view name, std::string_view suffix,
-                  const std::vector<std::string>& label_names,
-                  const std::vector<std::string>& values, double value,
-                  std::string_view extra_name = {}, std::string_view extra_value = {}) {
-  out += name;
-  out += suffix;
-  AppendLabels(out, label_names, values, extra_name, extra_value);
-  out += ' ';
-  out += FormatValue(value);
-  out += '\n';
-}
-
-void AppendCount(std::string& out, std::string_view name, std::string_view suffix,
-                 const std::vector<std::string>& label_names,
-                 const std::vector<std::string>& values, std::uint64_t value,
-                 std::string_view extra_name = {}, std::string_view extra_value = {}) {
-  out += name;
-  out += suffix;
-  AppendLabels(out, label_names, values, extra_name, extra_value);
-  out += ' ';
-  out += fmt::format_int(value).c_str();
-  out += '\n';
-}
-
-void RenderValue(std::string& out, const detail::FamilyBase& family,
-                 const std::vector<std::string>& values, double value) {
-  AppendSample(out, family.name(), "", family.label_names(), values, value);
-}
-
-void RenderChild(std::string& out, const detail::FamilyBase& family,
-                 const std::vector<std::string>& values, const Counter& counter) {
-  RenderValue(out, family, values, counter.Value());
-}
-
-void RenderChild(std::string& out, const detail::FamilyBase& family,
-                 const std::vector<std::string>& values, const Gauge& gauge) {
-  RenderValue(out, family, values, gauge.Value());
-}
-
-void RenderChild(std::string& out, const detail::FamilyBase& family,
-                 const std::vector<std::string>& values, const Histogram& histogram) {
-  const Histogram::Snapshot snap = histogram.Take();
-  for (std::size_t i = 0; i < snap.bounds.size(); ++i) {
-    AppendCount(out, family.name(), "_bucket", family.label_names(), values, snap.cumulative[i],
-                "le", FormatValue(snap.bounds[i]));
-  }
-  AppendCount(out, family.name(), "_bucket", family.label_names(), values, snap.count, "le",
-              "+Inf");
-  AppendSample(out, family.name(), "_sum", family.label_names(), values, snap.sum);
-  AppendCount(out, family.name(), "_count", family.label_names(), values, snap.count);
 }
 
 // A family whose samples come from a callback at scrape time.
@@ -131,19 +76,31 @@ class CallbackFamily : public detail::FamilyBase {
       : FamilyBase(std::move(name), std::move(help), type, std::move(labels)),
         collect_(std::move(collect)) {}
 
-  void RenderSamples(std::string& out) const override {
+  void Collect(std::vector<prometheus::MetricFamily>& out) const override {
+    prometheus::MetricFamily& family = out.emplace_back();
+    family.name = name();
+    family.help = help();
+    family.type = ToPrometheus(type());
     std::vector<Sample> samples;
     try {
       samples = collect_();
     } catch (...) {
       return;  // a failing source contributes nothing to this scrape
     }
-    std::sort(samples.begin(), samples.end(),
-              [](const Sample& a, const Sample& b) { return a.label_values < b.label_values; });
-    for (const Sample& sample : samples) {
+    family.metric.reserve(samples.size());
+    for (Sample& sample : samples) {
       if (sample.label_values.size() != label_names().size()) continue;
-      RenderValue(out, *this, sample.label_values, sample.value);
+      prometheus::ClientMetric& metric = family.metric.emplace_back();
+      for (std::size_t i = 0; i < label_names().size(); ++i) {
+        metric.label.push_back(Label{label_names()[i], std::move(sample.label_values[i])});
+      }
+      if (type() == MetricType::kCounter) {
+        metric.counter.value = sample.value;
+      } else {
+        metric.gauge.value = sample.value;
+      }
     }
+    std::ranges::sort(family.metric, LabelValuesLess);
   }
 
  private:
@@ -155,37 +112,34 @@ class CallbackFamily : public detail::FamilyBase {
 // ---- children ----
 
 void Counter::Inc(double amount) noexcept {
-  if (!(amount >= 0.0)) return;  // also rejects NaN
-  value_.fetch_add(amount, std::memory_order_relaxed);
+  if (!(amount >= 0.0)) return;  // also rejects NaN, which prometheus-cpp would add
+  impl_->Increment(amount);
 }
 
-Histogram::Histogram(std::shared_ptr<const std::vector<double>> bounds)
-    : bounds_(std::move(bounds)),
-      counts_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds_->size() + 1)) {}
+double Counter::Value() const noexcept { return impl_->Value(); }
+
+void Gauge::Set(double value) noexcept { impl_->Set(value); }
+void Gauge::Inc(double amount) noexcept { impl_->Increment(amount); }
+void Gauge::Dec(double amount) noexcept { impl_->Decrement(amount); }
+double Gauge::Value() const noexcept { return impl_->Value(); }
 
 void Histogram::Observe(double value) noexcept {
-  const auto& bounds = *bounds_;
-  // First bound >= value: that bucket (le is inclusive); NaN lands in +Inf.
-  const std::size_t index =
-      std::isnan(value)
-          ? bounds.size()
-          : static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), value) -
-                                     bounds.begin());
-  counts_[index].fetch_add(1, std::memory_order_relaxed);
-  if (!std::isnan(value)) sum_.fetch_add(value, std::memory_order_relaxed);
+  if (std::isnan(value)) {
+    impl_->ObserveMultiple(*nan_increments_, 0.0);  // +Inf bucket, sum unchanged
+    return;
+  }
+  impl_->Observe(value);
 }
 
 Histogram::Snapshot Histogram::Take() const {
+  const prometheus::ClientMetric metric = impl_->Collect();
   Snapshot snap;
-  snap.bounds = *bounds_;
-  snap.cumulative.resize(bounds_->size() + 1);
-  std::uint64_t running = 0;
-  for (std::size_t i = 0; i <= bounds_->size(); ++i) {
-    running += counts_[i].load(std::memory_order_relaxed);
-    snap.cumulative[i] = running;
+  for (const prometheus::ClientMetric::Bucket& bucket : metric.histogram.bucket) {
+    if (!std::isinf(bucket.upper_bound)) snap.bounds.push_back(bucket.upper_bound);
+    snap.cumulative.push_back(bucket.cumulative_count);
   }
-  snap.count = running;  // equals the +Inf bucket by construction
-  snap.sum = sum_.load(std::memory_order_relaxed);
+  snap.count = metric.histogram.sample_count;
+  snap.sum = metric.histogram.sample_sum;
   return snap;
 }
 
@@ -222,20 +176,47 @@ std::string FamilyBase::Key(std::span<const std::string_view> values) const {
 }
 
 template <class Metric>
-void Family<Metric>::RenderSamples(std::string& out) const {
-  std::vector<std::pair<const std::vector<std::string>*, const Metric*>> children;
-  {
-    std::shared_lock lock(mu_);
-    children.reserve(children_.size());
-    for (const auto& [key, child] : children_) {
-      children.emplace_back(&child.values, child.metric.get());
-    }
+Family<Metric>::Family(std::string name, std::string help, MetricType type,
+                       std::vector<std::string> labels, Impl& impl, std::vector<double> buckets)
+    : FamilyBase(std::move(name), std::move(help), type, std::move(labels)),
+      impl_(impl),
+      buckets_(std::move(buckets)) {
+  if constexpr (std::is_same_v<Metric, Histogram>) {
+    nan_increments_.assign(buckets_.size() + 1, 0.0);
+    nan_increments_.back() = 1.0;
   }
-  // Children are never removed, so the pointers stay valid without the lock.
-  std::sort(children.begin(), children.end(),
-            [](const auto& a, const auto& b) { return *a.first < *b.first; });
-  for (const auto& [values, metric] : children) {
-    RenderChild(out, *this, *values, *metric);
+}
+
+template <class Metric>
+Metric& Family<Metric>::Create(std::string key, std::span<const std::string_view> values) {
+  prometheus::Labels labels;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    labels.emplace(label_names()[i], std::string(values[i]));
+  }
+  std::unique_lock lock(mu_);
+  if (auto it = children_.find(key); it != children_.end()) return it->second;
+  if constexpr (std::is_same_v<Metric, Histogram>) {
+    return children_.try_emplace(std::move(key), impl_.Add(labels, buckets_), nan_increments_)
+        .first->second;
+  } else {
+    return children_.try_emplace(std::move(key), impl_.Add(labels)).first->second;
+  }
+}
+
+template <class Metric>
+void Family<Metric>::Collect(std::vector<prometheus::MetricFamily>& out) const {
+  std::vector<prometheus::MetricFamily> collected = impl_.Collect();
+  if (collected.empty()) {
+    // prometheus-cpp leaves out a family without children; we still announce it.
+    prometheus::MetricFamily& family = out.emplace_back();
+    family.name = name();
+    family.help = help();
+    family.type = ToPrometheus(type());
+    return;
+  }
+  for (prometheus::MetricFamily& family : collected) {
+    ToDeclaredOrder(family, label_names());
+    out.push_back(std::move(family));
   }
 }
 
@@ -247,28 +228,30 @@ template class Family<Histogram>;
 
 // ---- registry ----
 
-Registry::Registry() = default;
+Registry::Registry() : registry_(std::make_unique<prometheus::Registry>()) {}
 Registry::~Registry() = default;
 
-template <class F, class... Args>
-F& Registry::AddFamily(const std::string& name, MetricType type, std::vector<std::string>& labels,
-                       Args&&... args) {
-  if (!ValidMetricName(name)) throw std::invalid_argument("invalid metric name: " + name);
+template <class F, class Make>
+F& Registry::AddFamily(const std::string& name, MetricType type,
+                       const std::vector<std::string>& labels, bool merge, Make make) {
+  if (!prometheus::CheckMetricName(name)) {
+    throw std::invalid_argument("invalid metric name: " + name);
+  }
   for (const std::string& label : labels) {
-    if (!ValidLabelName(label) || label.starts_with("__") ||
-        (type == MetricType::kHistogram && label == "le")) {
+    if (!prometheus::CheckLabelName(label) || (type == MetricType::kHistogram && label == "le")) {
       throw std::invalid_argument(fmt::format("invalid label name {} for {}", label, name));
     }
   }
   std::lock_guard lock(mu_);
   if (auto it = families_.find(name); it != families_.end()) {
+    if (!merge) throw std::invalid_argument("metric registered twice: " + name);
     auto* existing = dynamic_cast<F*>(it->second.get());
     if (existing == nullptr || existing->type() != type || existing->label_names() != labels) {
       throw std::invalid_argument("metric registered twice with a different shape: " + name);
     }
     return *existing;
   }
-  auto family = std::make_unique<F>(name, std::forward<Args>(args)...);
+  std::unique_ptr<F> family = make();
   F& ref = *family;
   families_.emplace(name, std::move(family));
   return ref;
@@ -276,15 +259,22 @@ F& Registry::AddFamily(const std::string& name, MetricType type, std::vector<std
 
 CounterFamily& Registry::AddCounter(const std::string& name, const std::string& help,
                                     std::vector<std::string> label_names) {
-  return AddFamily<CounterFamily>(name, MetricType::kCounter, label_names, help,
-                                  MetricType::kCounter, label_names,
-                                  [] { return std::make_unique<Counter>(); });
+  return AddFamily<CounterFamily>(name, MetricType::kCounter, label_names, true, [&] {
+    const std::string escaped = EscapeHelp(help);
+    return std::make_unique<CounterFamily>(
+        name, escaped, MetricType::kCounter, label_names,
+        RegisterImpl<prometheus::Counter>(*registry_, name, escaped));
+  });
 }
 
 GaugeFamily& Registry::AddGauge(const std::string& name, const std::string& help,
                                 std::vector<std::string> label_names) {
-  return AddFamily<GaugeFamily>(name, MetricType::kGauge, label_names, help, MetricType::kGauge,
-                                label_names, [] { return std::make_unique<Gauge>(); });
+  return AddFamily<GaugeFamily>(name, MetricType::kGauge, label_names, true, [&] {
+    const std::string escaped = EscapeHelp(help);
+    return std::make_unique<GaugeFamily>(
+        name, escaped, MetricType::kGauge, label_names,
+        RegisterImpl<prometheus::Gauge>(*registry_, name, escaped));
+  });
 }
 
 HistogramFamily& Registry::AddHistogram(const std::string& name, const std::string& help,
@@ -295,22 +285,20 @@ HistogramFamily& Registry::AddHistogram(const std::string& name, const std::stri
   for (double b : buckets) {
     if (!std::isfinite(b)) throw std::invalid_argument("histogram buckets must be finite");
   }
-  auto bounds = std::make_shared<const std::vector<double>>(std::move(buckets));
-  return AddFamily<HistogramFamily>(name, MetricType::kHistogram, label_names, help,
-                                    MetricType::kHistogram, label_names,
-                                    [bounds] { return std::make_unique<Histogram>(bounds); });
+  return AddFamily<HistogramFamily>(name, MetricType::kHistogram, label_names, true, [&] {
+    const std::string escaped = EscapeHelp(help);
+    return std::make_unique<HistogramFamily>(
+        name, escaped, MetricType::kHistogram, label_names,
+        RegisterImpl<prometheus::Histogram>(*registry_, name, escaped), std::move(buckets));
+  });
 }
 
 void Registry::AddCallbackGauge(const std::string& name, const std::string& help,
                                 std::vector<std::string> label_names, Collector collect) {
-  {
-    std::lock_guard lock(mu_);
-    if (families_.contains(name)) {
-      throw std::invalid_argument("metric registered twice: " + name);
-    }
-  }
-  AddFamily<CallbackFamily>(name, MetricType::kGauge, label_names, help, MetricType::kGauge,
-                            label_names, std::move(collect));
+  AddFamily<CallbackFamily>(name, MetricType::kGauge, label_names, false, [&] {
+    return std::make_unique<CallbackFamily>(name, EscapeHelp(help), MetricType::kGauge, label_names,
+                                            std::move(collect));
+  });
 }
 
 void Registry::AddCallbackGauge(const std::string& name, const std::string& help,
@@ -322,14 +310,10 @@ void Registry::AddCallbackGauge(const std::string& name, const std::string& help
 
 void Registry::AddCallbackCounter(const std::string& name, const std::string& help,
                                   std::vector<std::string> label_names, Collector collect) {
-  {
-    std::lock_guard lock(mu_);
-    if (families_.contains(name)) {
-      throw std::invalid_argument("metric registered twice: " + name);
-    }
-  }
-  AddFamily<CallbackFamily>(name, MetricType::kCounter, label_names, help, MetricType::kCounter,
-                            label_names, std::move(collect));
+  AddFamily<CallbackFamily>(name, MetricType::kCounter, label_names, false, [&] {
+    return std::make_unique<CallbackFamily>(name, EscapeHelp(help), MetricType::kCounter,
+                                            label_names, std::move(collect));
+  });
 }
 
 std::string Registry::Render() const {
@@ -339,52 +323,15 @@ std::string Registry::Render() const {
     families.reserve(families_.size());
     for (const auto& [name, family] : families_) families.push_back(family.get());
   }
-  // Families are never removed, so they outlive this call without the lock.
-  std::string out;
-  out.reserve(families.size() * 256);
-  for (const detail::FamilyBase* family : families) {
-    out += "# HELP ";
-    out += family->name();
-    out += ' ';
-    out += EscapeHelp(family->help());
-    out += "\n# TYPE ";
-    out += family->name();
-    out += ' ';
-    out += TypeName(family->type());
-    out += '\n';
-    family->RenderSamples(out);
-  }
-  return out;
+  // Families are never removed, so they outlive this call without the lock (and callbacks run
+  // without it).
+  std::vector<prometheus::MetricFamily> collected;
+  collected.reserve(families.size());
+  for (const detail::FamilyBase* family : families) family->Collect(collected);
+  return prometheus::TextSerializer().Serialize(collected);
 }
 
 // ---- text helpers ----
-
-std::string FormatValue(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  return fmt::format("{}", value);
-}
-
-std::string EscapeLabelValue(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string EscapeHelp(std::string_view text) {
   std::string out;
