@@ -29,12 +29,12 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 
-#include "adapters/local/postgres_server.h"
 #include "adapters/pg/connection.h"
 #include "adapters/pg/migrator.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "cqrs/projector.h"
+#include "devstack/postgres_server.h"
 
 namespace shopcqrs::bench {
 namespace {
@@ -276,7 +276,7 @@ int Run(int argc, char** argv) {
   std::cout << "data in " << dir << "\n";
 
   auto server_options = [&](const char* name) {
-    adapters::local::PostgresServer::Options o;
+    devstack::PostgresServer::Options o;
     o.data_dir = fs::path(dir) / name;
     o.name = name;
     o.fsync = fsync;
@@ -284,8 +284,8 @@ int Run(int argc, char** argv) {
     o.settings = {{"max_wal_size", "4GB"}, {"shared_buffers", "256MB"}};
     return o;
   };
-  adapters::local::PostgresServer write_server(server_options("write"));
-  adapters::local::PostgresServer read_server(server_options("read"));
+  devstack::PostgresServer write_server(server_options("write"));
+  devstack::PostgresServer read_server(server_options("read"));
   write_server.Start();
   read_server.Start();
   const auto write = write_server.ConnectionString();

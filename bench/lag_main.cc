@@ -42,9 +42,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 
-#include "adapters/local/postgres_server.h"
 #include "adapters/nats/jetstream_source.h"
-#include "adapters/nats/nats_server.h"
 #include "adapters/nats/relay.h"
 #include "adapters/pg/connection.h"
 #include "adapters/pg/migrator.h"
@@ -56,6 +54,8 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "devstack/nats_server.h"
+#include "devstack/postgres_server.h"
 
 namespace shopcqrs::bench {
 namespace {
@@ -208,23 +208,23 @@ int Run(int argc, char** argv) {
   if (!::mkdtemp(dir.data())) throw std::runtime_error("mkdtemp failed");
   ::chmod(dir.c_str(), 0755);  // the servers may run as the postgres user
   auto server_options = [&](const char* name) {
-    adapters::local::PostgresServer::Options o;
+    devstack::PostgresServer::Options o;
     o.data_dir = fs::path(dir) / name;
     o.name = name;
     o.fsync = fsync;
     o.stop_with_parent = true;
     return o;
   };
-  adapters::local::PostgresServer write_server(server_options("write"));
-  adapters::local::PostgresServer read_server(server_options("read"));
+  devstack::PostgresServer write_server(server_options("write"));
+  devstack::PostgresServer read_server(server_options("read"));
   write_server.Start();
   read_server.Start();
   const auto write = write_server.ConnectionString();
   adapters::pg::ApplyMigrations(write, "pg_write");
-  std::unique_ptr<adapters::nats::NatsServer> nats_server;
+  std::unique_ptr<devstack::NatsServer> nats_server;
   if (std::find(sources.begin(), sources.end(), "broker") != sources.end()) {
-    nats_server = std::make_unique<adapters::nats::NatsServer>(
-        adapters::nats::NatsServer::Options{.data_dir = fs::path(dir) / "nats", .name = "nats"});
+    nats_server = std::make_unique<devstack::NatsServer>(
+        devstack::NatsServer::Options{.data_dir = fs::path(dir) / "nats", .name = "nats"});
     nats_server->Start();
   }
 

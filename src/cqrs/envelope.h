@@ -6,8 +6,8 @@
 
 namespace shopcqrs::cqrs {
 
-// The event envelope of DESIGN.md. The engine does not know the shop's event types: the
-// payload is carried as JSON text and interpreted by whoever consumes it.
+// The event envelope of ../shared/DESIGN.md (docs/ARCHITECTURE.md). The engine does not know the
+// shop's event types: the payload is carried as JSON text and interpreted by whoever consumes it.
 struct EventEnvelope {
   std::string event_id;  // uuid text
   std::string type;      // e.g. "OrderPaid"

@@ -99,7 +99,7 @@ struct DomainEvent {
   Timestamp occurred_at{};
 };
 
-// "CustomerRegistered", "OrderPaid", ... (the event type names of DESIGN.md).
+// "CustomerRegistered", "OrderPaid", ... (the event type names of ../shared/DESIGN.md).
 std::string_view EventTypeName(const EventPayload& payload);
 AggregateType AggregateTypeOf(const EventPayload& payload);
 Uuid AggregateIdOf(const EventPayload& payload);

@@ -20,15 +20,15 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "adapters/local/process.h"
 #include "adapters/nats/jetstream.h"
 #include "adapters/nats/jetstream_source.h"
-#include "adapters/nats/nats_server.h"
 #include "adapters/nats/relay.h"
 #include "adapters/pg/connection.h"
 #include "adapters/pg/migrator.h"
 #include "adapters/pg_read/projection.h"
 #include "cqrs/projector.h"
+#include "devstack/nats_server.h"
+#include "devstack/process.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
@@ -39,9 +39,9 @@ namespace {
 using namespace std::chrono_literals;
 using adapters::nats::JetStreamConnection;
 using adapters::nats::JetStreamSource;
-using adapters::nats::NatsServer;
 using adapters::nats::Relay;
 using adapters::pg::Connection;
+using devstack::NatsServer;
 using test_support::Column;
 using test_support::Dump;
 using test_support::Scalar;
@@ -245,8 +245,8 @@ TEST(RelayCrash, KilledRepeatedlyMidStream) {
   const std::string self = std::filesystem::read_symlink("/proc/self/exe");
   std::mt19937_64 rng(7);
   for (int round = 0; round < 8; ++round) {
-    adapters::local::ChildProcess child;
-    adapters::local::ChildProcessOptions options;
+    devstack::ChildProcess child;
+    devstack::ChildProcessOptions options;
     options.argv = {self, "--gtest_filter=RelayChild.RunsUntilKilled"};
     options.env = {{"SHOPCQRS_CHILD_WRITE", write}, {"SHOPCQRS_CHILD_NATS", nats.server.Url()}};
     child.Start(options);

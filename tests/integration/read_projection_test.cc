@@ -18,8 +18,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "adapters/local/postgres_server.h"
-#include "adapters/local/process.h"
 #include "adapters/pg/connection.h"
 #include "adapters/pg/migrator.h"
 #include "adapters/pg/pool.h"
@@ -34,6 +32,8 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "devstack/postgres_server.h"
+#include "devstack/process.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
@@ -309,8 +309,8 @@ TEST(ProjectorCrash, RestartsAbruptlyAndEndsExact) {
   ASSERT_GT(len, 0);
   for (int round = 0; round < 12; ++round) {
     if (round % 3 == 2) {
-      adapters::local::ChildProcess child;
-      adapters::local::ChildProcessOptions options;
+      devstack::ChildProcess child;
+      devstack::ChildProcessOptions options;
       options.argv = {self, "--gtest_filter=ProjectorChild.RunsUntilKilled"};
       options.env = {{"SHOPCQRS_CHILD_WRITE", db.write}, {"SHOPCQRS_CHILD_READ", db.read}};
       child.Start(options);
@@ -351,7 +351,7 @@ TEST(ProjectorRecovery, ReadServerRestartedUnderLoad) {
       std::filesystem::temp_directory_path() / fmt::format("shopcqrs-read-restart-{}", ::getpid());
   std::filesystem::create_directories(root);
   ::chmod(root.c_str(), 0755);
-  adapters::local::PostgresServer server(
+  devstack::PostgresServer server(
       {.data_dir = root / "data", .name = "read", .fsync = false, .stop_with_parent = true});
   server.Start();
   const auto read = server.ConnectionString();

@@ -29,11 +29,11 @@
 #include "adapters/redis/redis_client.h"
 #include "adapters/redis/redis_projection.h"
 #include "adapters/redis/redis_read_model.h"
-#include "adapters/redis/redis_server.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "devstack/redis_server.h"
 #include "domain/time.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
@@ -46,7 +46,7 @@ using namespace std::chrono_literals;
 using adapters::pg::Connection;
 using adapters::redis::RedisProjection;
 using adapters::redis::RedisReadModel;
-using adapters::redis::RedisServer;
+using devstack::RedisServer;
 using test_support::Column;
 using test_support::Dump;
 using test_support::Scalar;

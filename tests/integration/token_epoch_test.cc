@@ -17,12 +17,12 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "adapters/local/postgres_server.h"
 #include "adapters/pg/connection.h"
 #include "adapters/pg/migrator.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "application/commands.h"
 #include "cqrs/commit_bound.h"
+#include "devstack/postgres_server.h"
 #include "support/sql.h"
 #include "support/workload.h"
 
@@ -66,14 +66,14 @@ TEST(ConsistencyTokens, ATokenIssuedAfterAWriteServerCrashWaitsForItsCommand) {
   ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
   const fs::path root = tmpl;
   ::chmod(root.c_str(), 0755);  // traversable by the postgres user
-  adapters::local::PostgresServer::Options options;
+  devstack::PostgresServer::Options options;
   options.data_dir = root / "data";
   options.name = "epoch";
   options.fsync = true;  // as durable as `up` runs it
   // Aborted transactions' WAL stays in shared buffers until something flushes it.
   options.settings = {{"shared_buffers", "16MB"}, {"wal_writer_delay", "10s"}};
   options.stop_with_parent = true;
-  adapters::local::PostgresServer server(options);
+  devstack::PostgresServer server(options);
   server.Start();
   const auto write = server.ConnectionString();
   adapters::pg::ApplyMigrations(write, "pg_write");

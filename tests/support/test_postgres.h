@@ -43,7 +43,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
-#include "adapters/local/postgres_server.h"
+#include "devstack/postgres_server.h"
 
 namespace shopcqrs::test_support {
 
@@ -59,7 +59,7 @@ class TestPostgres {
   const std::string& AdminConnectionString() const { return admin_conninfo_; }
 
   // The local server, or nullptr when SHOPCQRS_TEST_PG points at an external one.
-  adapters::local::PostgresServer* Server() { return server_.get(); }
+  devstack::PostgresServer* Server() { return server_.get(); }
 
   // Creates an empty database with a unique name (derived from `hint`, or the current
   // test's name) and returns its conninfo.
@@ -76,7 +76,7 @@ class TestPostgres {
 
   // conninfo of database `name` on this server.
   std::string WithDatabase(std::string_view name) const {
-    return base_conninfo_ + " dbname=" + adapters::local::QuoteConninfoValue(name);
+    return base_conninfo_ + " dbname=" + devstack::QuoteConninfoValue(name);
   }
 
   TestPostgres(const TestPostgres&) = delete;
@@ -100,7 +100,7 @@ class TestPostgres {
     root_ = tmpl;
     ::chmod(root_.c_str(), 0755);  // the postgres user (when we are root) must get through
 
-    adapters::local::PostgresServer::Options options;
+    devstack::PostgresServer::Options options;
     options.data_dir = root_ / "data";
     CopyTemplate(options.data_dir);  // saves initdb's second or two in every test binary
     options.name = "test";
@@ -113,7 +113,7 @@ class TestPostgres {
     // The kernel stops the server if this binary dies, but the signal is tied to the thread
     // that started it: only ask for it from the main thread.
     options.stop_with_parent = ::syscall(SYS_gettid) == ::getpid();
-    server_ = std::make_unique<adapters::local::PostgresServer>(std::move(options));
+    server_ = std::make_unique<devstack::PostgresServer>(std::move(options));
     try {
       server_->Start();
     } catch (...) {
@@ -163,7 +163,7 @@ class TestPostgres {
     namespace fs = std::filesystem;
     std::error_code ec;
     try {
-      const fs::path bin_dir = adapters::local::FindPostgresBinDir();
+      const fs::path bin_dir = devstack::FindPostgresBinDir();
       struct stat st {};
       ::stat((bin_dir / "initdb").c_str(), &st);
       const std::size_t key = std::hash<std::string>{}(
@@ -187,11 +187,11 @@ class TestPostgres {
             }
           }
           fs::path building = tmp / fmt::format("{}.building-{}", name, ::getpid());
-          adapters::local::PostgresServer::Options options;
+          devstack::PostgresServer::Options options;
           options.data_dir = building;
           options.name = "test-template";
           options.fsync = false;
-          adapters::local::PostgresServer(options).Initialize();
+          devstack::PostgresServer(options).Initialize();
           fs::remove_all(tmpl, ec);
           fs::rename(building, tmpl);
         }
@@ -231,7 +231,7 @@ class TestPostgres {
     for (PQconninfoOption* o = options; o->keyword; ++o) {
       if (o->val == nullptr || std::string_view(o->keyword) == "dbname") continue;
       if (!out.empty()) out += ' ';
-      out += fmt::format("{}={}", o->keyword, adapters::local::QuoteConninfoValue(o->val));
+      out += fmt::format("{}={}", o->keyword, devstack::QuoteConninfoValue(o->val));
     }
     PQconninfoFree(options);
     return out;
@@ -271,7 +271,7 @@ class TestPostgres {
   }
 
   std::filesystem::path root_;
-  std::unique_ptr<adapters::local::PostgresServer> server_;
+  std::unique_ptr<devstack::PostgresServer> server_;
   std::string base_conninfo_;   // without dbname
   std::string admin_conninfo_;  // dbname=postgres
   std::atomic<int> counter_ = 0;

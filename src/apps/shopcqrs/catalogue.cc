@@ -10,7 +10,7 @@
 
 namespace shopcqrs::apps {
 
-std::vector<CatalogueEntry> ProjectionCatalogue(const adapters::local::Config& config) {
+std::vector<CatalogueEntry> ProjectionCatalogue(const apps::Config& config) {
   std::vector<CatalogueEntry> entries;
   entries.push_back({adapters::pg_read::kProjectionName, "read_pg", [read = config.read_db] {
                        return adapters::pg_read::PgReadProjection(read).LoadCheckpoint();
@@ -19,7 +19,7 @@ std::vector<CatalogueEntry> ProjectionCatalogue(const adapters::local::Config& c
                        return adapters::pg_read::SearchProjection(read).LoadCheckpoint();
                      }});
   if (!config.redis.empty()) {
-    const auto address = adapters::local::ParseListenAddress(config.redis);
+    const auto address = apps::ParseListenAddress(config.redis);
     if (address) {
       adapters::redis::RedisEndpoint endpoint{.host = address->host, .port = address->port};
       entries.push_back(
@@ -47,7 +47,7 @@ adapters::http::ProjectionInfo Describe(std::string name, std::string store,
   return info;
 }
 
-int Status(const adapters::local::Config& config) {
+int Status(const apps::Config& config) {
   adapters::pg_outbox::OutboxReader monitor({config.write_db});
   std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>20}\n", "projection", "store",
                            "position", "events_behind", "bound");

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "adapters/http/admin_routes.h"
-#include "adapters/local/config.h"
 #include "adapters/pg_outbox/outbox_reader.h"
+#include "apps/shopcqrs/config.h"
 #include "cqrs/projector.h"
 
 // The projections of an installation, defined once: what `/v1/admin/projections` lists for a
@@ -21,7 +21,7 @@ struct CatalogueEntry {
 };
 
 // read_pg and search always; redis when the configuration names a Redis.
-std::vector<CatalogueEntry> ProjectionCatalogue(const adapters::local::Config& config);
+std::vector<CatalogueEntry> ProjectionCatalogue(const apps::Config& config);
 
 // What the admin API and `status` say about a projection whose checkpoint is `checkpoint`:
 // position and events behind (counted on the write database's outbox).
@@ -31,6 +31,6 @@ adapters::http::ProjectionInfo Describe(std::string name, std::string store,
 
 // `shopcqrs status`: each projection's position, what it still has to apply, and what holds
 // the outbox readers back. Exit code 3 while any projection is behind.
-int Status(const adapters::local::Config& config);
+int Status(const apps::Config& config);
 
 }  // namespace shopcqrs::apps

@@ -8,8 +8,8 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
-#include "adapters/local/config.h"
 #include "apps/shopcqrs/catalogue.h"
+#include "apps/shopcqrs/config.h"
 #include "apps/shopcqrs/serve.h"
 #include "apps/shopcqrs/up.h"
 
@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     if (*up) {
       return apps::Up(data_dir, listen, log_level, signals);
     }
-    auto config = adapters::local::LoadConfig(
+    auto config = apps::LoadConfig(
         config_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(config_file));
     if (flag_listen) config.listen = *flag_listen;
     if (flag_write_db) config.write_db = *flag_write_db;
@@ -82,9 +82,9 @@ int main(int argc, char** argv) {
     if (flag_log_level) config.log_level = *flag_log_level;
     if (flag_api) config.run_api = *flag_api;
     if (flag_projectors) config.run_projectors = *flag_projectors;
-    adapters::local::ValidateConfigOrThrow(config);
+    apps::ValidateConfigOrThrow(config);
     spdlog::set_level(spdlog::level::from_str(config.log_level));
-    spdlog::info("configuration: {}", adapters::local::DescribeConfig(config));
+    spdlog::info("configuration: {}", apps::DescribeConfig(config));
     if (*migrate) {
       apps::Migrate(config);
       return 0;

@@ -12,11 +12,11 @@
 
 namespace shopcqrs::apps {
 
-using adapters::local::Config;
+using apps::Config;
 
 std::optional<adapters::redis::RedisEndpoint> RedisEndpointOf(const Config& config) {
   if (config.redis.empty()) return std::nullopt;
-  auto address = adapters::local::ParseListenAddress(config.redis);
+  auto address = apps::ParseListenAddress(config.redis);
   if (!address) throw std::runtime_error(address.error());
   return adapters::redis::RedisEndpoint{.host = address->host, .port = address->port};
 }

@@ -8,13 +8,13 @@
 
 #include "adapters/http/admin_routes.h"
 #include "adapters/http/ops_routes.h"
-#include "adapters/local/config.h"
 #include "adapters/metrics/projection_metrics.h"
 #include "adapters/metrics/registry.h"
 #include "adapters/nats/relay.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
 #include "adapters/redis/redis_client.h"
+#include "apps/shopcqrs/config.h"
 #include "cqrs/projector.h"
 
 // The parts a `shopcqrs` process runs, one object each: it builds its own connections from the
@@ -32,14 +32,13 @@ struct ProgressTrackers {
 };
 
 // The Redis endpoint of the configuration, if any (validated by ValidateConfig).
-std::optional<adapters::redis::RedisEndpoint> RedisEndpointOf(
-    const adapters::local::Config& config);
+std::optional<adapters::redis::RedisEndpoint> RedisEndpointOf(const apps::Config& config);
 
 // The relay: appends the outbox to the JetStream event stream (one leader among any number of
 // relays, elected by an advisory lock on the write database).
 class RelayRole {
  public:
-  explicit RelayRole(const adapters::local::Config& config);
+  explicit RelayRole(const apps::Config& config);
   void Start() { relay_.Start(); }
   void Stop() { relay_.Stop(); }
   void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
@@ -54,7 +53,7 @@ class RelayRole {
 // durable JetStream consumer, or the outbox) and its own store connection and checkpoint.
 class ProjectorsRole {
  public:
-  ProjectorsRole(const adapters::local::Config& config, ProgressTrackers& trackers,
+  ProjectorsRole(const apps::Config& config, ProgressTrackers& trackers,
                  adapters::metrics::Registry& registry);
   ~ProjectorsRole();  // Stop()
   void Start();
@@ -71,7 +70,7 @@ class ProjectorsRole {
     std::unique_ptr<cqrs::ProjectionStore> projection;
     std::unique_ptr<cqrs::Projector> projector;
   };
-  void Add(const adapters::local::Config& config, std::string name, std::string store,
+  void Add(const apps::Config& config, std::string name, std::string store,
            std::unique_ptr<cqrs::ProjectionStore> projection, const std::string& store_identity,
            cqrs::ProgressTracker& tracker, std::size_t batch_size);
 
@@ -84,7 +83,7 @@ class ProjectorsRole {
 // each tracker to the stored bound.
 class ProgressFollowerRole {
  public:
-  ProgressFollowerRole(const adapters::local::Config& config, ProgressTrackers& trackers);
+  ProgressFollowerRole(const apps::Config& config, ProgressTrackers& trackers);
   ~ProgressFollowerRole();
 
  private:

@@ -29,7 +29,7 @@
 
 namespace shopcqrs::apps {
 
-using adapters::local::Config;
+using apps::Config;
 
 void Migrate(const Config& config) {
   const int write = adapters::pg::ApplyMigrations(config.write_db, "pg_write");
@@ -103,7 +103,7 @@ class ApiRole {
   void Start(adapters::metrics::Registry& metrics,
              std::vector<adapters::http::ReadinessCheck> checks) {
     adapters::http::RegisterOpsRoutes(router_, metrics, std::move(checks));
-    auto listen = adapters::local::ParseListenAddress(config_.listen);
+    auto listen = apps::ParseListenAddress(config_.listen);
     if (!listen) throw std::runtime_error(listen.error());
     adapters::http::HttpServer::Options options;
     options.host = listen->host;

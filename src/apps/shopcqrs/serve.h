@@ -2,12 +2,12 @@
 
 #include <signal.h>
 
-#include "adapters/local/config.h"
+#include "apps/shopcqrs/config.h"
 
 namespace shopcqrs::apps {
 
 // Applies pending migrations to both databases.
-void Migrate(const adapters::local::Config& config);
+void Migrate(const apps::Config& config);
 
 // Runs the roles the configuration asks for until SIGINT/SIGTERM (taken from `signals`, which
 // every thread blocks), then stops them gracefully:
@@ -15,6 +15,6 @@ void Migrate(const adapters::local::Config& config);
 //   relay (run_relay, nats)    the outbox onto the event stream;
 //   projectors (run_projectors) read_pg, search and redis -- or, without them, a progress
 //                              follower for the query routes' tokens.
-int Serve(const adapters::local::Config& config, const sigset_t& signals);
+int Serve(const apps::Config& config, const sigset_t& signals);
 
 }  // namespace shopcqrs::apps

@@ -7,16 +7,16 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "adapters/local/config.h"
-#include "adapters/local/postgres_server.h"
-#include "adapters/nats/nats_server.h"
-#include "adapters/redis/redis_server.h"
 #include "adapters/system/system.h"
+#include "apps/shopcqrs/config.h"
 #include "apps/shopcqrs/serve.h"
+#include "devstack/nats_server.h"
+#include "devstack/postgres_server.h"
+#include "devstack/redis_server.h"
 
 namespace shopcqrs::apps {
 
-using adapters::local::Config;
+using apps::Config;
 
 namespace {
 
@@ -25,7 +25,7 @@ std::string LocalTokenSecret(const std::filesystem::path& root) {
   const auto path = root / "token-secret";
   std::string secret;
   if (std::ifstream in(path); in) std::getline(in, secret);
-  if (secret.size() >= adapters::local::kMinTokenSecretLength) return secret;
+  if (secret.size() >= apps::kMinTokenSecretLength) return secret;
   secret =
       adapters::system::NewRandomUuid().ToString() + adapters::system::NewRandomUuid().ToString();
   std::ofstream(path) << secret << '\n';
@@ -43,7 +43,7 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   Config config;
   config.projection_source = "broker";
   config.query_source = "redis";
-  adapters::local::ApplyEnvironment(config, adapters::local::ProcessEnvironment());
+  apps::ApplyEnvironment(config, apps::ProcessEnvironment());
   if (listen) config.listen = *listen;
   if (log_level) config.log_level = *log_level;
   spdlog::set_level(spdlog::level::from_str(config.log_level));
@@ -51,29 +51,29 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   std::filesystem::create_directories(data_dir);
   const auto root = std::filesystem::absolute(data_dir);
 
-  adapters::local::PostgresServer::Options write_options;
+  devstack::PostgresServer::Options write_options;
   write_options.data_dir = root / "write-pg";
   write_options.name = "write";
-  adapters::local::PostgresServer write_server(write_options);
+  devstack::PostgresServer write_server(write_options);
 
-  adapters::local::PostgresServer::Options read_options;
+  devstack::PostgresServer::Options read_options;
   read_options.data_dir = root / "read-pg";
   read_options.name = "read";
-  adapters::local::PostgresServer read_server(read_options);
+  devstack::PostgresServer read_server(read_options);
 
   // initdb and start-up of the two servers overlap.
   auto read_started = std::async(std::launch::async, [&] { read_server.Start(); });
   write_server.Start();
   read_started.get();
-  adapters::redis::RedisServer::Options redis_options;
+  devstack::RedisServer::Options redis_options;
   redis_options.data_dir = root / "redis";
   redis_options.name = "redis";
-  adapters::redis::RedisServer redis_server(redis_options);
+  devstack::RedisServer redis_server(redis_options);
   redis_server.Start();
-  adapters::nats::NatsServer::Options nats_options;
+  devstack::NatsServer::Options nats_options;
   nats_options.data_dir = root / "nats";
   nats_options.name = "nats";
-  adapters::nats::NatsServer nats_server(nats_options);
+  devstack::NatsServer nats_server(nats_options);
   nats_server.Start();
   std::cout << fmt::format("write PostgreSQL: {} (data {})", write_server.ConnectionString(),
                            write_options.data_dir.string())
@@ -93,7 +93,7 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
                            nats_options.data_dir.string())
             << std::endl;
   config.token_secret = LocalTokenSecret(root);
-  adapters::local::ValidateConfigOrThrow(config);
+  apps::ValidateConfigOrThrow(config);
   const int code = Serve(config, signals);
   nats_server.Stop();
   redis_server.Stop();

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace shopcqrs::adapters::local {
+namespace shopcqrs::apps {
 
 // Process configuration. Layout of the file and precedence: docs/CONFIGURATION.md.
 // Precedence (lowest to highest): defaults, TOML file, SHOPCQRS_* environment, CLI flags
@@ -106,4 +106,4 @@ std::string RedactConninfo(std::string_view conninfo);
 // One line describing the configuration for logs, secrets redacted.
 std::string DescribeConfig(const Config& config);
 
-}  // namespace shopcqrs::adapters::local
+}  // namespace shopcqrs::apps

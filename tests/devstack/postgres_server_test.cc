@@ -1,5 +1,5 @@
 // Real PostgreSQL servers and child processes; runs as root or as a normal user.
-#include "adapters/local/postgres_server.h"
+#include "devstack/postgres_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,10 +27,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "adapters/local/process.h"
+#include "devstack/process.h"
 #include "support/test_postgres.h"
 
-namespace shopcqrs::adapters::local {
+namespace shopcqrs::devstack {
 namespace {
 
 namespace fs = std::filesystem;
@@ -563,4 +563,4 @@ TEST(TestPostgres, GivesEachCallAFreshDatabase) {
 }
 
 }  // namespace
-}  // namespace shopcqrs::adapters::local
+}  // namespace shopcqrs::devstack

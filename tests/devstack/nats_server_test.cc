@@ -22,15 +22,15 @@
 #include <gtest/gtest.h>
 #include <nats/nats.h>
 
-#include "adapters/local/postgres_server.h"
-#include "adapters/local/process.h"
-#include "adapters/nats/nats_server.h"
+#include "devstack/nats_server.h"
+#include "devstack/postgres_server.h"
+#include "devstack/process.h"
 
 namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
-using adapters::nats::NatsServer;
+using devstack::NatsServer;
 
 constexpr auto kDeadline = 20s;
 
@@ -263,7 +263,7 @@ TEST(NatsServer, KilledChildIsRestartedOnSamePortWithItsStreams) {
 
   ASSERT_TRUE(Eventually([&] { return server.Restarts() >= 1; }, kDeadline))
       << "not restarted; log:\n"
-      << adapters::local::TailFile(server.LogFile(), 20);
+      << devstack::TailFile(server.LogFile(), 20);
   EXPECT_EQ(server.Restarts(), 1);
   EXPECT_TRUE(server.IsRunning());
   EXPECT_NE(server.Pid(), pid);
@@ -299,7 +299,7 @@ TEST(NatsServer, PicksAnotherPortWhenThePreviousOneIsTaken) {
 
 TEST(NatsServer, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
   TempDir dir;
-  const int port = adapters::local::FindFreePort();
+  const int port = devstack::FindFreePort();
   PortBlocker blocker(port);
   auto options = TestOptions(dir.root / "data");
   options.port = port;
@@ -323,10 +323,10 @@ TEST(NatsServer, StopsTheServerOfAKilledPredecessorAndStartsItAgainOnItsPort) {
   TempDir dir;
   const auto data_dir = dir.root / "data";
   std::filesystem::create_directories(data_dir);
-  const int port = adapters::local::FindFreePort();
+  const int port = devstack::FindFreePort();
   std::ofstream(data_dir / "port") << port << '\n';
-  adapters::local::ChildProcess leftover;
-  adapters::local::ChildProcessOptions command;
+  devstack::ChildProcess leftover;
+  devstack::ChildProcessOptions command;
   command.argv = {"/usr/sbin/nats-server",
                   "--jetstream",
                   "--store_dir",

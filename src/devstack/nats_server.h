@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <string>
 
-#include "adapters/local/server_supervisor.h"
+#include "devstack/server_supervisor.h"
 
-namespace shopcqrs::adapters::nats {
+namespace shopcqrs::devstack {
 
 // A local nats-server with JetStream run as a child process and supervised: a supervisor
 // thread owns the child (it spawns it, so the kernel kills the child if this process dies --
@@ -60,7 +60,7 @@ class NatsServer {
  private:
   Options options_;
   std::filesystem::path data_dir_;
-  local::ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
+  ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
 };
 
-}  // namespace shopcqrs::adapters::nats
+}  // namespace shopcqrs::devstack

@@ -1,4 +1,4 @@
-#include "adapters/local/postgres_server.h"
+#include "devstack/postgres_server.h"
 
 #include <grp.h>
 #include <libpq-fe.h>
@@ -24,7 +24,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
-namespace shopcqrs::adapters::local {
+namespace shopcqrs::devstack {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -641,4 +641,4 @@ void PostgresServer::DropDatabase(std::string_view name) {
        "DROP DATABASE IF EXISTS " + QuoteIdentifier(conn.get(), name) + " WITH (FORCE)");
 }
 
-}  // namespace shopcqrs::adapters::local
+}  // namespace shopcqrs::devstack

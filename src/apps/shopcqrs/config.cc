@@ -1,4 +1,4 @@
-#include "adapters/local/config.h"
+#include "apps/shopcqrs/config.h"
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>
@@ -16,7 +16,7 @@
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
-namespace shopcqrs::adapters::local {
+namespace shopcqrs::apps {
 namespace {
 
 std::string Lower(std::string_view text) {
@@ -473,4 +473,4 @@ std::string DescribeConfig(const Config& config) {
       config.run_relay ? "on" : "off", config.token_secret.empty() ? "(unset)" : "***");
 }
 
-}  // namespace shopcqrs::adapters::local
+}  // namespace shopcqrs::apps

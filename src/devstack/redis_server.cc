@@ -1,11 +1,11 @@
-#include "adapters/redis/redis_server.h"
+#include "devstack/redis_server.h"
 
 #include <stdexcept>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-namespace shopcqrs::adapters::redis {
+namespace shopcqrs::devstack {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -36,7 +36,7 @@ RedisServer::RedisServer(Options options)
                    .check_interval = options_.check_interval,
                    .command =
                        [this](int port) {
-                         local::ChildProcessOptions child;
+                         ChildProcessOptions child;
                          child.argv = {options_.binary.string(),
                                        "--port",
                                        std::to_string(port),
@@ -66,8 +66,8 @@ RedisServer::RedisServer(Options options)
 
 RedisServer::~RedisServer() { supervisor_.Stop(); }
 
-RedisEndpoint RedisServer::Endpoint() const {
-  RedisEndpoint endpoint;
+adapters::redis::RedisEndpoint RedisServer::Endpoint() const {
+  adapters::redis::RedisEndpoint endpoint;
   endpoint.host =
       IsLoopback(options_.bind) || options_.bind == "0.0.0.0" ? "127.0.0.1" : options_.bind;
   endpoint.port = Port();
@@ -84,13 +84,13 @@ void RedisServer::Stop() { supervisor_.Stop(); }
 
 std::string RedisServer::Probe(int port) {
   try {
-    RedisClient client(RedisEndpoint{
+    adapters::redis::RedisClient client(adapters::redis::RedisEndpoint{
         .host = "127.0.0.1", .port = port, .connect_timeout = 500ms, .command_timeout = 2000ms});
     client.Ping();  // a server still loading its AOF answers LOADING (an error reply)
     return {};
-  } catch (const RedisError& error) {
+  } catch (const adapters::redis::RedisError& error) {
     return error.what();
   }
 }
 
-}  // namespace shopcqrs::adapters::redis
+}  // namespace shopcqrs::devstack

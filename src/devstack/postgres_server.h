@@ -10,10 +10,10 @@
 #include <utility>
 #include <vector>
 
-#include "adapters/local/process.h"
-#include "adapters/local/server_supervisor.h"
+#include "devstack/process.h"
+#include "devstack/server_supervisor.h"
 
-namespace shopcqrs::adapters::local {
+namespace shopcqrs::devstack {
 
 // One local PostgreSQL server run as a child process of this one, from the system's
 // binaries, with its data in `data_dir` (created and initialised on first start), supervised
@@ -130,4 +130,4 @@ std::filesystem::path FindPostgresBinDir();
 // Quotes a libpq conninfo value when needed ("it's" -> 'it\'s').
 std::string QuoteConninfoValue(std::string_view value);
 
-}  // namespace shopcqrs::adapters::local
+}  // namespace shopcqrs::devstack

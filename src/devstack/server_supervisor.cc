@@ -1,4 +1,4 @@
-#include "adapters/local/server_supervisor.h"
+#include "devstack/server_supervisor.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,7 +17,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
-namespace shopcqrs::adapters::local {
+namespace shopcqrs::devstack {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -386,4 +386,4 @@ void ServerSupervisor::Supervise() {
   }
 }
 
-}  // namespace shopcqrs::adapters::local
+}  // namespace shopcqrs::devstack

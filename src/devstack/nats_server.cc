@@ -1,4 +1,4 @@
-#include "adapters/nats/nats_server.h"
+#include "devstack/nats_server.h"
 
 #include <signal.h>
 
@@ -12,9 +12,9 @@
 #include <nats/nats.h>
 #include <spdlog/spdlog.h>
 
-#include "adapters/local/postgres_server.h"
+#include "devstack/postgres_server.h"
 
-namespace shopcqrs::adapters::nats {
+namespace shopcqrs::devstack {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -103,7 +103,7 @@ NatsServer::NatsServer(Options options)
                    // "jetstream" appended by the server.
                    .command =
                        [this](int port) {
-                         local::ChildProcessOptions child;
+                         ChildProcessOptions child;
                          child.argv = {options_.binary.string(),
                                        "--jetstream",
                                        "--store_dir",
@@ -132,4 +132,4 @@ void NatsServer::Start() {
 
 void NatsServer::Stop() { supervisor_.Stop(); }
 
-}  // namespace shopcqrs::adapters::nats
+}  // namespace shopcqrs::devstack

@@ -8,10 +8,10 @@
 #include <utility>
 #include <vector>
 
-#include "adapters/local/server_supervisor.h"
 #include "adapters/redis/redis_client.h"
+#include "devstack/server_supervisor.h"
 
-namespace shopcqrs::adapters::redis {
+namespace shopcqrs::devstack {
 
 // A local redis-server run as a child process and supervised: a supervisor thread owns the
 // child (it spawns it, so the kernel kills the child if this process dies -- PR_SET_PDEATHSIG
@@ -53,7 +53,7 @@ class RedisServer {
   bool IsRunning() { return supervisor_.IsRunning(); }
 
   int Port() const { return supervisor_.Port(); }
-  RedisEndpoint Endpoint() const;
+  adapters::redis::RedisEndpoint Endpoint() const;
   pid_t Pid() const { return supervisor_.Pid(); }
   // How often the supervisor restarted a dead server.
   int Restarts() const { return supervisor_.Restarts(); }
@@ -65,7 +65,7 @@ class RedisServer {
 
   Options options_;
   std::filesystem::path data_dir_;
-  local::ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
+  ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
 };
 
-}  // namespace shopcqrs::adapters::redis
+}  // namespace shopcqrs::devstack

@@ -1,4 +1,4 @@
-#include "adapters/local/config.h"
+#include "apps/shopcqrs/config.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-namespace shopcqrs::adapters::local {
+namespace shopcqrs::apps {
 namespace {
 
 using ::testing::AllOf;
@@ -373,4 +373,4 @@ TEST(RedactConninfo, HidesPasswords) {
 }
 
 }  // namespace
-}  // namespace shopcqrs::adapters::local
+}  // namespace shopcqrs::apps

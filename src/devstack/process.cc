@@ -1,4 +1,4 @@
-#include "adapters/local/process.h"
+#include "devstack/process.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -24,7 +24,7 @@
 
 extern char** environ;
 
-namespace shopcqrs::adapters::local {
+namespace shopcqrs::devstack {
 namespace {
 
 std::string ErrnoText(int err) { return std::strerror(err); }
@@ -507,4 +507,4 @@ std::vector<pid_t> ProcessesIn(const std::filesystem::path& cwd, std::string_vie
   return pids;
 }
 
-}  // namespace shopcqrs::adapters::local
+}  // namespace shopcqrs::devstack

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace shopcqrs::adapters::local {
+namespace shopcqrs::devstack {
 
 // How a child process ended.
 struct ExitStatus {
@@ -118,4 +118,4 @@ std::optional<pid_t> ParentOf(pid_t pid);
 // directory cannot be read (another user's, unless we are root) are not found.
 std::vector<pid_t> ProcessesIn(const std::filesystem::path& cwd, std::string_view exe_name);
 
-}  // namespace shopcqrs::adapters::local
+}  // namespace shopcqrs::devstack

@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
-#include "adapters/local/process.h"
+#include "devstack/process.h"
 
-namespace shopcqrs::adapters::local {
+namespace shopcqrs::devstack {
 
 // Runs a local server (PostgreSQL, redis-server, nats-server) as a child process and supervises
 // it: the one start/stop/restart path for every server `shopcqrs up` runs.
@@ -135,4 +135,4 @@ int FindFreePort();
 // Whether a TCP listener could bind 127.0.0.1:port now (SO_REUSEADDR, like the servers).
 bool IsPortFree(int port);
 
-}  // namespace shopcqrs::adapters::local
+}  // namespace shopcqrs::devstack
