@@ -91,9 +91,12 @@ TEST(ConsistencyTokens, ATokenIssuedAfterAWriteServerCrashWaitsForItsCommand) {
     store_bound = reader.FetchBatch({}, 100000).next.bound;
     KillServer(server.Pid());
   }
-  std::this_thread::sleep_for(200ms);
-  server.Stop();
-  server.Start();
+  // The supervisor starts it again (crash recovery replays the WAL).
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (server.Restarts() < 1 || !test_support::Connects(write)) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the server did not come back";
+    std::this_thread::sleep_for(50ms);
+  }
 
   test_support::Workload load(write);
   const auto token = tokens.Decode(TokenOf(load, "after"));

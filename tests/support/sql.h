@@ -50,6 +50,12 @@ inline std::vector<std::string> Dump(const std::string& conninfo, const std::str
   return rows;
 }
 
+// Whether a connection to `conninfo` can be opened right now.
+inline bool Connects(const std::string& conninfo) {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdb(conninfo.c_str()), &PQfinish);
+  return PQstatus(conn.get()) == CONNECTION_OK;
+}
+
 // The write server's commit bound now (with its epoch, cqrs/commit_bound.h): every transaction
 // committed so far has an xid below it.
 inline std::uint64_t WriteBound(const std::string& write) {

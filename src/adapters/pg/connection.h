@@ -13,8 +13,6 @@
 #include <utility>
 #include <vector>
 
-#include "application/ports.h"
-
 namespace shopcqrs::adapters::pg {
 
 // A server-reported error, with its SQLSTATE and (for constraint violations) the constraint.
@@ -35,11 +33,12 @@ class PgError : public std::runtime_error {
   std::string constraint_;
 };
 
-// The connection itself failed (server gone, network): the connection must be discarded.
-// To the application this is a store that cannot be reached.
-class ConnectionLost : public app::StoreUnavailable {
+// The connection itself failed (server gone, network), or none could be had: the connection
+// must be discarded. The port adapters tell the application (app::StoreUnavailable); this client
+// knows nothing of it.
+class ConnectionLost : public std::runtime_error {
  public:
-  using app::StoreUnavailable::StoreUnavailable;
+  using std::runtime_error::runtime_error;
 };
 
 // Text-format statement parameters.

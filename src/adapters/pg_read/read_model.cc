@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "adapters/pg_read/queries.h"
+#include "application/ports.h"
 #include "adapters/pg_read/view_rows.h"
 #include "domain/events.h"
 
@@ -72,9 +73,18 @@ const QueryStatements& ReadStatements() {
 PgReadModel::PgReadModel(pg::Pool& pool, const QueryStatements& statements)
     : pool_(pool), q_(statements) {}
 
+pg::Result PgReadModel::Run(const pg::Statement& statement, const pg::Params& params) {
+  try {
+    auto lease = pool_.Acquire();
+    return lease->ExecPrepared(statement, params);
+  } catch (const pg::ConnectionLost& error) {
+    // The port's word for it: the store cannot be reached (the transport answers 503).
+    throw app::StoreUnavailable(error.what());
+  }
+}
+
 std::optional<app::OrderView> PgReadModel::GetOrder(const domain::OrderId& id) {
-  auto lease = pool_.Acquire();
-  auto rows = lease->ExecPrepared(*q_.get_order, Params().Add(id.ToString()));
+  auto rows = Run(*q_.get_order, Params().Add(id.ToString()));
   if (rows.rows() == 0) return std::nullopt;
   app::OrderView view;
   static_cast<app::OrderSummary&>(view) = SummaryFromRow(rows, 0);
@@ -99,8 +109,7 @@ domain::Result<app::OrderPage> PgReadModel::ListOrders(const app::OrderListQuery
     statement = q_.list_orders_by_status;
     params->Add(*query.status);
   }
-  auto lease = pool_.Acquire();
-  return PageFrom(lease->ExecPrepared(*statement, *params), *limit);
+  return PageFrom(Run(*statement, *params), *limit);
 }
 
 domain::Result<app::OrderPage> PgReadModel::ListCustomerOrders(
@@ -109,16 +118,14 @@ domain::Result<app::OrderPage> PgReadModel::ListCustomerOrders(
 }
 
 std::optional<app::CustomerView> PgReadModel::GetCustomer(const domain::CustomerId& id) {
-  auto lease = pool_.Acquire();
-  auto r = lease->ExecPrepared(*q_.get_customer, Params().Add(id.ToString()));
+  auto r = Run(*q_.get_customer, Params().Add(id.ToString()));
   if (r.rows() == 0) return std::nullopt;
   return app::CustomerView{r.String(0, 0), r.String(0, 1), r.String(0, 2),
                            r.Int64(0, 3),  r.Int64(0, 4),  r.Int64(0, 5)};
 }
 
 std::optional<app::ProductView> PgReadModel::GetProduct(const domain::ProductId& id) {
-  auto lease = pool_.Acquire();
-  auto r = lease->ExecPrepared(*q_.get_product, Params().Add(id.ToString()));
+  auto r = Run(*q_.get_product, Params().Add(id.ToString()));
   if (r.rows() == 0) return std::nullopt;
   return app::ProductView{r.String(0, 0), r.String(0, 1), r.String(0, 2), r.Int64(0, 3),
                           r.Int64(0, 4),  r.Int64(0, 5),  r.Int64(0, 6),  r.Int64(0, 7)};
@@ -127,8 +134,7 @@ std::optional<app::ProductView> PgReadModel::GetProduct(const domain::ProductId&
 domain::Result<std::vector<app::TopProduct>> PgReadModel::TopProducts(int limit) {
   auto checked = CheckLimit(limit);
   if (!checked) return std::unexpected(checked.error());
-  auto lease = pool_.Acquire();
-  auto r = lease->ExecPrepared(*q_.top_products, Params().Add(limit));
+  auto r = Run(*q_.top_products, Params().Add(limit));
   std::vector<app::TopProduct> items;
   for (int i = 0; i < r.rows(); ++i) {
     items.push_back(app::TopProduct{r.String(i, 0), r.String(i, 1), r.String(i, 2), r.Int64(i, 3),
@@ -160,9 +166,7 @@ domain::Result<std::vector<app::OrderSummary>> PgReadModel::SearchOrders(std::st
     return std::unexpected(
         domain::ValidationFailed("q must hold 1..10 words and at most 200 characters"));
   }
-  auto lease = pool_.Acquire();
-  auto r =
-      lease->ExecPrepared(*q_.search_orders, Params().Add(pg::ArrayLiteral(patterns)).Add(limit));
+  auto r = Run(*q_.search_orders, Params().Add(pg::ArrayLiteral(patterns)).Add(limit));
   std::vector<app::OrderSummary> items;
   for (int i = 0; i < r.rows(); ++i) items.push_back(SummaryFromRow(r, i));
   return items;
@@ -174,8 +178,7 @@ domain::Result<std::vector<app::DailySalesItem>> PgReadModel::DailySales(std::ch
   if ((to - from).count() >= 366) {
     return std::unexpected(domain::ValidationFailed("the range is longer than 366 days"));
   }
-  auto lease = pool_.Acquire();
-  auto r = lease->ExecPrepared(*q_.daily_sales, Params().Add(DateText(from)).Add(DateText(to)));
+  auto r = Run(*q_.daily_sales, Params().Add(DateText(from)).Add(DateText(to)));
   std::vector<app::DailySalesItem> items;
   for (int i = 0; i < r.rows(); ++i) {
     items.push_back(app::DailySalesItem{std::chrono::sys_days(std::chrono::days(r.Int64(i, 0))),

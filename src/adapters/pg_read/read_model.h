@@ -52,6 +52,10 @@ class PgReadModel : public app::ReadModel {
                                                               std::chrono::sys_days to) override;
 
  private:
+  // Acquires a connection and runs one statement; a lost connection (or none to be had) is
+  // app::StoreUnavailable, the port's word for a store that cannot be reached.
+  pg::Result Run(const pg::Statement& statement, const pg::Params& params);
+
   pg::Pool& pool_;
   const QueryStatements& q_;
 };

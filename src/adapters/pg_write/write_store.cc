@@ -323,10 +323,13 @@ class PgWriteTransaction final : public app::WriteTransaction {
     return Run().back();
   }
 
-  // Sends what is queued; store faults a retry may cure become TransientStoreError.
+  // Sends what is queued; store faults a retry may cure become TransientStoreError, a lost
+  // connection StoreUnavailable (the port's words).
   std::vector<pg::Result> Run() {
     try {
       return pipeline_.Run();
+    } catch (const pg::ConnectionLost& error) {
+      throw app::StoreUnavailable(error.what());
     } catch (const pg::PgError& error) {
       const bool lost_race =
           error.IsUniqueViolation() && (error.constraint() == "idempotency_keys_pkey" ||
@@ -365,13 +368,21 @@ PgWriteStore::PgWriteStore(pg::Pool& pool, const cqrs::ConsistencyTokens& tokens
 PgWriteStore::~PgWriteStore() = default;
 
 std::unique_ptr<app::WriteTransaction> PgWriteStore::Begin() {
-  return std::make_unique<PgWriteTransaction>(pool_.Acquire(), tokens_, *notifier_);
+  try {
+    return std::make_unique<PgWriteTransaction>(pool_.Acquire(), tokens_, *notifier_);
+  } catch (const pg::ConnectionLost& error) {
+    throw app::StoreUnavailable(error.what());
+  }
 }
 
 std::string PgWriteStore::CurrentToken() {
-  auto lease = pool_.Acquire();
-  auto rows = lease->ExecPrepared(queries::kCommitBound, {});
-  return tokens_.Encode(static_cast<std::uint64_t>(rows.Int64(0, 0)));
+  try {
+    auto lease = pool_.Acquire();
+    auto rows = lease->ExecPrepared(queries::kCommitBound, {});
+    return tokens_.Encode(static_cast<std::uint64_t>(rows.Int64(0, 0)));
+  } catch (const pg::ConnectionLost& error) {
+    throw app::StoreUnavailable(error.what());
+  }
 }
 
 }  // namespace shopcqrs::adapters::pg_write
