@@ -24,6 +24,8 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "adapters/pg/connection.h"
+
 namespace shopcqrs::devstack {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -37,15 +39,6 @@ constexpr std::size_t kLogTailLines = 30;
 constexpr std::uintmax_t kMaxLogBytes = 16 * 1024 * 1024;  // rotated at start beyond this
 // sun_path is 108 bytes including the terminating NUL.
 constexpr std::size_t kMaxSocketPath = 107;
-
-struct PgConnDeleter {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-struct PgResultDeleter {
-  void operator()(PGresult* res) const { PQclear(res); }
-};
-using PgConn = std::unique_ptr<PGconn, PgConnDeleter>;
-using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
@@ -137,33 +130,19 @@ std::uintmax_t FileSize(const fs::path& file) {
   return ec ? 0 : size;
 }
 
-struct ServerUser {
-  uid_t uid;
-  gid_t gid;
-  std::vector<gid_t> groups;
-};
-
-ServerUser LookupServerUser() {
-  passwd* pw = ::getpwnam(kServerUser);
-  if (pw == nullptr) {
+// The `postgres` system user the server runs as when this process is root (LookupUser).
+UserInfo LookupServerUser() {
+  try {
+    return LookupUser(kServerUser);
+  } catch (const std::exception& error) {
     throw std::runtime_error(fmt::format(
-        "running as root, so PostgreSQL must run as the '{}' system user, which does not "
-        "exist (install postgresql-15 or create the user)",
-        kServerUser));
+        "running as root, so PostgreSQL must run as the '{}' system user, which cannot be used "
+        "({}; install postgresql-15 or create the user)",
+        kServerUser, error.what()));
   }
-  ServerUser user{pw->pw_uid, pw->pw_gid, {}};
-  int count = 64;
-  user.groups.resize(static_cast<std::size_t>(count));
-  if (::getgrouplist(kServerUser, user.gid, user.groups.data(), &count) < 0) {
-    user.groups.resize(static_cast<std::size_t>(count));
-    ::getgrouplist(kServerUser, user.gid, user.groups.data(), &count);
-  }
-  user.groups.resize(static_cast<std::size_t>(count));
-  return user;
 }
 
-// Every parent directory must let the server user in (search permission).
-void CheckTraversable(const fs::path& data_dir, const ServerUser& user) {
+void CheckTraversable(const fs::path& data_dir, const UserInfo& user) {
   for (fs::path dir = data_dir.parent_path();; dir = dir.parent_path()) {
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) {
@@ -212,39 +191,6 @@ fs::path AbsoluteDataDir(const fs::path& data_dir) {
   fs::path absolute = fs::absolute(data_dir).lexically_normal();
   if (!absolute.has_filename()) absolute = absolute.parent_path();  // "dir/"
   return absolute;
-}
-
-PgConn Connect(const std::string& conninfo) {
-  PgConn conn(PQconnectdb(conninfo.c_str()));
-  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-    std::string error = conn ? Trim(PQerrorMessage(conn.get())) : "out of memory";
-    throw std::runtime_error(fmt::format("cannot connect to {}: {}", conninfo, error));
-  }
-  return conn;
-}
-
-PgResult Exec(PGconn* conn, const std::string& sql, const std::vector<std::string>& params = {}) {
-  std::vector<const char*> values;
-  for (const auto& p : params) values.push_back(p.c_str());
-  PgResult res(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                            values.data(), nullptr, nullptr, 0));
-  auto status = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-    throw std::runtime_error(fmt::format(
-        "{} failed: {}", sql, Trim(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn))));
-  }
-  return res;
-}
-
-std::string QuoteIdentifier(PGconn* conn, std::string_view name) {
-  char* quoted = PQescapeIdentifier(conn, name.data(), name.size());
-  if (quoted == nullptr) {
-    throw std::runtime_error(
-        fmt::format("invalid identifier '{}': {}", name, Trim(PQerrorMessage(conn))));
-  }
-  std::string out(quoted);
-  PQfreemem(quoted);
-  return out;
 }
 
 }  // namespace
@@ -409,7 +355,7 @@ void PostgresServer::PrepareDataDir() {
                                          data_dir_.string(), ErrnoText(errno)));
   }
   if (!run_as_user_.empty()) {
-    ServerUser user = LookupServerUser();
+    UserInfo user = LookupServerUser();
     CheckTraversable(data_dir_, user);
     ChownTree(data_dir_, user.uid, user.gid);
   }
@@ -538,7 +484,7 @@ void PostgresServer::WriteSettings(int port) {
   const fs::path file = data_dir_ / kSettingsFile;
   WriteFileAtomically(file, content);
   if (!run_as_user_.empty()) {
-    ServerUser user = LookupServerUser();
+    UserInfo user = LookupServerUser();
     if (::chown(file.c_str(), user.uid, user.gid) != 0) {
       throw std::runtime_error(fmt::format("cannot chown {}: {}", file.string(), ErrnoText(errno)));
     }
@@ -600,45 +546,39 @@ std::string PostgresServer::RetryReason(const std::string& log) {
 }
 
 void PostgresServer::VerifyAndCreateDatabase() {
-  PgConn conn = Connect(ConnectionString("postgres"));
+  adapters::pg::Connection conn(ConnectionString("postgres"));
   // Make sure the server answering on the port is ours, not another one that holds it.
-  PgResult res = Exec(conn.get(), "SELECT current_setting('data_directory')");
+  const fs::path served = conn.Exec("SELECT current_setting('data_directory')").String(0, 0);
   std::error_code ec;
-  const fs::path served = PQgetvalue(res.get(), 0, 0);
   if (!fs::equivalent(served, data_dir_, ec)) {
     throw std::runtime_error(
         fmt::format("[{}] port {} is served by another PostgreSQL server (data directory {})",
                     options_.name, Port(), served.string()));
   }
-  if (!options_.database.empty()) {
-    PgResult exists =
-        Exec(conn.get(), "SELECT 1 FROM pg_database WHERE datname = $1", {options_.database});
-    if (PQntuples(exists.get()) == 0) {
-      spdlog::info("[{}] creating database {}", options_.name, options_.database);
-      conn.reset();
-      CreateDatabase(options_.database);
-    }
+  if (!options_.database.empty() && conn.Exec("SELECT 1 FROM pg_database WHERE datname = $1",
+                                              adapters::pg::Params().Add(options_.database))
+                                            .rows() == 0) {
+    spdlog::info("[{}] creating database {}", options_.name, options_.database);
+    CreateDatabase(options_.database);
   }
 }
 
 void PostgresServer::CreateDatabase(std::string_view name) {
-  PgConn conn = Connect(ConnectionString("postgres"));
-  PgResult exists =
-      Exec(conn.get(), "SELECT 1 FROM pg_database WHERE datname = $1", {std::string(name)});
-  if (PQntuples(exists.get()) > 0) return;
-  const std::string sql = "CREATE DATABASE " + QuoteIdentifier(conn.get(), name);
-  PgResult res(PQexec(conn.get(), sql.c_str()));
-  if (PQresultStatus(res.get()) == PGRES_COMMAND_OK) return;
-  const char* state = PQresultErrorField(res.get(), PG_DIAG_SQLSTATE);
-  if (state && std::string_view(state) == "42P04") return;  // created concurrently
-  throw std::runtime_error(
-      fmt::format("{} failed: {}", sql, Trim(PQresultErrorMessage(res.get()))));
+  adapters::pg::Connection conn(ConnectionString("postgres"));
+  if (conn.Exec("SELECT 1 FROM pg_database WHERE datname = $1", adapters::pg::Params().Add(name))
+          .rows() > 0) {
+    return;
+  }
+  try {
+    conn.Exec("CREATE DATABASE " + conn.QuoteIdentifier(name));
+  } catch (const adapters::pg::PgError& error) {
+    if (error.sqlstate() != "42P04") throw;  // 42P04: created concurrently
+  }
 }
 
 void PostgresServer::DropDatabase(std::string_view name) {
-  PgConn conn = Connect(ConnectionString("postgres"));
-  Exec(conn.get(),
-       "DROP DATABASE IF EXISTS " + QuoteIdentifier(conn.get(), name) + " WITH (FORCE)");
+  adapters::pg::Connection conn(ConnectionString("postgres"));
+  conn.Exec("DROP DATABASE IF EXISTS " + conn.QuoteIdentifier(name) + " WITH (FORCE)");
 }
 
 }  // namespace shopcqrs::devstack

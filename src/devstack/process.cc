@@ -46,13 +46,26 @@ class Fd {
   int fd_;
 };
 
-struct UserInfo {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::string name;
-  std::string home;
-  std::vector<gid_t> groups;
+// What the child reports through the close-on-exec pipe when it fails before exec.
+struct ChildFailure {
+  int stage;
+  int err;
 };
+
+constexpr const char* kStageNames[] = {
+    "redirect stdio", "change directory",        "setgroups", "setgid", "setuid", "exec",
+    "setpgid",        "set parent-death signal",
+};
+enum Stage { kStdio, kChdir, kSetgroups, kSetgid, kSetuid, kExec, kSetpgid, kPdeathsig };
+
+[[noreturn]] void ChildFail(int fd, Stage stage) {
+  ChildFailure failure{stage, errno};
+  ssize_t ignored = ::write(fd, &failure, sizeof failure);
+  (void)ignored;
+  ::_exit(127);
+}
+
+}  // namespace
 
 UserInfo LookupUser(const std::string& name) {
   long size = ::sysconf(_SC_GETPW_R_SIZE_MAX);
@@ -81,27 +94,6 @@ UserInfo LookupUser(const std::string& name) {
   info.groups.resize(static_cast<std::size_t>(count));
   return info;
 }
-
-// What the child reports through the close-on-exec pipe when it fails before exec.
-struct ChildFailure {
-  int stage;
-  int err;
-};
-
-constexpr const char* kStageNames[] = {
-    "redirect stdio", "change directory",        "setgroups", "setgid", "setuid", "exec",
-    "setpgid",        "set parent-death signal",
-};
-enum Stage { kStdio, kChdir, kSetgroups, kSetgid, kSetuid, kExec, kSetpgid, kPdeathsig };
-
-[[noreturn]] void ChildFail(int fd, Stage stage) {
-  ChildFailure failure{stage, errno};
-  ssize_t ignored = ::write(fd, &failure, sizeof failure);
-  (void)ignored;
-  ::_exit(127);
-}
-
-}  // namespace
 
 std::string ExitStatus::Describe() const {
   if (signal != 0) {

@@ -13,6 +13,17 @@
 
 namespace shopcqrs::devstack {
 
+// A system user as the process spawner needs it (uid, gid, supplementary groups).
+struct UserInfo {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string name;
+  std::string home;
+  std::vector<gid_t> groups;
+};
+// The one user lookup (getpwnam_r, getgrouplist); throws std::runtime_error for an unknown user.
+UserInfo LookupUser(const std::string& name);
+
 // How a child process ended.
 struct ExitStatus {
   int exit_code = -1;  // valid when signal == 0

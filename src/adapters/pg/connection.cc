@@ -155,13 +155,15 @@ Result Connection::ExecPrepared(const Statement& statement, const Params& params
                statement.name);
 }
 
-void Connection::Listen(std::string_view channel) {
-  char* quoted = PQescapeIdentifier(conn_, channel.data(), channel.size());
-  if (!quoted) ThrowLost("cannot quote a channel name");
-  std::string sql = std::string("LISTEN ") + quoted;
+std::string Connection::QuoteIdentifier(std::string_view name) {
+  char* quoted = PQescapeIdentifier(conn_, name.data(), name.size());
+  if (!quoted) throw std::invalid_argument(fmt::format("cannot quote '{}' as an identifier", name));
+  std::string out(quoted);
   PQfreemem(quoted);
-  Exec(sql);
+  return out;
 }
+
+void Connection::Listen(std::string_view channel) { Exec("LISTEN " + QuoteIdentifier(channel)); }
 
 std::vector<Notification> Connection::WaitForNotifications(std::chrono::milliseconds timeout) {
   std::vector<Notification> out;

@@ -188,6 +188,8 @@ class Connection {
     std::vector<Item> items_;
   };
 
+  // `name` quoted as an SQL identifier (PQescapeIdentifier).
+  std::string QuoteIdentifier(std::string_view name);
   // LISTEN on `channel` (quoted as an identifier).
   void Listen(std::string_view channel);
   // The notifications received so far -- while other statements ran, or now -- and, when there
