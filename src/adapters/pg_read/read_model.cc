@@ -7,8 +7,8 @@
 #include <boost/json.hpp>
 
 #include "adapters/pg_read/queries.h"
-#include "application/ports.h"
 #include "adapters/pg_read/view_rows.h"
+#include "application/ports.h"
 #include "domain/events.h"
 
 namespace shopcqrs::adapters::pg_read {
