@@ -7,6 +7,7 @@
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/search_projection.h"
 #include "adapters/redis/redis_projection.h"
+#include "cqrs/commit_bound.h"
 
 namespace shopcqrs::apps {
 
@@ -50,14 +51,16 @@ adapters::http::ProjectionInfo Describe(std::string name, std::string store,
 int Status(const apps::Config& config) {
   adapters::pg_outbox::OutboxReader monitor({config.write_db});
   std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>20}\n", "projection", "store",
-                           "position", "events_behind", "bound");
+                           "position", "events_behind", "bound (epoch.xid)");
   bool behind = false;
   for (const auto& entry : ProjectionCatalogue(config)) {
     try {
       const auto checkpoint = entry.load_checkpoint();
       const auto info = Describe(entry.name, entry.store, checkpoint, monitor);
       std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>20}\n", info.name, info.store,
-                               info.position, info.events_behind, checkpoint.bound);
+                               info.position, info.events_behind,
+                               fmt::format("{}.{}", cqrs::BoundEpoch(checkpoint.bound),
+                                           cqrs::BoundXid(checkpoint.bound)));
       behind = behind || info.events_behind != 0;
     } catch (const std::exception& error) {
       std::cout << entry.name << ": " << error.what() << "\n";
