@@ -37,6 +37,7 @@
 
 #include <boost/json.hpp>
 
+#include "blackbox/fault_support.h"
 #include "blackbox/service_fixture.h"
 
 namespace shopcqrs::blackbox {
@@ -88,31 +89,7 @@ std::int64_t IntField(const json::object& o, std::string_view key) {
   return IsInt(v) ? AsInt(*v) : -1;
 }
 
-// The live (not zombie) child processes of `parent` whose command name is `comm`
-// (from /proc/PID/stat).
-std::vector<pid_t> ChildrenNamed(pid_t parent, std::string_view comm) {
-  std::vector<pid_t> pids;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() ||
-        !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      continue;
-    }
-    const std::string stat = ServiceProcess::ReadFile(entry.path().string() + "/stat");
-    const auto open = stat.find('(');
-    const auto close = stat.rfind(')');
-    if (open == std::string::npos || close == std::string::npos || close < open) continue;
-    if (std::string_view(stat).substr(open + 1, close - open - 1) != comm) continue;
-    std::istringstream rest(stat.substr(close + 1));
-    char state = 0;
-    long ppid = 0;
-    if (!(rest >> state >> ppid)) continue;
-    if (state == 'Z' || state == 'X' || ppid != parent) continue;
-    pids.push_back(static_cast<pid_t>(std::stol(name)));
-  }
-  return pids;
-}
+using fault::ChildrenNamed;  // the live child processes of a pid with a command name
 
 // Counts of responses, by a key such as "GET /v1/orders/{id} 503 read_model_behind".
 class Tally {
