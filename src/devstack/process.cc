@@ -439,9 +439,22 @@ std::string TailFile(const std::filesystem::path& file, std::size_t max_lines,
 namespace {
 
 // The fields after "pid (comm) " of /proc/<pid>/stat (comm may contain spaces and parentheses).
+// Read with read(2), not a stream: reading the file of a process that has just exited fails
+// with ESRCH, which libstdc++'s filebuf throws out of an istreambuf_iterator.
 std::optional<std::string> StatFields(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const int fd = ::open(fmt::format("/proc/{}/stat", pid).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string content;
+  char buffer[1024];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) {
+      content.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(fd);
   const auto close = content.rfind(')');
   if (close == std::string::npos || close + 2 >= content.size()) return std::nullopt;
   return content.substr(close + 2);

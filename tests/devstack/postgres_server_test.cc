@@ -478,9 +478,7 @@ TEST(ChildProcess, StopEscalatesToSigkill) {
   EXPECT_EQ(status->signal, SIGKILL);
   bool gone = false;  // killed; reaped by init (or a zombie until then)
   for (int i = 0; i < 500 && !gone; ++i) {
-    std::ifstream stat(fmt::format("/proc/{}/stat", *grandchild));
-    std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    gone = content.empty() || content.find(") Z ") != std::string::npos;
+    gone = !devstack::ProcessAlive(*grandchild);
     if (!gone) std::this_thread::sleep_for(10ms);
   }
   EXPECT_TRUE(gone);
