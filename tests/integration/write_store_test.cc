@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "adapters/pg/embedded_migrations.h"
@@ -193,6 +194,76 @@ TEST_F(WriteStoreTest, OrderLifecycleWritesStateRowsAndEvents) {
   EXPECT_EQ(events.Text(1, 0), "OrderPaid");
   EXPECT_EQ(events.Text(2, 0), "OrderShipped");
   EXPECT_EQ(events.Text(3, 0), "OrderDelivered");
+}
+
+// A session the server ends (here: pg_terminate_backend, as a postmaster crash or a fast
+// shutdown does) is the port's StoreUnavailable in every command, whatever statement meets it
+// first -- never the client library's own exception, which the HTTP layer answers as a 500.
+TEST_F(WriteStoreTest, ASessionEndedByTheServerIsStoreUnavailableInEveryCommand) {
+  auto customer = Customer();
+  auto product = Product("A", 100, 100);
+  auto placed = Place(customer, {{product, 1}});
+  ASSERT_TRUE(placed.has_value());
+  const auto order = OrderId(placed->id);
+  const auto customer_id = *domain::CustomerId::Parse(customer);
+  const auto product_id = *domain::ProductId::Parse(product);
+
+  Pool one(adapters::pg_write::WritePoolOptions(conninfo_, 1));
+  adapters::pg_write::PgWriteStore store(one, tokens_);
+  app::CommandService service(store, clock_, ids_);
+  const std::vector<std::pair<std::string, std::function<void()>>> commands = {
+      {"register",
+       [&] {
+         (void)service.Handle(app::RegisterCustomer{"Bo", "bo@example.com"});
+       }},
+      {"change customer",
+       [&] {
+         (void)service.Handle(app::ChangeCustomerDetails{customer_id, "Ada L", {}, {}});
+       }},
+      {"add product",
+       [&] {
+         (void)service.Handle(app::AddProduct{"B", "B", 1, 1});
+       }},
+      {"change price",
+       [&] {
+         (void)service.Handle(app::ChangeProductPrice{product_id, 200, {}});
+       }},
+      {"restock",
+       [&] {
+         (void)service.Handle(app::RestockProduct{product_id, 1, {}});
+       }},
+      {"place",
+       [&] {
+         (void)service.Handle(app::PlaceOrder{customer_id, {{product_id, 1}}});
+       }},
+      {"pay",
+       [&] {
+         (void)service.Handle(app::PayOrder{order, 1, "ref", {}});
+       }},
+      {"ship",
+       [&] {
+         (void)service.Handle(app::ShipOrder{order, "T", {}});
+       }},
+      {"deliver",
+       [&] {
+         (void)service.Handle(app::DeliverOrder{order, {}});
+       }},
+      {"cancel",
+       [&] {
+         (void)service.Handle(app::CancelOrder{order, "x", {}});
+       }},
+      {"token", [&] { (void)store.CurrentToken(); }},
+  };
+  for (const auto& [name, command] : commands) {
+    (void)store.CurrentToken();  // the pool's one session is open and idle
+    sql_->Exec(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+        "WHERE application_name = 'shopcqrs-write' AND pid <> pg_backend_pid()");
+    EXPECT_THROW(command(), app::StoreUnavailable) << name;
+  }
+  // Nothing half-done, and the store recovers with a new session.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM outbox"), 3);
+  EXPECT_TRUE(service.Handle(app::PayOrder{order, 100, "ref", {}}).has_value());
 }
 
 TEST_F(WriteStoreTest, CancelFromPaidRefundsAndReturnsStock) {

@@ -28,6 +28,17 @@ PgError MakeError(const PGresult* result, std::string_view what) {
                  FieldOf(result, PG_DIAG_CONSTRAINT_NAME));
 }
 
+// Errors after which the session is gone, whatever PQstatus says yet: class 08 (connection
+// exception) and 57P01-57P03 (admin shutdown, crash shutdown -- e.g. "terminating connection due
+// to unexpected postmaster exit" -- and cannot connect now). The server sends them as FATAL and
+// closes the socket; libpq may report the error result before it has seen the close.
+bool EndsTheSession(const PGresult* result) {
+  const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  if (sqlstate == nullptr) return false;
+  const std::string_view code(sqlstate);
+  return code.starts_with("08") || code == "57P01" || code == "57P02" || code == "57P03";
+}
+
 bool IsSuccess(ExecStatusType status) {
   return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_PIPELINE_SYNC;
 }
@@ -94,6 +105,7 @@ Connection::~Connection() {
 }
 
 void Connection::ThrowLost(std::string_view what) {
+  lost_ = true;
   throw ConnectionLost(fmt::format("{}: {}", what, PQerrorMessage(conn_)));
 }
 
@@ -102,7 +114,7 @@ Result Connection::Check(PGresult* raw, std::string_view what) {
   if (!raw) ThrowLost(what);
   const auto status = PQresultStatus(raw);
   if (IsSuccess(status)) return result;
-  if (IsBroken()) ThrowLost(what);
+  if (IsBroken() || EndsTheSession(raw)) ThrowLost(what);
   throw MakeError(raw, what);
 }
 
@@ -121,7 +133,7 @@ void Connection::CopyIn(std::string_view sql, std::string_view data) {
   PGresult* started = PQexec(conn_, std::string(sql).c_str());
   if (PQresultStatus(started) != PGRES_COPY_IN) {
     Check(started, "COPY failed");  // throws with the server's message
-    throw ConnectionLost("COPY did not start");
+    ThrowLost("COPY did not start");
   }
   PQclear(started);
   constexpr std::size_t kChunk = 1 << 20;
@@ -131,7 +143,7 @@ void Connection::CopyIn(std::string_view sql, std::string_view data) {
     ok = PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) == 1;
   }
   if (PQputCopyEnd(conn_, ok ? nullptr : "client failed to send data") != 1) {
-    throw ConnectionLost(std::string("COPY end failed: ") + PQerrorMessage(conn_));
+    ThrowLost("COPY end failed");
   }
   // The COPY's own result, then the end of the command.
   PGresult* result = PQgetResult(conn_);
@@ -196,7 +208,8 @@ bool Connection::InFailedTransaction() const {
 }
 
 bool Connection::IsBroken() const {
-  return !conn_ || PQstatus(conn_) != CONNECTION_OK || PQpipelineStatus(conn_) != PQ_PIPELINE_OFF;
+  return lost_ || !conn_ || PQstatus(conn_) != CONNECTION_OK ||
+         PQpipelineStatus(conn_) != PQ_PIPELINE_OFF;
 }
 
 Connection::Pipeline& Connection::Pipeline::Add(const Statement& statement, Params params) {
@@ -246,7 +259,9 @@ std::vector<Result> Connection::Pipeline::Run() {
     if (!raw) connection_.ThrowLost("pipeline lost a result");
     Result result(raw);
     const auto status = PQresultStatus(raw);
-    if (status == PGRES_FATAL_ERROR && !first_error) {
+    if (status == PGRES_FATAL_ERROR && EndsTheSession(raw)) {
+      connection_.ThrowLost(items_[i].statement ? items_[i].statement->name : "pipeline statement");
+    } else if (status == PGRES_FATAL_ERROR && !first_error) {
       const auto& item = items_[i];
       first_error = MakeError(raw, item.statement ? item.statement->name : "pipeline statement");
     } else if (status != PGRES_PIPELINE_ABORTED && status != PGRES_FATAL_ERROR &&

@@ -198,7 +198,7 @@ class Connection {
 
   bool InTransaction() const;
   bool InFailedTransaction() const;
-  bool IsBroken() const;  // the socket is gone; discard the connection
+  bool IsBroken() const;  // the session is gone (or a ConnectionLost was thrown); discard it
   PGconn* raw() { return conn_; }
 
  private:
@@ -206,6 +206,7 @@ class Connection {
   [[noreturn]] void ThrowLost(std::string_view what);
 
   PGconn* conn_ = nullptr;
+  bool lost_ = false;  // set by ThrowLost: never reuse a session that reported its end
 };
 
 // A connection that opens itself on first use and again after it broke, each new session with

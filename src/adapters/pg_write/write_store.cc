@@ -135,7 +135,7 @@ class PgWriteTransaction final : public app::WriteTransaction {
   std::optional<Order> LoadOrder(const domain::OrderId& id) override {
     pipeline_.Add(queries::kLoadOrder, Params().Add(id.ToString()));
     pipeline_.Add(queries::kLoadOrderLines, Params().Add(id.ToString()));
-    auto results = pipeline_.Run();
+    auto results = Run();
     const auto& order = results[results.size() - 2];
     const auto& lines = results.back();
     if (order.rows() == 0) return std::nullopt;
