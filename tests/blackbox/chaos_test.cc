@@ -37,7 +37,6 @@
 
 #include <boost/json.hpp>
 
-#include "blackbox/fault_support.h"
 #include "blackbox/service_fixture.h"
 
 namespace shopcqrs::blackbox {
@@ -88,8 +87,6 @@ std::int64_t IntField(const json::object& o, std::string_view key) {
   const auto* v = o.if_contains(key);
   return IsInt(v) ? AsInt(*v) : -1;
 }
-
-using fault::ChildrenNamed;  // the live child processes of a pid with a command name
 
 // Counts of responses, by a key such as "GET /v1/orders/{id} 503 read_model_behind".
 class Tally {
