@@ -418,6 +418,33 @@ inline std::string RandomUuid() {
   return out;
 }
 
+// A unique lowercase word of letters only (e.g. "qwzkbhdwpaq"), for search: `prefix`, then
+// letters of UniqueSuffix() and of a random UUID (so that words of different runs never collide).
+inline std::string UniqueWord(std::string_view prefix) {
+  std::string word(prefix);
+  for (const char c : UniqueSuffix()) word.push_back(static_cast<char>('a' + (c % 26)));
+  for (const char c : RandomUuid().substr(0, 8)) word.push_back(static_cast<char>('a' + (c % 26)));
+  return word;
+}
+
+// Percent-encodes everything but RFC 3986 unreserved characters.
+inline std::string UrlEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
 inline bool IsCanonicalUuid(std::string_view s) {
   if (s.size() != 36) return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
