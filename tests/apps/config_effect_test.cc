@@ -1,7 +1,12 @@
 // The effect of each configuration option on what the process builds from it: the roles it
 // runs, the HTTP server, the connection pools, the projectors and their event sources, the
-// relay, the token codec and the log level. config_test.cc tests the parsing,
-// tests/blackbox/config_effect_test.cc the running binary.
+// relay, the token codec, the log level, and what `up` starts from. config_test.cc tests the
+// parsing, tests/blackbox/config_effect_test.cc the running binary.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -14,6 +19,7 @@
 #include "adapters/redis/redis_projection.h"
 #include "apps/shopcqrs/config.h"
 #include "apps/shopcqrs/roles.h"
+#include "apps/shopcqrs/up.h"
 
 namespace shopcqrs::apps {
 namespace {
@@ -176,6 +182,43 @@ TEST(ConfigEffect, LogLevelSetsWhatIsLogged) {
     }
   }
   spdlog::set_level(before);
+}
+
+TEST(UpConfig, StartsFromALocalStacksDefaultsThenTheEnvironmentThenTheFlags) {
+  Config config = UpConfig(MapEnvironment({}), std::nullopt, std::nullopt);
+  EXPECT_EQ(config.projection_source, "broker");
+  EXPECT_EQ(config.query_source, "redis");
+  config = UpConfig(MapEnvironment({{"SHOPCQRS_QUERY_SOURCE", "read"},
+                                    {"SHOPCQRS_LISTEN", "127.0.0.1:1111"},
+                                    {"SHOPCQRS_LOG_LEVEL", "debug"},
+                                    {"SHOPCQRS_HTTP_THREADS", "3"}}),
+                    "127.0.0.1:2222", std::nullopt);
+  EXPECT_EQ(config.query_source, "read");
+  EXPECT_EQ(config.listen, "127.0.0.1:2222");
+  EXPECT_EQ(config.log_level, "debug");
+  EXPECT_EQ(config.http_threads, 3);
+  config = UpConfig(MapEnvironment({{"SHOPCQRS_LOG_LEVEL", "debug"}}), std::nullopt, "error");
+  EXPECT_EQ(config.log_level, "error");
+}
+
+TEST(UpTokenSecret, KeepsALocalSecretUnlessTheEnvironmentGivesOne) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "shopcqrs-up-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::filesystem::path root = tmpl;
+  Config config = UpConfig(MapEnvironment({}), std::nullopt, std::nullopt);
+  const std::string local = UpTokenSecret(config, root);
+  EXPECT_GE(local.size(), kMinTokenSecretLength);
+  EXPECT_EQ(UpTokenSecret(config, root), local);  // tokens survive a restart
+  std::string stored;
+  std::getline(std::ifstream(root / "token-secret"), stored);
+  EXPECT_EQ(stored, local);
+  // SHOPCQRS_TOKEN_SECRET is not overwritten by the local one (nor does it replace it).
+  config = UpConfig(MapEnvironment({{"SHOPCQRS_TOKEN_SECRET", "from-the-environment-123"}}),
+                    std::nullopt, std::nullopt);
+  EXPECT_EQ(UpTokenSecret(config, root), "from-the-environment-123");
+  std::getline(std::ifstream(root / "token-secret"), stored);
+  EXPECT_EQ(stored, local);
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
