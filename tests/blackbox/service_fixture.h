@@ -244,7 +244,10 @@ bool AnySelectedTestIn(Pred pred) {
 class SharedServiceEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
-    if (!AnySelectedTestIn([](std::string_view suite) { return suite != "ShutdownTest"; })) {
+    // The shutdown and configuration tests run private instances of their own.
+    if (!AnySelectedTestIn([](std::string_view suite) {
+          return suite != "ShutdownTest" && suite != "ConfigEffectTest";
+        })) {
       return;
     }
     SharedService::Instance().Spawn();  // on the main thread (see ServiceProcess::Spawn)
