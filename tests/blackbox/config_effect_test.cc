@@ -321,8 +321,8 @@ TEST(ConfigEffectTest, HttpThreadsBoundTheRequestsHandledAtOnce) {
   EXPECT_LT(healthz_while_busy(3, 2), 1500ms) << "a third handler answers at once";
 }
 
-// api.enabled and projectors.enabled (file keys, --api/--projectors, SHOPCQRS_RUN_*): an API
-// process without projectors answers a token only once another process, without the API,
+// api.enabled and projectors.enabled (here --api and --projectors, which override the file): an
+// API process without projectors answers a token only once another process, without the API,
 // has projected it.
 TEST(ConfigEffectTest, ApiAndProjectorsRunInTheProcessesThatAskForThem) {
   const Databases db = Databases::Fresh("roles");
@@ -339,8 +339,9 @@ TEST(ConfigEffectTest, ApiAndProjectorsRunInTheProcessesThatAskForThem) {
   EXPECT_EQ(ReadinessChecks(api), (std::set<std::string>{"read_db", "write_db"}));
 
   const unsigned short port = FreeTcpPort();
-  ServeInstance projectors_only(db.Toml() + "listen = \"127.0.0.1:" + std::to_string(port) +
-                                "\"\napi.enabled = false\n");
+  ServeInstance projectors_only(
+      db.Toml() + "listen = \"127.0.0.1:" + std::to_string(port) + "\"\napi.enabled = true\n",
+      {"--api", "false"});
   projectors_only.Spawn();
   EXPECT_TRUE(Eventually([&] { return GetWithToken(api, target, token, 500ms).status == 200; }))
       << projectors_only.Diagnostics();
