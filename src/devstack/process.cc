@@ -18,6 +18,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -37,6 +38,7 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int Get() const { return fd_; }
+  int Release() { return std::exchange(fd_, -1); }
   void Reset(int fd = -1) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
@@ -140,6 +142,38 @@ ChildProcess::~ChildProcess() {
     KillGroup(SIGKILL);
     Wait();
   }
+  std::lock_guard lock(mutex_);
+  CloseOutputLocked(ChildStream::kStdout);
+  CloseOutputLocked(ChildStream::kStderr);
+}
+
+std::string ChildProcess::ReadOutput(ChildStream stream) {
+  std::lock_guard lock(mutex_);
+  const int fd = pipes_[static_cast<int>(stream)];
+  std::string out;
+  if (fd < 0) return out;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) {
+      out.append(buffer, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return out;  // the end (0), or nothing more for now (EAGAIN)
+    }
+  }
+}
+
+void ChildProcess::CloseOutput(ChildStream stream) {
+  std::lock_guard lock(mutex_);
+  CloseOutputLocked(stream);
+}
+
+void ChildProcess::CloseOutputLocked(ChildStream stream) {
+  int& fd = pipes_[static_cast<int>(stream)];
+  if (fd >= 0) ::close(fd);
+  fd = -1;
 }
 
 std::string ChildProcess::CommandLine() const {
@@ -184,22 +218,60 @@ void ChildProcess::Start(ChildProcessOptions options) {
     }
   }
 
-  Fd log_fd;
-  if (!options.log_file.empty()) {
-    log_fd.Reset(::open(options.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
-    if (log_fd.Get() < 0) {
-      throw std::runtime_error(
-          fmt::format("cannot open log file {}: {}", options.log_file.string(), ErrnoText(errno)));
-    }
-    if (user && ::fchown(log_fd.Get(), user->uid, user->gid) != 0) {
-      throw std::runtime_error(fmt::format("cannot chown log file {} to {}: {}",
-                                           options.log_file.string(), user->name,
-                                           ErrnoText(errno)));
-    }
-  }
   Fd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (null_fd.Get() < 0) {
     throw std::runtime_error(fmt::format("cannot open /dev/null: {}", ErrnoText(errno)));
+  }
+  // The files and pipes the child's stdout and stderr are to become (-1: keep the parent's).
+  Fd log_fd, file_fds[2], pipe_read[2], pipe_write[2];
+  auto open_file = [&](Fd& fd, const std::filesystem::path& path, bool truncate) {
+    const int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0);
+    fd.Reset(::open(path.c_str(), flags, 0640));
+    if (fd.Get() < 0) {
+      throw std::runtime_error(
+          fmt::format("cannot open log file {}: {}", path.string(), ErrnoText(errno)));
+    }
+    if (user && ::fchown(fd.Get(), user->uid, user->gid) != 0) {
+      throw std::runtime_error(fmt::format("cannot chown log file {} to {}: {}", path.string(),
+                                           user->name, ErrnoText(errno)));
+    }
+    return fd.Get();
+  };
+  if (!options.log_file.empty()) open_file(log_fd, options.log_file, false);
+  int child_fds[2] = {-1, -1};
+  bool stderr_as_stdout = false;
+  for (const int i : {0, 1}) {
+    const ChildOutput& output = i == 0 ? options.stdout_to : options.stderr_to;
+    switch (output.kind) {
+      case ChildOutput::Kind::kDefault:
+        child_fds[i] = log_fd.Get();
+        break;
+      case ChildOutput::Kind::kInherit:
+        break;
+      case ChildOutput::Kind::kNull:
+        child_fds[i] = null_fd.Get();
+        break;
+      case ChildOutput::Kind::kFile:
+        if (output.path.empty()) throw std::runtime_error("ChildOutput: a file without a path");
+        child_fds[i] = open_file(file_fds[i], output.path, output.truncate);
+        break;
+      case ChildOutput::Kind::kPipe: {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
+          throw std::runtime_error(fmt::format("pipe2 failed: {}", ErrnoText(errno)));
+        }
+        pipe_read[i].Reset(fds[0]);
+        pipe_write[i].Reset(fds[1]);
+        // The parent only ever reads what is there (ReadOutput).
+        ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+        child_fds[i] = fds[1];
+        break;
+      }
+      case ChildOutput::Kind::kSameAsStdout:
+        if (i == 0) throw std::runtime_error("ChildOutput: stdout cannot be the same as stdout");
+        stderr_as_stdout = true;
+        break;
+    }
   }
 
   // Everything the child needs is prepared here: between fork and exec only
@@ -260,9 +332,11 @@ void ChildProcess::Start(ChildProcessOptions options) {
       ::signal(sig, SIG_DFL);
     }
     if (::dup2(null_fd.Get(), STDIN_FILENO) < 0) ChildFail(wfd, kStdio);
-    if (log_fd.Get() >= 0) {
-      if (::dup2(log_fd.Get(), STDOUT_FILENO) < 0) ChildFail(wfd, kStdio);
-      if (::dup2(log_fd.Get(), STDERR_FILENO) < 0) ChildFail(wfd, kStdio);
+    if (child_fds[0] >= 0 && ::dup2(child_fds[0], STDOUT_FILENO) < 0) ChildFail(wfd, kStdio);
+    if (stderr_as_stdout) {
+      if (::dup2(STDOUT_FILENO, STDERR_FILENO) < 0) ChildFail(wfd, kStdio);
+    } else if (child_fds[1] >= 0 && ::dup2(child_fds[1], STDERR_FILENO) < 0) {
+      ChildFail(wfd, kStdio);
     }
     if (!working_dir.empty() && ::chdir(working_dir.c_str()) != 0) ChildFail(wfd, kChdir);
     if (user) {
@@ -304,6 +378,10 @@ void ChildProcess::Start(ChildProcessOptions options) {
   pid_ = pid;
   running_ = true;
   exit_.reset();
+  for (const int i : {0, 1}) {
+    CloseOutputLocked(static_cast<ChildStream>(i));
+    pipes_[i] = pipe_read[i].Release();
+  }
   spdlog::debug("started child process {}: {}", pid_, CommandLine());
 }
 

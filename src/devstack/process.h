@@ -33,15 +33,47 @@ struct ExitStatus {
   std::string Describe() const;  // "exit code 1", "killed by signal 9 (Killed)"
 };
 
+// Where one output stream of a child (stdout or stderr) goes.
+struct ChildOutput {
+  enum class Kind {
+    kDefault,       // ChildProcessOptions::log_file when set, else the parent's stream
+    kInherit,       // the parent's stream
+    kNull,          // /dev/null
+    kFile,          // `path`, appended to (or truncated first, with `truncate`)
+    kPipe,          // a pipe whose reading end the parent holds (ChildProcess::ReadOutput)
+    kSameAsStdout,  // stderr only: wherever stdout goes (2>&1)
+  };
+  Kind kind = Kind::kDefault;
+  std::filesystem::path path;  // kFile
+  bool truncate = false;       // kFile: empty it when the child starts (writes still append)
+
+  static ChildOutput Inherit() { return {.kind = Kind::kInherit}; }
+  static ChildOutput Null() { return {.kind = Kind::kNull}; }
+  static ChildOutput AppendTo(std::filesystem::path file) {
+    return {.kind = Kind::kFile, .path = std::move(file)};
+  }
+  static ChildOutput TruncateTo(std::filesystem::path file) {
+    return {.kind = Kind::kFile, .path = std::move(file), .truncate = true};
+  }
+  static ChildOutput Pipe() { return {.kind = Kind::kPipe}; }
+  static ChildOutput SameAsStdout() { return {.kind = Kind::kSameAsStdout}; }
+};
+
+// The two output streams of a child.
+enum class ChildStream { kStdout, kStderr };
+
 struct ChildProcessOptions {
   // argv[0] is the program: an absolute/relative path, or a bare name looked up in PATH.
   std::vector<std::string> argv;
   // Run as this system user (setgid/setgroups/setuid in the child before exec). Needs root;
   // empty or equal to the current user means "do not switch".
   std::string run_as_user;
-  // stdout and stderr go (appended) to this file; empty means inherit the parent's.
-  // When run_as_user is set the file is chowned to that user. stdin is always /dev/null.
+  // stdout and stderr go (appended) to this file; empty means inherit the parent's. Each of
+  // them can be sent elsewhere with stdout_to / stderr_to. Files (this one and kFile outputs)
+  // are chowned to run_as_user when it is set. stdin is always /dev/null.
   std::filesystem::path log_file;
+  ChildOutput stdout_to;
+  ChildOutput stderr_to;
   // Extra environment variables (override inherited ones). When switching user, HOME, USER
   // and LOGNAME are set to that user's unless given here.
   std::vector<std::pair<std::string, std::string>> env;
@@ -69,8 +101,18 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   // Starts the child. Throws std::runtime_error if it is already running, the user is
-  // unknown, the log file cannot be opened, or exec fails (the error names the program).
+  // unknown, an output file cannot be opened, or exec fails (the error names the program).
+  // The pipes of the previous run, if any, are closed.
   void Start(ChildProcessOptions options);
+
+  // For an output sent to a pipe (ChildOutput::Pipe()): what the child has written and nobody
+  // has read yet, without blocking ("" when there is nothing, or the stream is no pipe). The
+  // reading end stays open after the child has exited, until the next Start, CloseOutput or
+  // the destructor, so its last output can still be read.
+  std::string ReadOutput(ChildStream stream);
+  // Closes the reading end of the pipe of `stream`: the child's next write to it fails with
+  // EPIPE (SIGPIPE, unless the child ignores it). No-op for a stream that is no open pipe.
+  void CloseOutput(ChildStream stream);
 
   // Whether the child has been started and has not been reaped yet (reaps a zombie).
   bool IsRunning();
@@ -98,9 +140,11 @@ class ChildProcess {
 
  private:
   bool ReapLocked(bool block);
+  void CloseOutputLocked(ChildStream stream);
 
   mutable std::mutex mutex_;
   ChildProcessOptions options_;
+  int pipes_[2] = {-1, -1};  // the reading ends of stdout and stderr when they are pipes
   pid_t pid_ = 0;
   bool running_ = false;
   std::optional<ExitStatus> exit_;
@@ -110,7 +154,8 @@ class ChildProcess {
 // nullopt if not found or not executable.
 std::optional<std::filesystem::path> FindExecutable(const std::string& name);
 
-// Runs a program to completion and returns its exit status. Output goes to options.log_file.
+// Runs a program to completion and returns its exit status. Output goes where the options
+// say (options.log_file, stdout_to, stderr_to; a pipe is read by nobody: do not use one).
 // Throws std::runtime_error on timeout (after killing the child) or start failure.
 ExitStatus RunToCompletion(ChildProcessOptions options, std::chrono::milliseconds timeout);
 

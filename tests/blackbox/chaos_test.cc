@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -37,7 +36,6 @@
 
 #include <boost/json.hpp>
 
-#include "blackbox/fault_support.h"
 #include "blackbox/service_fixture.h"
 
 namespace shopcqrs::blackbox {
@@ -51,31 +49,6 @@ using namespace std::chrono_literals;
 // Helpers.
 // ---------------------------------------------------------------------------------------------
 
-// Percent-encodes everything but RFC 3986 unreserved characters.
-std::string UrlEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-  return out;
-}
-
-// A unique lowercase word of letters only, for search.
-std::string UniqueWord() {
-  std::string word = "qc";
-  for (const char c : UniqueSuffix()) word.push_back(static_cast<char>('a' + (c % 26)));
-  for (const char c : RandomUuid().substr(0, 8)) word.push_back(static_cast<char>('a' + (c % 26)));
-  return word;
-}
-
 bool IsInt(const json::value* v) { return v && (v->is_int64() || v->is_uint64()); }
 std::int64_t AsInt(const json::value& v) {
   return v.is_int64() ? v.get_int64() : static_cast<std::int64_t>(v.get_uint64());
@@ -88,8 +61,6 @@ std::int64_t IntField(const json::object& o, std::string_view key) {
   const auto* v = o.if_contains(key);
   return IsInt(v) ? AsInt(*v) : -1;
 }
-
-using fault::ChildrenNamed;  // the live child processes of a pid with a command name
 
 // Counts of responses, by a key such as "GET /v1/orders/{id} 503 read_model_behind".
 class Tally {
@@ -348,7 +319,7 @@ TEST_F(ChaosTest, BrokerAndCacheKilledMidLoadConverge) {
   std::string seed_token;
   for (int i = 0; i < kCustomers; ++i) {
     ChaosCustomer c;
-    c.word = UniqueWord();
+    c.word = UniqueWord("qc");
     c.customer = Customer{"", "Chaos " + c.word + " r0", UniqueEmail("chaos")};
     const auto r = api().Post("/v1/customers", CustomerBody(c.customer.name, c.customer.email));
     ASSERT_TRUE(IsCommandSuccess(r, 201, 1)) << r;
@@ -358,7 +329,7 @@ TEST_F(ChaosTest, BrokerAndCacheKilledMidLoadConverge) {
   }
   for (int i = 0; i < kProducts; ++i) {
     ChaosProduct p;
-    p.product = Product{"", UniqueSku("CHAOS"), "Chaos Widget " + UniqueWord(), 100 + 37 * i};
+    p.product = Product{"", UniqueSku("CHAOS"), "Chaos Widget " + UniqueWord("qc"), 100 + 37 * i};
     p.initial_stock = kStock;
     const auto r = api().Post(
         "/v1/products", ProductBody(p.product.sku, p.product.name, p.product.price_cents, kStock));
@@ -460,7 +431,7 @@ TEST_F(ChaosTest, BrokerAndCacheKilledMidLoadConverge) {
           if (r && r->status == 200) o.payment_reference = ref;
         } else if (o.status == "paid" && choice < 80) {
           next = "shipped";
-          const std::string tracking = "TRK" + UniqueWord();
+          const std::string tracking = "TRK" + UniqueWord("qc");
           r = Command(api, "POST /v1/orders/{id}/ship", "POST", base + "/ship",
                       json::object{{"tracking_number", tracking}});
           if (r && r->status == 200) o.tracking_number = tracking;
@@ -895,7 +866,7 @@ TEST_F(ChaosTest, BrokerAndCacheKilledMidLoadConverge) {
 
 TEST_F(ChaosTest, AdminAndReadinessCoverBrokerAndStores) {
   // Something for every projection to apply, read back through both read stores.
-  const Customer c = CreateCustomer(api(), "Chaos Admin " + UniqueWord());
+  const Customer c = CreateCustomer(api(), "Chaos Admin " + UniqueWord("qc"));
   const Product p = CreateProduct(api(), 250, 10);
   ASSERT_FALSE(HasFailure());
   const auto placed = PlaceOrder(api(), c.id, {{p.id, 2}});

@@ -984,9 +984,8 @@ class FaultRun {
   // The pid of the server of that kind right now (0 when there is none).
   pid_t PidOf(const std::string& kind) const {
     if (kind == "up") return up_.pid();
-    if (kind == "write_pg" || kind == "read_pg") return fault::LivePostmaster(PgDir(kind));
-    const auto pids =
-        fault::ChildrenNamed(up_.pid(), kind == "redis" ? "redis-server" : "nats-server");
+    if (kind == "write_pg" || kind == "read_pg") return LivePostmaster(PgDir(kind));
+    const auto pids = ChildrenNamed(up_.pid(), kind == "redis" ? "redis-server" : "nats-server");
     return pids.size() == 1 ? pids.front() : 0;
   }
 

@@ -31,33 +31,6 @@ namespace {
 
 namespace json = boost::json;
 
-// Percent-encodes everything but RFC 3986 unreserved characters.
-std::string UrlEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-  return out;
-}
-
-// A unique lowercase word of letters only (e.g. "qzkbhdwpaq"), for search tests.
-std::string UniqueWord() {
-  std::string word = "qw";
-  for (const char c : UniqueSuffix()) word.push_back(static_cast<char>('a' + (c % 26)));
-  // Add randomness so that words of different runs never collide.
-  for (const char c : RandomUuid().substr(0, 8)) word.push_back(static_cast<char>('a' + (c % 26)));
-  return word;
-}
-
 // RFC 3339 UTC with millisecond precision: YYYY-MM-DDTHH:MM:SS.mmmZ.
 bool IsTimestampMs(const json::value& v) {
   if (!v.is_string()) return false;
@@ -752,10 +725,10 @@ TEST_F(QueriesTopProductsTest, MostUnitsSoldFirstAndLimit) {
 using QueriesSearchTest = QueriesTest;
 
 TEST_F(QueriesSearchTest, MatchesCustomerProductAndTrackingWords) {
-  const std::string name_word = UniqueWord();
-  const std::string product_word = UniqueWord();
-  const std::string sku = "SKU" + UniqueWord();
-  const std::string tracking = "TRK" + UniqueWord();
+  const std::string name_word = UniqueWord("qw");
+  const std::string product_word = UniqueWord("qw");
+  const std::string sku = "SKU" + UniqueWord("qw");
+  const std::string tracking = "TRK" + UniqueWord("qw");
   const auto customer = NewCustomer("Searcher " + name_word);
   const auto product = NewProduct(100, 100, "Gizmo " + product_word, sku);
   const auto plain = NewProduct(100, 100, "Plain");
@@ -791,11 +764,11 @@ TEST_F(QueriesSearchTest, MatchesCustomerProductAndTrackingWords) {
   for (auto& ch : upper) ch = static_cast<char>(ch - 'a' + 'A');
   EXPECT_EQ(search(upper), just) << "upper-case product word";
   EXPECT_EQ(search(name_word + " " + product_word), just) << "two words";
-  EXPECT_TRUE(search(name_word + " " + UniqueWord()).empty()) << "one word matching nothing";
-  EXPECT_TRUE(search(UniqueWord()).empty());
+  EXPECT_TRUE(search(name_word + " " + UniqueWord("qw")).empty()) << "one word matching nothing";
+  EXPECT_TRUE(search(UniqueWord("qw")).empty());
 
   // Customer updates reach search.
-  const std::string renamed = UniqueWord();
+  const std::string renamed = UniqueWord("qw");
   Ok(api().Patch("/v1/customers/" + customer.id, json::object{{"name", "Renamed " + renamed}}));
   EXPECT_EQ(search(renamed), both) << "new customer name";
   EXPECT_TRUE(search(name_word).empty()) << "old customer name";

@@ -19,23 +19,15 @@
 //
 // ServiceProcess can also be used on its own for tests that need a private instance (shutdown).
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -53,11 +45,8 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include "blackbox/shopcqrs_process.h"
 #include "support/http_client.h"
-
-#ifndef SHOPCQRS_BINARY
-#error "SHOPCQRS_BINARY must name the shopcqrs executable"
-#endif
 
 namespace shopcqrs::blackbox {
 
@@ -70,26 +59,20 @@ using shopcqrs::testing::HttpResponse;
 // The service process.
 // ---------------------------------------------------------------------------------------------
 
-class ServiceProcess {
+// `shopcqrs up --data-dir <tmp>/data --listen 127.0.0.1:0` in a temporary directory of its own
+// (created at construction, reused by each start, removed at destruction): stdout to
+// shopcqrs.stdout.log there (truncated at each start), stderr appended to shopcqrs.stderr.log.
+class ServiceProcess : public ShopcqrsProcess {
  public:
-  static constexpr std::string_view kServingPrefix = "shopcqrs serving http://";
-
-  explicit ServiceProcess(std::string name = "shopcqrs-bb") : name_(std::move(name)) {}
-  ServiceProcess(const ServiceProcess&) = delete;
-  ServiceProcess& operator=(const ServiceProcess&) = delete;
-  ~ServiceProcess() {
+  explicit ServiceProcess(std::string name = "shopcqrs-bb") : root_(name) {}
+  ~ServiceProcess() override {
     if (running()) Stop();
     CloseStdoutPipe();
-    RemoveDir();
+    if (!running()) StopOrphanedPostgres();
   }
 
-  // Where the service's stdout goes. kFile by default: the service must never get SIGPIPE (for
-  // example when it logs while stopping after this test binary died). kPipe reads it through a
-  // pipe (as a supervisor would); CloseStdoutPipe() then closes the reading end.
-  enum class Stdout { kFile, kPipe };
-
-  // Creates the data directory (once), spawns `shopcqrs up` and waits (up to `timeout`) for
-  // its "serving" line. Throws std::runtime_error (with the log tails) on failure.
+  // Spawns `shopcqrs up` and waits (up to `timeout`) for its "serving" line. Throws
+  // std::runtime_error (with the log tails) on failure.
   void Start(std::chrono::seconds timeout = std::chrono::seconds(120),
              Stdout stdout_mode = Stdout::kFile) {
     Spawn(stdout_mode);
@@ -97,277 +80,55 @@ class ServiceProcess {
   }
 
   // Spawns `shopcqrs up` without waiting. Call it from a thread that outlives the service
-  // (the main thread): the child gets SIGTERM when the thread that forked it ends
-  // (PR_SET_PDEATHSIG), which keeps a crashed test binary from leaving servers behind.
+  // (the main thread): see ShopcqrsProcess.
   void Spawn(Stdout stdout_mode = Stdout::kFile) {
-    if (root_.empty()) CreateDirs();
-    const std::string binary = SHOPCQRS_BINARY;
-    std::vector<std::string> args = {binary,     "up",       "--data-dir",
-                                     data_dir(), "--listen", "127.0.0.1:0"};
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-
-    CloseStdoutPipe();
-    int out_fd = ::open(stdout_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (stdout_mode == Stdout::kPipe && out_fd >= 0) {
-      int fds[2];
-      if (::pipe2(fds, O_CLOEXEC) != 0) Fail("pipe2: " + std::string(std::strerror(errno)));
-      ::close(out_fd);
-      out_fd = fds[1];
-      stdout_pipe_ = fds[0];
-    }
-    const int log_fd = ::open(log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (out_fd < 0 || log_fd < 0 || null_fd < 0) Fail("cannot open the log files in " + root_);
-    const pid_t parent = ::getpid();
-
-    const pid_t pid = ::fork();
-    if (pid < 0) Fail("fork: " + std::string(std::strerror(errno)));
-    if (pid == 0) {
-      // Child: only async-signal-safe calls from here on.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a crashed test binary
-      if (::getppid() != parent) ::_exit(126);
-      ::dup2(null_fd, STDIN_FILENO);
-      ::dup2(out_fd, STDOUT_FILENO);
-      ::dup2(log_fd, STDERR_FILENO);
-      ::execv(binary.c_str(), argv.data());
-      static constexpr char kMessage[] = "blackbox fixture: execv failed\n";
-      [[maybe_unused]] auto ignored = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
-      ::_exit(127);
-    }
-    ::close(out_fd);
-    ::close(log_fd);
-    ::close(null_fd);
-    pid_ = pid;
-    exit_status_.reset();
-    host_.clear();
-    port_ = 0;
+    endpoint_ = {};
+    ShopcqrsProcess::Spawn({.args = {"up", "--data-dir", data_dir(), "--listen", "127.0.0.1:0"},
+                            .stdout_path = stdout_path(),
+                            .stderr_path = log_path(),
+                            .stdout_mode = stdout_mode});
   }
 
   // Waits (up to `timeout`) for the "serving" line of the spawned service; any thread.
   void WaitUntilServing(std::chrono::seconds timeout = std::chrono::seconds(120)) {
-    if (pid_ <= 0) Fail("not spawned");
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (true) {
-      DrainStdoutPipe();
-      const std::string out = ReadFile(stdout_path());
-      std::size_t line_start = 0;
-      std::size_t eol;
-      while ((eol = out.find('\n', line_start)) != std::string::npos) {
-        const std::string line = out.substr(line_start, eol - line_start);
-        line_start = eol + 1;
-        const auto at = line.find(kServingPrefix);
-        if (at == std::string::npos) continue;
-        ParseAddress(line.substr(at + kServingPrefix.size()));
-        return;
-      }
-      if (const auto status = Wait(std::chrono::milliseconds(0))) {
-        Fail("the service exited before serving (" + DescribeStatus(*status) + ")");
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        Kill();
-        Fail("timed out after " + std::to_string(timeout.count()) +
-             " s waiting for the 'serving' line");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    endpoint_ = ShopcqrsProcess::WaitUntilServing(timeout);
   }
 
-  // Sends `signal` and waits up to `wait` for the process to exit; SIGKILL after that.
-  // Returns the waitpid status (or nullopt when the process had to be killed).
-  std::optional<int> Stop(int signal = SIGTERM,
-                          std::chrono::seconds wait = std::chrono::seconds(30)) {
-    if (!running()) return exit_status_;
-    ::kill(pid_, signal);
-    auto status = Wait(wait);
-    if (!status) Kill();
-    return status;
-  }
-
-  // Closes the reading end of the stdout pipe (Stdout::kPipe): the service's next write to
-  // stdout then fails with EPIPE / SIGPIPE.
-  void CloseStdoutPipe() {
-    if (stdout_pipe_ >= 0) ::close(stdout_pipe_);
-    stdout_pipe_ = -1;
-  }
-
-  // Sends a signal without waiting.
-  void Signal(int signal) {
-    if (running()) ::kill(pid_, signal);
-  }
-
-  // Waits up to `wait` for the process to exit; returns its waitpid status.
-  std::optional<int> Wait(std::chrono::milliseconds wait) {
-    if (pid_ <= 0) return exit_status_;
-    const auto deadline = std::chrono::steady_clock::now() + wait;
-    while (true) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        exit_status_ = status;
-        return status;
-      }
-      if (r < 0 && errno != EINTR) {
-        pid_ = -1;
-        return std::nullopt;
-      }
-      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-
-  bool running() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
-  const std::string& host() const { return host_; }
-  unsigned short port() const { return port_; }
-  const std::string& root() const { return root_; }
-  std::string data_dir() const { return root_ + "/data"; }
-  std::string log_path() const { return root_ + "/shopcqrs.stderr.log"; }
-  std::string stdout_path() const { return root_ + "/shopcqrs.stdout.log"; }
-
-  // The last `max_bytes` of the service's stderr and stdout.
-  std::string Diagnostics(std::size_t max_bytes = 8000) const {
-    if (root_.empty()) return {};
-    auto tail = [&](const std::string& path) {
-      std::string text = ReadFile(path);
-      if (text.size() > max_bytes) text = "...\n" + text.substr(text.size() - max_bytes);
-      return "---- " + path + " ----\n" + text + "\n";
-    };
-    return tail(log_path()) + tail(stdout_path()) + "----";
-  }
-
-  static std::string ReadFile(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
-  }
+  const std::string& host() const { return endpoint_.host; }
+  unsigned short port() const { return endpoint_.port; }
+  const std::string& root() const { return root_.path(); }
+  std::string data_dir() const { return root_.data_dir(); }
+  std::string log_path() const { return root() + "/shopcqrs.stderr.log"; }
+  std::string stdout_path() const { return root() + "/shopcqrs.stdout.log"; }
 
   // The PostgreSQL postmasters the service runs under its data directory (from their
   // postmaster.pid files).
   std::vector<pid_t> PostmasterPids() const {
     std::vector<pid_t> pids;
-    if (root_.empty()) return pids;
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(data_dir(), ec)) {
-      std::ifstream in(entry.path() / "postmaster.pid");
-      long pid = 0;
-      if (in >> pid && pid > 0) pids.push_back(static_cast<pid_t>(pid));
+      if (const pid_t pid = PostmasterPid(entry.path())) pids.push_back(pid);
     }
     return pids;
   }
 
   // True when `pid` is a live process whose command line names our data directory.
-  bool IsOurPostgres(pid_t pid) const {
-    std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-    for (auto& ch : cmdline) {
-      if (ch == '\0') ch = ' ';
-    }
-    std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-    const auto paren = stat.rfind(')');
-    if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z') {
-      return false;  // a zombie is gone
-    }
-    return !root_.empty() && cmdline.find(data_dir()) != std::string::npos;
-  }
+  bool IsOurPostgres(pid_t pid) const { return LiveAndMentions(pid, data_dir()); }
 
   // Fast-stops PostgreSQL servers left behind by a service that was killed.
-  void StopOrphanedPostgres() {
-    for (pid_t pid : PostmasterPids()) {
-      if (!IsOurPostgres(pid)) continue;
-      ::kill(pid, SIGINT);
-      for (int i = 0; i < 200 && IsOurPostgres(pid); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
-  }
+  void StopOrphanedPostgres() { StopPostmastersUnder(data_dir()); }
 
-  void RemoveDir() {
-    if (root_.empty()) return;
-    if (!running()) StopOrphanedPostgres();
-    const char* keep = std::getenv("SHOPCQRS_BLACKBOX_KEEP");
-    if (keep == nullptr || std::string_view(keep).empty() || std::string_view(keep) == "0") {
-      std::error_code ignored;
-      std::filesystem::remove_all(root_, ignored);
-    }
-    root_.clear();
-  }
-
-  static std::string DescribeStatus(int status) {
-    if (status == -1) return "status unknown";
-    if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-    return "status " + std::to_string(status);
-  }
+ protected:
+  void AfterKill() override { StopOrphanedPostgres(); }
 
  private:
-  [[noreturn]] void Fail(const std::string& what) {
-    throw std::runtime_error("shopcqrs (" + std::string(SHOPCQRS_BINARY) + "): " + what + "\n" +
-                             Diagnostics());
-  }
-
-  // Copies what is available in the stdout pipe to the stdout file.
-  void DrainStdoutPipe() {
-    if (stdout_pipe_ < 0) return;
-    std::ofstream out(stdout_path(), std::ios::binary | std::ios::app);
-    while (true) {
-      pollfd pfd{stdout_pipe_, POLLIN, 0};
-      if (::poll(&pfd, 1, 0) <= 0) return;
-      char chunk[4096];
-      const ssize_t n = ::read(stdout_pipe_, chunk, sizeof chunk);
-      if (n <= 0) return;
-      out.write(chunk, n);
-    }
-  }
-
-  void CreateDirs() {
-    std::string pattern = "/tmp/" + name_ + ".XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
-    }
-    root_ = pattern;
-    // PostgreSQL runs as the postgres user when we are root: it must be able to traverse.
-    ::chmod(root_.c_str(), 0755);
-    ::mkdir(data_dir().c_str(), 0755);
-    ::chmod(data_dir().c_str(), 0755);
-  }
-
-  void ParseAddress(const std::string& rest) {
-    // "127.0.0.1:PORT" possibly followed by a path or more text.
-    std::string address = rest.substr(0, rest.find_first_of(" /\r\t"));
-    const auto colon = address.rfind(':');
-    if (colon == std::string::npos) Fail("cannot parse the serving line: " + rest);
-    host_ = address.substr(0, colon);
-    if (host_.size() > 2 && host_.front() == '[') host_ = host_.substr(1, host_.size() - 2);
-    port_ = static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
-  }
-
-  void Kill() {
-    if (!running()) return;
-    ::kill(pid_, SIGKILL);
-    Wait(std::chrono::seconds(10));
-    StopOrphanedPostgres();
-  }
-
-  std::string name_;
-  std::string root_;
-  pid_t pid_ = -1;
-  std::optional<int> exit_status_;
-  int stdout_pipe_ = -1;
-  std::string host_;
-  unsigned short port_ = 0;
+  TempRoot root_;
+  Endpoint endpoint_;
 };
 
 // ---------------------------------------------------------------------------------------------
 // The shared instance.
 // ---------------------------------------------------------------------------------------------
-
-struct Endpoint {
-  std::string host;
-  unsigned short port = 0;
-};
 
 class SharedService {
  public:
@@ -407,10 +168,10 @@ class SharedService {
     if (!process_) return;
     endpoint_.reset();  // a later Get() (--gtest_repeat) starts a new instance
     const auto status = process_->Stop(SIGTERM, std::chrono::seconds(30));
-    if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    if (!status || !status->Success()) {
       std::fprintf(stderr,
                    "blackbox: the shared shopcqrs did not exit cleanly on SIGTERM (%s)\n%s\n",
-                   status ? ServiceProcess::DescribeStatus(*status).c_str() : "killed after 30 s",
+                   status ? status->Describe().c_str() : "killed after 30 s",
                    process_->Diagnostics().c_str());
     }
     process_.reset();
@@ -483,7 +244,10 @@ bool AnySelectedTestIn(Pred pred) {
 class SharedServiceEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
-    if (!AnySelectedTestIn([](std::string_view suite) { return suite != "ShutdownTest"; })) {
+    // The shutdown and configuration tests run private instances of their own.
+    if (!AnySelectedTestIn([](std::string_view suite) {
+          return suite != "ShutdownTest" && suite != "ConfigEffectTest";
+        })) {
       return;
     }
     SharedService::Instance().Spawn();  // on the main thread (see ServiceProcess::Spawn)
@@ -654,6 +418,33 @@ inline std::string RandomUuid() {
                 static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
                 static_cast<unsigned>(lo >> 48),
                 static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return out;
+}
+
+// A unique lowercase word of letters only (e.g. "qwzkbhdwpaq"), for search: `prefix`, then
+// letters of UniqueSuffix() and of a random UUID (so that words of different runs never collide).
+inline std::string UniqueWord(std::string_view prefix) {
+  std::string word(prefix);
+  for (const char c : UniqueSuffix()) word.push_back(static_cast<char>('a' + (c % 26)));
+  for (const char c : RandomUuid().substr(0, 8)) word.push_back(static_cast<char>('a' + (c % 26)));
+  return word;
+}
+
+// Percent-encodes everything but RFC 3986 unreserved characters.
+inline std::string UrlEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
   return out;
 }
 

@@ -24,22 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// All processes whose command line mentions `needle`.
-std::vector<pid_t> ProcessesMentioning(const std::string& needle) {
-  std::vector<pid_t> found;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline = ServiceProcess::ReadFile(entry.path() / "cmdline");
-    for (auto& ch : cmdline) {
-      if (ch == '\0') ch = ' ';
-    }
-    if (cmdline.find(needle) != std::string::npos) found.push_back(std::stoi(name));
-  }
-  return found;
-}
-
 // The suite's private instance: its data directory is created once (initdb takes seconds) and
 // reused by each test. An environment starts it in the background when the run begins, in
 // parallel with the shared instance; each test then takes it over (Ready()).
@@ -59,7 +43,7 @@ class PrivateInstanceEnvironment : public ::testing::Environment {
     if (!AnySelectedTestIn([](std::string_view suite) { return suite == "ShutdownTest"; })) {
       return;
     }
-    // Fork on the main thread (see ServiceProcess::Spawn), wait for it in the background.
+    // Fork on the main thread (see ShopcqrsProcess), wait for it in the background.
     try {
       PrivateInstance().Spawn();
     } catch (const std::exception& e) {
@@ -176,9 +160,7 @@ TEST(ShutdownTest, SigtermCompletesInFlightRequestsAndStopsPostgres) {
   for (const auto& p : problems) ADD_FAILURE() << p;
   ASSERT_TRUE(status.has_value()) << "shopcqrs did not exit within 60 s of SIGTERM\n"
                                   << service.Diagnostics();
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-      << ServiceProcess::DescribeStatus(*status) << "\n"
-      << service.Diagnostics();
+  EXPECT_TRUE(status->Success()) << status->Describe() << "\n" << service.Diagnostics();
   std::printf("[          ] %d responses (%d after SIGTERM), %d acknowledged, %d undetermined\n",
               responses.load(), after_signal.load(), acknowledged.load(), undetermined.load());
 
@@ -220,8 +202,7 @@ TEST(ShutdownTest, SigtermCompletesInFlightRequestsAndStopsPostgres) {
   const auto restarted_postmasters = service.PostmasterPids();
   const auto second = service.Stop(SIGINT, 60s);
   ASSERT_TRUE(second.has_value()) << service.Diagnostics();
-  EXPECT_TRUE(WIFEXITED(*second) && WEXITSTATUS(*second) == 0)
-      << ServiceProcess::DescribeStatus(*second);
+  EXPECT_TRUE(second->Success()) << second->Describe();
   for (pid_t pid : restarted_postmasters) EXPECT_FALSE(service.IsOurPostgres(pid)) << pid;
 }
 
@@ -240,9 +221,7 @@ TEST(ShutdownTest, SigtermWithClosedStdoutStillStopsPostgres) {
   service.Signal(SIGTERM);
   const auto status = service.Wait(60s);
   ASSERT_TRUE(status.has_value()) << "shopcqrs did not exit within 60 s of SIGTERM";
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-      << ServiceProcess::DescribeStatus(*status) << "\n"
-      << service.Diagnostics();
+  EXPECT_TRUE(status->Success()) << status->Describe() << "\n" << service.Diagnostics();
   std::vector<pid_t> orphans;
   for (pid_t pid : postmasters) {
     bool gone = false;

@@ -2,6 +2,7 @@
 #include "devstack/postgres_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -531,6 +532,139 @@ TEST(ChildProcess, ParentDeathSignalFiresWhenTheSpawningThreadEnds) {
   auto status = child.Wait(10s);
   ASSERT_TRUE(status);
   EXPECT_EQ(status->signal, SIGKILL);
+}
+
+TEST(ChildProcess, SendsStdoutAndStderrToFilesOfTheirOwn) {
+  TempDir dir;
+  std::ofstream(dir.Path() / "out.log") << "before\n";
+  std::ofstream(dir.Path() / "err.log") << "before\n";
+  ChildProcess child;
+  child.Start({.argv = {"sh", "-c", "echo out; echo err >&2"},
+               .stdout_to = ChildOutput::AppendTo(dir.Path() / "out.log"),
+               .stderr_to = ChildOutput::AppendTo(dir.Path() / "err.log")});
+  ASSERT_TRUE(child.Wait(10s));
+  EXPECT_EQ(ReadFile(dir.Path() / "out.log"), "before\nout\n");
+  EXPECT_EQ(ReadFile(dir.Path() / "err.log"), "before\nerr\n");
+}
+
+TEST(ChildProcess, TruncatesAnOutputFileWhenAsked) {
+  TempDir dir;
+  const fs::path file = dir.Path() / "out.log";
+  std::ofstream(file) << "the previous run's output\n";
+  ChildProcess child;
+  child.Start({.argv = {"sh", "-c", "echo out; echo err >&2"},
+               .stdout_to = ChildOutput::TruncateTo(file),
+               .stderr_to = ChildOutput::SameAsStdout()});
+  ASSERT_TRUE(child.Wait(10s));
+  EXPECT_EQ(ReadFile(file), "out\nerr\n");  // 2>&1: one file, in the order written
+  EXPECT_THROW(child.Start({.argv = {"true"}, .stdout_to = ChildOutput::SameAsStdout()}),
+               std::runtime_error);
+  EXPECT_THROW(child.Start({.argv = {"true"}, .stdout_to = ChildOutput::AppendTo("")}),
+               std::runtime_error);
+}
+
+TEST(ChildProcess, EachStreamCanLeaveTheLogFile) {
+  TempDir dir;
+  const fs::path log = dir.Path() / "log";
+  ChildProcess child;
+  // stdout discarded, stderr (by default) to the log file.
+  child.Start({.argv = {"sh", "-c", "echo out; echo err >&2"},
+               .log_file = log,
+               .stdout_to = ChildOutput::Null()});
+  ASSERT_TRUE(child.Wait(10s));
+  EXPECT_EQ(ReadFile(log), "err\n");
+  // stderr inherited: it goes to our stderr (here a file), stdout to the log file.
+  const fs::path ours = dir.Path() / "ours";
+  const int file = ::open(ours.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(file, 0);
+  const int saved = ::dup(STDERR_FILENO);
+  ::dup2(file, STDERR_FILENO);
+  ::close(file);
+  child.Start({.argv = {"sh", "-c", "echo out2; echo err2 >&2"},
+               .log_file = log,
+               .stderr_to = ChildOutput::Inherit()});
+  const auto status = child.Wait(10s);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(ReadFile(log), "err\nout2\n");
+  EXPECT_EQ(ReadFile(ours), "err2\n");
+}
+
+TEST(ChildProcess, PipesAnOutputToTheParent) {
+  TempDir dir;
+  ChildProcess child;
+  EXPECT_EQ(child.ReadOutput(ChildStream::kStdout), "");  // never started
+  child.Start({.argv = {"sh", "-c", "echo one; while [ ! -e go ]; do sleep 0.01; done; echo two"},
+               .stdout_to = ChildOutput::Pipe(),
+               .stderr_to = ChildOutput::AppendTo(dir.Path() / "err.log"),
+               .working_dir = dir.Path()});
+  std::string out;
+  for (int i = 0; i < 1000 && out.empty(); ++i) {
+    out += child.ReadOutput(ChildStream::kStdout);  // never blocks
+    if (out.empty()) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(out, "one\n");
+  const auto before = std::chrono::steady_clock::now();
+  EXPECT_EQ(child.ReadOutput(ChildStream::kStdout), "");  // the child waits for "go"
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 1s);
+  EXPECT_EQ(child.ReadOutput(ChildStream::kStderr), "");  // not a pipe
+  std::ofstream(dir.Path() / "go").close();
+  ASSERT_TRUE(child.Wait(10s));
+  // What the child wrote before it exited is still there to read.
+  EXPECT_EQ(child.ReadOutput(ChildStream::kStdout), "two\n");
+  EXPECT_EQ(child.ReadOutput(ChildStream::kStdout), "");
+  // The next run has a pipe of its own: nothing of this one's is left in it.
+  child.Start({.argv = {"sh", "-c", "echo unread"}, .stdout_to = ChildOutput::Pipe()});
+  ASSERT_TRUE(child.Wait(10s));
+  child.Start({.argv = {"sh", "-c", "echo three"}, .stdout_to = ChildOutput::Pipe()});
+  ASSERT_TRUE(child.Wait(10s));
+  EXPECT_EQ(child.ReadOutput(ChildStream::kStdout), "three\n");
+}
+
+TEST(ChildProcess, ClosingThePipeMakesTheChildsNextWriteFail) {
+  TempDir dir;
+  ChildProcess child;
+  child.Start({.argv = {"sh", "-c", "while [ ! -e go ]; do sleep 0.01; done; echo late"},
+               .stdout_to = ChildOutput::Pipe(),
+               .working_dir = dir.Path()});
+  child.CloseOutput(ChildStream::kStdout);
+  child.CloseOutput(ChildStream::kStdout);  // no-op
+  std::ofstream(dir.Path() / "go").close();
+  const auto status = child.Wait(10s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->signal, SIGPIPE);
+  EXPECT_EQ(child.ReadOutput(ChildStream::kStdout), "");
+}
+
+TEST(ChildProcess, StaysInOurProcessGroupWhenAsked) {
+  ChildProcess own, shared;
+  own.Start({.argv = {"sleep", "30"}});
+  shared.Start({.argv = {"sleep", "30"}, .new_process_group = false});
+  EXPECT_EQ(::getpgid(own.Pid()), own.Pid());
+  EXPECT_EQ(::getpgid(shared.Pid()), ::getpgrp());
+  // KillGroup is Kill for a child in our group (it must not signal this test).
+  EXPECT_TRUE(shared.KillGroup(SIGKILL));
+  EXPECT_EQ(shared.Wait(10s)->signal, SIGKILL);
+  EXPECT_TRUE(own.KillGroup(SIGKILL));
+  EXPECT_EQ(own.Wait(10s)->signal, SIGKILL);
+}
+
+TEST(ChildProcess, HandsOutputFilesToTheUserItRunsAs) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  ChildProcess child;
+  child.Start({.argv = {"sh", "-c", "id -un; id -un >&2"},
+               .run_as_user = "postgres",
+               .stdout_to = ChildOutput::TruncateTo(dir.Path() / "out.log"),
+               .stderr_to = ChildOutput::AppendTo(dir.Path() / "err.log")});
+  ASSERT_TRUE(child.Wait(10s));
+  for (const char* name : {"out.log", "err.log"}) {
+    EXPECT_EQ(ReadFile(dir.Path() / name), "postgres\n") << name;
+    struct stat st {};
+    ASSERT_EQ(::stat((dir.Path() / name).c_str(), &st), 0);
+    EXPECT_NE(st.st_uid, 0u) << name;
+  }
 }
 
 TEST(ChildProcess, RunToCompletionKillsOnTimeout) {

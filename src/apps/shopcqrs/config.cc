@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 #include <toml++/toml.h>
 
 namespace shopcqrs::apps {
@@ -423,6 +424,10 @@ void ValidateConfigOrThrow(const Config& config) {
   std::string message = "invalid configuration:";
   for (const auto& error : errors) message += "\n  " + error;
   throw ConfigError(message);
+}
+
+void ApplyLogLevel(const Config& config) {
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
 }
 
 std::string RedactConninfo(std::string_view conninfo) {

@@ -101,6 +101,10 @@ std::expected<ListenAddress, std::string> ParseListenAddress(std::string_view te
 // Parses "true/false/1/0/yes/no/on/off" (case-insensitive).
 std::optional<bool> ParseBool(std::string_view text);
 
+// Sets the level of the process's logging (spdlog's default logger and every logger made
+// after) to log_level; messages below it are dropped. Call it on a validated Config.
+void ApplyLogLevel(const Config& config);
+
 // The conninfo with any password replaced by "***" (for logs).
 std::string RedactConninfo(std::string_view conninfo);
 // One line describing the configuration for logs, secrets redacted.

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
     if (flag_api) config.run_api = *flag_api;
     if (flag_projectors) config.run_projectors = *flag_projectors;
     apps::ValidateConfigOrThrow(config);
-    spdlog::set_level(spdlog::level::from_str(config.log_level));
+    apps::ApplyLogLevel(config);
     spdlog::info("configuration: {}", apps::DescribeConfig(config));
     if (*migrate) {
       apps::Migrate(config);

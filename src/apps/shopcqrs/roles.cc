@@ -4,9 +4,11 @@
 
 #include <fmt/format.h>
 
-#include "adapters/nats/jetstream_source.h"
 #include "adapters/pg_read/projection.h"
+#include "adapters/pg_read/read_model.h"
 #include "adapters/pg_read/search_projection.h"
+#include "adapters/pg_single/read_model.h"
+#include "adapters/pg_write/write_store.h"
 #include "adapters/redis/redis_projection.h"
 #include "apps/shopcqrs/catalogue.h"
 
@@ -46,9 +48,40 @@ std::string ConsumerName(std::string_view projection, std::string_view store_ide
   return fmt::format("shopcqrs_{}_{:08x}", projection, hash);
 }
 
-// ---- RelayRole ----
+// ---- What a configuration asks for ----
 
-namespace {
+RolePlan PlanRoles(const Config& config) {
+  return {.api = config.run_api,
+          .relay = config.run_relay && !config.nats.empty(),
+          .projectors = config.run_projectors,
+          .follower = !config.run_projectors};
+}
+
+cqrs::ConsistencyTokens ConsistencyTokensOf(const Config& config) {
+  return cqrs::ConsistencyTokens(config.token_secret);
+}
+
+adapters::http::HttpServer::Options HttpServerOptions(const Config& config) {
+  auto listen = apps::ParseListenAddress(config.listen);
+  if (!listen) throw std::runtime_error(listen.error());
+  adapters::http::HttpServer::Options options;
+  options.host = listen->host;
+  options.port = listen->port;
+  options.io_threads = 1;
+  options.worker_threads = config.http_threads;
+  return options;
+}
+
+ApiPoolOptions ApiPools(const Config& config) {
+  ApiPoolOptions pools{
+      .write = adapters::pg_write::WritePoolOptions(config.write_db, config.write_pool_size),
+      .read = adapters::pg_read::ReadPoolOptions(config.read_db, config.read_pool_size),
+      .single = std::nullopt};
+  if (config.query_source == "write") {
+    pools.single = adapters::pg_single::SinglePoolOptions(config.write_db, config.read_pool_size);
+  }
+  return pools;
+}
 
 adapters::nats::Relay::Options RelayOptions(const Config& config) {
   adapters::nats::Relay::Options options;
@@ -58,7 +91,38 @@ adapters::nats::Relay::Options RelayOptions(const Config& config) {
   return options;
 }
 
-}  // namespace
+std::vector<ProjectorPlan> PlanProjectors(const Config& config) {
+  std::vector<ProjectorPlan> plans;
+  auto add = [&](std::string name, std::string store, std::string store_identity,
+                 std::size_t batch_size) {
+    ProjectorPlan plan;
+    plan.store = std::move(store);
+    plan.store_identity = std::move(store_identity);
+    plan.projector.name = std::move(name);
+    plan.projector.batch_size = batch_size;
+    if (config.projection_source == "broker") {
+      adapters::nats::JetStreamSource::Options broker;
+      broker.nats.url = config.nats;
+      broker.nats.name = "shopcqrs-" + plan.projector.name;
+      broker.consumer = ConsumerName(plan.projector.name, plan.store_identity);
+      plan.broker = std::move(broker);
+    }
+    plan.outbox.conninfo = config.write_db;
+    plans.push_back(std::move(plan));
+  };
+  const auto default_batch = cqrs::Projector::Options{}.batch_size;
+  const auto read_identity = DatabaseIdentity(config.read_db);
+  add(adapters::pg_read::kProjectionName, "read_pg", read_identity, default_batch);
+  // search lives in the read PostgreSQL too
+  add(adapters::pg_read::kSearchProjectionName, "read_pg", read_identity, default_batch);
+  if (!config.redis.empty()) {
+    add(adapters::redis::kProjectionName, "redis", config.redis,
+        adapters::redis::kRecommendedBatchSize);
+  }
+  return plans;
+}
+
+// ---- RelayRole ----
 
 RelayRole::RelayRole(const Config& config) : relay_(RelayOptions(config)) {}
 
@@ -107,48 +171,37 @@ adapters::http::ProjectionInfo RelayRole::Info(adapters::pg_outbox::OutboxReader
 ProjectorsRole::ProjectorsRole(const Config& config, ProgressTrackers& trackers,
                                adapters::metrics::Registry& registry)
     : metrics_(registry) {
-  const auto default_batch = cqrs::Projector::Options{}.batch_size;
-  const auto read_identity = DatabaseIdentity(config.read_db);
-  Add(config, adapters::pg_read::kProjectionName, "read_pg",
-      std::make_unique<adapters::pg_read::PgReadProjection>(config.read_db), read_identity,
-      trackers.read_pg, default_batch);
-  // search lives in the read PostgreSQL too
-  Add(config, adapters::pg_read::kSearchProjectionName, "read_pg",
-      std::make_unique<adapters::pg_read::SearchProjection>(config.read_db), read_identity,
-      trackers.search, default_batch);
-  if (auto endpoint = RedisEndpointOf(config)) {
-    Add(config, adapters::redis::kProjectionName, "redis",
-        std::make_unique<adapters::redis::RedisProjection>(
-            adapters::redis::RedisProjection::Options{.endpoint = *endpoint}),
-        config.redis, trackers.redis, adapters::redis::kRecommendedBatchSize);
+  for (auto& plan : PlanProjectors(config)) {
+    const std::string& name = plan.projector.name;
+    if (name == adapters::pg_read::kProjectionName) {
+      Add(std::move(plan), std::make_unique<adapters::pg_read::PgReadProjection>(config.read_db),
+          trackers.read_pg);
+    } else if (name == adapters::pg_read::kSearchProjectionName) {
+      Add(std::move(plan), std::make_unique<adapters::pg_read::SearchProjection>(config.read_db),
+          trackers.search);
+    } else {
+      Add(std::move(plan),
+          std::make_unique<adapters::redis::RedisProjection>(
+              adapters::redis::RedisProjection::Options{.endpoint = *RedisEndpointOf(config)}),
+          trackers.redis);
+    }
   }
 }
 
 ProjectorsRole::~ProjectorsRole() { Stop(); }
 
-void ProjectorsRole::Add(const Config& config, std::string name, std::string store,
-                         std::unique_ptr<cqrs::ProjectionStore> projection,
-                         const std::string& store_identity, cqrs::ProgressTracker& tracker,
-                         std::size_t batch_size) {
+void ProjectorsRole::Add(ProjectorPlan plan, std::unique_ptr<cqrs::ProjectionStore> projection,
+                         cqrs::ProgressTracker& tracker) {
   Running r;
-  r.store = std::move(store);
-  if (config.projection_source == "broker") {
-    // A durable consumer of its own per projection and store.
-    adapters::nats::JetStreamSource::Options options;
-    options.nats.url = config.nats;
-    options.nats.name = "shopcqrs-" + name;
-    options.consumer = ConsumerName(name, store_identity);
-    r.source = std::make_unique<adapters::nats::JetStreamSource>(options);
+  r.store = std::move(plan.store);
+  if (plan.broker) {
+    r.source = std::make_unique<adapters::nats::JetStreamSource>(std::move(*plan.broker));
   } else {
-    r.source = std::make_unique<adapters::pg_outbox::OutboxReader>(
-        adapters::pg_outbox::OutboxReader::Options{config.write_db});
+    r.source = std::make_unique<adapters::pg_outbox::OutboxReader>(std::move(plan.outbox));
   }
   r.projection = std::move(projection);
-  cqrs::Projector::Options options;
-  options.name = std::move(name);
-  options.batch_size = batch_size;
-  r.projector =
-      std::make_unique<cqrs::Projector>(options, *r.source, *r.projection, &tracker, &metrics_);
+  r.projector = std::make_unique<cqrs::Projector>(std::move(plan.projector), *r.source,
+                                                  *r.projection, &tracker, &metrics_);
   running_.push_back(std::move(r));
 }
 

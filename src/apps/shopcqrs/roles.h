@@ -8,13 +8,17 @@
 
 #include "adapters/http/admin_routes.h"
 #include "adapters/http/ops_routes.h"
+#include "adapters/http/server.h"
 #include "adapters/metrics/projection_metrics.h"
 #include "adapters/metrics/registry.h"
+#include "adapters/nats/jetstream_source.h"
 #include "adapters/nats/relay.h"
+#include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
 #include "adapters/redis/redis_client.h"
 #include "apps/shopcqrs/config.h"
+#include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
 
 // The parts a `shopcqrs` process runs, one object each: it builds its own connections from the
@@ -33,6 +37,52 @@ struct ProgressTrackers {
 
 // The Redis endpoint of the configuration, if any (validated by ValidateConfig).
 std::optional<adapters::redis::RedisEndpoint> RedisEndpointOf(const apps::Config& config);
+
+// ---- What a configuration asks for: Serve and the roles build exactly this ----
+
+// The roles a process runs.
+struct RolePlan {
+  bool api = false;         // api.enabled
+  bool relay = false;       // relay.enabled, with nats set
+  bool projectors = false;  // projectors.enabled
+  bool follower = false;    // without the projectors: their progress, followed for the tokens
+
+  friend bool operator==(const RolePlan&, const RolePlan&) = default;
+};
+RolePlan PlanRoles(const apps::Config& config);
+
+// The installation's consistency tokens: HMAC-SHA256 keyed with token_secret.
+cqrs::ConsistencyTokens ConsistencyTokensOf(const apps::Config& config);
+
+// The API role's HTTP server: the listen address, one I/O thread and http_threads handler
+// threads (handlers block on PostgreSQL, so these bound the requests handled at once).
+adapters::http::HttpServer::Options HttpServerOptions(const apps::Config& config);
+
+// The API role's connection pools, each of its own size.
+struct ApiPoolOptions {
+  adapters::pg::Pool::Options write;  // commands: write_db, write_db.pool_size connections
+  adapters::pg::Pool::Options read;   // queries: read_db, read_db.pool_size connections
+  // query_source = write (single-database mode): the queries' read-only pool on write_db, of
+  // read_db.pool_size connections.
+  std::optional<adapters::pg::Pool::Options> single;
+};
+ApiPoolOptions ApiPools(const apps::Config& config);
+
+// The relay role: the outbox of write_db onto the event stream of the nats-server at `nats`.
+adapters::nats::Relay::Options RelayOptions(const apps::Config& config);
+
+// One projector of the projectors role.
+struct ProjectorPlan {
+  std::string store;           // where it writes: "read_pg" (read_db) or "redis"
+  std::string store_identity;  // which database or Redis that is (its consumer is named after it)
+  cqrs::Projector::Options projector;  // its name and batch size
+  // projection_source = broker: a durable consumer of its own of the event stream at `nats`;
+  // outbox (nullopt): it reads the outbox of write_db directly.
+  std::optional<adapters::nats::JetStreamSource::Options> broker;
+  adapters::pg_outbox::OutboxReader::Options outbox;
+};
+// read_pg and search (in read_db) always; redis (its own batch size) when redis is set.
+std::vector<ProjectorPlan> PlanProjectors(const apps::Config& config);
 
 // The relay: appends the outbox to the JetStream event stream (one leader among any number of
 // relays, elected by an advisory lock on the write database).
@@ -70,9 +120,8 @@ class ProjectorsRole {
     std::unique_ptr<cqrs::ProjectionStore> projection;
     std::unique_ptr<cqrs::Projector> projector;
   };
-  void Add(const apps::Config& config, std::string name, std::string store,
-           std::unique_ptr<cqrs::ProjectionStore> projection, const std::string& store_identity,
-           cqrs::ProgressTracker& tracker, std::size_t batch_size);
+  void Add(ProjectorPlan plan, std::unique_ptr<cqrs::ProjectionStore> projection,
+           cqrs::ProgressTracker& tracker);
 
   adapters::metrics::ProjectionMetrics metrics_;
   std::vector<Running> running_;

@@ -55,10 +55,10 @@ class ApiRole {
   ApiRole(const Config& config, const cqrs::ConsistencyTokens& tokens, ProgressTrackers& trackers,
           adapters::metrics::Registry& metrics)
       : config_(config),
-        write_pool_(adapters::pg_write::WritePoolOptions(config.write_db, config.write_pool_size)),
+        write_pool_(ApiPools(config).write),
         write_store_(write_pool_, tokens),
         commands_(write_store_, clock_, ids_),
-        read_pool_(adapters::pg_read::ReadPoolOptions(config.read_db, config.read_pool_size)),
+        read_pool_(ApiPools(config).read),
         read_model_(read_pool_) {
     // query_source = redis: the order view and top sellers from Redis (the read PostgreSQL
     // answers the rest, and whatever Redis cannot); with query_source = read Redis is only
@@ -71,9 +71,8 @@ class ApiRole {
     }
     // Single-database mode: the same queries as normalized joins on the write database, through
     // a pool of their own -- the baseline and a migration path. Every commit is visible at once.
-    if (config.query_source == "write") {
-      single_pool_ = std::make_unique<adapters::pg::Pool>(
-          adapters::pg_single::SinglePoolOptions(config.write_db, config.read_pool_size));
+    if (auto single = ApiPools(config).single) {
+      single_pool_ = std::make_unique<adapters::pg::Pool>(std::move(*single));
       single_model_ = std::make_unique<adapters::pg_single::PgSingleReadModel>(*single_pool_);
       committed_.Publish(std::numeric_limits<std::uint64_t>::max());
     }
@@ -103,13 +102,7 @@ class ApiRole {
   void Start(adapters::metrics::Registry& metrics,
              std::vector<adapters::http::ReadinessCheck> checks) {
     adapters::http::RegisterOpsRoutes(router_, metrics, std::move(checks));
-    auto listen = apps::ParseListenAddress(config_.listen);
-    if (!listen) throw std::runtime_error(listen.error());
-    adapters::http::HttpServer::Options options;
-    options.host = listen->host;
-    options.port = listen->port;
-    options.io_threads = 1;
-    options.worker_threads = config_.http_threads;
+    const auto options = HttpServerOptions(config_);
     server_ = std::make_unique<adapters::http::HttpServer>(options, router_);
     server_->Start();
     std::cout << fmt::format("shopcqrs serving http://{}:{}", options.host, server_->port())
@@ -159,20 +152,18 @@ class ApiRole {
 
 int Serve(const Config& config, const sigset_t& signals) {
   Migrate(config);
-  cqrs::ConsistencyTokens tokens(config.token_secret);
+  const cqrs::ConsistencyTokens tokens = ConsistencyTokensOf(config);
   adapters::metrics::Registry metrics;
   ProgressTrackers trackers;
   adapters::pg_outbox::OutboxReader monitor({config.write_db});
 
+  const RolePlan roles = PlanRoles(config);
   std::unique_ptr<RelayRole> relay;
-  if (!config.nats.empty() && config.run_relay) relay = std::make_unique<RelayRole>(config);
+  if (roles.relay) relay = std::make_unique<RelayRole>(config);
   std::unique_ptr<ProjectorsRole> projectors;
+  if (roles.projectors) projectors = std::make_unique<ProjectorsRole>(config, trackers, metrics);
   std::unique_ptr<ProgressFollowerRole> follower;
-  if (config.run_projectors) {
-    projectors = std::make_unique<ProjectorsRole>(config, trackers, metrics);
-  } else {
-    follower = std::make_unique<ProgressFollowerRole>(config, trackers);
-  }
+  if (roles.follower) follower = std::make_unique<ProgressFollowerRole>(config, trackers);
 
   // The projections as this process sees them: its own running ones and relay, or the stored
   // checkpoints of the catalogue's when it runs none.
@@ -217,7 +208,7 @@ int Serve(const Config& config, const sigset_t& signals) {
   if (relay) relay->AddMetrics(metrics);
 
   std::unique_ptr<ApiRole> api;
-  if (config.run_api) {
+  if (roles.api) {
     api = std::make_unique<ApiRole>(config, tokens, trackers, metrics);
     api->AddAdmin(projections);
   }

@@ -5,7 +5,6 @@
 #include <iostream>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "adapters/system/system.h"
 #include "apps/shopcqrs/config.h"
@@ -18,10 +17,19 @@ namespace shopcqrs::apps {
 
 using apps::Config;
 
-namespace {
+Config UpConfig(const EnvLookup& env, const std::optional<std::string>& listen,
+                const std::optional<std::string>& log_level) {
+  Config config;
+  config.projection_source = "broker";
+  config.query_source = "redis";
+  apps::ApplyEnvironment(config, env);
+  if (listen) config.listen = *listen;
+  if (log_level) config.log_level = *log_level;
+  return config;
+}
 
-// The token secret of a local installation lives in its data dir, so tokens survive restarts.
-std::string LocalTokenSecret(const std::filesystem::path& root) {
+std::string UpTokenSecret(const Config& config, const std::filesystem::path& root) {
+  if (!config.token_secret.empty()) return config.token_secret;
   const auto path = root / "token-secret";
   std::string secret;
   if (std::ifstream in(path); in) std::getline(in, secret);
@@ -34,19 +42,11 @@ std::string LocalTokenSecret(const std::filesystem::path& root) {
   return secret;
 }
 
-}  // namespace
-
 int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& listen,
        const std::optional<std::string>& log_level, const sigset_t& signals) {
-  // Defaults (a local stack's: the broker path, and Redis answering the order view and top
-  // sellers), then SHOPCQRS_* environment, then flags; the databases are our own.
-  Config config;
-  config.projection_source = "broker";
-  config.query_source = "redis";
-  apps::ApplyEnvironment(config, apps::ProcessEnvironment());
-  if (listen) config.listen = *listen;
-  if (log_level) config.log_level = *log_level;
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  // The databases, Redis and NATS are our own (filled in below).
+  Config config = UpConfig(apps::ProcessEnvironment(), listen, log_level);
+  apps::ApplyLogLevel(config);
 
   std::filesystem::create_directories(data_dir);
   const auto root = std::filesystem::absolute(data_dir);
@@ -92,7 +92,7 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   std::cout << fmt::format("NATS JetStream:   {} (data {})", config.nats,
                            nats_options.data_dir.string())
             << std::endl;
-  config.token_secret = LocalTokenSecret(root);
+  config.token_secret = UpTokenSecret(config, root);
   apps::ValidateConfigOrThrow(config);
   const int code = Serve(config, signals);
   nats_server.Stop();

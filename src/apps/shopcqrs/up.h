@@ -6,7 +6,19 @@
 #include <optional>
 #include <string>
 
+#include "apps/shopcqrs/config.h"
+
 namespace shopcqrs::apps {
+
+// The configuration `up` starts from, before its servers fill in write_db, read_db, redis and
+// nats: a local stack's defaults (projection_source = broker, query_source = redis), then the
+// SHOPCQRS_* environment, then the --listen and --log-level flags.
+Config UpConfig(const EnvLookup& env, const std::optional<std::string>& listen,
+                const std::optional<std::string>& log_level);
+
+// The token secret of a local installation: token_secret when it is set (SHOPCQRS_TOKEN_SECRET),
+// else the one kept in `root`/token-secret (created on first use), so tokens survive restarts.
+std::string UpTokenSecret(const Config& config, const std::filesystem::path& root);
 
 // `shopcqrs up`: zero configuration. Starts local write and read PostgreSQL servers,
 // redis-server and nats-server (JetStream) under `data_dir`, each supervised (restarted on its
