@@ -86,7 +86,7 @@ class CommandRoutesTest : public ::testing::Test {
   testing::TestClock clock_;
   testing::CountingIds ids_;
   app::CommandService service_;
-  metrics::Registry registry_;
+  infra::metrics::Registry registry_;
   Router router_;
 };
 

@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "adapters/http/router.h"
-#include "adapters/metrics/registry.h"
+#include "infra/metrics/registry.h"
 
 namespace shopcqrs::adapters::http {
 namespace {
@@ -60,7 +60,7 @@ class QueryRoutesTest : public ::testing::Test {
 
   EmptyReadModel model_;
   cqrs::ConsistencyTokens tokens_;
-  metrics::Registry registry_;
+  infra::metrics::Registry registry_;
   cqrs::ProgressTracker read_pg_;
   cqrs::ProgressTracker search_;
   Router router_;

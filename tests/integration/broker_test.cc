@@ -23,12 +23,12 @@
 #include "adapters/nats/jetstream.h"
 #include "adapters/nats/jetstream_source.h"
 #include "adapters/nats/relay.h"
-#include "adapters/pg/connection.h"
-#include "adapters/pg/migrator.h"
 #include "adapters/pg_read/projection.h"
 #include "cqrs/projector.h"
 #include "devstack/nats_server.h"
 #include "devstack/process.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
@@ -40,8 +40,8 @@ using namespace std::chrono_literals;
 using adapters::nats::JetStreamConnection;
 using adapters::nats::JetStreamSource;
 using adapters::nats::Relay;
-using adapters::pg::Connection;
 using devstack::NatsServer;
+using infra::pg::Connection;
 using test_support::Column;
 using test_support::Dump;
 using test_support::Scalar;

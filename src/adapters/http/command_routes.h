@@ -28,14 +28,14 @@
 
 #include "adapters/http/problem.h"
 #include "adapters/http/router.h"
-#include "adapters/metrics/registry.h"
 #include "application/command_service.h"
 #include "application/commands.h"
+#include "infra/metrics/registry.h"
 
 namespace shopcqrs::adapters::http {
 
 void RegisterCommandRoutes(Router& router, app::CommandService& service,
-                           metrics::Registry& registry);
+                           infra::metrics::Registry& registry);
 
 // Helpers, exposed for tests and for other write-side routes.
 inline constexpr std::size_t kMaxIdempotencyKeyLength = 200;

@@ -45,7 +45,7 @@ Response Readiness(const std::vector<ReadinessCheck>& checks) {
 
 }  // namespace
 
-void RegisterOpsRoutes(Router& router, metrics::Registry& registry,
+void RegisterOpsRoutes(Router& router, infra::metrics::Registry& registry,
                        std::vector<ReadinessCheck> checks) {
   router.Add("GET", "/healthz",
              [](const Request&) { return Response::Json(200, R"({"status":"ok"})"); });

@@ -3,10 +3,10 @@
 #include <chrono>
 
 #include "adapters/http/router.h"
-#include "adapters/metrics/registry.h"
 #include "application/read_model.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "infra/metrics/registry.h"
 
 namespace shopcqrs::adapters::http {
 
@@ -26,7 +26,7 @@ struct QueryRouteOptions {
 // `progress`); that query then waits for both.
 void RegisterQueryRoutes(Router& router, app::ReadModel& model,
                          const cqrs::ConsistencyTokens& tokens,
-                         const cqrs::ProgressTracker& progress, metrics::Registry& registry,
+                         const cqrs::ProgressTracker& progress, infra::metrics::Registry& registry,
                          const cqrs::ProgressTracker* cache_progress = nullptr,
                          QueryRouteOptions options = {},
                          const cqrs::ProgressTracker* search_progress = nullptr);

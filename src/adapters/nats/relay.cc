@@ -5,9 +5,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "adapters/pg/connection.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "cqrs/commit_bound.h"
+#include "infra/pg/connection.h"
 
 namespace shopcqrs::adapters::nats {
 
@@ -35,7 +35,7 @@ std::string_view ToString(Relay::Role role) {
 
 // The loop thread's connections and what it knows of the stream.
 struct Relay::Loop {
-  std::unique_ptr<pg::Connection> lock;  // its session holds the advisory lock while leader
+  std::unique_ptr<infra::pg::Connection> lock;  // its session holds the advisory lock while leader
   bool leader = false;
   std::chrono::steady_clock::time_point lock_checked{};
   std::unique_ptr<pg_outbox::OutboxReader> reader;
@@ -99,8 +99,8 @@ void Relay::Run() {
     if (loop.leader && now - loop.lock_checked < options_.lock_check_interval) return true;
     try {
       if (!loop.lock) {
-        loop.lock = std::make_unique<pg::Connection>(
-            options_.write_db, pg::SessionSettings{.application_name = "shopcqrs-relay"});
+        loop.lock = std::make_unique<infra::pg::Connection>(
+            options_.write_db, infra::pg::SessionSettings{.application_name = "shopcqrs-relay"});
       }
       if (loop.leader) {
         loop.lock->Exec("SELECT 1");

@@ -14,7 +14,7 @@
 
 namespace shopcqrs::adapters::pg_read {
 
-using pg::Params;
+using infra::pg::Params;
 using projection_support::JsonOut;
 using projection_support::kNone;
 using projection_support::ToU64;
@@ -108,7 +108,7 @@ class BatchState {
   bool HasCustomers() const { return !customers_.empty(); }
   bool HasProducts() const { return !products_.empty(); }
 
-  void LoadOrders(const pg::Result& r) {
+  void LoadOrders(const infra::pg::Result& r) {
     for (int i = 0; i < r.rows(); ++i) {
       auto& o = orders_[r.String(i, 0)];
       o.exists = true;
@@ -131,7 +131,7 @@ class BatchState {
       o.line_text = r.String(i, 17);
     }
   }
-  void LoadCustomers(const pg::Result& r) {
+  void LoadCustomers(const infra::pg::Result& r) {
     for (int i = 0; i < r.rows(); ++i) {
       auto& c = customers_[r.String(i, 0)];
       c.name = r.OptString(i, 1);
@@ -141,7 +141,7 @@ class BatchState {
       c.version = r.Int64(i, 5);
     }
   }
-  void LoadProducts(const pg::Result& r) {
+  void LoadProducts(const infra::pg::Result& r) {
     for (int i = 0; i < r.rows(); ++i) {
       auto& p = products_[r.String(i, 0)];
       p.sku = r.OptString(i, 1);

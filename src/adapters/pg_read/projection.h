@@ -7,9 +7,9 @@
 #include <string>
 #include <thread>
 
-#include "adapters/pg/connection.h"
 #include "adapters/pg_read/projection_support.h"
 #include "cqrs/projector.h"
+#include "infra/pg/connection.h"
 
 namespace shopcqrs::adapters::pg_read {
 

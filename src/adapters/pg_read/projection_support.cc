@@ -8,7 +8,7 @@
 
 namespace shopcqrs::adapters::pg_read::projection_support {
 
-using pg::Params;
+using infra::pg::Params;
 
 namespace {
 
@@ -80,21 +80,21 @@ ProjectorConnection::ProjectorConnection(std::string conninfo)
                                             {"synchronous_commit", "on"}}},
                    .statements = queries::All()}) {}
 
-pg::Connection& ProjectorConnection::Get() { return connection_.Get(); }
+infra::pg::Connection& ProjectorConnection::Get() { return connection_.Get(); }
 
 cqrs::Checkpoint ProjectorConnection::LoadCheckpoint(const std::string& name) {
   try {
     auto r = Get().ExecPrepared(queries::kLoadCheckpoint, Params().Add(name));
     if (r.rows() == 0) return {};
     return cqrs::Checkpoint{ToU64(r.Int64(0, 0)), r.Int64(0, 1), ToU64(r.Int64(0, 2))};
-  } catch (const pg::ConnectionLost&) {
+  } catch (const infra::pg::ConnectionLost&) {
     connection_.Reset();
     throw;
   }
 }
 
 void ProjectorConnection::Abandon() {
-  pg::Connection* connection = connection_.IfOpen();  // a broken one is dropped
+  infra::pg::Connection* connection = connection_.IfOpen();  // a broken one is dropped
   if (connection && connection->InTransaction()) {
     try {
       connection->Exec("ROLLBACK");
@@ -106,7 +106,7 @@ void ProjectorConnection::Abandon() {
 
 namespace {
 
-void QueueBegin(pg::Connection::Pipeline& pipeline, const std::string& name,
+void QueueBegin(infra::pg::Connection::Pipeline& pipeline, const std::string& name,
                 const cqrs::Checkpoint& from) {
   pipeline.AddText("BEGIN");
   pipeline.Add(queries::kClaimCheckpoint, Params()
@@ -134,12 +134,13 @@ BatchTransaction::~BatchTransaction() {
   if (begun_ && !committed_) connection_.Abandon();
 }
 
-std::size_t BatchTransaction::Load(const pg::Statement& statement, pg::Params params) {
+std::size_t BatchTransaction::Load(const infra::pg::Statement& statement,
+                                   infra::pg::Params params) {
   loads_.Add(statement, std::move(params));
   return queued_loads_++;
 }
 
-std::vector<pg::Result> BatchTransaction::RunLoads() {
+std::vector<infra::pg::Result> BatchTransaction::RunLoads() {
   if (queued_loads_ == 0) return {};  // BEGIN and the claim go with the writes
   begun_ = true;
   auto results = loads_.Run();
@@ -156,7 +157,7 @@ void BatchTransaction::Begin() {
 void BatchTransaction::Commit(const cqrs::Checkpoint& to, std::int64_t applied) {
   if (!begun_) {
     // Nothing was loaded or sent: the whole transaction is one round trip.
-    pg::Connection::Pipeline first(connection_.Get());
+    infra::pg::Connection::Pipeline first(connection_.Get());
     QueueBegin(first, name_, from_);
     writes_.Prepend(std::move(first));
   }

@@ -12,9 +12,9 @@
 
 #include <fmt/format.h>
 
-#include "adapters/pg/connection.h"
 #include "cqrs/projector.h"
 #include "domain/events.h"
+#include "infra/pg/connection.h"
 
 // Shared by the projections of the read database (PgReadProjection, SearchProjection): the
 // projector connection, the checkpoint protocol of a batch transaction, payload decoding and
@@ -167,7 +167,7 @@ class ProjectorConnection {
  public:
   explicit ProjectorConnection(std::string conninfo);
 
-  pg::Connection& Get();
+  infra::pg::Connection& Get();
   void Reset() { connection_.Reset(); }
   // The stored checkpoint of projection `name` (all zero when it has none).
   cqrs::Checkpoint LoadCheckpoint(const std::string& name);
@@ -176,7 +176,7 @@ class ProjectorConnection {
   void Abandon();
 
  private:
-  pg::ReconnectingConnection connection_;
+  infra::pg::ReconnectingConnection connection_;
 };
 
 // The index Load never answers: a load that was not queued.
@@ -201,21 +201,21 @@ class BatchTransaction {
   BatchTransaction& operator=(const BatchTransaction&) = delete;
 
   // Queues a load; answers the index of its result in what RunLoads answers.
-  std::size_t Load(const pg::Statement& statement, pg::Params params);
-  std::vector<pg::Result> RunLoads();
+  std::size_t Load(const infra::pg::Statement& statement, infra::pg::Params params);
+  std::vector<infra::pg::Result> RunLoads();
   // Sends BEGIN and the claim now if they are still queued (before statements outside the
   // pipelines, such as COPY).
   void Begin();
-  pg::Connection& connection() { return connection_.Get(); }
-  pg::Connection::Pipeline& Writes() { return writes_; }
+  infra::pg::Connection& connection() { return connection_.Get(); }
+  infra::pg::Connection::Pipeline& Writes() { return writes_; }
   void Commit(const cqrs::Checkpoint& to, std::int64_t applied);
 
  private:
   ProjectorConnection& connection_;
   const std::string& name_;
   cqrs::Checkpoint from_;
-  pg::Connection::Pipeline loads_;
-  pg::Connection::Pipeline writes_;
+  infra::pg::Connection::Pipeline loads_;
+  infra::pg::Connection::Pipeline writes_;
   std::size_t queued_loads_ = 0;
   bool begun_ = false;
   bool committed_ = false;

@@ -12,7 +12,7 @@
 
 namespace shopcqrs::adapters::pg_read {
 
-using pg::Params;
+using infra::pg::Params;
 using projection_support::JsonOut;
 using projection_support::kNone;
 using projection_support::UuidArray;
@@ -63,7 +63,7 @@ class SearchBatch {
   std::string OrderIds() const { return KeysArray(orders_); }
   std::string CustomerIds() const { return KeysArray(customers_); }
 
-  void LoadOrders(const pg::Result& r) {
+  void LoadOrders(const infra::pg::Result& r) {
     for (int i = 0; i < r.rows(); ++i) {
       auto& o = orders_[r.String(i, 0)];
       o.customer_id = r.String(i, 1);
@@ -72,7 +72,7 @@ class SearchBatch {
       o.version = r.Int64(i, 4);
     }
   }
-  void LoadCustomers(const pg::Result& r) {
+  void LoadCustomers(const infra::pg::Result& r) {
     for (int i = 0; i < r.rows(); ++i) {
       auto& c = customers_[r.String(i, 0)];
       c.name = r.String(i, 1);

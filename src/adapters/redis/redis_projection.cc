@@ -14,6 +14,12 @@
 
 namespace shopcqrs::adapters::redis {
 
+using infra::redis::RedisClient;
+using infra::redis::RedisError;
+using infra::redis::RedisReply;
+using infra::redis::RedisReplyError;
+using infra::redis::RedisScript;
+
 namespace json = boost::json;
 
 namespace {

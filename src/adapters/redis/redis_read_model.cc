@@ -11,6 +11,12 @@
 
 namespace shopcqrs::adapters::redis {
 
+using infra::redis::RedisClient;
+using infra::redis::RedisConnectionError;
+using infra::redis::RedisError;
+using infra::redis::RedisReply;
+using infra::redis::RedisScript;
+
 namespace json = boost::json;
 
 namespace {

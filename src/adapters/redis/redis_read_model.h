@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "adapters/redis/redis_client.h"
 #include "adapters/redis/redis_projection.h"
 #include "application/read_model.h"
+#include "infra/redis/redis_client.h"
 
 namespace shopcqrs::adapters::redis {
 
@@ -23,8 +23,8 @@ class RedisReadModel {
  public:
   struct Options {
     // Short timeouts: a query waits at most this long before its fallback answers.
-    RedisEndpoint endpoint{.connect_timeout = std::chrono::milliseconds(200),
-                           .command_timeout = std::chrono::milliseconds(500)};
+    infra::redis::RedisEndpoint endpoint{.connect_timeout = std::chrono::milliseconds(200),
+                                         .command_timeout = std::chrono::milliseconds(500)};
     std::string key_prefix = "shopcqrs:";
     int connections = 4;
     std::chrono::milliseconds down_interval{1000};
@@ -44,7 +44,7 @@ class RedisReadModel {
  private:
   struct Slot {
     std::mutex mutex;
-    std::unique_ptr<RedisClient> client;
+    std::unique_ptr<infra::redis::RedisClient> client;
   };
   template <class F>
   auto WithClient(F&& f);

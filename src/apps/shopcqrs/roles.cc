@@ -14,11 +14,11 @@ namespace shopcqrs::apps {
 
 using apps::Config;
 
-std::optional<adapters::redis::RedisEndpoint> RedisEndpointOf(const Config& config) {
+std::optional<infra::redis::RedisEndpoint> RedisEndpointOf(const Config& config) {
   if (config.redis.empty()) return std::nullopt;
   auto address = apps::ParseListenAddress(config.redis);
   if (!address) throw std::runtime_error(address.error());
-  return adapters::redis::RedisEndpoint{.host = address->host, .port = address->port};
+  return infra::redis::RedisEndpoint{.host = address->host, .port = address->port};
 }
 
 std::string DatabaseIdentity(const std::string& conninfo) {
@@ -68,7 +68,7 @@ void RelayRole::AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks
                     }});
 }
 
-void RelayRole::AddMetrics(adapters::metrics::Registry& registry) {
+void RelayRole::AddMetrics(infra::metrics::Registry& registry) {
   using Stats = adapters::nats::Relay::Stats;
   auto stat = [this](auto field) {
     return [this, field] { return static_cast<double>(field(relay_.GetStats())); };
@@ -105,7 +105,7 @@ adapters::http::ProjectionInfo RelayRole::Info(adapters::pg_outbox::OutboxReader
 // ---- ProjectorsRole ----
 
 ProjectorsRole::ProjectorsRole(const Config& config, ProgressTrackers& trackers,
-                               adapters::metrics::Registry& registry)
+                               infra::metrics::Registry& registry)
     : metrics_(registry) {
   const auto default_batch = cqrs::Projector::Options{}.batch_size;
   const auto read_identity = DatabaseIdentity(config.read_db);
@@ -168,11 +168,11 @@ void ProjectorsRole::AddReadiness(std::vector<adapters::http::ReadinessCheck>& c
   }
 }
 
-void ProjectorsRole::AddMetrics(adapters::metrics::Registry& registry) {
+void ProjectorsRole::AddMetrics(infra::metrics::Registry& registry) {
   registry.AddCallbackGauge(
       "shopcqrs_projection_heartbeat_age_seconds", "Time since the projector loop last turned.",
       {"projection"}, [this] {
-        std::vector<adapters::metrics::Sample> samples;
+        std::vector<infra::metrics::Sample> samples;
         const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(
             std::chrono::system_clock::now());
         for (auto& r : running_) {

@@ -9,13 +9,13 @@
 #include "adapters/http/admin_routes.h"
 #include "adapters/http/ops_routes.h"
 #include "adapters/metrics/projection_metrics.h"
-#include "adapters/metrics/registry.h"
 #include "adapters/nats/relay.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
-#include "adapters/redis/redis_client.h"
 #include "apps/shopcqrs/config.h"
 #include "cqrs/projector.h"
+#include "infra/metrics/registry.h"
+#include "infra/redis/redis_client.h"
 
 // The parts a `shopcqrs` process runs, one object each: it builds its own connections from the
 // configuration, starts and stops its threads, and names its readiness checks and metrics. The
@@ -32,7 +32,7 @@ struct ProgressTrackers {
 };
 
 // The Redis endpoint of the configuration, if any (validated by ValidateConfig).
-std::optional<adapters::redis::RedisEndpoint> RedisEndpointOf(const apps::Config& config);
+std::optional<infra::redis::RedisEndpoint> RedisEndpointOf(const apps::Config& config);
 
 // The relay: appends the outbox to the JetStream event stream (one leader among any number of
 // relays, elected by an advisory lock on the write database).
@@ -42,7 +42,7 @@ class RelayRole {
   void Start() { relay_.Start(); }
   void Stop() { relay_.Stop(); }
   void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
-  void AddMetrics(adapters::metrics::Registry& registry);
+  void AddMetrics(infra::metrics::Registry& registry);
   adapters::http::ProjectionInfo Info(adapters::pg_outbox::OutboxReader& monitor) const;
 
  private:
@@ -54,12 +54,12 @@ class RelayRole {
 class ProjectorsRole {
  public:
   ProjectorsRole(const apps::Config& config, ProgressTrackers& trackers,
-                 adapters::metrics::Registry& registry);
+                 infra::metrics::Registry& registry);
   ~ProjectorsRole();  // Stop()
   void Start();
   void Stop();
   void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
-  void AddMetrics(adapters::metrics::Registry& registry);
+  void AddMetrics(infra::metrics::Registry& registry);
   std::vector<adapters::http::ProjectionInfo> Infos(
       adapters::pg_outbox::OutboxReader& monitor) const;
 
