@@ -43,10 +43,10 @@
 #include <boost/json.hpp>
 
 #include "adapters/nats/jetstream_source.h"
-#include "adapters/nats/relay.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_write/write_store.h"
+#include "adapters/relay/relay.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
@@ -262,13 +262,13 @@ int Run(int argc, char** argv) {
       admin.Exec("CREATE DATABASE read_" + source);
     }
     infra::pg::ApplyMigrations(read, "pg_read");
-    std::unique_ptr<adapters::nats::Relay> relay;
+    std::unique_ptr<adapters::relay::Relay> relay;
     std::unique_ptr<cqrs::EventSource> reader;
     if (source == "broker") {
-      adapters::nats::Relay::Options relay_options;
+      adapters::relay::Relay::Options relay_options;
       relay_options.write_db = write;
       relay_options.nats.url = nats_server->Url();
-      relay = std::make_unique<adapters::nats::Relay>(relay_options);
+      relay = std::make_unique<adapters::relay::Relay>(relay_options);
       relay->Start();
       adapters::nats::JetStreamSource::Options source_options;
       source_options.nats.url = nats_server->Url();

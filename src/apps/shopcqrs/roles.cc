@@ -50,8 +50,8 @@ std::string ConsumerName(std::string_view projection, std::string_view store_ide
 
 namespace {
 
-adapters::nats::Relay::Options RelayOptions(const Config& config) {
-  adapters::nats::Relay::Options options;
+adapters::relay::Relay::Options RelayOptions(const Config& config) {
+  adapters::relay::Relay::Options options;
   options.write_db = config.write_db;
   options.nats.url = config.nats;
   options.nats.name = "shopcqrs-relay";
@@ -64,18 +64,18 @@ RelayRole::RelayRole(const Config& config) : relay_(RelayOptions(config)) {}
 
 void RelayRole::AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks) {
   checks.push_back({"relay", [this] {
-                      return relay_.GetStats().role != adapters::nats::Relay::Role::kStalled;
+                      return relay_.GetStats().role != adapters::relay::Relay::Role::kStalled;
                     }});
 }
 
 void RelayRole::AddMetrics(infra::metrics::Registry& registry) {
-  using Stats = adapters::nats::Relay::Stats;
+  using Stats = adapters::relay::Relay::Stats;
   auto stat = [this](auto field) {
     return [this, field] { return static_cast<double>(field(relay_.GetStats())); };
   };
   registry.AddCallbackGauge(
       "shopcqrs_relay_leader", "1 while this process's relay holds the relay lock and publishes.",
-      stat([](const Stats& s) { return s.role == adapters::nats::Relay::Role::kLeader ? 1 : 0; }));
+      stat([](const Stats& s) { return s.role == adapters::relay::Relay::Role::kLeader ? 1 : 0; }));
   registry.AddCallbackGauge("shopcqrs_relay_events_published_total",
                             "Events this process's relay appended to the JetStream stream.",
                             stat([](const Stats& s) { return s.events_published; }));
@@ -94,9 +94,9 @@ void RelayRole::AddMetrics(infra::metrics::Registry& registry) {
 adapters::http::ProjectionInfo RelayRole::Info(adapters::pg_outbox::OutboxReader& monitor) const {
   const auto stats = relay_.GetStats();
   auto info = Describe("relay", "nats", stats.checkpoint, monitor);
-  info.status = std::string(adapters::nats::ToString(stats.role));
+  info.status = std::string(adapters::relay::ToString(stats.role));
   info.lag_ms = stats.last_lag.count();
-  if (!stats.last_error.empty() && stats.role == adapters::nats::Relay::Role::kStalled) {
+  if (!stats.last_error.empty() && stats.role == adapters::relay::Relay::Role::kStalled) {
     info.last_error = stats.last_error;
   }
   return info;

@@ -9,9 +9,9 @@
 #include "adapters/http/admin_routes.h"
 #include "adapters/http/ops_routes.h"
 #include "adapters/metrics/projection_metrics.h"
-#include "adapters/nats/relay.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
+#include "adapters/relay/relay.h"
 #include "apps/shopcqrs/config.h"
 #include "cqrs/projector.h"
 #include "infra/metrics/registry.h"
@@ -46,7 +46,7 @@ class RelayRole {
   adapters::http::ProjectionInfo Info(adapters::pg_outbox::OutboxReader& monitor) const;
 
  private:
-  adapters::nats::Relay relay_;
+  adapters::relay::Relay relay_;
 };
 
 // The projectors: read_pg, search and (with Redis) redis, each with its own event source (a

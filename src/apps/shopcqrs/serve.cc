@@ -14,7 +14,6 @@
 #include "adapters/http/ops_routes.h"
 #include "adapters/http/query_routes.h"
 #include "adapters/http/server.h"
-#include "adapters/nats/jetstream.h"
 #include "adapters/pg_read/read_model.h"
 #include "adapters/pg_single/read_model.h"
 #include "adapters/pg_write/write_store.h"
@@ -24,6 +23,7 @@
 #include "apps/shopcqrs/catalogue.h"
 #include "apps/shopcqrs/roles.h"
 #include "cqrs/consistency_token.h"
+#include "infra/nats/jetstream.h"
 #include "infra/pg/migrator.h"
 #include "infra/pg/pool.h"
 
@@ -126,9 +126,9 @@ class ApiRole {
     std::lock_guard lock(nats_mutex_);
     try {
       if (!nats_) {
-        nats_ = std::make_unique<adapters::nats::JetStreamConnection>(
-            adapters::nats::JetStreamConnection::Options{.url = config_.nats,
-                                                         .name = "shopcqrs-monitor"});
+        nats_ = std::make_unique<infra::nats::JetStreamConnection>(
+            infra::nats::JetStreamConnection::Options{.url = config_.nats,
+                                                      .name = "shopcqrs-monitor"});
       }
       return nats_->IsConnected();
     } catch (const std::exception&) {
@@ -152,7 +152,7 @@ class ApiRole {
   adapters::http::Router router_;
   std::unique_ptr<adapters::http::HttpServer> server_;
   std::mutex nats_mutex_;
-  std::unique_ptr<adapters::nats::JetStreamConnection> nats_;
+  std::unique_ptr<infra::nats::JetStreamConnection> nats_;
 };
 
 }  // namespace

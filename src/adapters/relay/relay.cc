@@ -1,4 +1,4 @@
-#include "adapters/nats/relay.h"
+#include "adapters/relay/relay.h"
 
 #include <algorithm>
 
@@ -9,7 +9,17 @@
 #include "cqrs/commit_bound.h"
 #include "infra/pg/connection.h"
 
-namespace shopcqrs::adapters::nats {
+namespace shopcqrs::adapters::relay {
+
+using infra::nats::AppendChain;
+using infra::nats::JetStreamConnection;
+using infra::nats::MsgPtr;
+using nats::EncodeBound;
+using nats::EncodeEvent;
+using nats::FormatCheckpoint;
+using nats::MessageCheckpoint;
+using nats::MessagePrev;
+using nats::SamePosition;
 
 namespace {
 
@@ -126,7 +136,7 @@ void Relay::Run() {
 
   // Reads the stream's end: where this relay continues.
   auto sync = [&] {
-    loop.nats->EnsureStream(options_.stream);
+    nats::EnsureEventStream(*loop.nats, options_.stream);
     loop.sequence = loop.nats->LastSequence(options_.stream);
     loop.checkpoint = {};
     if (loop.sequence > 0) {
@@ -261,4 +271,4 @@ void Relay::Run() {
   loop.lock.reset();
 }
 
-}  // namespace shopcqrs::adapters::nats
+}  // namespace shopcqrs::adapters::relay
