@@ -5,14 +5,20 @@
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
 
-#include "adapters/http/router.h"
-#include "adapters/http/server.h"
 #include "application/command_service.h"
+#include "infra/http/router.h"
+#include "infra/http/server.h"
 #include "support/http_client.h"
 #include "support/in_memory_write_store.h"
 
 namespace shopcqrs::adapters::http {
 namespace {
+
+using infra::http::EqualsIgnoreCase;
+using infra::http::HttpServer;
+using infra::http::Request;
+using infra::http::Response;
+using infra::http::Router;
 
 namespace json = boost::json;
 using Headers = std::vector<std::pair<std::string, std::string>>;

@@ -1,4 +1,5 @@
 #include "adapters/http/json_input.h"
+#include "infra/http/json_body.h"
 
 #include <gtest/gtest.h>
 
@@ -6,6 +7,13 @@
 
 namespace shopcqrs::adapters::http {
 namespace {
+
+using infra::http::BodyPolicy;
+using infra::http::IsJsonContentType;
+using infra::http::MalformedJson;
+using infra::http::ParseJsonBody;
+using infra::http::Problem;
+using infra::http::Request;
 
 namespace json = boost::json;
 

@@ -7,6 +7,10 @@
 namespace shopcqrs::adapters::http {
 namespace {
 
+using infra::http::Request;
+using infra::http::Response;
+using infra::http::Router;
+
 namespace json = boost::json;
 
 Response Get(Router& router, std::string target) {

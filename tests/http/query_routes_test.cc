@@ -7,11 +7,15 @@
 #include <chrono>
 #include <thread>
 
-#include "adapters/http/router.h"
+#include "infra/http/router.h"
 #include "infra/metrics/registry.h"
 
 namespace shopcqrs::adapters::http {
 namespace {
+
+using infra::http::Request;
+using infra::http::Response;
+using infra::http::Router;
 
 using namespace std::chrono_literals;
 

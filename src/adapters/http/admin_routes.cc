@@ -4,6 +4,10 @@
 
 namespace shopcqrs::adapters::http {
 
+using infra::http::Request;
+using infra::http::Response;
+using infra::http::Router;
+
 void RegisterAdminRoutes(Router& router, std::function<std::vector<ProjectionInfo>()> projections) {
   router.Add("GET", "/v1/admin/projections", [projections](const Request&) {
     boost::json::array items;

@@ -14,9 +14,23 @@
 #include <boost/json/serialize.hpp>
 
 #include "adapters/http/json_input.h"
+#include "adapters/http/problem.h"
 #include "domain/ids.h"
+#include "infra/http/json_body.h"
 
 namespace shopcqrs::adapters::http {
+
+using infra::http::BodyPolicy;
+using infra::http::Handler;
+using infra::http::NotFound;
+using infra::http::ParseJsonBody;
+using infra::http::Problem;
+using infra::http::Request;
+using infra::http::Response;
+using infra::http::Router;
+using infra::http::ServiceUnavailable;
+using infra::http::ToResponse;
+using infra::http::ValidationFailed;
 
 namespace {
 

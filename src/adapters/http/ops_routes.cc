@@ -6,9 +6,16 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
-#include "adapters/http/problem.h"
+#include "infra/http/problem.h"
 
 namespace shopcqrs::adapters::http {
+
+using infra::http::Problem;
+using infra::http::Request;
+using infra::http::Response;
+using infra::http::Router;
+using infra::http::ServiceUnavailable;
+using infra::http::ToResponse;
 
 namespace {
 

@@ -13,7 +13,6 @@
 #include "adapters/http/command_routes.h"
 #include "adapters/http/ops_routes.h"
 #include "adapters/http/query_routes.h"
-#include "adapters/http/server.h"
 #include "adapters/pg_read/read_model.h"
 #include "adapters/pg_single/read_model.h"
 #include "adapters/pg_write/write_store.h"
@@ -23,6 +22,7 @@
 #include "apps/shopcqrs/catalogue.h"
 #include "apps/shopcqrs/roles.h"
 #include "cqrs/consistency_token.h"
+#include "infra/http/server.h"
 #include "infra/nats/jetstream.h"
 #include "infra/pg/migrator.h"
 #include "infra/pg/pool.h"
@@ -105,12 +105,12 @@ class ApiRole {
     adapters::http::RegisterOpsRoutes(router_, metrics, std::move(checks));
     auto listen = apps::ParseListenAddress(config_.listen);
     if (!listen) throw std::runtime_error(listen.error());
-    adapters::http::HttpServer::Options options;
+    infra::http::HttpServer::Options options;
     options.host = listen->host;
     options.port = listen->port;
     options.io_threads = 1;
     options.worker_threads = config_.http_threads;
-    server_ = std::make_unique<adapters::http::HttpServer>(options, router_);
+    server_ = std::make_unique<infra::http::HttpServer>(options, router_);
     server_->Start();
     std::cout << fmt::format("shopcqrs serving http://{}:{}", options.host, server_->port())
               << std::endl;
@@ -149,8 +149,8 @@ class ApiRole {
   std::unique_ptr<infra::pg::Pool> single_pool_;
   std::unique_ptr<adapters::pg_single::PgSingleReadModel> single_model_;
   cqrs::ProgressTracker committed_;
-  adapters::http::Router router_;
-  std::unique_ptr<adapters::http::HttpServer> server_;
+  infra::http::Router router_;
+  std::unique_ptr<infra::http::HttpServer> server_;
   std::mutex nats_mutex_;
   std::unique_ptr<infra::nats::JetStreamConnection> nats_;
 };
