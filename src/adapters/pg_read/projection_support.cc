@@ -134,18 +134,17 @@ BatchTransaction::~BatchTransaction() {
   if (begun_ && !committed_) connection_.Abandon();
 }
 
-std::size_t BatchTransaction::Load(const infra::pg::Statement& statement,
-                                   infra::pg::Params params) {
+void BatchTransaction::Load(const infra::pg::Statement& statement, infra::pg::Params params,
+                            Reader read) {
   loads_.Add(statement, std::move(params));
-  return queued_loads_++;
+  readers_.push_back(std::move(read));
 }
 
-std::vector<infra::pg::Result> BatchTransaction::RunLoads() {
-  if (queued_loads_ == 0) return {};  // BEGIN and the claim go with the writes
+void BatchTransaction::RunLoads() {
+  if (readers_.empty()) return;  // BEGIN and the claim go with the writes
   begun_ = true;
-  auto results = loads_.Run();
-  results.erase(results.begin(), results.begin() + kBeginStatements);
-  return results;
+  const auto results = loads_.Run();
+  for (std::size_t i = 0; i < readers_.size(); ++i) readers_[i](results[kBeginStatements + i]);
 }
 
 void BatchTransaction::Begin() {
@@ -172,6 +171,45 @@ void BatchTransaction::Commit(const cqrs::Checkpoint& to, std::int64_t applied) 
   writes_.AddText("COMMIT");
   writes_.Run();
   committed_ = true;
+}
+
+BatchProjection::BatchProjection(std::string conninfo, std::string name, Decoder decode)
+    : decode_(decode), name_(std::move(name)), connection_(std::move(conninfo)) {}
+
+BatchProjection::~BatchProjection() = default;
+
+void BatchProjection::Reset() { connection_.Reset(); }
+
+cqrs::Checkpoint BatchProjection::LoadCheckpoint() { return connection_.LoadCheckpoint(name_); }
+
+BatchProjection::Timings BatchProjection::GetTimings() const {
+  std::lock_guard lock(timings_mutex_);
+  return timings_;
+}
+
+void BatchProjection::Apply(const cqrs::Checkpoint& from,
+                            const std::vector<cqrs::StoredEvent>& events,
+                            const cqrs::Checkpoint& to) {
+  using Clock = Timings::Clock;
+  Clock::time_point t[6];
+  t[0] = Clock::now();
+  const auto batch = decode_(events);
+  t[1] = Clock::now();
+
+  BatchTransaction tx(connection_, name_, from);
+  batch->QueueLoads(tx);
+  tx.RunLoads();
+  t[2] = Clock::now();
+
+  const std::int64_t applied = batch->ApplyEvents(events);
+  t[3] = Clock::now();
+
+  batch->QueueWrites(tx);
+  t[4] = Clock::now();
+  tx.Commit(to, applied);
+  t[5] = Clock::now();
+  std::lock_guard lock(timings_mutex_);
+  timings_.AddBatch(events.size(), t);
 }
 
 }  // namespace shopcqrs::adapters::pg_read::projection_support
