@@ -71,6 +71,21 @@ app::CommandResult ResultFromJson(std::string_view text) {
   return r;
 }
 
+// The state row of an aggregate as kInsertCustomer / kInsertProduct take it; kUpdateCustomer /
+// kUpdateProduct take the same, then the version it replaces.
+Params RowParams(const Customer& c) {
+  Params params;
+  params.Add(c.id().ToString()).Add(c.name()).Add(c.email()).Add(c.version());
+  params.Add(Ts(LatestEventTime(c.pending_events())));
+  return params;
+}
+Params RowParams(const Product& p) {
+  Params params;
+  params.Add(p.id().ToString()).Add(p.sku()).Add(p.name()).Add(p.price_cents()).Add(p.stock());
+  params.Add(p.version()).Add(Ts(LatestEventTime(p.pending_events())));
+  return params;
+}
+
 Product ProductFromRow(const infra::pg::Result& rows, int i) {
   auto id = domain::ProductId::Parse(rows.Text(i, 0));
   return Product::Rehydrate(*id, rows.String(i, 1), rows.String(i, 2), rows.Int64(i, 3),
@@ -153,46 +168,13 @@ class PgWriteTransaction final : public app::WriteTransaction {
     return Order::Rehydrate(std::move(state));
   }
 
-  void InsertCustomer(const Customer& c) override {
-    pipeline_.Add(queries::kInsertCustomer, Params()
-                                                .Add(c.id().ToString())
-                                                .Add(c.name())
-                                                .Add(c.email())
-                                                .Add(c.version())
-                                                .Add(Ts(LatestEventTime(c.pending_events()))));
-  }
-
+  void InsertCustomer(const Customer& c) override { QueueRow(queries::kInsertCustomer, c); }
   void UpdateCustomer(const Customer& c, std::int64_t previous_version) override {
-    pipeline_.Add(queries::kUpdateCustomer, Params()
-                                                .Add(c.id().ToString())
-                                                .Add(c.name())
-                                                .Add(c.email())
-                                                .Add(c.version())
-                                                .Add(Ts(LatestEventTime(c.pending_events())))
-                                                .Add(previous_version));
+    QueueRow(queries::kUpdateCustomer, c, previous_version);
   }
-
-  void InsertProduct(const Product& p) override {
-    pipeline_.Add(queries::kInsertProduct, Params()
-                                               .Add(p.id().ToString())
-                                               .Add(p.sku())
-                                               .Add(p.name())
-                                               .Add(p.price_cents())
-                                               .Add(p.stock())
-                                               .Add(p.version())
-                                               .Add(Ts(LatestEventTime(p.pending_events()))));
-  }
-
+  void InsertProduct(const Product& p) override { QueueRow(queries::kInsertProduct, p); }
   void UpdateProduct(const Product& p, std::int64_t previous_version) override {
-    pipeline_.Add(queries::kUpdateProduct, Params()
-                                               .Add(p.id().ToString())
-                                               .Add(p.sku())
-                                               .Add(p.name())
-                                               .Add(p.price_cents())
-                                               .Add(p.stock())
-                                               .Add(p.version())
-                                               .Add(Ts(LatestEventTime(p.pending_events())))
-                                               .Add(previous_version));
+    QueueRow(queries::kUpdateProduct, p, previous_version);
   }
 
   void UpdateStock(const std::vector<Product>& products) override {
@@ -318,6 +300,15 @@ class PgWriteTransaction final : public app::WriteTransaction {
   }
 
  private:
+  // Queues `statement` with the row of `aggregate`, and the version it replaces if it updates.
+  template <class Aggregate>
+  void QueueRow(const infra::pg::Statement& statement, const Aggregate& aggregate,
+                std::optional<std::int64_t> previous_version = std::nullopt) {
+    Params params = RowParams(aggregate);
+    if (previous_version) params.Add(*previous_version);
+    pipeline_.Add(statement, std::move(params));
+  }
+
   infra::pg::Result Load(const infra::pg::Statement& statement, Params params) {
     pipeline_.Add(statement, std::move(params));
     return Run().back();
