@@ -494,7 +494,7 @@ TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   infra::pg::Pool pool(adapters::pg_read::ReadPoolOptions(read, 2));
   adapters::pg_read::PgReadModel pg(pool);
   RedisReadModel redis_model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
-  adapters::redis::RedisQueries queries(redis_model, pg);
+  adapters::redis::RedisQueries queries(redis_model, pool);
 
   auto miss = queries.GetOrder(order);
   ASSERT_TRUE(miss);

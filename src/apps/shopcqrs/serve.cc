@@ -67,7 +67,7 @@ class ApiRole {
       adapters::redis::RedisReadModel::Options options;
       options.endpoint = *RedisEndpointOf(config);
       redis_model_ = std::make_unique<adapters::redis::RedisReadModel>(options);
-      redis_queries_ = std::make_unique<adapters::redis::RedisQueries>(*redis_model_, read_model_);
+      redis_queries_ = std::make_unique<adapters::redis::RedisQueries>(*redis_model_, read_pool_);
     }
     // Single-database mode: the same queries as normalized joins on the write database, through
     // a pool of their own -- the baseline and a migration path. Every commit is visible at once.
