@@ -14,11 +14,7 @@
 namespace shopcqrs::adapters::http {
 namespace {
 
-using infra::http::EqualsIgnoreCase;
-using infra::http::HttpServer;
-using infra::http::Request;
-using infra::http::Response;
-using infra::http::Router;
+using namespace infra::http;
 
 namespace json = boost::json;
 using Headers = std::vector<std::pair<std::string, std::string>>;

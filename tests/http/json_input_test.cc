@@ -8,12 +8,7 @@
 namespace shopcqrs::adapters::http {
 namespace {
 
-using infra::http::BodyPolicy;
-using infra::http::IsJsonContentType;
-using infra::http::MalformedJson;
-using infra::http::ParseJsonBody;
-using infra::http::Problem;
-using infra::http::Request;
+using namespace infra::http;
 
 namespace json = boost::json;
 

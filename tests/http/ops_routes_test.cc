@@ -7,9 +7,7 @@
 namespace shopcqrs::adapters::http {
 namespace {
 
-using infra::http::Request;
-using infra::http::Response;
-using infra::http::Router;
+using namespace infra::http;
 
 namespace json = boost::json;
 

@@ -7,17 +7,7 @@
 namespace shopcqrs::adapters::http {
 namespace {
 
-using infra::http::InternalError;
-using infra::http::MalformedJson;
-using infra::http::MethodNotAllowed;
-using infra::http::NotFound;
-using infra::http::PayloadTooLarge;
-using infra::http::Problem;
-using infra::http::Response;
-using infra::http::ServiceUnavailable;
-using infra::http::ToResponse;
-using infra::http::UnsupportedMediaType;
-using infra::http::ValidationFailed;
+using namespace infra::http;
 
 namespace json = boost::json;
 

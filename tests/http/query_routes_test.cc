@@ -13,9 +13,7 @@
 namespace shopcqrs::adapters::http {
 namespace {
 
-using infra::http::Request;
-using infra::http::Response;
-using infra::http::Router;
+using namespace infra::http;
 
 using namespace std::chrono_literals;
 

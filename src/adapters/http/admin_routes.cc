@@ -4,9 +4,7 @@
 
 namespace shopcqrs::adapters::http {
 
-using infra::http::Request;
-using infra::http::Response;
-using infra::http::Router;
+using namespace infra::http;
 
 void RegisterAdminRoutes(Router& router, std::function<std::vector<ProjectionInfo>()> projections) {
   router.Add("GET", "/v1/admin/projections", [projections](const Request&) {

@@ -10,12 +10,7 @@
 
 namespace shopcqrs::adapters::http {
 
-using infra::http::Problem;
-using infra::http::Request;
-using infra::http::Response;
-using infra::http::Router;
-using infra::http::ServiceUnavailable;
-using infra::http::ToResponse;
+using namespace infra::http;
 
 namespace {
 

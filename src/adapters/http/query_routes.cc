@@ -14,15 +14,7 @@
 
 namespace shopcqrs::adapters::http {
 
-using infra::http::Handler;
-using infra::http::NotFound;
-using infra::http::Problem;
-using infra::http::Request;
-using infra::http::Response;
-using infra::http::Router;
-using infra::http::ServiceUnavailable;
-using infra::http::ToResponse;
-using infra::http::ValidationFailed;
+using namespace infra::http;
 
 namespace {
 

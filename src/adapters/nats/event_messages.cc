@@ -9,11 +9,7 @@
 
 namespace shopcqrs::adapters::nats {
 
-using infra::nats::Check;
-using infra::nats::kMsgIdHeader;
-using infra::nats::MessageHeader;
-using infra::nats::MsgPtr;
-using infra::nats::SetMessageHeader;
+using namespace infra::nats;
 
 namespace {
 

@@ -11,9 +11,7 @@
 
 namespace shopcqrs::adapters::nats {
 
-using infra::nats::Check;
-using infra::nats::JetStreamConnection;
-using infra::nats::MsgPtr;
+using namespace infra::nats;
 
 namespace {
 

@@ -14,11 +14,7 @@
 
 namespace shopcqrs::adapters::redis {
 
-using infra::redis::RedisClient;
-using infra::redis::RedisError;
-using infra::redis::RedisReply;
-using infra::redis::RedisReplyError;
-using infra::redis::RedisScript;
+using namespace infra::redis;
 
 namespace json = boost::json;
 

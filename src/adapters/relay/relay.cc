@@ -14,12 +14,6 @@ namespace shopcqrs::adapters::relay {
 using infra::nats::AppendChain;
 using infra::nats::JetStreamConnection;
 using infra::nats::MsgPtr;
-using nats::EncodeBound;
-using nats::EncodeEvent;
-using nats::FormatCheckpoint;
-using nats::MessageCheckpoint;
-using nats::MessagePrev;
-using nats::SamePosition;
 
 namespace {
 
@@ -142,7 +136,7 @@ void Relay::Run() {
     if (loop.sequence > 0) {
       MsgPtr last(loop.nats->GetMessage(options_.stream, loop.sequence));
       if (!last) throw std::runtime_error("the stream's last message cannot be read");
-      auto checkpoint = MessageCheckpoint(last.get());
+      auto checkpoint = nats::MessageCheckpoint(last.get());
       if (!checkpoint) {
         throw std::runtime_error(
             fmt::format("the stream's last message (#{}) has no checkpoint header", loop.sequence));
@@ -150,16 +144,16 @@ void Relay::Run() {
       loop.checkpoint = *checkpoint;
       // The chain must hold at the stream's end before anything is appended after it: the last
       // message names the one before it (a hole there would otherwise be continued).
-      const auto prev = MessagePrev(last.get());
+      const auto prev = nats::MessagePrev(last.get());
       if (prev && loop.sequence > 1) {
         MsgPtr before(loop.nats->GetMessage(options_.stream, loop.sequence - 1));
-        const auto expected = before ? MessageCheckpoint(before.get()) : std::nullopt;
-        if (expected && !SamePosition(*prev, *expected)) {
+        const auto expected = before ? nats::MessageCheckpoint(before.get()) : std::nullopt;
+        if (expected && !nats::SamePosition(*prev, *expected)) {
           throw std::runtime_error(fmt::format(
               "the stream's last message (#{}) follows {}, but #{} is {}: the stream has a hole; "
               "not appending after it",
-              loop.sequence, FormatCheckpoint(*prev), loop.sequence - 1,
-              FormatCheckpoint(*expected)));
+              loop.sequence, nats::FormatCheckpoint(*prev), loop.sequence - 1,
+              nats::FormatCheckpoint(*expected)));
         }
       }
     }
@@ -228,11 +222,11 @@ void Relay::Run() {
                     ? batch.next.bound
                     : std::max(bound, cqrs::ComposeBound(epoch, event.xid));
         const cqrs::Checkpoint after{event.xid, event.position, bound};
-        messages.push_back(EncodeEvent(event, after, prev));
+        messages.push_back(nats::EncodeEvent(event, after, prev));
         prev = after;
       }
       const bool bound_only = batch.events.empty() && batch.next.bound > from.bound;
-      if (bound_only) messages.push_back(EncodeBound(batch.next, from));
+      if (bound_only) messages.push_back(nats::EncodeBound(batch.next, from));
       if (!messages.empty() && append(messages)) {
         loop.checkpoint = batch.next;
         const auto now = NowMs();
