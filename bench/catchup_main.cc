@@ -29,19 +29,19 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 
-#include "adapters/pg/connection.h"
-#include "adapters/pg/migrator.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "cqrs/projector.h"
 #include "devstack/postgres_server.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
 
 namespace shopcqrs::bench {
 namespace {
 
 namespace json = boost::json;
 namespace fs = std::filesystem;
-using adapters::pg::Connection;
+using infra::pg::Connection;
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point since) {
@@ -290,8 +290,8 @@ int Run(int argc, char** argv) {
   read_server.Start();
   const auto write = write_server.ConnectionString();
   const auto read = read_server.ConnectionString();
-  adapters::pg::ApplyMigrations(write, "pg_write");
-  adapters::pg::ApplyMigrations(read, "pg_read");
+  infra::pg::ApplyMigrations(write, "pg_write");
+  infra::pg::ApplyMigrations(read, "pg_read");
 
   const auto shape = ShapeFor(events);
   auto t0 = Clock::now();

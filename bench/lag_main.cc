@@ -43,19 +43,19 @@
 #include <boost/json.hpp>
 
 #include "adapters/nats/jetstream_source.h"
-#include "adapters/nats/relay.h"
-#include "adapters/pg/connection.h"
-#include "adapters/pg/migrator.h"
-#include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_write/write_store.h"
+#include "adapters/relay/relay.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
 #include "devstack/nats_server.h"
 #include "devstack/postgres_server.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 
 namespace shopcqrs::bench {
 namespace {
@@ -220,7 +220,7 @@ int Run(int argc, char** argv) {
   write_server.Start();
   read_server.Start();
   const auto write = write_server.ConnectionString();
-  adapters::pg::ApplyMigrations(write, "pg_write");
+  infra::pg::ApplyMigrations(write, "pg_write");
   std::unique_ptr<devstack::NatsServer> nats_server;
   if (std::find(sources.begin(), sources.end(), "broker") != sources.end()) {
     nats_server = std::make_unique<devstack::NatsServer>(
@@ -228,7 +228,7 @@ int Run(int argc, char** argv) {
     nats_server->Start();
   }
 
-  adapters::pg::Pool pool(adapters::pg_write::WritePoolOptions(write, threads));
+  infra::pg::Pool pool(adapters::pg_write::WritePoolOptions(write, threads));
   cqrs::ConsistencyTokens tokens;
   adapters::pg_write::PgWriteStore store(pool, tokens);
   adapters::system::SystemClock clock;
@@ -258,17 +258,17 @@ int Run(int argc, char** argv) {
     // A read database of its own per source, projected from the start of the log.
     const auto read = read_server.ConnectionString("read_" + source);
     {
-      adapters::pg::Connection admin(read_server.ConnectionString("postgres"));
+      infra::pg::Connection admin(read_server.ConnectionString("postgres"));
       admin.Exec("CREATE DATABASE read_" + source);
     }
-    adapters::pg::ApplyMigrations(read, "pg_read");
-    std::unique_ptr<adapters::nats::Relay> relay;
+    infra::pg::ApplyMigrations(read, "pg_read");
+    std::unique_ptr<adapters::relay::Relay> relay;
     std::unique_ptr<cqrs::EventSource> reader;
     if (source == "broker") {
-      adapters::nats::Relay::Options relay_options;
+      adapters::relay::Relay::Options relay_options;
       relay_options.write_db = write;
       relay_options.nats.url = nats_server->Url();
-      relay = std::make_unique<adapters::nats::Relay>(relay_options);
+      relay = std::make_unique<adapters::relay::Relay>(relay_options);
       relay->Start();
       adapters::nats::JetStreamSource::Options source_options;
       source_options.nats.url = nats_server->Url();
@@ -287,7 +287,7 @@ int Run(int argc, char** argv) {
     projector.Start();
     BoundTimeline timeline(tracker);
     {
-      adapters::pg::Connection probe(write);
+      infra::pg::Connection probe(write);
       const auto bound =
           static_cast<std::uint64_t>(probe.Exec("SELECT shopcqrs_commit_bound()").Int64(0, 0));
       if (!tracker.WaitFor(bound, std::chrono::seconds(60))) {

@@ -1,5 +1,5 @@
 // shopcqrs-bench-metrics: micro-benchmarks of the Prometheus metrics registry
-// (src/adapters/metrics/registry.h) on the paths the service runs.
+// (src/infra/metrics/registry.h) on the paths the service runs.
 //
 //   nice cmake --build build -j2 --target shopcqrs-bench-metrics
 //   ./build/bench/shopcqrs-bench-metrics --benchmark_repetitions=5
@@ -29,11 +29,11 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include "adapters/metrics/registry.h"
+#include "infra/metrics/registry.h"
 
 namespace {
 
-namespace metrics = shopcqrs::adapters::metrics;
+namespace metrics = shopcqrs::infra::metrics;
 
 constexpr std::array<std::string_view, 10> kCommands = {
     "register_customer", "change_customer_details",

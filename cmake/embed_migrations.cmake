@@ -1,9 +1,10 @@
-# Writes a C++ file holding every adapters/<store>/migrations/NNNN_name.sql file, ordered.
+# Writes a C++ file holding every <ROOT>/<store>/migrations/NNNN_name.sql file, ordered (ROOT is
+# src/adapters: see src/infra/CMakeLists.txt).
 file(GLOB FILES ${ROOT}/*/migrations/*.sql)
 list(SORT FILES)
 set(BODY "// Generated from src/adapters/*/migrations by cmake/embed_migrations.cmake.\n")
-string(APPEND BODY "#include \"adapters/pg/embedded_migrations.h\"\n\n")
-string(APPEND BODY "namespace shopcqrs::adapters::pg {\n\n")
+string(APPEND BODY "#include \"infra/pg/embedded_migrations.h\"\n\n")
+string(APPEND BODY "namespace shopcqrs::infra::pg {\n\n")
 string(APPEND BODY "const std::vector<EmbeddedMigration>& AllEmbeddedMigrations() {\n")
 string(APPEND BODY "  static const std::vector<EmbeddedMigration> kAll = {\n")
 foreach(F ${FILES})
@@ -15,5 +16,5 @@ foreach(F ${FILES})
   file(READ ${F} SQL)
   string(APPEND BODY "      {\"${STORE}\", ${NUM}, \"${NAME}\", R\"__sql__(${SQL})__sql__\"},\n")
 endforeach()
-string(APPEND BODY "  };\n  return kAll;\n}\n\n}  // namespace shopcqrs::adapters::pg\n")
+string(APPEND BODY "  };\n  return kAll;\n}\n\n}  // namespace shopcqrs::infra::pg\n")
 file(WRITE ${OUT} "${BODY}")

@@ -24,7 +24,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
-#include "adapters/pg/connection.h"
+#include "infra/pg/connection.h"
 
 namespace shopcqrs::devstack {
 namespace fs = std::filesystem;
@@ -546,7 +546,7 @@ std::string PostgresServer::RetryReason(const std::string& log) {
 }
 
 void PostgresServer::VerifyAndCreateDatabase() {
-  adapters::pg::Connection conn(ConnectionString("postgres"));
+  infra::pg::Connection conn(ConnectionString("postgres"));
   // Make sure the server answering on the port is ours, not another one that holds it.
   const fs::path served = conn.Exec("SELECT current_setting('data_directory')").String(0, 0);
   std::error_code ec;
@@ -556,7 +556,7 @@ void PostgresServer::VerifyAndCreateDatabase() {
                     options_.name, Port(), served.string()));
   }
   if (!options_.database.empty() && conn.Exec("SELECT 1 FROM pg_database WHERE datname = $1",
-                                              adapters::pg::Params().Add(options_.database))
+                                              infra::pg::Params().Add(options_.database))
                                             .rows() == 0) {
     spdlog::info("[{}] creating database {}", options_.name, options_.database);
     CreateDatabase(options_.database);
@@ -564,20 +564,20 @@ void PostgresServer::VerifyAndCreateDatabase() {
 }
 
 void PostgresServer::CreateDatabase(std::string_view name) {
-  adapters::pg::Connection conn(ConnectionString("postgres"));
-  if (conn.Exec("SELECT 1 FROM pg_database WHERE datname = $1", adapters::pg::Params().Add(name))
+  infra::pg::Connection conn(ConnectionString("postgres"));
+  if (conn.Exec("SELECT 1 FROM pg_database WHERE datname = $1", infra::pg::Params().Add(name))
           .rows() > 0) {
     return;
   }
   try {
     conn.Exec("CREATE DATABASE " + conn.QuoteIdentifier(name));
-  } catch (const adapters::pg::PgError& error) {
+  } catch (const infra::pg::PgError& error) {
     if (error.sqlstate() != "42P04") throw;  // 42P04: created concurrently
   }
 }
 
 void PostgresServer::DropDatabase(std::string_view name) {
-  adapters::pg::Connection conn(ConnectionString("postgres"));
+  infra::pg::Connection conn(ConnectionString("postgres"));
   conn.Exec("DROP DATABASE IF EXISTS " + conn.QuoteIdentifier(name) + " WITH (FORCE)");
 }
 

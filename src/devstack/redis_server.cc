@@ -66,8 +66,8 @@ RedisServer::RedisServer(Options options)
 
 RedisServer::~RedisServer() { supervisor_.Stop(); }
 
-adapters::redis::RedisEndpoint RedisServer::Endpoint() const {
-  adapters::redis::RedisEndpoint endpoint;
+infra::redis::RedisEndpoint RedisServer::Endpoint() const {
+  infra::redis::RedisEndpoint endpoint;
   endpoint.host =
       IsLoopback(options_.bind) || options_.bind == "0.0.0.0" ? "127.0.0.1" : options_.bind;
   endpoint.port = Port();
@@ -84,11 +84,11 @@ void RedisServer::Stop() { supervisor_.Stop(); }
 
 std::string RedisServer::Probe(int port) {
   try {
-    adapters::redis::RedisClient client(adapters::redis::RedisEndpoint{
+    infra::redis::RedisClient client(infra::redis::RedisEndpoint{
         .host = "127.0.0.1", .port = port, .connect_timeout = 500ms, .command_timeout = 2000ms});
     client.Ping();  // a server still loading its AOF answers LOADING (an error reply)
     return {};
-  } catch (const adapters::redis::RedisError& error) {
+  } catch (const infra::redis::RedisError& error) {
     return error.what();
   }
 }

@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "adapters/redis/redis_client.h"
 #include "devstack/server_supervisor.h"
+#include "infra/redis/redis_client.h"
 
 namespace shopcqrs::devstack {
 
@@ -53,7 +53,7 @@ class RedisServer {
   bool IsRunning() { return supervisor_.IsRunning(); }
 
   int Port() const { return supervisor_.Port(); }
-  adapters::redis::RedisEndpoint Endpoint() const;
+  infra::redis::RedisEndpoint Endpoint() const;
   pid_t Pid() const { return supervisor_.Pid(); }
   // How often the supervisor restarted a dead server.
   int Restarts() const { return supervisor_.Restarts(); }

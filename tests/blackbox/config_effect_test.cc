@@ -31,11 +31,12 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
-#include "adapters/nats/jetstream.h"
+#include "adapters/nats/event_messages.h"
 #include "adapters/redis/redis_projection.h"
 #include "blackbox/service_fixture.h"
 #include "devstack/nats_server.h"
 #include "devstack/redis_server.h"
+#include "infra/nats/jetstream.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 
@@ -439,7 +440,7 @@ TEST(ConfigEffectTest, RedisRunsTheRedisProjection) {
 
 // The JetStream stream's last sequence (0 while there is no stream).
 std::uint64_t StreamLength(const std::string& url) {
-  adapters::nats::JetStreamConnection nats({.url = url, .name = "config-effect-test"});
+  infra::nats::JetStreamConnection nats({.url = url, .name = "config-effect-test"});
   try {
     return nats.LastSequence(adapters::nats::kDefaultStream);
   } catch (const std::exception&) {
@@ -449,7 +450,7 @@ std::uint64_t StreamLength(const std::string& url) {
 
 // The durable consumers of the event stream.
 std::vector<std::string> Consumers(const std::string& url) {
-  adapters::nats::JetStreamConnection nats({.url = url, .name = "config-effect-test"});
+  infra::nats::JetStreamConnection nats({.url = url, .name = "config-effect-test"});
   jsConsumerNamesList* list = nullptr;
   jsErrCode code{};
   std::vector<std::string> names;

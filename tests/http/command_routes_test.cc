@@ -5,14 +5,16 @@
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
 
-#include "adapters/http/router.h"
-#include "adapters/http/server.h"
 #include "application/command_service.h"
+#include "infra/http/router.h"
+#include "infra/http/server.h"
 #include "support/http_client.h"
 #include "support/in_memory_write_store.h"
 
 namespace shopcqrs::adapters::http {
 namespace {
+
+using namespace infra::http;
 
 namespace json = boost::json;
 using Headers = std::vector<std::pair<std::string, std::string>>;
@@ -86,7 +88,7 @@ class CommandRoutesTest : public ::testing::Test {
   testing::TestClock clock_;
   testing::CountingIds ids_;
   app::CommandService service_;
-  metrics::Registry registry_;
+  infra::metrics::Registry registry_;
   Router router_;
 };
 

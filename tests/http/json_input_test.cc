@@ -1,4 +1,5 @@
 #include "adapters/http/json_input.h"
+#include "infra/http/json_body.h"
 
 #include <gtest/gtest.h>
 
@@ -6,6 +7,8 @@
 
 namespace shopcqrs::adapters::http {
 namespace {
+
+using namespace infra::http;
 
 namespace json = boost::json;
 

@@ -7,6 +7,8 @@
 namespace shopcqrs::adapters::http {
 namespace {
 
+using namespace infra::http;
+
 namespace json = boost::json;
 
 Response Get(Router& router, std::string target) {
@@ -18,7 +20,7 @@ Response Get(Router& router, std::string target) {
 
 TEST(OpsRoutesTest, Healthz) {
   Router router;
-  metrics::Registry registry;
+  infra::metrics::Registry registry;
   RegisterOpsRoutes(router, registry, {});
   const Response r = Get(router, "/healthz");
   EXPECT_EQ(r.status, 200);
@@ -28,7 +30,7 @@ TEST(OpsRoutesTest, Healthz) {
 
 TEST(OpsRoutesTest, ReadyWhenEveryCheckPasses) {
   Router router;
-  metrics::Registry registry;
+  infra::metrics::Registry registry;
   RegisterOpsRoutes(router, registry,
                     {{"write_db", [] { return true; }}, {"read_db", [] { return true; }}});
   const Response r = Get(router, "/readyz");
@@ -39,7 +41,7 @@ TEST(OpsRoutesTest, ReadyWhenEveryCheckPasses) {
 
 TEST(OpsRoutesTest, NotReadyNamesWhatIsDown) {
   Router router;
-  metrics::Registry registry;
+  infra::metrics::Registry registry;
   bool broker_up = false;
   RegisterOpsRoutes(router, registry,
                     {{"write_db", [] { return true; }},
@@ -64,7 +66,7 @@ TEST(OpsRoutesTest, NotReadyNamesWhatIsDown) {
 
 TEST(OpsRoutesTest, MetricsInPrometheusFormat) {
   Router router;
-  metrics::Registry registry;
+  infra::metrics::Registry registry;
   registry.AddCounter("shopcqrs_events_total", "Events.").Get().Inc(3);
   RegisterOpsRoutes(router, registry, {});
   const Response r = Get(router, "/metrics");

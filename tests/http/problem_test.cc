@@ -7,6 +7,8 @@
 namespace shopcqrs::adapters::http {
 namespace {
 
+using namespace infra::http;
+
 namespace json = boost::json;
 
 TEST(ProblemTest, MapsErrorCategoriesToStatus) {

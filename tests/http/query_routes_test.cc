@@ -7,11 +7,13 @@
 #include <chrono>
 #include <thread>
 
-#include "adapters/http/router.h"
-#include "adapters/metrics/registry.h"
+#include "infra/http/router.h"
+#include "infra/metrics/registry.h"
 
 namespace shopcqrs::adapters::http {
 namespace {
+
+using namespace infra::http;
 
 using namespace std::chrono_literals;
 
@@ -60,7 +62,7 @@ class QueryRoutesTest : public ::testing::Test {
 
   EmptyReadModel model_;
   cqrs::ConsistencyTokens tokens_;
-  metrics::Registry registry_;
+  infra::metrics::Registry registry_;
   cqrs::ProgressTracker read_pg_;
   cqrs::ProgressTracker search_;
   Router router_;

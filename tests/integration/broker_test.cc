@@ -20,15 +20,16 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "adapters/nats/jetstream.h"
+#include "adapters/nats/event_messages.h"
 #include "adapters/nats/jetstream_source.h"
-#include "adapters/nats/relay.h"
-#include "adapters/pg/connection.h"
-#include "adapters/pg/migrator.h"
 #include "adapters/pg_read/projection.h"
+#include "adapters/relay/relay.h"
 #include "cqrs/projector.h"
 #include "devstack/nats_server.h"
 #include "devstack/process.h"
+#include "infra/nats/jetstream.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
@@ -37,11 +38,11 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
-using adapters::nats::JetStreamConnection;
 using adapters::nats::JetStreamSource;
-using adapters::nats::Relay;
-using adapters::pg::Connection;
+using adapters::relay::Relay;
 using devstack::NatsServer;
+using infra::nats::JetStreamConnection;
+using infra::pg::Connection;
 using test_support::Column;
 using test_support::Dump;
 using test_support::Scalar;
@@ -94,7 +95,7 @@ std::vector<StreamEntry> ReadStream(const TempNats& nats) {
   const auto last = connection.LastSequence(stream);
   std::vector<StreamEntry> entries;
   for (std::uint64_t seq = 1; seq <= last; ++seq) {
-    adapters::nats::MsgPtr message(connection.GetMessage(stream, seq));
+    infra::nats::MsgPtr message(connection.GetMessage(stream, seq));
     EXPECT_TRUE(message) << "stream message #" << seq << " missing";
     if (!message) continue;
     StreamEntry entry;
@@ -156,7 +157,7 @@ void WaitStreamCaughtUp(const TempNats& nats, const std::string& write,
     try {
       JetStreamConnection connection(nats.Options("probe"));
       if (const auto last = connection.LastSequence(stream); last > 0) {
-        adapters::nats::MsgPtr message(connection.GetMessage(stream, last));
+        infra::nats::MsgPtr message(connection.GetMessage(stream, last));
         if (auto checkpoint = adapters::nats::MessageCheckpoint(message.get())) {
           bound = checkpoint->bound;
         }
@@ -417,7 +418,7 @@ TEST(BrokerProjection, ReseatsADurableConsumerAheadOfTheStore) {
     relay.Stop();
     JetStreamConnection probe(nats.Options("probe"));
     const auto stream = std::string(adapters::nats::kDefaultStream);
-    adapters::nats::MsgPtr last(probe.GetMessage(stream, probe.LastSequence(stream)));
+    infra::nats::MsgPtr last(probe.GetMessage(stream, probe.LastSequence(stream)));
     const auto end = adapters::nats::MessageCheckpoint(last.get());
     ASSERT_TRUE(end);
     const auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -460,7 +461,7 @@ bool AppendEvents(JetStreamConnection& nats, std::uint64_t last_sequence, cqrs::
     prev = after;
   }
   std::string error;
-  return adapters::nats::AppendChain(nats, messages, last_sequence, &error);
+  return infra::nats::AppendChain(nats, messages, last_sequence, &error);
 }
 
 // A foreign message lands where the relay's next append was to go (a second leader during the
@@ -470,7 +471,7 @@ TEST(Broker, NoAppendIsStoredAfterARefusedOne) {
   TempNats nats;
   JetStreamConnection connection(nats.Options("appender"));
   const auto stream = std::string(adapters::nats::kDefaultStream);
-  connection.EnsureStream(stream);
+  adapters::nats::EnsureEventStream(connection, stream);
   ASSERT_TRUE(AppendEvents(connection, 0, {}, {1}));
   ASSERT_EQ(connection.LastSequence(stream), 1u);
   // An append that expects an empty stream is refused on this one.
@@ -522,7 +523,7 @@ TEST(BrokerProjection, StopsLoudlyAtAHoleTheSequenceNumbersHide) {
   TempNats nats;
   JetStreamConnection connection(nats.Options("appender"));
   const auto stream = std::string(adapters::nats::kDefaultStream);
-  connection.EnsureStream(stream);
+  adapters::nats::EnsureEventStream(connection, stream);
   ASSERT_TRUE(AppendEvents(connection, 0, {}, {1, 2}));
   ASSERT_TRUE(AppendEvents(connection, 2, {1, 3, 1}, {4, 5}));  // follows 3, which is missing
   ASSERT_EQ(connection.LastSequence(stream), 4u);
@@ -554,7 +555,7 @@ TEST(Relay, RefusesToAppendAfterAHoleAtTheStreamsEnd) {
   load.Seed(2, 2);
   JetStreamConnection connection(nats.Options("appender"));
   const auto stream = std::string(adapters::nats::kDefaultStream);
-  connection.EnsureStream(stream);
+  adapters::nats::EnsureEventStream(connection, stream);
   ASSERT_TRUE(AppendEvents(connection, 0, {}, {1}));
   ASSERT_TRUE(AppendEvents(connection, 1, {1, 2, 1}, {3}));
   Relay relay(RelayOptions(write, nats));

@@ -18,9 +18,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "adapters/pg/connection.h"
-#include "adapters/pg/migrator.h"
-#include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
 #include "adapters/pg_read/projection.h"
@@ -34,6 +31,9 @@
 #include "cqrs/projector.h"
 #include "devstack/postgres_server.h"
 #include "devstack/process.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
@@ -42,7 +42,7 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
-using adapters::pg::Connection;
+using infra::pg::Connection;
 using test_support::Column;
 using test_support::Dump;
 using test_support::Scalar;
@@ -123,8 +123,8 @@ struct Databases {
   Databases() {
     write = test_support::FreshDatabase("w");
     read = test_support::FreshDatabase("r");
-    adapters::pg::ApplyMigrations(write, "pg_write");
-    adapters::pg::ApplyMigrations(read, "pg_read");
+    infra::pg::ApplyMigrations(write, "pg_write");
+    infra::pg::ApplyMigrations(read, "pg_read");
   }
   std::string write;
   std::string read;
@@ -232,7 +232,7 @@ TEST(OutboxReader, AdversarialCommitOrderAppliesEveryEventExactlyOnce) {
               "aggregate_id, aggregate_version, occurred_at, payload) VALUES "
               "(gen_random_uuid(), $1, 1, 'Customer', $2::text::uuid, $3, now(), json_build_object("
               "'customer_id', $2::text, 'name', $4::text, 'email', $4::text || '@x'))",
-              adapters::pg::Params().Add(type).Add(id).Add(version).Add(
+              infra::pg::Params().Add(type).Add(id).Add(version).Add(
                   fmt::format("n{}-{}-{}", t, n++, version)));
         }
         if (rng() % 3 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 1500));
@@ -356,8 +356,8 @@ TEST(ProjectorRecovery, ReadServerRestartedUnderLoad) {
   server.Start();
   const auto read = server.ConnectionString();
   const auto write = test_support::FreshDatabase("w");
-  adapters::pg::ApplyMigrations(write, "pg_write");
-  adapters::pg::ApplyMigrations(read, "pg_read");
+  infra::pg::ApplyMigrations(write, "pg_write");
+  infra::pg::ApplyMigrations(read, "pg_read");
   Workload load(write);
   load.Seed(5, 5);
   ProjectorRig rig(write, read, 100);
@@ -426,7 +426,7 @@ TEST(ReadModel, QueriesServeTheProjectedViews) {
   ASSERT_TRUE(search_tracker.WaitFor(*load.tokens.Decode(last->consistency_token), 10s));
   ExpectReadMatchesWrite(db.write, db.read);
 
-  adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
+  infra::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
   adapters::pg_read::PgReadModel model(pool);
 
   auto view = model.GetOrder(order1);
@@ -565,7 +565,7 @@ TEST(ReadProjection, OutOfOrderAggregatesAndRedeliveryAndGaps) {
     try {
       store.Apply(from, batch2, {9, 9, 9});
       ADD_FAILURE() << "a batch from a stale checkpoint was applied";
-    } catch (const adapters::pg::PgError& error) {
+    } catch (const infra::pg::PgError& error) {
       EXPECT_EQ(error.sqlstate(), adapters::pg_read::queries::kCheckpointMovedState);
     }
   }

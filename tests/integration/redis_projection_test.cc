@@ -19,14 +19,10 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "adapters/pg/connection.h"
-#include "adapters/pg/migrator.h"
-#include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
 #include "adapters/pg_write/write_store.h"
-#include "adapters/redis/redis_client.h"
 #include "adapters/redis/redis_projection.h"
 #include "adapters/redis/redis_read_model.h"
 #include "adapters/system/system.h"
@@ -35,6 +31,10 @@
 #include "cqrs/projector.h"
 #include "devstack/redis_server.h"
 #include "domain/time.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
+#include "infra/redis/redis_client.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
@@ -43,10 +43,10 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
-using adapters::pg::Connection;
 using adapters::redis::RedisProjection;
 using adapters::redis::RedisReadModel;
 using devstack::RedisServer;
+using infra::pg::Connection;
 using test_support::Column;
 using test_support::Dump;
 using test_support::Scalar;
@@ -79,7 +79,7 @@ std::string Prefix() {
 
 // Outbox reader + redis projection + projector, wired like the binary would.
 struct RedisRig {
-  RedisRig(const std::string& write, const adapters::redis::RedisEndpoint& endpoint,
+  RedisRig(const std::string& write, const infra::redis::RedisEndpoint& endpoint,
            const std::string& prefix, std::size_t batch = adapters::redis::kRecommendedBatchSize)
       : source({write}),
         store({.endpoint = endpoint, .key_prefix = prefix}),
@@ -95,7 +95,7 @@ struct RedisRig {
 
 // Waits until the checkpoint stored IN REDIS covers every transaction committed so far (the
 // tracker alone is not enough after Redis lost data: it never moves back).
-void WaitCaughtUp(const adapters::redis::RedisEndpoint& endpoint, const std::string& prefix,
+void WaitCaughtUp(const infra::redis::RedisEndpoint& endpoint, const std::string& prefix,
                   const std::string& write, std::chrono::milliseconds timeout = 60s) {
   const auto target = WriteBound(write);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -120,8 +120,7 @@ std::string Opt(const std::optional<std::string>& s) { return s ? *s : "∅"; }
 
 // Asserts that Redis holds exactly what the write database implies: every order view, the
 // top-sellers ranking and the applied-events counter.
-void ExpectRedisMatchesWrite(const std::string& write,
-                             const adapters::redis::RedisEndpoint& endpoint,
+void ExpectRedisMatchesWrite(const std::string& write, const infra::redis::RedisEndpoint& endpoint,
                              const std::string& prefix) {
   Connection c(write);
   auto orders = c.Exec(
@@ -187,7 +186,7 @@ void ExpectRedisMatchesWrite(const std::string& write,
 
 TEST(RedisClient, CommandsPipelinesScriptsAndErrors) {
   TempRedis redis;
-  adapters::redis::RedisClient client(redis.server.Endpoint());
+  infra::redis::RedisClient client(redis.server.Endpoint());
   client.Ping();
   EXPECT_EQ(client.Command({"SET", "k", std::string_view("a\0b", 3)}).str, "OK");
   EXPECT_EQ(client.Command({"GET", "k"}).str, std::string("a\0b", 3));
@@ -196,16 +195,16 @@ TEST(RedisClient, CommandsPipelinesScriptsAndErrors) {
   ASSERT_EQ(replies.size(), 3u);
   EXPECT_EQ(replies[1].integer, 2);
   EXPECT_TRUE(replies[2].IsError());  // WRONGTYPE, returned in place
-  EXPECT_THROW(client.Command({"HGET", "k", "f"}), adapters::redis::RedisReplyError);
+  EXPECT_THROW(client.Command({"HGET", "k", "f"}), infra::redis::RedisReplyError);
   client.Ping();  // still usable after a reply error
 
-  adapters::redis::RedisScript script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+  infra::redis::RedisScript script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
   EXPECT_EQ(client.Eval(script, {"n"}, {"5"}).integer, 7);
   client.Command({"SCRIPT", "FLUSH"});  // NOSCRIPT next time: loaded again
   EXPECT_EQ(client.Eval(script, {"n"}, {"1"}).integer, 8);
 
   redis.server.Stop();
-  EXPECT_THROW(client.Ping(), adapters::redis::RedisConnectionError);
+  EXPECT_THROW(client.Ping(), infra::redis::RedisConnectionError);
   EXPECT_FALSE(client.IsConnected());
   redis.server.Start();
   client.Ping();                                     // reconnects
@@ -380,7 +379,7 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
   RedisProjection other({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
   other.LoadCheckpoint();
   other.Apply({1, 4, 7}, {}, {1, 4, 8});
-  EXPECT_THROW(store.Apply({1, 4, 7}, {}, {1, 4, 9}), adapters::redis::RedisReplyError);
+  EXPECT_THROW(store.Apply({1, 4, 7}, {}, {1, 4, 9}), infra::redis::RedisReplyError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 4, 8}));
   store.Apply({1, 4, 8}, {}, {1, 4, 9});  // after reloading, it goes on
 }
@@ -468,7 +467,7 @@ TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   TempRedis redis;
   const auto write = test_support::MigratedDatabase("w", "pg_write");
   const auto read = test_support::FreshDatabase("r");
-  adapters::pg::ApplyMigrations(read, "pg_read");
+  infra::pg::ApplyMigrations(read, "pg_read");
   const auto prefix = Prefix();
   Workload load(write);
   load.Seed(3, 3);
@@ -492,10 +491,10 @@ TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
     projector.Start();
     ASSERT_TRUE(tracker.WaitFor(WriteBound(write), 30s));
   }
-  adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(read, 2));
+  infra::pg::Pool pool(adapters::pg_read::ReadPoolOptions(read, 2));
   adapters::pg_read::PgReadModel pg(pool);
   RedisReadModel redis_model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
-  adapters::redis::RedisQueries queries(redis_model, pg);
+  adapters::redis::RedisQueries queries(redis_model, pool);
 
   auto miss = queries.GetOrder(order);
   ASSERT_TRUE(miss);
@@ -676,8 +675,8 @@ TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
 TEST(RedisProjection, ScriptRefusesAWholeBatchBeforeItsFirstWrite) {
   TempRedis redis;
   const auto prefix = Prefix();
-  adapters::redis::RedisClient client(redis.server.Endpoint());
-  const adapters::redis::RedisScript script{std::string(adapters::redis::ApplyScriptSource())};
+  infra::redis::RedisClient client(redis.server.Endpoint());
+  const infra::redis::RedisScript script{std::string(adapters::redis::ApplyScriptSource())};
   const std::string order = adapters::system::NewRandomUuid().ToString();
   const std::string product = adapters::system::NewRandomUuid().ToString();
   const std::string lines = fmt::format(
@@ -698,7 +697,7 @@ TEST(RedisProjection, ScriptRefusesAWholeBatchBeforeItsFirstWrite) {
   try {
     client.Eval(script, keys, args);
     ADD_FAILURE() << "an unknown event type was applied";
-  } catch (const adapters::redis::RedisReplyError& error) {
+  } catch (const infra::redis::RedisReplyError& error) {
     EXPECT_NE(std::string_view(error.what()).find("SHOPCQRS_UNKNOWN_EVENT"), std::string::npos);
   }
   EXPECT_EQ(client.Command({"DBSIZE"}).integer, 0);  // not one key written

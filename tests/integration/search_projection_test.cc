@@ -18,9 +18,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "adapters/pg/connection.h"
-#include "adapters/pg/migrator.h"
-#include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
 #include "adapters/pg_read/projection.h"
@@ -32,6 +29,9 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 
@@ -39,9 +39,9 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
-using adapters::pg::Connection;
 using adapters::pg_read::PgReadProjection;
 using adapters::pg_read::SearchProjection;
+using infra::pg::Connection;
 using test_support::Column;
 using test_support::Dump;
 using test_support::Scalar;
@@ -51,8 +51,8 @@ struct Databases {
   Databases() {
     write = test_support::FreshDatabase("w");
     read = test_support::FreshDatabase("r");
-    adapters::pg::ApplyMigrations(write, "pg_write");
-    adapters::pg::ApplyMigrations(read, "pg_read");
+    infra::pg::ApplyMigrations(write, "pg_write");
+    infra::pg::ApplyMigrations(read, "pg_read");
   }
   std::string write;
   std::string read;
@@ -128,7 +128,7 @@ struct Shop {
     auto lease = pool.Acquire();
     return lease
         ->Exec("SELECT total_cents FROM orders WHERE id = $1::uuid",
-               adapters::pg::Params().Add(order.ToString()))
+               infra::pg::Params().Add(order.ToString()))
         .Int64(0, 0);
   }
   std::uint64_t LastBound() const { return *tokens.Decode(last_token); }
@@ -136,7 +136,7 @@ struct Shop {
   cqrs::ConsistencyTokens tokens;
   adapters::system::SystemClock clock;
   adapters::system::RandomIds ids;
-  adapters::pg::Pool pool;
+  infra::pg::Pool pool;
   adapters::pg_write::PgWriteStore store;
   app::CommandService commands;
   std::string last_token;
@@ -244,7 +244,7 @@ TEST(SearchProjection, FindsEveryFieldAndFollowsCustomerUpdates) {
   SearchRig search(db.write, db.read, "search");
   read.WaitCaughtUp(db.write);
   search.WaitCaughtUp(db.write);
-  adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
+  infra::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
   adapters::pg_read::PgReadModel model(pool);
 
   // Newest placed_at first.
@@ -347,7 +347,7 @@ TEST(SearchProjection, TheSameBatchTwiceChangesNothing) {
     try {
       store.Apply(from, first.events, first.next);
       ADD_FAILURE() << "a batch from a stale checkpoint was applied";
-    } catch (const adapters::pg::PgError& error) {
+    } catch (const infra::pg::PgError& error) {
       EXPECT_EQ(error.sqlstate(), adapters::pg_read::queries::kCheckpointMovedState);
     }
   }
@@ -470,7 +470,7 @@ TEST(SearchProjection, CheckpointIsStoredWithTheBatch) {
 TEST(SearchProjection, RunsIndependentlyOfReadPg) {
   Databases db;
   Shop shop(db.write);
-  adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
+  infra::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
   adapters::pg_read::PgReadModel model(pool);
   const auto s = Suffix();
   const auto ann = shop.Customer("Ann Turing", "ann-" + s + "@example.com");
@@ -555,7 +555,7 @@ TEST(SearchProjection, MigrationStartsFromTheReadPgState) {
       "DELETE FROM schema_migrations WHERE version = 3");
   ASSERT_GT(Scalar(db.read, "SELECT count(*) FROM order_views"), 50);
 
-  EXPECT_EQ(adapters::pg::ApplyMigrations(db.read, "pg_read"), 1);
+  EXPECT_EQ(infra::pg::ApplyMigrations(db.read, "pg_read"), 1);
   EXPECT_EQ(SearchProjection(db.read).LoadCheckpoint(), PgReadProjection(db.read).LoadCheckpoint());
   EXPECT_EQ(Dump(db.write, kWriteDocuments), Dump(db.read, kSearchDocuments));
   EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM pg_tables WHERE tablename = 'order_search'"), 0);

@@ -16,9 +16,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "adapters/pg/connection.h"
-#include "adapters/pg/migrator.h"
-#include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
@@ -29,6 +26,9 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 
@@ -36,7 +36,7 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
-using adapters::pg::Connection;
+using infra::pg::Connection;
 using test_support::Column;
 using test_support::Dump;
 using test_support::Scalar;
@@ -106,8 +106,8 @@ class SingleDbTest : public ::testing::Test {
         single_model_(single_pool_) {}
 
   static bool Migrate(const std::string& write, const std::string& read) {
-    adapters::pg::ApplyMigrations(write, "pg_write");
-    adapters::pg::ApplyMigrations(read, "pg_read");
+    infra::pg::ApplyMigrations(write, "pg_write");
+    infra::pg::ApplyMigrations(read, "pg_read");
     return true;
   }
 
@@ -306,11 +306,11 @@ class SingleDbTest : public ::testing::Test {
   cqrs::ConsistencyTokens tokens_;
   adapters::system::SystemClock clock_;
   adapters::system::RandomIds ids_;
-  adapters::pg::Pool write_pool_;
+  infra::pg::Pool write_pool_;
   adapters::pg_write::PgWriteStore store_;
   app::CommandService commands_;
-  adapters::pg::Pool read_pool_;
-  adapters::pg::Pool single_pool_;
+  infra::pg::Pool read_pool_;
+  infra::pg::Pool single_pool_;
   adapters::pg_read::PgReadModel read_model_;
   adapters::pg_single::PgSingleReadModel single_model_;
   std::vector<domain::CustomerId> customers_;

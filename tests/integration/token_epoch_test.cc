@@ -17,12 +17,12 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "adapters/pg/connection.h"
-#include "adapters/pg/migrator.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "application/commands.h"
 #include "cqrs/commit_bound.h"
 #include "devstack/postgres_server.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
 #include "support/sql.h"
 #include "support/workload.h"
 
@@ -76,7 +76,7 @@ TEST(ConsistencyTokens, ATokenIssuedAfterAWriteServerCrashWaitsForItsCommand) {
   devstack::PostgresServer server(options);
   server.Start();
   const auto write = server.ConnectionString();
-  adapters::pg::ApplyMigrations(write, "pg_write");
+  infra::pg::ApplyMigrations(write, "pg_write");
 
   cqrs::ConsistencyTokens tokens;
   std::uint64_t store_bound = 0;
@@ -84,7 +84,7 @@ TEST(ConsistencyTokens, ATokenIssuedAfterAWriteServerCrashWaitsForItsCommand) {
     test_support::Workload load(write);
     ASSERT_FALSE(TokenOf(load, "before").empty());
     // xids handed out, then rolled back: nothing of them is flushed.
-    adapters::pg::Connection c(write);
+    infra::pg::Connection c(write);
     for (int i = 0; i < 300; ++i) c.Exec("BEGIN; SELECT pg_current_xact_id(); ROLLBACK");
     // A read store that has applied everything so far holds the reader's bound.
     adapters::pg_outbox::OutboxReader reader({write});

@@ -7,25 +7,25 @@
 #include <functional>
 #include <thread>
 
-#include "adapters/pg/embedded_migrations.h"
-#include "adapters/pg/migrator.h"
-#include "adapters/pg/pool.h"
 #include "adapters/pg_write/write_store.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
+#include "infra/pg/embedded_migrations.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "support/test_postgres.h"
 
 namespace shopcqrs {
 namespace {
 
-using adapters::pg::Connection;
-using adapters::pg::Pool;
+using infra::pg::Connection;
+using infra::pg::Pool;
 
 class WriteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     conninfo_ = test_support::TestPostgres::Instance().CreateDatabase("write");
-    ASSERT_GT(adapters::pg::ApplyMigrations(conninfo_, "pg_write"), 0);
+    ASSERT_GT(infra::pg::ApplyMigrations(conninfo_, "pg_write"), 0);
     pool_ = std::make_unique<Pool>(adapters::pg_write::WritePoolOptions(conninfo_, 16));
     store_ = std::make_unique<adapters::pg_write::PgWriteStore>(*pool_, tokens_);
     service_ = std::make_unique<app::CommandService>(*store_, clock_, ids_);
@@ -71,14 +71,14 @@ TEST_F(WriteStoreTest, MigrationsAreIdempotentAndSafeConcurrently) {
   std::atomic<int> applied = 0;
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i) {
-    threads.emplace_back([&] { applied += adapters::pg::ApplyMigrations(other, "pg_write"); });
+    threads.emplace_back([&] { applied += infra::pg::ApplyMigrations(other, "pg_write"); });
   }
   for (auto& t : threads) t.join();
-  const auto& all = adapters::pg::AllEmbeddedMigrations();
+  const auto& all = infra::pg::AllEmbeddedMigrations();
   EXPECT_EQ(applied.load(), std::count_if(all.begin(), all.end(), [](const auto& m) {
               return m.store == "pg_write";
             }));  // each one once
-  EXPECT_EQ(adapters::pg::ApplyMigrations(other, "pg_write"), 0);
+  EXPECT_EQ(infra::pg::ApplyMigrations(other, "pg_write"), 0);
 }
 
 TEST_F(WriteStoreTest, RegisterCustomerPersistsStateAndEventInOneTransaction) {

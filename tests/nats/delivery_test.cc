@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "adapters/nats/jetstream.h"
+#include "adapters/nats/event_messages.h"
 
 namespace shopcqrs {
 namespace {

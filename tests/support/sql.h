@@ -11,21 +11,21 @@
 
 #include <gtest/gtest.h>
 
-#include "adapters/pg/connection.h"
-#include "adapters/pg/migrator.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
 #include "support/test_postgres.h"
 
 namespace shopcqrs::test_support {
 
 // The first column of the first row, as an integer.
 inline std::int64_t Scalar(const std::string& conninfo, const std::string& sql) {
-  adapters::pg::Connection c(conninfo);
+  infra::pg::Connection c(conninfo);
   return c.Exec(sql).Int64(0, 0);
 }
 
 // The first column of every row.
 inline std::vector<std::string> Column(const std::string& conninfo, const std::string& sql) {
-  adapters::pg::Connection c(conninfo);
+  infra::pg::Connection c(conninfo);
   auto result = c.Exec(sql);
   std::vector<std::string> values;
   for (int i = 0; i < result.rows(); ++i) values.push_back(result.String(i, 0));
@@ -34,7 +34,7 @@ inline std::vector<std::string> Column(const std::string& conninfo, const std::s
 
 // Every row of `sql`, columns joined with '|' (NULL as "∅"), timestamps in UTC.
 inline std::vector<std::string> Dump(const std::string& conninfo, const std::string& sql) {
-  adapters::pg::Connection c(conninfo);
+  infra::pg::Connection c(conninfo);
   c.Exec("SET TimeZone = 'UTC'");
   std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c.raw(), sql.c_str()), &PQclear);
   EXPECT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQresultErrorMessage(r.get());
@@ -65,7 +65,7 @@ inline std::uint64_t WriteBound(const std::string& write) {
 // A fresh database with the migrations of `store` ("pg_write" or "pg_read") applied.
 inline std::string MigratedDatabase(const std::string& hint, const char* store) {
   auto conninfo = FreshDatabase(hint);
-  adapters::pg::ApplyMigrations(conninfo, store);
+  infra::pg::ApplyMigrations(conninfo, store);
   return conninfo;
 }
 

@@ -18,11 +18,11 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "adapters/pg/pool.h"
 #include "adapters/pg_write/write_store.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
+#include "infra/pg/pool.h"
 
 namespace shopcqrs::test_support {
 
@@ -121,7 +121,7 @@ class Workload {
   cqrs::ConsistencyTokens tokens;
   adapters::system::SystemClock clock;
   adapters::system::RandomIds ids;
-  adapters::pg::Pool pool;
+  infra::pg::Pool pool;
   adapters::pg_write::PgWriteStore store;
   app::CommandService commands;
 

@@ -4,6 +4,8 @@
 
 namespace shopcqrs::adapters::http {
 
+using namespace infra::http;
+
 void RegisterAdminRoutes(Router& router, std::function<std::vector<ProjectionInfo>()> projections) {
   router.Add("GET", "/v1/admin/projections", [projections](const Request&) {
     boost::json::array items;

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "adapters/http/router.h"
+#include "infra/http/router.h"
 
 namespace shopcqrs::adapters::http {
 
@@ -22,6 +22,7 @@ struct ProjectionInfo {
 
 // GET /v1/admin/projections → {items: [{name, store, status, position, events_behind, lag_ms,
 // dead_letters, last_error}]}.
-void RegisterAdminRoutes(Router& router, std::function<std::vector<ProjectionInfo>()> projections);
+void RegisterAdminRoutes(infra::http::Router& router,
+                         std::function<std::vector<ProjectionInfo>()> projections);
 
 }  // namespace shopcqrs::adapters::http

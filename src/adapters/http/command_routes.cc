@@ -14,9 +14,13 @@
 #include <boost/json/serialize.hpp>
 
 #include "adapters/http/json_input.h"
+#include "adapters/http/problem.h"
 #include "domain/ids.h"
+#include "infra/http/json_body.h"
 
 namespace shopcqrs::adapters::http {
+
+using namespace infra::http;
 
 namespace {
 
@@ -27,14 +31,14 @@ using Outcome = std::expected<Response, Problem>;
 // ---- instrumentation ----
 
 struct Instruments {
-  metrics::CounterFamily* total;
-  metrics::Counter* ok;
-  metrics::Histogram* duration;
+  infra::metrics::CounterFamily* total;
+  infra::metrics::Counter* ok;
+  infra::metrics::Histogram* duration;
   std::string command;
 };
 
 template <class Fn>
-Handler Instrumented(metrics::Registry& registry, std::string command, Fn fn) {
+Handler Instrumented(infra::metrics::Registry& registry, std::string command, Fn fn) {
   auto& total = registry.AddCounter("shopcqrs_commands_total",
                                     "Commands handled over HTTP, by command and outcome (ok or "
                                     "the problem code).",
@@ -420,7 +424,7 @@ std::expected<std::optional<std::int64_t>, Problem> ParseIfMatch(const Request& 
 }
 
 void RegisterCommandRoutes(Router& router, app::CommandService& service,
-                           metrics::Registry& registry) {
+                           infra::metrics::Registry& registry) {
   auto add = [&](std::string_view method, std::string_view pattern, std::string command,
                  Outcome (*fn)(app::CommandService&, const Request&)) {
     router.Add(method, pattern,

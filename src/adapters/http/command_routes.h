@@ -26,16 +26,16 @@
 #include <string>
 #include <string_view>
 
-#include "adapters/http/problem.h"
-#include "adapters/http/router.h"
-#include "adapters/metrics/registry.h"
 #include "application/command_service.h"
 #include "application/commands.h"
+#include "infra/http/problem.h"
+#include "infra/http/router.h"
+#include "infra/metrics/registry.h"
 
 namespace shopcqrs::adapters::http {
 
-void RegisterCommandRoutes(Router& router, app::CommandService& service,
-                           metrics::Registry& registry);
+void RegisterCommandRoutes(infra::http::Router& router, app::CommandService& service,
+                           infra::metrics::Registry& registry);
 
 // Helpers, exposed for tests and for other write-side routes.
 inline constexpr std::size_t kMaxIdempotencyKeyLength = 200;
@@ -47,8 +47,10 @@ std::string RequestFingerprint(std::string_view method, std::string_view path,
 std::string LegacyRequestFingerprint(std::string_view method, std::string_view path,
                                      std::string_view body);
 // The Idempotency-Key header, if any, with this request's fingerprint.
-std::expected<std::optional<app::Idempotency>, Problem> ParseIdempotencyKey(const Request& request);
+std::expected<std::optional<app::Idempotency>, infra::http::Problem> ParseIdempotencyKey(
+    const infra::http::Request& request);
 // The If-Match header as an expected version, if any.
-std::expected<std::optional<std::int64_t>, Problem> ParseIfMatch(const Request& request);
+std::expected<std::optional<std::int64_t>, infra::http::Problem> ParseIfMatch(
+    const infra::http::Request& request);
 
 }  // namespace shopcqrs::adapters::http

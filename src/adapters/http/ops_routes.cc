@@ -6,9 +6,11 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
-#include "adapters/http/problem.h"
+#include "infra/http/problem.h"
 
 namespace shopcqrs::adapters::http {
+
+using namespace infra::http;
 
 namespace {
 
@@ -45,7 +47,7 @@ Response Readiness(const std::vector<ReadinessCheck>& checks) {
 
 }  // namespace
 
-void RegisterOpsRoutes(Router& router, metrics::Registry& registry,
+void RegisterOpsRoutes(Router& router, infra::metrics::Registry& registry,
                        std::vector<ReadinessCheck> checks) {
   router.Add("GET", "/healthz",
              [](const Request&) { return Response::Json(200, R"({"status":"ok"})"); });

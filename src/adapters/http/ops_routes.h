@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "adapters/http/router.h"
-#include "adapters/metrics/registry.h"
+#include "infra/http/router.h"
+#include "infra/metrics/registry.h"
 
 namespace shopcqrs::adapters::http {
 
@@ -25,7 +25,7 @@ inline constexpr std::string_view kPrometheusContentType =
     "text/plain; version=0.0.4; charset=utf-8";
 
 // `registry` must outlive the router.
-void RegisterOpsRoutes(Router& router, metrics::Registry& registry,
+void RegisterOpsRoutes(infra::http::Router& router, infra::metrics::Registry& registry,
                        std::vector<ReadinessCheck> checks);
 
 }  // namespace shopcqrs::adapters::http

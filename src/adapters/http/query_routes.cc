@@ -14,6 +14,8 @@
 
 namespace shopcqrs::adapters::http {
 
+using namespace infra::http;
+
 namespace {
 
 namespace json = boost::json;
@@ -304,8 +306,8 @@ Outcome DailySales(Context& c, const Request& request) {
 using QueryFn = Outcome (*)(Context&, const Request&);
 
 // `also` (may be null): a second store whose progress the query waits for.
-Handler Query(std::shared_ptr<Context> context, metrics::Registry& registry, std::string name,
-              QueryFn fn, const cqrs::ProgressTracker* also = nullptr) {
+Handler Query(std::shared_ptr<Context> context, infra::metrics::Registry& registry,
+              std::string name, QueryFn fn, const cqrs::ProgressTracker* also = nullptr) {
   auto& total = registry.AddCounter("shopcqrs_queries_total",
                                     "Queries answered over HTTP, by query and outcome (ok or the "
                                     "problem code).",
@@ -347,7 +349,7 @@ Handler Query(std::shared_ptr<Context> context, metrics::Registry& registry, std
 
 void RegisterQueryRoutes(Router& router, app::ReadModel& model,
                          const cqrs::ConsistencyTokens& tokens,
-                         const cqrs::ProgressTracker& progress, metrics::Registry& registry,
+                         const cqrs::ProgressTracker& progress, infra::metrics::Registry& registry,
                          const cqrs::ProgressTracker* cache_progress, QueryRouteOptions options,
                          const cqrs::ProgressTracker* search_progress) {
   auto context = std::make_shared<Context>(Context{model, tokens, progress, options});

@@ -2,11 +2,11 @@
 
 #include <chrono>
 
-#include "adapters/http/router.h"
-#include "adapters/metrics/registry.h"
 #include "application/read_model.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "infra/http/router.h"
+#include "infra/metrics/registry.h"
 
 namespace shopcqrs::adapters::http {
 
@@ -24,9 +24,9 @@ struct QueryRouteOptions {
 // `search_progress`, when given, is the progress of the search projection whose documents
 // select the orders of GET /v1/search/orders (their summaries come from the store of
 // `progress`); that query then waits for both.
-void RegisterQueryRoutes(Router& router, app::ReadModel& model,
+void RegisterQueryRoutes(infra::http::Router& router, app::ReadModel& model,
                          const cqrs::ConsistencyTokens& tokens,
-                         const cqrs::ProgressTracker& progress, metrics::Registry& registry,
+                         const cqrs::ProgressTracker& progress, infra::metrics::Registry& registry,
                          const cqrs::ProgressTracker* cache_progress = nullptr,
                          QueryRouteOptions options = {},
                          const cqrs::ProgressTracker* search_progress = nullptr);

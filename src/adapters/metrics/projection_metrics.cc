@@ -10,7 +10,7 @@ std::vector<double> LagBuckets() {
 }
 }  // namespace
 
-ProjectionMetrics::ProjectionMetrics(Registry& registry)
+ProjectionMetrics::ProjectionMetrics(infra::metrics::Registry& registry)
     : lag_(registry.AddHistogram("shopcqrs_projection_lag_seconds",
                                  "Time from an event's commit to its application by a projection.",
                                  {"projection"}, LagBuckets())),

@@ -1,7 +1,7 @@
 #pragma once
 
-#include "adapters/metrics/registry.h"
 #include "cqrs/projector.h"
+#include "infra/metrics/registry.h"
 
 namespace shopcqrs::adapters::metrics {
 
@@ -10,7 +10,7 @@ namespace shopcqrs::adapters::metrics {
 // (events applied) and shopcqrs_projection_errors_total, each labelled by projection.
 class ProjectionMetrics final : public cqrs::ProjectorObserver {
  public:
-  explicit ProjectionMetrics(Registry& registry);
+  explicit ProjectionMetrics(infra::metrics::Registry& registry);
 
   void OnEventApplied(std::string_view projection, const cqrs::StoredEvent& event,
                       std::chrono::duration<double> lag) override;
@@ -18,11 +18,11 @@ class ProjectionMetrics final : public cqrs::ProjectorObserver {
   void OnError(std::string_view projection, std::string_view what, bool fatal) override;
 
  private:
-  HistogramFamily& lag_;
-  GaugeFamily& position_;
-  GaugeFamily& bound_;
-  CounterFamily& events_;
-  CounterFamily& errors_;
+  infra::metrics::HistogramFamily& lag_;
+  infra::metrics::GaugeFamily& position_;
+  infra::metrics::GaugeFamily& bound_;
+  infra::metrics::CounterFamily& events_;
+  infra::metrics::CounterFamily& errors_;
 };
 
 }  // namespace shopcqrs::adapters::metrics

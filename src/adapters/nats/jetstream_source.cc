@@ -11,6 +11,8 @@
 
 namespace shopcqrs::adapters::nats {
 
+using namespace infra::nats;
+
 namespace {
 
 // How long a consumer may stay idle while the stream holds more before it is re-seated.
@@ -169,7 +171,7 @@ void JetStreamSource::Subscribe(const std::string& deliver_subject) {
 
 void JetStreamSource::Seat(const cqrs::Checkpoint& after) {
   DropSubscription();
-  nats_->EnsureStream(options_.stream);
+  EnsureEventStream(*nats_, options_.stream);
   std::string deliver_subject = ConsumerMatches(after);
   if (deliver_subject.empty()) {
     jsErrCode code = static_cast<jsErrCode>(0);

@@ -9,8 +9,9 @@
 #include <optional>
 #include <string>
 
-#include "adapters/nats/jetstream.h"
+#include "adapters/nats/event_messages.h"
 #include "cqrs/projector.h"
+#include "infra/nats/jetstream.h"
 
 namespace shopcqrs::adapters::nats {
 
@@ -35,7 +36,7 @@ namespace shopcqrs::adapters::nats {
 class JetStreamSource final : public cqrs::EventSource {
  public:
   struct Options {
-    JetStreamConnection::Options nats;
+    infra::nats::JetStreamConnection::Options nats;
     std::string stream = std::string(kDefaultStream);
     std::string consumer;  // durable name; no '.', '*', '>' or spaces
     std::chrono::milliseconds ack_wait{60'000};
@@ -64,7 +65,7 @@ class JetStreamSource final : public cqrs::EventSource {
 
   Options options_;
   mutable std::mutex mutex_;
-  std::unique_ptr<JetStreamConnection> nats_;
+  std::unique_ptr<infra::nats::JetStreamConnection> nats_;
   natsSubscription* subscription_ = nullptr;
   bool seated_ = false;
   cqrs::Checkpoint cursor_;            // checkpoint after the last message handed out

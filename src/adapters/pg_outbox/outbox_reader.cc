@@ -16,7 +16,7 @@ namespace {
 // below pg_snapshot_xmin can no longer appear or change, so walking them in (xid, position)
 // order from the checkpoint is complete. The lateral join yields the bound even with no rows.
 // Served by outbox_xid_position_idx (row comparison as index condition).
-constexpr pg::Statement kFetch{
+constexpr infra::pg::Statement kFetch{
     "outbox_fetch",
     "SELECT s.xmin::text, o.position, o.xid::text, o.event_id::text, o.event_type, "
     "o.schema_version, o.aggregate_type, o.aggregate_id::text, o.aggregate_version, "
@@ -27,7 +27,7 @@ constexpr pg::Statement kFetch{
     "  ORDER BY outbox.xid, outbox.position LIMIT $3) o ON true "
     "ORDER BY o.xid, o.position"};
 
-constexpr pg::Statement kOldestBlocking{
+constexpr infra::pg::Statement kOldestBlocking{
     "outbox_oldest_blocking",
     "SELECT backend_xid::text, "
     "(extract(epoch FROM now() - coalesce(xact_start, now())) * 1000)::bigint, pid, "
@@ -35,7 +35,7 @@ constexpr pg::Statement kOldestBlocking{
     "WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC LIMIT 1"};
 
 // Committed events after a checkpoint (served by the same index as the fetch).
-constexpr pg::Statement kCountAfter{
+constexpr infra::pg::Statement kCountAfter{
     "outbox_count_after",
     "SELECT count(*) FROM outbox WHERE (xid, position) > ($1::xid8, $2::bigint)"};
 
@@ -56,7 +56,7 @@ OutboxReader::OutboxReader(Options options)
                    .session = {.application_name = "shopcqrs-outbox-reader"},
                    .statements = {kFetch, kOldestBlocking, kCountAfter},
                    .listen = {kOutboxChannel},
-                   .on_connect = [this](pg::Connection& connection) {
+                   .on_connect = [this](infra::pg::Connection& connection) {
                      // The epoch of the write server's current start: a session cannot
                      // outlive it.
                      epoch_ = ParseU64(connection.Exec("SELECT shopcqrs_write_epoch()").Text(0, 0));
@@ -64,7 +64,7 @@ OutboxReader::OutboxReader(Options options)
 
 OutboxReader::~OutboxReader() = default;
 
-pg::Connection& OutboxReader::Connected() { return connection_.Get(); }
+infra::pg::Connection& OutboxReader::Connected() { return connection_.Get(); }
 
 void OutboxReader::Reset() {
   std::lock_guard lock(mutex_);
@@ -77,19 +77,19 @@ cqrs::EventBatch OutboxReader::FetchBatch(const cqrs::Checkpoint& after, std::si
   // Notifications that arrived so far are answered by this fetch; later ones stay queued.
   try {
     connection.WaitForNotifications(std::chrono::milliseconds(0));
-  } catch (const pg::ConnectionLost&) {
+  } catch (const infra::pg::ConnectionLost&) {
     connection_.Reset();
     throw;
   }
   notified_ = false;
 
-  pg::Result rows;
+  infra::pg::Result rows;
   try {
-    rows = connection.ExecPrepared(kFetch, pg::Params()
+    rows = connection.ExecPrepared(kFetch, infra::pg::Params()
                                                .Add(std::to_string(after.xid))
                                                .Add(after.position)
                                                .Add(static_cast<std::int64_t>(max)));
-  } catch (const pg::ConnectionLost&) {
+  } catch (const infra::pg::ConnectionLost&) {
     connection_.Reset();
     throw;
   }
@@ -133,7 +133,7 @@ bool OutboxReader::WaitForChange(std::chrono::milliseconds timeout) {
   if (notified_) return true;
   try {
     notified_ = !connection.WaitForNotifications(std::min(timeout, options_.poll_interval)).empty();
-  } catch (const pg::ConnectionLost&) {
+  } catch (const infra::pg::ConnectionLost&) {
     connection_.Reset();
     throw;
   }
@@ -143,10 +143,10 @@ bool OutboxReader::WaitForChange(std::chrono::milliseconds timeout) {
 std::optional<BlockingTransaction> OutboxReader::OldestBlockingTransaction() {
   std::lock_guard lock(mutex_);
   auto& connection = Connected();
-  pg::Result rows;
+  infra::pg::Result rows;
   try {
     rows = connection.ExecPrepared(kOldestBlocking, {});
-  } catch (const pg::ConnectionLost&) {
+  } catch (const infra::pg::ConnectionLost&) {
     connection_.Reset();
     throw;
   }
@@ -163,7 +163,7 @@ std::optional<BlockingTransaction> OutboxReader::OldestBlockingTransaction() {
 
 // Notifications that arrive while other statements run are buffered by libpq; an instance used
 // only for monitoring would otherwise collect them forever.
-void OutboxReader::DrainNotifications(pg::Connection& connection) {
+void OutboxReader::DrainNotifications(infra::pg::Connection& connection) {
   if (!connection.WaitForNotifications(std::chrono::milliseconds(0)).empty()) notified_ = true;
 }
 
@@ -171,12 +171,12 @@ std::int64_t OutboxReader::CountAfter(const cqrs::Checkpoint& after) {
   std::lock_guard lock(mutex_);
   auto& connection = Connected();
   try {
-    pg::Params params;
+    infra::pg::Params params;
     params.Add(std::to_string(after.xid)).Add(after.position);
     const auto count = connection.ExecPrepared(kCountAfter, params).Int64(0, 0);
     DrainNotifications(connection);
     return count;
-  } catch (const pg::ConnectionLost&) {
+  } catch (const infra::pg::ConnectionLost&) {
     connection_.Reset();
     throw;
   }

@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "adapters/pg/connection.h"
 #include "cqrs/projector.h"
+#include "infra/pg/connection.h"
 
 namespace shopcqrs::adapters::pg_outbox {
 
@@ -49,12 +49,12 @@ class OutboxReader final : public cqrs::EventSource {
   std::int64_t CountAfter(const cqrs::Checkpoint& after);
 
  private:
-  pg::Connection& Connected();                          // mutex_ held
-  void DrainNotifications(pg::Connection& connection);  // mutex_ held
+  infra::pg::Connection& Connected();                          // mutex_ held
+  void DrainNotifications(infra::pg::Connection& connection);  // mutex_ held
 
   Options options_;
   std::mutex mutex_;
-  pg::ReconnectingConnection connection_;
+  infra::pg::ReconnectingConnection connection_;
   std::uint64_t epoch_ = 0;  // of the write server's start the connection belongs to
   bool notified_ = false;    // a notification arrived since the last fetch
 };

@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "adapters/pg/connection.h"
+#include "infra/pg/connection.h"
 
 namespace shopcqrs::adapters::pg_read {
 
@@ -34,7 +34,7 @@ ProgressListener::ProgressListener(std::string conninfo, cqrs::ProgressTracker& 
       thread_([this](std::stop_token stop) { Run(std::move(stop)); }) {}
 
 void ProgressListener::Run(std::stop_token stop) {
-  pg::ReconnectingConnection connection(
+  infra::pg::ReconnectingConnection connection(
       {.conninfo = conninfo_,
        .session = {.application_name = "shopcqrs-progress-listener"},
        .listen = {kProgressChannel}});
@@ -48,7 +48,7 @@ void ProgressListener::Run(std::stop_token stop) {
         // Set, not raised: after a read-server restart the stored bound is the truth, even if
         // lower than what was heard before (notifications only ever raise it).
         auto rows = c.Exec("SELECT bound FROM projection_checkpoints WHERE name = $1",
-                           pg::Params().Add(name_));
+                           infra::pg::Params().Add(name_));
         if (rows.rows() == 1) tracker_.Reset(static_cast<std::uint64_t>(rows.Int64(0, 0)));
         polled_session = connection.Sessions();
         last_poll = now;

@@ -4,6 +4,7 @@
 #include <exception>
 #include <map>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -14,41 +15,36 @@
 
 namespace shopcqrs::adapters::pg_read {
 
-using pg::Params;
+using infra::pg::Params;
+using projection_support::BatchTransaction;
+using projection_support::Col;
 using projection_support::JsonOut;
-using projection_support::kNone;
-using projection_support::ToU64;
-using projection_support::UuidArray;
+using projection_support::LoadRows;
+using projection_support::RawJsonCol;
 
 namespace {
 
-// Batches with at least this many changed orders send them by COPY (see Apply).
+// Batches with at least this many changed orders send them by COPY (see QueueWrites).
 constexpr std::size_t kCopyOrdersFrom = 256;
 
-struct CustomerRow {
+struct CustomerRow : projection_support::RowState {
   std::optional<std::string> name;
   std::optional<std::string> email;
   std::int64_t order_count = 0;
   std::int64_t lifetime_value_cents = 0;
-  std::int64_t version = 0;
-  bool dirty = false;
   bool details_changed = false;
 };
 
-struct ProductRow {
+struct ProductRow : projection_support::RowState {
   std::optional<std::string> sku;
   std::optional<std::string> name;
   std::int64_t price_cents = 0;
   std::int64_t stock = 0;
   std::int64_t units_sold = 0;
   std::int64_t revenue_cents = 0;
-  std::int64_t version = 0;
-  bool dirty = false;
 };
 
-struct OrderRow {
-  bool exists = false;
-  bool dirty = false;
+struct OrderRow : projection_support::RowState {
   std::string customer_id;
   std::optional<std::string> customer_name;
   std::optional<std::string> customer_email;
@@ -64,9 +60,32 @@ struct OrderRow {
   std::optional<std::string> payment_reference;
   std::optional<std::string> tracking_number;
   std::optional<std::string> cancel_reason;
-  std::int64_t version = 0;
   std::string line_text;
 };
+
+// The columns of the rows: what kLoadOrders, kLoadCustomers and kLoadProducts answer after the
+// id, and what kUpsertOrders, kUpsertCustomers and kUpsertProducts take.
+constexpr auto kOrderColumns = std::tuple(
+    Col("customer_id", &OrderRow::customer_id), Col("customer_name", &OrderRow::customer_name),
+    Col("customer_email", &OrderRow::customer_email), Col("status", &OrderRow::status),
+    RawJsonCol("lines", &OrderRow::lines), Col("item_count", &OrderRow::item_count),
+    Col("total_cents", &OrderRow::total_cents), Col("placed_at", &OrderRow::placed_at),
+    Col("paid_at", &OrderRow::paid_at), Col("shipped_at", &OrderRow::shipped_at),
+    Col("delivered_at", &OrderRow::delivered_at), Col("cancelled_at", &OrderRow::cancelled_at),
+    Col("payment_reference", &OrderRow::payment_reference),
+    Col("tracking_number", &OrderRow::tracking_number),
+    Col("cancel_reason", &OrderRow::cancel_reason), Col("version", &OrderRow::version),
+    Col("line_text", &OrderRow::line_text));
+constexpr auto kCustomerColumns =
+    std::tuple(Col("name", &CustomerRow::name), Col("email", &CustomerRow::email),
+               Col("order_count", &CustomerRow::order_count),
+               Col("lifetime_value_cents", &CustomerRow::lifetime_value_cents),
+               Col("version", &CustomerRow::version));
+constexpr auto kProductColumns = std::tuple(
+    Col("sku", &ProductRow::sku), Col("name", &ProductRow::name),
+    Col("price_cents", &ProductRow::price_cents), Col("stock", &ProductRow::stock),
+    Col("units_sold", &ProductRow::units_sold), Col("revenue_cents", &ProductRow::revenue_cents),
+    Col("version", &ProductRow::version));
 
 struct DayDelta {
   std::int64_t placed = 0;
@@ -80,8 +99,47 @@ int DayOf(domain::Timestamp t) {
 }
 
 // The whole projection state a batch touches, applied in memory.
-class BatchState {
+class BatchState final : public projection_support::Batch {
  public:
+  explicit BatchState(const std::vector<cqrs::StoredEvent>& events)
+      : decoded_(projection_support::DecodeAll(events)) {
+    for (const auto& event : decoded_) NoteIds(event);
+  }
+
+  void QueueLoads(BatchTransaction& tx) override {
+    LoadRows(tx, queries::kLoadOrders, orders_, kOrderColumns);
+    LoadRows(tx, queries::kLoadCustomers, customers_, kCustomerColumns);
+    LoadRows(tx, queries::kLoadProducts, products_, kProductColumns);
+  }
+
+  std::int64_t ApplyEvents(const std::vector<cqrs::StoredEvent>& events) override {
+    std::int64_t applied = 0;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      if (Apply(events[i], decoded_[i])) ++applied;
+    }
+    Finish();
+    return applied;
+  }
+
+  void QueueWrites(BatchTransaction& tx) override {
+    // Large batches (catching up) move the order rows by COPY into a staging table: one round
+    // trip more, but no JSON for the server to parse.
+    auto& write = tx.Writes();
+    if (DirtyOrders() >= kCopyOrdersFrom) {
+      tx.Begin();
+      tx.connection().Exec(queries::kCreateOrderStage);
+      tx.connection().CopyIn(queries::kCopyOrderStage, OrdersCopyText());
+      write.AddText(queries::kUpsertOrdersFromStage);
+    } else if (auto rows = OrdersJson()) {
+      write.Add(queries::kUpsertOrders, Params().Add(*rows));
+    }
+    if (auto rows = CustomersJson()) write.Add(queries::kUpsertCustomers, Params().Add(*rows));
+    if (auto rows = ProductsJson()) write.Add(queries::kUpsertProducts, Params().Add(*rows));
+    if (auto rows = DailyJson()) write.Add(queries::kAddDailySales, Params().Add(*rows));
+    if (auto ids = ChangedCustomers()) write.Add(queries::kPropagateCustomers, Params().Add(*ids));
+  }
+
+ private:
   void NoteIds(const domain::DomainEvent& event) {
     std::visit(
         [&](const auto& e) {
@@ -99,59 +157,6 @@ class BatchState {
           }
         },
         event.payload);
-  }
-
-  std::string OrderIds() const { return KeysArray(orders_); }
-  std::string CustomerIds() const { return KeysArray(customers_); }
-  std::string ProductIds() const { return KeysArray(products_); }
-  bool HasOrders() const { return !orders_.empty(); }
-  bool HasCustomers() const { return !customers_.empty(); }
-  bool HasProducts() const { return !products_.empty(); }
-
-  void LoadOrders(const pg::Result& r) {
-    for (int i = 0; i < r.rows(); ++i) {
-      auto& o = orders_[r.String(i, 0)];
-      o.exists = true;
-      o.customer_id = r.String(i, 1);
-      o.customer_name = r.OptString(i, 2);
-      o.customer_email = r.OptString(i, 3);
-      o.status = r.String(i, 4);
-      o.lines = r.String(i, 5);
-      o.item_count = r.Int64(i, 6);
-      o.total_cents = r.Int64(i, 7);
-      o.placed_at = r.Int64(i, 8);
-      o.paid_at = r.OptInt64(i, 9);
-      o.shipped_at = r.OptInt64(i, 10);
-      o.delivered_at = r.OptInt64(i, 11);
-      o.cancelled_at = r.OptInt64(i, 12);
-      o.payment_reference = r.OptString(i, 13);
-      o.tracking_number = r.OptString(i, 14);
-      o.cancel_reason = r.OptString(i, 15);
-      o.version = r.Int64(i, 16);
-      o.line_text = r.String(i, 17);
-    }
-  }
-  void LoadCustomers(const pg::Result& r) {
-    for (int i = 0; i < r.rows(); ++i) {
-      auto& c = customers_[r.String(i, 0)];
-      c.name = r.OptString(i, 1);
-      c.email = r.OptString(i, 2);
-      c.order_count = r.Int64(i, 3);
-      c.lifetime_value_cents = r.Int64(i, 4);
-      c.version = r.Int64(i, 5);
-    }
-  }
-  void LoadProducts(const pg::Result& r) {
-    for (int i = 0; i < r.rows(); ++i) {
-      auto& p = products_[r.String(i, 0)];
-      p.sku = r.OptString(i, 1);
-      p.name = r.OptString(i, 2);
-      p.price_cents = r.Int64(i, 3);
-      p.stock = r.Int64(i, 4);
-      p.units_sold = r.Int64(i, 5);
-      p.revenue_cents = r.Int64(i, 6);
-      p.version = r.Int64(i, 7);
-    }
   }
 
   // Applies one event unless its aggregate already has it. Answers whether it was applied.
@@ -193,28 +198,7 @@ class BatchState {
   }
 
   std::optional<std::string> OrdersJson() const {
-    return projection_support::RowsJson(
-        orders_, [](const auto& o) { return o.dirty; },
-        [](JsonOut& out, const auto& id, const auto& o) {
-          out.Field("id", id);
-          out.Field("customer_id", o.customer_id);
-          out.Field("customer_name", o.customer_name);
-          out.Field("customer_email", o.customer_email);
-          out.Field("status", o.status);
-          out.RawField("lines", o.lines);
-          out.Field("item_count", o.item_count);
-          out.Field("total_cents", o.total_cents);
-          out.Field("placed_at", o.placed_at);
-          out.Field("paid_at", o.paid_at);
-          out.Field("shipped_at", o.shipped_at);
-          out.Field("delivered_at", o.delivered_at);
-          out.Field("cancelled_at", o.cancelled_at);
-          out.Field("payment_reference", o.payment_reference);
-          out.Field("tracking_number", o.tracking_number);
-          out.Field("cancel_reason", o.cancel_reason);
-          out.Field("version", o.version);
-          out.Field("line_text", o.line_text);
-        });
+    return projection_support::ColumnsJson(orders_, &OrderRow::dirty, kOrderColumns);
   }
   std::size_t DirtyOrders() const {
     std::size_t n = 0;
@@ -301,30 +285,10 @@ class BatchState {
     return out;
   }
   std::optional<std::string> CustomersJson() const {
-    return projection_support::RowsJson(
-        customers_, [](const auto& c) { return c.dirty; },
-        [](JsonOut& out, const auto& id, const auto& c) {
-          out.Field("id", id);
-          out.Field("name", c.name);
-          out.Field("email", c.email);
-          out.Field("order_count", c.order_count);
-          out.Field("lifetime_value_cents", c.lifetime_value_cents);
-          out.Field("version", c.version);
-        });
+    return projection_support::ColumnsJson(customers_, &CustomerRow::dirty, kCustomerColumns);
   }
   std::optional<std::string> ProductsJson() const {
-    return projection_support::RowsJson(
-        products_, [](const auto& p) { return p.dirty; },
-        [](JsonOut& out, const auto& id, const auto& p) {
-          out.Field("id", id);
-          out.Field("sku", p.sku);
-          out.Field("name", p.name);
-          out.Field("price_cents", p.price_cents);
-          out.Field("stock", p.stock);
-          out.Field("units_sold", p.units_sold);
-          out.Field("revenue_cents", p.revenue_cents);
-          out.Field("version", p.version);
-        });
+    return projection_support::ColumnsJson(products_, &ProductRow::dirty, kProductColumns);
   }
   std::optional<std::string> DailyJson() const {
     return projection_support::RowsJson(
@@ -337,21 +301,7 @@ class BatchState {
         });
   }
   std::optional<std::string> ChangedCustomers() const {
-    std::vector<std::string> ids;
-    for (const auto& [id, c] : customers_) {
-      if (c.details_changed) ids.push_back(id);
-    }
-    if (ids.empty()) return std::nullopt;
-    return UuidArray(ids);
-  }
-
- private:
-  template <class Map>
-  static std::string KeysArray(const Map& map) {
-    std::vector<std::string> ids;
-    ids.reserve(map.size());
-    for (const auto& [id, row] : map) ids.push_back(id);
-    return UuidArray(ids);
+    return projection_support::KeysArrayWhere(customers_, &CustomerRow::details_changed);
   }
 
   CustomerRow& Customer(const domain::CustomerId& id) {
@@ -397,7 +347,6 @@ class BatchState {
   }
   void On(const domain::OrderPlaced& e, domain::Timestamp at) {
     auto& o = Order(e.order_id);
-    o.exists = true;
     o.customer_id = e.customer_id.ToString();
     o.status = "placed";
     o.item_count = 0;
@@ -475,79 +424,13 @@ class BatchState {
   std::unordered_map<std::string, ProductRow> products_;
   std::unordered_map<std::string, OrderRow> orders_;
   std::map<int, DayDelta> days_;
+  std::vector<domain::DomainEvent> decoded_;
 };
 
 }  // namespace
 
 PgReadProjection::PgReadProjection(std::string conninfo, std::string name)
-    : name_(std::move(name)), connection_(std::move(conninfo)) {}
-
-PgReadProjection::~PgReadProjection() = default;
-
-void PgReadProjection::Reset() { connection_.Reset(); }
-
-cqrs::Checkpoint PgReadProjection::LoadCheckpoint() { return connection_.LoadCheckpoint(name_); }
-
-PgReadProjection::Timings PgReadProjection::GetTimings() const {
-  std::lock_guard lock(timings_mutex_);
-  return timings_;
-}
-
-void PgReadProjection::Apply(const cqrs::Checkpoint& from,
-                             const std::vector<cqrs::StoredEvent>& events,
-                             const cqrs::Checkpoint& checkpoint) {
-  using Clock = projection_support::ApplyTimings::Clock;
-  Clock::time_point t[6];
-  t[0] = Clock::now();
-  const std::vector<domain::DomainEvent> decoded = projection_support::DecodeAll(events);
-  BatchState state;
-  for (const auto& event : decoded) state.NoteIds(event);
-  t[1] = Clock::now();
-
-  projection_support::BatchTransaction tx(connection_, name_, from);
-  const auto orders_at =
-      state.HasOrders() ? tx.Load(queries::kLoadOrders, Params().Add(state.OrderIds())) : kNone;
-  const auto customers_at =
-      state.HasCustomers() ? tx.Load(queries::kLoadCustomers, Params().Add(state.CustomerIds()))
-                           : kNone;
-  const auto products_at = state.HasProducts()
-                               ? tx.Load(queries::kLoadProducts, Params().Add(state.ProductIds()))
-                               : kNone;
-  auto loaded = tx.RunLoads();
-  if (orders_at != kNone) state.LoadOrders(loaded[orders_at]);
-  if (customers_at != kNone) state.LoadCustomers(loaded[customers_at]);
-  if (products_at != kNone) state.LoadProducts(loaded[products_at]);
-  t[2] = Clock::now();
-
-  std::int64_t applied = 0;
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (state.Apply(events[i], decoded[i])) ++applied;
-  }
-  state.Finish();
-  t[3] = Clock::now();
-
-  // Large batches (catching up) move the order rows by COPY into a staging table: one round
-  // trip more, but no JSON for the server to parse.
-  auto& write = tx.Writes();
-  if (state.DirtyOrders() >= kCopyOrdersFrom) {
-    tx.Begin();
-    tx.connection().Exec(queries::kCreateOrderStage);
-    tx.connection().CopyIn(queries::kCopyOrderStage, state.OrdersCopyText());
-    write.AddText(queries::kUpsertOrdersFromStage);
-  } else if (auto rows = state.OrdersJson()) {
-    write.Add(queries::kUpsertOrders, Params().Add(*rows));
-  }
-  if (auto rows = state.CustomersJson()) write.Add(queries::kUpsertCustomers, Params().Add(*rows));
-  if (auto rows = state.ProductsJson()) write.Add(queries::kUpsertProducts, Params().Add(*rows));
-  if (auto rows = state.DailyJson()) write.Add(queries::kAddDailySales, Params().Add(*rows));
-  if (auto ids = state.ChangedCustomers()) {
-    write.Add(queries::kPropagateCustomers, Params().Add(*ids));
-  }
-  t[4] = Clock::now();
-  tx.Commit(checkpoint, applied);
-  t[5] = Clock::now();
-  std::lock_guard lock(timings_mutex_);
-  timings_.AddBatch(events.size(), t);
-}
+    : BatchProjection(std::move(conninfo), std::move(name),
+                      &projection_support::MakeBatch<BatchState>) {}
 
 }  // namespace shopcqrs::adapters::pg_read

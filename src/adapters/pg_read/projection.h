@@ -1,15 +1,8 @@
 #pragma once
 
-#include <atomic>
-#include <chrono>
-#include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
-#include "adapters/pg/connection.h"
 #include "adapters/pg_read/projection_support.h"
-#include "cqrs/projector.h"
 
 namespace shopcqrs::adapters::pg_read {
 
@@ -19,32 +12,15 @@ inline constexpr const char* kProjectionName = "read_pg";
 inline constexpr const char* kProgressChannel = "shopcqrs_progress";
 
 // The "read_pg" projection: order, customer, product and daily-sales views in the read
-// PostgreSQL database. Each Apply is one transaction: lock the checkpoint row, load the rows
-// the batch touches, apply the events in memory (skipping events whose aggregate version is
-// not above the stored one; a version gap throws cqrs::FatalProjectionError), write the rows
-// back set-based, store the checkpoint, NOTIFY, COMMIT -- two round trips per batch. Uses its
-// own connection, reopened after a fault. Order search is a projection of its own
-// (SearchProjection, search_projection.h).
-class PgReadProjection final : public cqrs::ProjectionStore {
+// PostgreSQL database. Each Apply is one transaction (projection_support::BatchProjection): lock
+// the checkpoint row, load the rows the batch touches, apply the events in memory (skipping
+// events whose aggregate version is not above the stored one; a version gap throws
+// cqrs::FatalProjectionError), write the rows back set-based, store the checkpoint, NOTIFY,
+// COMMIT -- two round trips per batch. Uses its own connection, reopened after a fault. Order
+// search is a projection of its own (SearchProjection, search_projection.h).
+class PgReadProjection final : public projection_support::BatchProjection {
  public:
-  // Cumulative wall time of Apply's phases, in seconds (for benchmarks and profiling).
-  using Timings = projection_support::ApplyTimings;
-
   explicit PgReadProjection(std::string conninfo, std::string name = kProjectionName);
-  ~PgReadProjection() override;
-
-  cqrs::Checkpoint LoadCheckpoint() override;
-  void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
-             const cqrs::Checkpoint& to) override;
-  void Reset() override;
-  Timings GetTimings() const;
-
- private:
-  mutable std::mutex timings_mutex_;
-  Timings timings_;
-
-  std::string name_;
-  projection_support::ProjectorConnection connection_;
 };
 
 }  // namespace shopcqrs::adapters::pg_read

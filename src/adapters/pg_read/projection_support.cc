@@ -8,7 +8,7 @@
 
 namespace shopcqrs::adapters::pg_read::projection_support {
 
-using pg::Params;
+using infra::pg::Params;
 
 namespace {
 
@@ -80,21 +80,21 @@ ProjectorConnection::ProjectorConnection(std::string conninfo)
                                             {"synchronous_commit", "on"}}},
                    .statements = queries::All()}) {}
 
-pg::Connection& ProjectorConnection::Get() { return connection_.Get(); }
+infra::pg::Connection& ProjectorConnection::Get() { return connection_.Get(); }
 
 cqrs::Checkpoint ProjectorConnection::LoadCheckpoint(const std::string& name) {
   try {
     auto r = Get().ExecPrepared(queries::kLoadCheckpoint, Params().Add(name));
     if (r.rows() == 0) return {};
     return cqrs::Checkpoint{ToU64(r.Int64(0, 0)), r.Int64(0, 1), ToU64(r.Int64(0, 2))};
-  } catch (const pg::ConnectionLost&) {
+  } catch (const infra::pg::ConnectionLost&) {
     connection_.Reset();
     throw;
   }
 }
 
 void ProjectorConnection::Abandon() {
-  pg::Connection* connection = connection_.IfOpen();  // a broken one is dropped
+  infra::pg::Connection* connection = connection_.IfOpen();  // a broken one is dropped
   if (connection && connection->InTransaction()) {
     try {
       connection->Exec("ROLLBACK");
@@ -106,7 +106,7 @@ void ProjectorConnection::Abandon() {
 
 namespace {
 
-void QueueBegin(pg::Connection::Pipeline& pipeline, const std::string& name,
+void QueueBegin(infra::pg::Connection::Pipeline& pipeline, const std::string& name,
                 const cqrs::Checkpoint& from) {
   pipeline.AddText("BEGIN");
   pipeline.Add(queries::kClaimCheckpoint, Params()
@@ -134,17 +134,17 @@ BatchTransaction::~BatchTransaction() {
   if (begun_ && !committed_) connection_.Abandon();
 }
 
-std::size_t BatchTransaction::Load(const pg::Statement& statement, pg::Params params) {
+void BatchTransaction::Load(const infra::pg::Statement& statement, infra::pg::Params params,
+                            Reader read) {
   loads_.Add(statement, std::move(params));
-  return queued_loads_++;
+  readers_.push_back(std::move(read));
 }
 
-std::vector<pg::Result> BatchTransaction::RunLoads() {
-  if (queued_loads_ == 0) return {};  // BEGIN and the claim go with the writes
+void BatchTransaction::RunLoads() {
+  if (readers_.empty()) return;  // BEGIN and the claim go with the writes
   begun_ = true;
-  auto results = loads_.Run();
-  results.erase(results.begin(), results.begin() + kBeginStatements);
-  return results;
+  const auto results = loads_.Run();
+  for (std::size_t i = 0; i < readers_.size(); ++i) readers_[i](results[kBeginStatements + i]);
 }
 
 void BatchTransaction::Begin() {
@@ -156,7 +156,7 @@ void BatchTransaction::Begin() {
 void BatchTransaction::Commit(const cqrs::Checkpoint& to, std::int64_t applied) {
   if (!begun_) {
     // Nothing was loaded or sent: the whole transaction is one round trip.
-    pg::Connection::Pipeline first(connection_.Get());
+    infra::pg::Connection::Pipeline first(connection_.Get());
     QueueBegin(first, name_, from_);
     writes_.Prepend(std::move(first));
   }
@@ -171,6 +171,45 @@ void BatchTransaction::Commit(const cqrs::Checkpoint& to, std::int64_t applied) 
   writes_.AddText("COMMIT");
   writes_.Run();
   committed_ = true;
+}
+
+BatchProjection::BatchProjection(std::string conninfo, std::string name, Decoder decode)
+    : decode_(decode), name_(std::move(name)), connection_(std::move(conninfo)) {}
+
+BatchProjection::~BatchProjection() = default;
+
+void BatchProjection::Reset() { connection_.Reset(); }
+
+cqrs::Checkpoint BatchProjection::LoadCheckpoint() { return connection_.LoadCheckpoint(name_); }
+
+BatchProjection::Timings BatchProjection::GetTimings() const {
+  std::lock_guard lock(timings_mutex_);
+  return timings_;
+}
+
+void BatchProjection::Apply(const cqrs::Checkpoint& from,
+                            const std::vector<cqrs::StoredEvent>& events,
+                            const cqrs::Checkpoint& to) {
+  using Clock = Timings::Clock;
+  Clock::time_point t[6];
+  t[0] = Clock::now();
+  const auto batch = decode_(events);
+  t[1] = Clock::now();
+
+  BatchTransaction tx(connection_, name_, from);
+  batch->QueueLoads(tx);
+  tx.RunLoads();
+  t[2] = Clock::now();
+
+  const std::int64_t applied = batch->ApplyEvents(events);
+  t[3] = Clock::now();
+
+  batch->QueueWrites(tx);
+  t[4] = Clock::now();
+  tx.Commit(to, applied);
+  t[5] = Clock::now();
+  std::lock_guard lock(timings_mutex_);
+  timings_.AddBatch(events.size(), t);
 }
 
 }  // namespace shopcqrs::adapters::pg_read::projection_support

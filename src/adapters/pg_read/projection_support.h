@@ -3,21 +3,27 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <ranges>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
 
-#include "adapters/pg/connection.h"
 #include "cqrs/projector.h"
 #include "domain/events.h"
+#include "infra/pg/connection.h"
 
-// Shared by the projections of the read database (PgReadProjection, SearchProjection): the
-// projector connection, the checkpoint protocol of a batch transaction, payload decoding and
+// Shared by the projections of the read database (PgReadProjection, SearchProjection): their
+// shape (BatchProjection: one batch transaction per Apply, in timed phases), the projector
+// connection, the checkpoint protocol of a batch transaction, loading rows, payload decoding and
 // the JSON text the set-based writes take.
 namespace shopcqrs::adapters::pg_read::projection_support {
 
@@ -33,6 +39,39 @@ std::string UuidArray(const Range& ids) {
   }
   out.push_back('}');
   return out;
+}
+
+// The uuid[] of the keys of `rows` (a map of id -> row).
+template <class Rows>
+std::string KeysArray(const Rows& rows) {
+  return UuidArray(std::views::keys(rows));
+}
+
+// The uuid[] of the keys of the rows `include` (a predicate or a pointer to a bool member)
+// accepts; nullopt when it accepts none.
+template <class Rows, class Include>
+std::optional<std::string> KeysArrayWhere(const Rows& rows, Include include) {
+  std::vector<std::string_view> ids;
+  for (const auto& [id, row] : rows) {
+    if (std::invoke(include, row)) ids.push_back(id);
+  }
+  if (ids.empty()) return std::nullopt;
+  return UuidArray(ids);
+}
+
+// Reads column `col` of row `row` into `out`: text, nullable text, bigint or nullable bigint.
+template <class T>
+void ReadColumn(const infra::pg::Result& r, int row, int col, T& out) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    out = r.String(row, col);
+  } else if constexpr (std::is_same_v<T, std::optional<std::string>>) {
+    out = r.OptString(row, col);
+  } else if constexpr (std::is_same_v<T, std::int64_t>) {
+    out = r.Int64(row, col);
+  } else {
+    static_assert(std::is_same_v<T, std::optional<std::int64_t>>);
+    out = r.OptInt64(row, col);
+  }
 }
 
 // A minimal JSON text writer for the set-based writes: the rows go out as one JSON array per
@@ -112,21 +151,66 @@ class JsonOut {
   bool first_ = true;
 };
 
-// A JSON array with one object per row of `rows` (a map of id -> row) that `include` accepts,
-// written by `fields(out, id, row)`; nullopt when no row is included.
+// A JSON array with one object per row of `rows` (a map of key -> row) that `include` accepts
+// (a predicate or a pointer to a bool member), written by `fields(out, key, row)`; nullopt when
+// no row is included.
 template <class Rows, class Include, class Fields>
 std::optional<std::string> RowsJson(const Rows& rows, Include include, Fields fields) {
   JsonOut out;
   out.BeginArray();
-  for (const auto& [id, row] : rows) {
-    if (!include(row)) continue;
+  for (const auto& [key, row] : rows) {
+    if (!std::invoke(include, row)) continue;
     out.BeginObject();
-    fields(out, id, row);
+    fields(out, key, row);
     out.EndObject();
   }
   if (out.Empty()) return std::nullopt;
   out.EndArray();
   return out.Take();
+}
+
+// What every row of a batch carries: the version of the aggregate it stands for (0: the store
+// has no row for it yet) and whether the batch changed it.
+struct RowState {
+  std::int64_t version = 0;
+  bool dirty = false;
+};
+
+// One column of a row type: its name in the JSON the upserts take and the member that holds it
+// (RawJson: a member holding JSON text, written as is). A row type's columns are a tuple of
+// them, in the order its load statement answers them after the id (LoadRows).
+template <class Row, class T, bool RawJson = false>
+struct Column {
+  std::string_view name;
+  T Row::*member;
+};
+template <class Row, class T>
+constexpr Column<Row, T> Col(std::string_view name, T Row::*member) {
+  return {name, member};
+}
+template <class Row>
+constexpr Column<Row, std::string, true> RawJsonCol(std::string_view name,
+                                                    std::string Row::*member) {
+  return {name, member};
+}
+
+template <class Row, class T, bool RawJson, class R>
+void WriteColumn(JsonOut& out, const Column<Row, T, RawJson>& column, const R& row) {
+  if constexpr (RawJson) {
+    out.RawField(column.name, row.*column.member);
+  } else {
+    out.Field(column.name, row.*column.member);
+  }
+}
+
+// RowsJson of `columns`, each object led by the row's "id".
+template <class Rows, class Include, class... Columns>
+std::optional<std::string> ColumnsJson(const Rows& rows, Include include,
+                                       const std::tuple<Columns...>& columns) {
+  return RowsJson(rows, include, [&columns](JsonOut& out, const auto& id, const auto& row) {
+    out.Field("id", id);
+    std::apply([&](const auto&... column) { (WriteColumn(out, column, row), ...); }, columns);
+  });
 }
 
 // Decodes the payloads (JSON parsing is most of the client-side work of a batch); large
@@ -167,7 +251,7 @@ class ProjectorConnection {
  public:
   explicit ProjectorConnection(std::string conninfo);
 
-  pg::Connection& Get();
+  infra::pg::Connection& Get();
   void Reset() { connection_.Reset(); }
   // The stored checkpoint of projection `name` (all zero when it has none).
   cqrs::Checkpoint LoadCheckpoint(const std::string& name);
@@ -176,19 +260,16 @@ class ProjectorConnection {
   void Abandon();
 
  private:
-  pg::ReconnectingConnection connection_;
+  infra::pg::ReconnectingConnection connection_;
 };
-
-// The index Load never answers: a load that was not queued.
-inline constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
 // One batch transaction of a read-database projection, in at most two round trips:
 //   1. BEGIN, the compare-and-set claim of the checkpoint row (created if missing, locked, and
 //      required to hold `from`, else the transaction fails with SQLSTATE
 //      queries::kCheckpointMovedState before anything is written: concurrent projectors of one
 //      projection serialize here, and everything loaded afterwards is current) and the loads
-//      queued with Load -- RunLoads sends them. With nothing to load, BEGIN and the claim go
-//      with the writes instead: one round trip.
+//      queued with Load -- RunLoads sends them and hands each result to its reader. With
+//      nothing to load, BEGIN and the claim go with the writes instead: one round trip.
 //   2. the writes queued on Writes(), the checkpoint (exactly `to`), the NOTIFY of
 //      kProgressChannel ("<name>:<bound>", what ProgressListener follows) and COMMIT -- Commit.
 // A transaction not committed is rolled back (or its broken connection dropped) when it ends.
@@ -200,25 +281,92 @@ class BatchTransaction {
   BatchTransaction(const BatchTransaction&) = delete;
   BatchTransaction& operator=(const BatchTransaction&) = delete;
 
-  // Queues a load; answers the index of its result in what RunLoads answers.
-  std::size_t Load(const pg::Statement& statement, pg::Params params);
-  std::vector<pg::Result> RunLoads();
+  using Reader = std::function<void(const infra::pg::Result&)>;
+  // Queues a load; RunLoads hands its result to `read`.
+  void Load(const infra::pg::Statement& statement, infra::pg::Params params, Reader read);
+  void RunLoads();
   // Sends BEGIN and the claim now if they are still queued (before statements outside the
   // pipelines, such as COPY).
   void Begin();
-  pg::Connection& connection() { return connection_.Get(); }
-  pg::Connection::Pipeline& Writes() { return writes_; }
+  infra::pg::Connection& connection() { return connection_.Get(); }
+  infra::pg::Connection::Pipeline& Writes() { return writes_; }
   void Commit(const cqrs::Checkpoint& to, std::int64_t applied);
 
  private:
   ProjectorConnection& connection_;
   const std::string& name_;
   cqrs::Checkpoint from_;
-  pg::Connection::Pipeline loads_;
-  pg::Connection::Pipeline writes_;
-  std::size_t queued_loads_ = 0;
+  infra::pg::Connection::Pipeline loads_;
+  infra::pg::Connection::Pipeline writes_;
+  std::vector<Reader> readers_;
   bool begun_ = false;
   bool committed_ = false;
 };
+
+// Queues the load of the rows of `rows` (a map of id -> row; nothing when it is empty) by
+// `statement`: its one parameter is their ids' uuid[], its columns the id and then `columns`.
+template <class Rows, class... Columns>
+void LoadRows(BatchTransaction& tx, const infra::pg::Statement& statement, Rows& rows,
+              const std::tuple<Columns...>& columns) {
+  if (rows.empty()) return;
+  tx.Load(
+      statement, infra::pg::Params().Add(KeysArray(rows)),
+      [&rows, columns](const infra::pg::Result& r) {
+        for (int i = 0; i < r.rows(); ++i) {
+          auto& row = rows[r.String(i, 0)];
+          int col = 1;
+          std::apply(
+              [&](const auto&... column) { (ReadColumn(r, i, col++, row.*column.member), ...); },
+              columns);
+        }
+      });
+}
+
+// The state one batch of a projection works on: the rows its events touch, loaded, changed in
+// memory and written back.
+class Batch {
+ public:
+  virtual ~Batch() = default;
+  // Queues the loads of the rows the events touch (LoadRows).
+  virtual void QueueLoads(BatchTransaction& tx) = 0;
+  // Applies the events to the loaded rows; answers how many count as applied.
+  virtual std::int64_t ApplyEvents(const std::vector<cqrs::StoredEvent>& events) = 0;
+  // Queues the writes of the changed rows on tx.Writes() (or sends them, e.g. by COPY).
+  virtual void QueueWrites(BatchTransaction& tx) = 0;
+};
+
+// A projection of the read database: its own connection (reopened after a fault) and
+// checkpoint row, and an Apply that is one BatchTransaction in timed phases -- decode the
+// payloads into the batch's state (`decode`, which notes the rows the events touch); load those
+// rows with the checkpoint claim (one round trip); apply the events in memory; queue the writes;
+// commit them with the checkpoint and the NOTIFY (one round trip).
+class BatchProjection : public cqrs::ProjectionStore {
+ public:
+  // Cumulative wall time of Apply's phases, in seconds (for benchmarks and profiling).
+  using Timings = ApplyTimings;
+  using Decoder = std::unique_ptr<Batch> (*)(const std::vector<cqrs::StoredEvent>& events);
+
+  BatchProjection(std::string conninfo, std::string name, Decoder decode);
+  ~BatchProjection() override;
+
+  cqrs::Checkpoint LoadCheckpoint() override;
+  void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
+             const cqrs::Checkpoint& to) override;
+  void Reset() override;
+  Timings GetTimings() const;
+
+ private:
+  Decoder decode_;
+  std::string name_;
+  ProjectorConnection connection_;
+  mutable std::mutex timings_mutex_;
+  Timings timings_;
+};
+
+// A Decoder that builds batch state `State` from the events.
+template <class State>
+std::unique_ptr<Batch> MakeBatch(const std::vector<cqrs::StoredEvent>& events) {
+  return std::make_unique<State>(events);
+}
 
 }  // namespace shopcqrs::adapters::pg_read::projection_support

@@ -3,13 +3,13 @@
 #include <string_view>
 #include <vector>
 
-#include "adapters/pg/connection.h"
+#include "infra/pg/connection.h"
 
 // Every SQL statement of the read-database adapter, prepared on each connection by name.
 // Timestamps travel as integer milliseconds since the Unix epoch (exact both ways).
 namespace shopcqrs::adapters::pg_read::queries {
 
-using pg::Statement;
+using infra::pg::Statement;
 
 // ---- projections (writes; one transaction per batch) ----
 // Checkpoint statements shared by the projections of the read database (projection_support.h).

@@ -14,7 +14,7 @@
 namespace shopcqrs::adapters::pg_read {
 
 namespace json = boost::json;
-using pg::Params;
+using infra::pg::Params;
 using namespace rows;  // NOLINT: the shared row helpers
 
 namespace {
@@ -23,11 +23,11 @@ constexpr std::string_view kCursorPrefix = "c1.";
 
 }  // namespace
 
-pg::Pool::Options ReadPoolOptions(std::string conninfo, int size) {
-  pg::Pool::Options options;
+infra::pg::Pool::Options ReadPoolOptions(std::string conninfo, int size) {
+  infra::pg::Pool::Options options;
   options.conninfo = std::move(conninfo);
   options.size = size;
-  options.on_connect = [](pg::Connection& connection) {
+  options.on_connect = [](infra::pg::Connection& connection) {
     connection.Exec("SET application_name = 'shopcqrs-read'; SET TimeZone = 'UTC'");
     connection.PrepareAll(queries::All());
   };
@@ -70,14 +70,15 @@ const QueryStatements& ReadStatements() {
   return kStatements;
 }
 
-PgReadModel::PgReadModel(pg::Pool& pool, const QueryStatements& statements)
+PgReadModel::PgReadModel(infra::pg::Pool& pool, const QueryStatements& statements)
     : pool_(pool), q_(statements) {}
 
-pg::Result PgReadModel::Run(const pg::Statement& statement, const pg::Params& params) {
+infra::pg::Result PgReadModel::Run(const infra::pg::Statement& statement,
+                                   const infra::pg::Params& params) {
   try {
     auto lease = pool_.Acquire();
     return lease->ExecPrepared(statement, params);
-  } catch (const pg::ConnectionLost& error) {
+  } catch (const infra::pg::ConnectionLost& error) {
     // The port's word for it: the store cannot be reached (the transport answers 503).
     throw app::StoreUnavailable(error.what());
   }
@@ -101,7 +102,7 @@ domain::Result<app::OrderPage> PgReadModel::ListOrders(const app::OrderListQuery
   auto params = CursorParams(query.cursor);
   if (!params) return std::unexpected(params.error());
   params->Add(*limit + 1);
-  const pg::Statement* statement = q_.list_orders;
+  const infra::pg::Statement* statement = q_.list_orders;
   if (query.customer_id) {
     statement = q_.list_orders_by_customer;
     params->Add(query.customer_id->ToString()).Add(query.status);
@@ -166,7 +167,7 @@ domain::Result<std::vector<app::OrderSummary>> PgReadModel::SearchOrders(std::st
     return std::unexpected(
         domain::ValidationFailed("q must hold 1..10 words and at most 200 characters"));
   }
-  auto r = Run(*q_.search_orders, Params().Add(pg::ArrayLiteral(patterns)).Add(limit));
+  auto r = Run(*q_.search_orders, Params().Add(infra::pg::ArrayLiteral(patterns)).Add(limit));
   std::vector<app::OrderSummary> items;
   for (int i = 0; i < r.rows(); ++i) items.push_back(SummaryFromRow(r, i));
   return items;

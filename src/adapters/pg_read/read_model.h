@@ -5,13 +5,13 @@
 #include <string_view>
 #include <utility>
 
-#include "adapters/pg/pool.h"
 #include "application/read_model.h"
+#include "infra/pg/pool.h"
 
 namespace shopcqrs::adapters::pg_read {
 
 // Pool options for the read database: UTC session, statements prepared on every connection.
-pg::Pool::Options ReadPoolOptions(std::string conninfo, int size);
+infra::pg::Pool::Options ReadPoolOptions(std::string conninfo, int size);
 
 // Opaque keyset cursor of the order lists: the last item's (placed_at, id).
 std::string EncodeOrderCursor(domain::Timestamp placed_at, const domain::Uuid& id);
@@ -21,22 +21,22 @@ std::optional<std::pair<domain::Timestamp, domain::Uuid>> DecodeOrderCursor(std:
 // The statements a query model runs. Every set returns the same columns, so one model serves
 // the flat read database (pg_read) and the joins on the write database (pg_single).
 struct QueryStatements {
-  const pg::Statement* get_order;
-  const pg::Statement* list_orders;
-  const pg::Statement* list_orders_by_customer;
-  const pg::Statement* list_orders_by_status;
-  const pg::Statement* get_customer;
-  const pg::Statement* get_product;
-  const pg::Statement* top_products;
-  const pg::Statement* search_orders;
-  const pg::Statement* daily_sales;
+  const infra::pg::Statement* get_order;
+  const infra::pg::Statement* list_orders;
+  const infra::pg::Statement* list_orders_by_customer;
+  const infra::pg::Statement* list_orders_by_status;
+  const infra::pg::Statement* get_customer;
+  const infra::pg::Statement* get_product;
+  const infra::pg::Statement* top_products;
+  const infra::pg::Statement* search_orders;
+  const infra::pg::Statement* daily_sales;
 };
 const QueryStatements& ReadStatements();  // pg_read's denormalized views
 
 class PgReadModel : public app::ReadModel {
  public:
-  explicit PgReadModel(pg::Pool& pool) : PgReadModel(pool, ReadStatements()) {}
-  PgReadModel(pg::Pool& pool, const QueryStatements& statements);
+  explicit PgReadModel(infra::pg::Pool& pool) : PgReadModel(pool, ReadStatements()) {}
+  PgReadModel(infra::pg::Pool& pool, const QueryStatements& statements);
 
   std::optional<app::OrderView> GetOrder(const domain::OrderId& id) override;
   domain::Result<app::OrderPage> ListOrders(const app::OrderListQuery& query) override;
@@ -54,9 +54,9 @@ class PgReadModel : public app::ReadModel {
  private:
   // Acquires a connection and runs one statement; a lost connection (or none to be had) is
   // app::StoreUnavailable, the port's word for a store that cannot be reached.
-  pg::Result Run(const pg::Statement& statement, const pg::Params& params);
+  infra::pg::Result Run(const infra::pg::Statement& statement, const infra::pg::Params& params);
 
-  pg::Pool& pool_;
+  infra::pg::Pool& pool_;
   const QueryStatements& q_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <unordered_map>
 #include <variant>
@@ -12,27 +13,32 @@
 
 namespace shopcqrs::adapters::pg_read {
 
-using pg::Params;
-using projection_support::JsonOut;
-using projection_support::kNone;
-using projection_support::UuidArray;
+using infra::pg::Params;
+using projection_support::BatchTransaction;
+using projection_support::Col;
+using projection_support::LoadRows;
 
 namespace {
 
-struct CustomerRow {
+struct CustomerRow : projection_support::RowState {  // version 0: not registered yet
   std::string name;
   std::string email;
-  std::int64_t version = 0;  // 0: not registered yet (no row)
-  bool dirty = false;
 };
 
-struct OrderRow {
+struct OrderRow : projection_support::RowState {  // version 0: OrderPlaced not applied yet
   std::string customer_id;
   std::string line_text;
   std::optional<std::string> tracking_number;
-  std::int64_t version = 0;  // 0: no document yet (OrderPlaced not applied)
-  bool dirty = false;
 };
+
+// The columns of the rows: what kLoadSearchCustomers and kLoadSearchOrders answer after the id,
+// and what kUpsertSearchCustomers and kUpsertSearchOrders take.
+constexpr auto kCustomerColumns =
+    std::tuple(Col("name", &CustomerRow::name), Col("email", &CustomerRow::email),
+               Col("version", &CustomerRow::version));
+constexpr auto kOrderColumns = std::tuple(
+    Col("customer_id", &OrderRow::customer_id), Col("line_text", &OrderRow::line_text),
+    Col("tracking_number", &OrderRow::tracking_number), Col("version", &OrderRow::version));
 
 // The event types that change search documents (the others are not even parsed).
 bool Searchable(std::string_view type) {
@@ -41,8 +47,43 @@ bool Searchable(std::string_view type) {
 }
 
 // The search state a batch touches, applied in memory.
-class SearchBatch {
+class SearchBatch final : public projection_support::Batch {
  public:
+  explicit SearchBatch(const std::vector<cqrs::StoredEvent>& events)
+      : decoded_(projection_support::DecodeWanted(events, &Searchable)) {
+    for (const auto& event : decoded_) {
+      if (event) NoteIds(*event);
+    }
+  }
+
+  void QueueLoads(BatchTransaction& tx) override {
+    // With nothing to load (no event of the batch changes a document): one round trip.
+    LoadRows(tx, queries::kLoadSearchOrders, orders_, kOrderColumns);
+    LoadRows(tx, queries::kLoadSearchCustomers, customers_, kCustomerColumns);
+  }
+
+  std::int64_t ApplyEvents(const std::vector<cqrs::StoredEvent>& events) override {
+    // An event search has no use for counts as applied: there is nothing to do.
+    std::int64_t applied = 0;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      if (!decoded_[i] || Apply(events[i], *decoded_[i])) ++applied;
+    }
+    return applied;
+  }
+
+  void QueueWrites(BatchTransaction& tx) override {
+    // Customers first: the order upsert builds the documents from search_customers.
+    auto& write = tx.Writes();
+    if (auto rows = CustomersJson()) {
+      write.Add(queries::kUpsertSearchCustomers, Params().Add(*rows));
+    }
+    if (auto rows = OrdersJson()) write.Add(queries::kUpsertSearchOrders, Params().Add(*rows));
+    if (auto ids = ChangedCustomers()) {
+      write.Add(queries::kPropagateSearchCustomers, Params().Add(*ids));
+    }
+  }
+
+ private:
   void NoteIds(const domain::DomainEvent& event) {
     std::visit(
         [&](const auto& e) {
@@ -58,29 +99,6 @@ class SearchBatch {
         event.payload);
   }
 
-  bool HasOrders() const { return !orders_.empty(); }
-  bool HasCustomers() const { return !customers_.empty(); }
-  std::string OrderIds() const { return KeysArray(orders_); }
-  std::string CustomerIds() const { return KeysArray(customers_); }
-
-  void LoadOrders(const pg::Result& r) {
-    for (int i = 0; i < r.rows(); ++i) {
-      auto& o = orders_[r.String(i, 0)];
-      o.customer_id = r.String(i, 1);
-      o.line_text = r.String(i, 2);
-      o.tracking_number = r.OptString(i, 3);
-      o.version = r.Int64(i, 4);
-    }
-  }
-  void LoadCustomers(const pg::Result& r) {
-    for (int i = 0; i < r.rows(); ++i) {
-      auto& c = customers_[r.String(i, 0)];
-      c.name = r.String(i, 1);
-      c.email = r.String(i, 2);
-      c.version = r.Int64(i, 3);
-    }
-  }
-
   // Applies one event unless its aggregate already has it. Answers whether it was applied.
   bool Apply(const cqrs::StoredEvent& stored, const domain::DomainEvent& event) {
     return std::visit([&](const auto& e) { return On(stored, event.aggregate_version, e); },
@@ -88,43 +106,14 @@ class SearchBatch {
   }
 
   std::optional<std::string> CustomersJson() const {
-    return projection_support::RowsJson(
-        customers_, [](const auto& c) { return c.dirty; },
-        [](JsonOut& out, const auto& id, const auto& c) {
-          out.Field("id", id);
-          out.Field("name", c.name);
-          out.Field("email", c.email);
-          out.Field("version", c.version);
-        });
+    return projection_support::ColumnsJson(customers_, &CustomerRow::dirty, kCustomerColumns);
   }
   std::optional<std::string> OrdersJson() const {
-    return projection_support::RowsJson(
-        orders_, [](const auto& o) { return o.dirty; },
-        [](JsonOut& out, const auto& id, const auto& o) {
-          out.Field("id", id);
-          out.Field("customer_id", o.customer_id);
-          out.Field("line_text", o.line_text);
-          out.Field("tracking_number", o.tracking_number);
-          out.Field("version", o.version);
-        });
+    return projection_support::ColumnsJson(orders_, &OrderRow::dirty, kOrderColumns);
   }
   // Customers whose details changed: their other order documents follow.
   std::optional<std::string> ChangedCustomers() const {
-    std::vector<std::string> ids;
-    for (const auto& [id, c] : customers_) {
-      if (c.dirty) ids.push_back(id);
-    }
-    if (ids.empty()) return std::nullopt;
-    return UuidArray(ids);
-  }
-
- private:
-  template <class Map>
-  static std::string KeysArray(const Map& map) {
-    std::vector<std::string> ids;
-    ids.reserve(map.size());
-    for (const auto& [id, row] : map) ids.push_back(id);
-    return UuidArray(ids);
+    return projection_support::KeysArrayWhere(customers_, &CustomerRow::dirty);
   }
 
   [[noreturn]] static void ThrowGap(const cqrs::StoredEvent& stored, std::string_view aggregate,
@@ -192,71 +181,13 @@ class SearchBatch {
 
   std::unordered_map<std::string, CustomerRow> customers_;
   std::unordered_map<std::string, OrderRow> orders_;
+  std::vector<std::optional<domain::DomainEvent>> decoded_;
 };
 
 }  // namespace
 
 SearchProjection::SearchProjection(std::string conninfo, std::string name)
-    : name_(std::move(name)), connection_(std::move(conninfo)) {}
-
-SearchProjection::~SearchProjection() = default;
-
-void SearchProjection::Reset() { connection_.Reset(); }
-
-cqrs::Checkpoint SearchProjection::LoadCheckpoint() { return connection_.LoadCheckpoint(name_); }
-
-SearchProjection::Timings SearchProjection::GetTimings() const {
-  std::lock_guard lock(timings_mutex_);
-  return timings_;
-}
-
-void SearchProjection::Apply(const cqrs::Checkpoint& from,
-                             const std::vector<cqrs::StoredEvent>& events,
-                             const cqrs::Checkpoint& checkpoint) {
-  using Clock = Timings::Clock;
-  Clock::time_point t[6];
-  t[0] = Clock::now();
-  const auto decoded = projection_support::DecodeWanted(events, &Searchable);
-  SearchBatch state;
-  for (const auto& event : decoded) {
-    if (event) state.NoteIds(*event);
-  }
-  t[1] = Clock::now();
-
-  projection_support::BatchTransaction tx(connection_, name_, from);
-  const auto orders_at = state.HasOrders()
-                             ? tx.Load(queries::kLoadSearchOrders, Params().Add(state.OrderIds()))
-                             : kNone;
-  const auto customers_at = state.HasCustomers() ? tx.Load(queries::kLoadSearchCustomers,
-                                                           Params().Add(state.CustomerIds()))
-                                                 : kNone;
-  // Nothing to load (no event of the batch changes a document): one round trip.
-  auto loaded = tx.RunLoads();
-  if (orders_at != kNone) state.LoadOrders(loaded[orders_at]);
-  if (customers_at != kNone) state.LoadCustomers(loaded[customers_at]);
-  t[2] = Clock::now();
-
-  // An event search has no use for counts as applied: there is nothing to do.
-  std::int64_t applied = 0;
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (!decoded[i] || state.Apply(events[i], *decoded[i])) ++applied;
-  }
-  t[3] = Clock::now();
-
-  // Customers first: the order upsert builds the documents from search_customers.
-  auto& write = tx.Writes();
-  if (auto rows = state.CustomersJson()) {
-    write.Add(queries::kUpsertSearchCustomers, Params().Add(*rows));
-  }
-  if (auto rows = state.OrdersJson()) write.Add(queries::kUpsertSearchOrders, Params().Add(*rows));
-  if (auto ids = state.ChangedCustomers()) {
-    write.Add(queries::kPropagateSearchCustomers, Params().Add(*ids));
-  }
-  t[4] = Clock::now();
-  tx.Commit(checkpoint, applied);
-  t[5] = Clock::now();
-  std::lock_guard lock(timings_mutex_);
-  timings_.AddBatch(events.size(), t);
-}
+    : BatchProjection(std::move(conninfo), std::move(name),
+                      &projection_support::MakeBatch<SearchBatch>) {}
 
 }  // namespace shopcqrs::adapters::pg_read

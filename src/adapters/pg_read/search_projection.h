@@ -1,11 +1,8 @@
 #pragma once
 
-#include <mutex>
 #include <string>
-#include <vector>
 
 #include "adapters/pg_read/projection_support.h"
-#include "cqrs/projector.h"
 
 namespace shopcqrs::adapters::pg_read {
 
@@ -21,34 +18,17 @@ inline constexpr const char* kSearchProjectionName = "search";
 // CustomerDetailsChanged, OrderPlaced and OrderShipped change anything; the other events are
 // passed over without parsing, reading or writing anything.
 //
-// Each Apply is one transaction, like PgReadProjection's: lock the checkpoint row, load the
-// rows the batch touches, apply the events in memory (an event whose aggregate version is not
-// above the stored one is a redelivery and skipped; a customer version gap, or an order event
-// before its OrderPlaced, throws cqrs::FatalProjectionError), write the rows back set-based
-// (version-guarded upserts; a document that did not change is not rewritten), store the
-// checkpoint, NOTIFY kProgressChannel with "search:<bound>" (ProgressListener with
-// kSearchProjectionName follows it), COMMIT -- two round trips per batch. Uses its own
-// connection, reopened after a fault.
-class SearchProjection final : public cqrs::ProjectionStore {
+// Each Apply is one transaction (projection_support::BatchProjection, like PgReadProjection):
+// lock the checkpoint row, load the rows the batch touches, apply the events in memory (an event
+// whose aggregate version is not above the stored one is a redelivery and skipped; a customer
+// version gap, or an order event before its OrderPlaced, throws cqrs::FatalProjectionError),
+// write the rows back set-based (version-guarded upserts; a document that did not change is not
+// rewritten), store the checkpoint, NOTIFY kProgressChannel with "search:<bound>"
+// (ProgressListener with kSearchProjectionName follows it), COMMIT -- two round trips per
+// batch. Uses its own connection, reopened after a fault.
+class SearchProjection final : public projection_support::BatchProjection {
  public:
-  // Cumulative wall time of Apply's phases, in seconds (for benchmarks and profiling).
-  using Timings = projection_support::ApplyTimings;
-
   explicit SearchProjection(std::string conninfo, std::string name = kSearchProjectionName);
-  ~SearchProjection() override;
-
-  cqrs::Checkpoint LoadCheckpoint() override;
-  void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
-             const cqrs::Checkpoint& to) override;
-  void Reset() override;
-  Timings GetTimings() const;
-
- private:
-  mutable std::mutex timings_mutex_;
-  Timings timings_;
-
-  std::string name_;
-  projection_support::ProjectorConnection connection_;
 };
 
 }  // namespace shopcqrs::adapters::pg_read

@@ -10,18 +10,18 @@
 namespace shopcqrs::adapters::pg_read::rows {
 
 namespace json = boost::json;
-using pg::Params;
+using infra::pg::Params;
 
 domain::Timestamp FromMs(std::int64_t ms) {
   return domain::Timestamp(std::chrono::milliseconds(ms));
 }
-std::optional<domain::Timestamp> OptTime(const pg::Result& r, int row, int col) {
+std::optional<domain::Timestamp> OptTime(const infra::pg::Result& r, int row, int col) {
   if (r.IsNull(row, col)) return std::nullopt;
   return FromMs(r.Int64(row, col));
 }
 
 // Columns as in SHOPCQRS_ORDER_COLUMNS of queries.h.
-app::OrderSummary SummaryFromRow(const pg::Result& r, int i) {
+app::OrderSummary SummaryFromRow(const infra::pg::Result& r, int i) {
   app::OrderSummary o;
   o.id = r.String(i, 0);
   o.customer_id = r.String(i, 1);
@@ -76,7 +76,7 @@ domain::Result<Params> CursorParams(const std::optional<std::string>& cursor) {
   return params;
 }
 
-app::OrderPage PageFrom(const pg::Result& rows, int limit) {
+app::OrderPage PageFrom(const infra::pg::Result& rows, int limit) {
   app::OrderPage page;
   const int n = std::min(rows.rows(), limit);
   page.items.reserve(n);

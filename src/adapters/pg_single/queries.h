@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "adapters/pg/connection.h"
+#include "infra/pg/connection.h"
 
 // Every SQL statement of the single-database query adapter (query_source = "write"), prepared
 // on each connection by name. They answer the read model's queries with normalized joins and
@@ -11,7 +11,7 @@
 // the answers are identical. Timestamps travel as integer milliseconds since the Unix epoch.
 namespace shopcqrs::adapters::pg_single::queries {
 
-using pg::Statement;
+using infra::pg::Statement;
 
 // Columns 0..16 as in pg_read's SHOPCQRS_ORDER_COLUMNS (column 5, the lines, is only
 // computed by kGetOrder; the lists answer NULL there). `i` is the LATERAL of the lines.

@@ -7,11 +7,11 @@ namespace shopcqrs::adapters::pg_single {
 // The model itself is pg_read's: only the statements differ, and they return the same
 // columns, so both modes answer identically (tests/integration/single_db_test.cc).
 
-pg::Pool::Options SinglePoolOptions(std::string conninfo, int size) {
-  pg::Pool::Options options;
+infra::pg::Pool::Options SinglePoolOptions(std::string conninfo, int size) {
+  infra::pg::Pool::Options options;
   options.conninfo = std::move(conninfo);
   options.size = size;
-  options.on_connect = [](pg::Connection& connection) {
+  options.on_connect = [](infra::pg::Connection& connection) {
     connection.Exec(
         "SET application_name = 'shopcqrs-single'; SET TimeZone = 'UTC'; "
         "SET default_transaction_read_only = on");

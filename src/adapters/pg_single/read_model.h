@@ -3,9 +3,9 @@
 #include <string>
 #include <string_view>
 
-#include "adapters/pg/pool.h"
 #include "adapters/pg_read/read_model.h"
 #include "application/read_model.h"
+#include "infra/pg/pool.h"
 
 namespace shopcqrs::adapters::pg_single {
 
@@ -17,14 +17,14 @@ namespace shopcqrs::adapters::pg_single {
 
 // Pool options for queries on the write database: UTC session, read-only transactions,
 // statements prepared on every connection. Use a pool of its own, never the command pool.
-pg::Pool::Options SinglePoolOptions(std::string conninfo, int size);
+infra::pg::Pool::Options SinglePoolOptions(std::string conninfo, int size);
 
 const pg_read::QueryStatements& SingleStatements();
 
 // pg_read's query model over the write database's joins.
 class PgSingleReadModel final : public pg_read::PgReadModel {
  public:
-  explicit PgSingleReadModel(pg::Pool& pool) : PgReadModel(pool, SingleStatements()) {}
+  explicit PgSingleReadModel(infra::pg::Pool& pool) : PgReadModel(pool, SingleStatements()) {}
 };
 
 }  // namespace shopcqrs::adapters::pg_single

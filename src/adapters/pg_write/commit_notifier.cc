@@ -5,7 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "adapters/pg/connection.h"
+#include "infra/pg/connection.h"
 
 namespace shopcqrs::adapters::pg_write {
 
@@ -29,7 +29,7 @@ void CommitNotifier::Signal() {
 }
 
 void CommitNotifier::Run(std::stop_token stop) {
-  std::unique_ptr<pg::Connection> connection;
+  std::unique_ptr<infra::pg::Connection> connection;
   const std::string sql = "SELECT pg_notify($1, '')";
   auto backoff = std::chrono::milliseconds(50);
   while (!stop.stop_requested()) {
@@ -41,10 +41,10 @@ void CommitNotifier::Run(std::stop_token stop) {
     try {
       if (connection && connection->IsBroken()) connection.reset();
       if (!connection) {
-        connection = std::make_unique<pg::Connection>(conninfo_);
+        connection = std::make_unique<infra::pg::Connection>(conninfo_);
         connection->Exec("SET application_name = 'shopcqrs-commit-notifier'");
       }
-      connection->Exec(sql, pg::Params().Add(channel_));
+      connection->Exec(sql, infra::pg::Params().Add(channel_));
       backoff = std::chrono::milliseconds(50);
     } catch (const std::exception& error) {
       spdlog::warn("commit notifier: {}", error.what());

@@ -1,11 +1,11 @@
 #pragma once
 
-#include "adapters/pg/connection.h"
+#include "infra/pg/connection.h"
 
 // Every SQL statement of the write-database adapter, prepared on each connection by name.
 namespace shopcqrs::adapters::pg_write::queries {
 
-using pg::Statement;
+using infra::pg::Statement;
 
 inline constexpr Statement kLockAggregate{"w_lock_aggregate",
                                           "SELECT pg_advisory_xact_lock($1::bigint)"};

@@ -16,8 +16,8 @@ namespace json = boost::json;
 using domain::Customer;
 using domain::Order;
 using domain::Product;
-using pg::ArrayLiteral;
-using pg::Params;
+using infra::pg::ArrayLiteral;
+using infra::pg::Params;
 
 namespace {
 
@@ -71,7 +71,22 @@ app::CommandResult ResultFromJson(std::string_view text) {
   return r;
 }
 
-Product ProductFromRow(const pg::Result& rows, int i) {
+// The state row of an aggregate as kInsertCustomer / kInsertProduct take it; kUpdateCustomer /
+// kUpdateProduct take the same, then the version it replaces.
+Params RowParams(const Customer& c) {
+  Params params;
+  params.Add(c.id().ToString()).Add(c.name()).Add(c.email()).Add(c.version());
+  params.Add(Ts(LatestEventTime(c.pending_events())));
+  return params;
+}
+Params RowParams(const Product& p) {
+  Params params;
+  params.Add(p.id().ToString()).Add(p.sku()).Add(p.name()).Add(p.price_cents()).Add(p.stock());
+  params.Add(p.version()).Add(Ts(LatestEventTime(p.pending_events())));
+  return params;
+}
+
+Product ProductFromRow(const infra::pg::Result& rows, int i) {
   auto id = domain::ProductId::Parse(rows.Text(i, 0));
   return Product::Rehydrate(*id, rows.String(i, 1), rows.String(i, 2), rows.Int64(i, 3),
                             rows.Int64(i, 4), rows.Int64(i, 5));
@@ -79,7 +94,7 @@ Product ProductFromRow(const pg::Result& rows, int i) {
 
 class PgWriteTransaction final : public app::WriteTransaction {
  public:
-  PgWriteTransaction(pg::Pool::Lease lease, const cqrs::ConsistencyTokens& tokens,
+  PgWriteTransaction(infra::pg::Pool::Lease lease, const cqrs::ConsistencyTokens& tokens,
                      CommitNotifier& notifier)
       : lease_(std::move(lease)), tokens_(tokens), notifier_(notifier), pipeline_(*lease_) {
     pipeline_.AddText("BEGIN");
@@ -153,46 +168,13 @@ class PgWriteTransaction final : public app::WriteTransaction {
     return Order::Rehydrate(std::move(state));
   }
 
-  void InsertCustomer(const Customer& c) override {
-    pipeline_.Add(queries::kInsertCustomer, Params()
-                                                .Add(c.id().ToString())
-                                                .Add(c.name())
-                                                .Add(c.email())
-                                                .Add(c.version())
-                                                .Add(Ts(LatestEventTime(c.pending_events()))));
-  }
-
+  void InsertCustomer(const Customer& c) override { QueueRow(queries::kInsertCustomer, c); }
   void UpdateCustomer(const Customer& c, std::int64_t previous_version) override {
-    pipeline_.Add(queries::kUpdateCustomer, Params()
-                                                .Add(c.id().ToString())
-                                                .Add(c.name())
-                                                .Add(c.email())
-                                                .Add(c.version())
-                                                .Add(Ts(LatestEventTime(c.pending_events())))
-                                                .Add(previous_version));
+    QueueRow(queries::kUpdateCustomer, c, previous_version);
   }
-
-  void InsertProduct(const Product& p) override {
-    pipeline_.Add(queries::kInsertProduct, Params()
-                                               .Add(p.id().ToString())
-                                               .Add(p.sku())
-                                               .Add(p.name())
-                                               .Add(p.price_cents())
-                                               .Add(p.stock())
-                                               .Add(p.version())
-                                               .Add(Ts(LatestEventTime(p.pending_events()))));
-  }
-
+  void InsertProduct(const Product& p) override { QueueRow(queries::kInsertProduct, p); }
   void UpdateProduct(const Product& p, std::int64_t previous_version) override {
-    pipeline_.Add(queries::kUpdateProduct, Params()
-                                               .Add(p.id().ToString())
-                                               .Add(p.sku())
-                                               .Add(p.name())
-                                               .Add(p.price_cents())
-                                               .Add(p.stock())
-                                               .Add(p.version())
-                                               .Add(Ts(LatestEventTime(p.pending_events())))
-                                               .Add(previous_version));
+    QueueRow(queries::kUpdateProduct, p, previous_version);
   }
 
   void UpdateStock(const std::vector<Product>& products) override {
@@ -304,7 +286,7 @@ class PgWriteTransaction final : public app::WriteTransaction {
       auto results = Run();
       notifier_.Signal();
       return tokens_.Encode(static_cast<std::uint64_t>(results.back().Int64(0, 0)));
-    } catch (const pg::PgError& error) {
+    } catch (const infra::pg::PgError& error) {
       if (error.IsUniqueViolation()) {
         if (error.constraint() == "customers_email_key") {
           return std::unexpected(domain::Conflict("email_taken", "the e-mail is already taken"));
@@ -318,19 +300,28 @@ class PgWriteTransaction final : public app::WriteTransaction {
   }
 
  private:
-  pg::Result Load(const pg::Statement& statement, Params params) {
+  // Queues `statement` with the row of `aggregate`, and the version it replaces if it updates.
+  template <class Aggregate>
+  void QueueRow(const infra::pg::Statement& statement, const Aggregate& aggregate,
+                std::optional<std::int64_t> previous_version = std::nullopt) {
+    Params params = RowParams(aggregate);
+    if (previous_version) params.Add(*previous_version);
+    pipeline_.Add(statement, std::move(params));
+  }
+
+  infra::pg::Result Load(const infra::pg::Statement& statement, Params params) {
     pipeline_.Add(statement, std::move(params));
     return Run().back();
   }
 
   // Sends what is queued; store faults a retry may cure become TransientStoreError, a lost
   // connection StoreUnavailable (the port's words).
-  std::vector<pg::Result> Run() {
+  std::vector<infra::pg::Result> Run() {
     try {
       return pipeline_.Run();
-    } catch (const pg::ConnectionLost& error) {
+    } catch (const infra::pg::ConnectionLost& error) {
       throw app::StoreUnavailable(error.what());
-    } catch (const pg::PgError& error) {
+    } catch (const infra::pg::PgError& error) {
       const bool lost_race =
           error.IsUniqueViolation() && (error.constraint() == "idempotency_keys_pkey" ||
                                         error.constraint() == "outbox_aggregate_version_key");
@@ -339,20 +330,20 @@ class PgWriteTransaction final : public app::WriteTransaction {
     }
   }
 
-  pg::Pool::Lease lease_;
+  infra::pg::Pool::Lease lease_;
   const cqrs::ConsistencyTokens& tokens_;
   CommitNotifier& notifier_;
-  pg::Connection::Pipeline pipeline_;
+  infra::pg::Connection::Pipeline pipeline_;
   std::optional<std::string> idempotency_key_;
 };
 
 }  // namespace
 
-pg::Pool::Options WritePoolOptions(std::string conninfo, int size) {
-  pg::Pool::Options options;
+infra::pg::Pool::Options WritePoolOptions(std::string conninfo, int size) {
+  infra::pg::Pool::Options options;
   options.conninfo = std::move(conninfo);
   options.size = size;
-  options.on_connect = [](pg::Connection& connection) {
+  options.on_connect = [](infra::pg::Connection& connection) {
     connection.Exec("SET application_name = 'shopcqrs-write'");
     connection.Exec(queries::kRecordSessionEpoch);
     connection.PrepareAll(queries::All());
@@ -360,7 +351,7 @@ pg::Pool::Options WritePoolOptions(std::string conninfo, int size) {
   return options;
 }
 
-PgWriteStore::PgWriteStore(pg::Pool& pool, const cqrs::ConsistencyTokens& tokens)
+PgWriteStore::PgWriteStore(infra::pg::Pool& pool, const cqrs::ConsistencyTokens& tokens)
     : pool_(pool),
       tokens_(tokens),
       notifier_(std::make_unique<CommitNotifier>(pool.conninfo(), pg_outbox::kOutboxChannel)) {}
@@ -370,7 +361,7 @@ PgWriteStore::~PgWriteStore() = default;
 std::unique_ptr<app::WriteTransaction> PgWriteStore::Begin() {
   try {
     return std::make_unique<PgWriteTransaction>(pool_.Acquire(), tokens_, *notifier_);
-  } catch (const pg::ConnectionLost& error) {
+  } catch (const infra::pg::ConnectionLost& error) {
     throw app::StoreUnavailable(error.what());
   }
 }
@@ -380,7 +371,7 @@ std::string PgWriteStore::CurrentToken() {
     auto lease = pool_.Acquire();
     auto rows = lease->ExecPrepared(queries::kCommitBound, {});
     return tokens_.Encode(static_cast<std::uint64_t>(rows.Int64(0, 0)));
-  } catch (const pg::ConnectionLost& error) {
+  } catch (const infra::pg::ConnectionLost& error) {
     throw app::StoreUnavailable(error.what());
   }
 }

@@ -3,15 +3,15 @@
 #include <memory>
 #include <string>
 
-#include "adapters/pg/pool.h"
 #include "adapters/pg_write/commit_notifier.h"
 #include "application/ports.h"
 #include "cqrs/consistency_token.h"
+#include "infra/pg/pool.h"
 
 namespace shopcqrs::adapters::pg_write {
 
 // Pool options for the write database: its statements are prepared on every connection.
-pg::Pool::Options WritePoolOptions(std::string conninfo, int size);
+infra::pg::Pool::Options WritePoolOptions(std::string conninfo, int size);
 
 // The write side's store on PostgreSQL. Each transaction costs few round trips: statements
 // queued before a load travel with it in one pipeline, and every write of a command travels
@@ -20,13 +20,13 @@ class PgWriteStore final : public app::WriteStore {
  public:
   // Commits wake the outbox readers through a CommitNotifier of the store's own (one
   // connection on the pool's conninfo, channel pg_outbox::kOutboxChannel).
-  PgWriteStore(pg::Pool& pool, const cqrs::ConsistencyTokens& tokens);
+  PgWriteStore(infra::pg::Pool& pool, const cqrs::ConsistencyTokens& tokens);
   ~PgWriteStore() override;
   std::unique_ptr<app::WriteTransaction> Begin() override;
   std::string CurrentToken() override;
 
  private:
-  pg::Pool& pool_;
+  infra::pg::Pool& pool_;
   const cqrs::ConsistencyTokens& tokens_;
   std::unique_ptr<CommitNotifier> notifier_;
 };

@@ -14,6 +14,8 @@
 
 namespace shopcqrs::adapters::redis {
 
+using namespace infra::redis;
+
 namespace json = boost::json;
 
 namespace {

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "adapters/redis/redis_client.h"
 #include "cqrs/projector.h"
+#include "infra/redis/redis_client.h"
 
 namespace shopcqrs::adapters::redis {
 
@@ -70,7 +70,7 @@ struct RedisKeys {
 class RedisProjection final : public cqrs::ProjectionStore {
  public:
   struct Options {
-    RedisEndpoint endpoint;
+    infra::redis::RedisEndpoint endpoint;
     std::string key_prefix = "shopcqrs:";
     std::string name = kProjectionName;
   };
@@ -90,7 +90,7 @@ class RedisProjection final : public cqrs::ProjectionStore {
  private:
   Options options_;
   RedisKeys keys_;
-  RedisClient client_;
+  infra::redis::RedisClient client_;
   // The server run whose AOF this projection compacted, and the client connection on which that
   // was checked (a new connection checks again).
   std::string compacted_run_id_;
@@ -103,7 +103,7 @@ class RedisProjection final : public cqrs::ProjectionStore {
 std::map<std::string, std::string> InfoFields(std::string_view text);
 // Rewrites the AOF (if enabled) and waits for the rewrite to finish; throws RedisError if it
 // fails or takes longer than `timeout`.
-void CompactAppendOnlyFile(RedisClient& client,
+void CompactAppendOnlyFile(infra::redis::RedisClient& client,
                            std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 // The Lua source of the apply script (exposed for tests and inspection).

@@ -11,6 +11,8 @@
 
 namespace shopcqrs::adapters::redis {
 
+using namespace infra::redis;
+
 namespace json = boost::json;
 
 namespace {
@@ -163,8 +165,8 @@ bool RedisReadModel::Ping() {
 
 // ---- RedisQueries ----
 
-RedisQueries::RedisQueries(RedisReadModel& redis, app::ReadModel& fallback)
-    : redis_(redis), fallback_(fallback) {}
+RedisQueries::RedisQueries(RedisReadModel& redis, infra::pg::Pool& read_pool)
+    : PgReadModel(read_pool), redis_(redis) {}
 
 std::optional<app::OrderView> RedisQueries::GetOrder(const domain::OrderId& id) {
   try {
@@ -177,11 +179,11 @@ std::optional<app::OrderView> RedisQueries::GetOrder(const domain::OrderId& id) 
     ++errors_;
     spdlog::debug("redis GetOrder failed, answering from the read database: {}", error.what());
   }
-  return fallback_.GetOrder(id);
+  return PgReadModel::GetOrder(id);
 }
 
 domain::Result<std::vector<app::TopProduct>> RedisQueries::TopProducts(int limit) {
-  if (limit < 1 || limit > 100) return fallback_.TopProducts(limit);  // its validation error
+  if (limit < 1 || limit > 100) return PgReadModel::TopProducts(limit);  // its validation error
   try {
     auto top = redis_.TopProducts(limit);
     ++hits_;
@@ -190,34 +192,7 @@ domain::Result<std::vector<app::TopProduct>> RedisQueries::TopProducts(int limit
     ++errors_;
     spdlog::debug("redis TopProducts failed, answering from the read database: {}", error.what());
   }
-  return fallback_.TopProducts(limit);
-}
-
-domain::Result<app::OrderPage> RedisQueries::ListOrders(const app::OrderListQuery& query) {
-  return fallback_.ListOrders(query);
-}
-
-domain::Result<app::OrderPage> RedisQueries::ListCustomerOrders(
-    const domain::CustomerId& customer_id, int limit, const std::optional<std::string>& cursor) {
-  return fallback_.ListCustomerOrders(customer_id, limit, cursor);
-}
-
-std::optional<app::CustomerView> RedisQueries::GetCustomer(const domain::CustomerId& id) {
-  return fallback_.GetCustomer(id);
-}
-
-std::optional<app::ProductView> RedisQueries::GetProduct(const domain::ProductId& id) {
-  return fallback_.GetProduct(id);
-}
-
-domain::Result<std::vector<app::OrderSummary>> RedisQueries::SearchOrders(std::string_view q,
-                                                                          int limit) {
-  return fallback_.SearchOrders(q, limit);
-}
-
-domain::Result<std::vector<app::DailySalesItem>> RedisQueries::DailySales(
-    std::chrono::sys_days from, std::chrono::sys_days to) {
-  return fallback_.DailySales(from, to);
+  return PgReadModel::TopProducts(limit);
 }
 
 RedisQueries::Stats RedisQueries::GetStats() const {

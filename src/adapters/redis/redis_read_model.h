@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "adapters/redis/redis_client.h"
+#include "adapters/pg_read/read_model.h"
 #include "adapters/redis/redis_projection.h"
 #include "application/read_model.h"
+#include "infra/pg/pool.h"
+#include "infra/redis/redis_client.h"
 
 namespace shopcqrs::adapters::redis {
 
@@ -23,8 +25,8 @@ class RedisReadModel {
  public:
   struct Options {
     // Short timeouts: a query waits at most this long before its fallback answers.
-    RedisEndpoint endpoint{.connect_timeout = std::chrono::milliseconds(200),
-                           .command_timeout = std::chrono::milliseconds(500)};
+    infra::redis::RedisEndpoint endpoint{.connect_timeout = std::chrono::milliseconds(200),
+                                         .command_timeout = std::chrono::milliseconds(500)};
     std::string key_prefix = "shopcqrs:";
     int connections = 4;
     std::chrono::milliseconds down_interval{1000};
@@ -44,7 +46,7 @@ class RedisReadModel {
  private:
   struct Slot {
     std::mutex mutex;
-    std::unique_ptr<RedisClient> client;
+    std::unique_ptr<infra::redis::RedisClient> client;
   };
   template <class F>
   auto WithClient(F&& f);
@@ -59,38 +61,26 @@ class RedisReadModel {
 // Parses the order document the projection writes. Throws std::runtime_error if malformed.
 app::OrderView ParseOrderView(std::string_view json_text);
 
-// app::ReadModel with GetOrder and TopProducts served from Redis and everything else by
-// `fallback` (the read PostgreSQL). GetOrder also falls back on a cache miss; both fall back
-// when Redis is unreachable or answers with an error, so Redis being down never fails a
-// query.
-class RedisQueries final : public app::ReadModel {
+// The read PostgreSQL's query model (pg_read::PgReadModel) with GetOrder and TopProducts served
+// from Redis. GetOrder falls back to the read PostgreSQL on a cache miss; both fall back when
+// Redis is unreachable or answers with an error, so Redis being down never fails a query.
+class RedisQueries final : public pg_read::PgReadModel {
  public:
   struct Stats {
     std::uint64_t redis_hits = 0;
-    std::uint64_t redis_misses = 0;  // GetOrder not cached: answered by the fallback
-    std::uint64_t redis_errors = 0;  // Redis down or failing: answered by the fallback
+    std::uint64_t redis_misses = 0;  // GetOrder not cached: answered by the read PostgreSQL
+    std::uint64_t redis_errors = 0;  // Redis down or failing: answered by the read PostgreSQL
   };
-  RedisQueries(RedisReadModel& redis, app::ReadModel& fallback);
+  // `read_pool`: the read database's pool (pg_read::ReadPoolOptions).
+  RedisQueries(RedisReadModel& redis, infra::pg::Pool& read_pool);
 
   std::optional<app::OrderView> GetOrder(const domain::OrderId& id) override;
   domain::Result<std::vector<app::TopProduct>> TopProducts(int limit) override;
-
-  domain::Result<app::OrderPage> ListOrders(const app::OrderListQuery& query) override;
-  domain::Result<app::OrderPage> ListCustomerOrders(
-      const domain::CustomerId& customer_id, int limit,
-      const std::optional<std::string>& cursor) override;
-  std::optional<app::CustomerView> GetCustomer(const domain::CustomerId& id) override;
-  std::optional<app::ProductView> GetProduct(const domain::ProductId& id) override;
-  domain::Result<std::vector<app::OrderSummary>> SearchOrders(std::string_view q,
-                                                              int limit) override;
-  domain::Result<std::vector<app::DailySalesItem>> DailySales(std::chrono::sys_days from,
-                                                              std::chrono::sys_days to) override;
 
   Stats GetStats() const;
 
  private:
   RedisReadModel& redis_;
-  app::ReadModel& fallback_;
   std::atomic<std::uint64_t> hits_ = 0;
   std::atomic<std::uint64_t> misses_ = 0;
   std::atomic<std::uint64_t> errors_ = 0;

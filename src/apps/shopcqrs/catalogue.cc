@@ -22,7 +22,7 @@ std::vector<CatalogueEntry> ProjectionCatalogue(const apps::Config& config) {
   if (!config.redis.empty()) {
     const auto address = apps::ParseListenAddress(config.redis);
     if (address) {
-      adapters::redis::RedisEndpoint endpoint{.host = address->host, .port = address->port};
+      infra::redis::RedisEndpoint endpoint{.host = address->host, .port = address->port};
       entries.push_back(
           {adapters::redis::kProjectionName, "redis", [endpoint] {
              return adapters::redis::RedisProjection({.endpoint = endpoint}).LoadCheckpoint();

@@ -16,11 +16,11 @@ namespace shopcqrs::apps {
 
 using apps::Config;
 
-std::optional<adapters::redis::RedisEndpoint> RedisEndpointOf(const Config& config) {
+std::optional<infra::redis::RedisEndpoint> RedisEndpointOf(const Config& config) {
   if (config.redis.empty()) return std::nullopt;
   auto address = apps::ParseListenAddress(config.redis);
   if (!address) throw std::runtime_error(address.error());
-  return adapters::redis::RedisEndpoint{.host = address->host, .port = address->port};
+  return infra::redis::RedisEndpoint{.host = address->host, .port = address->port};
 }
 
 std::string DatabaseIdentity(const std::string& conninfo) {
@@ -61,10 +61,10 @@ cqrs::ConsistencyTokens ConsistencyTokensOf(const Config& config) {
   return cqrs::ConsistencyTokens(config.token_secret);
 }
 
-adapters::http::HttpServer::Options HttpServerOptions(const Config& config) {
+infra::http::HttpServer::Options HttpServerOptions(const Config& config) {
   auto listen = apps::ParseListenAddress(config.listen);
   if (!listen) throw std::runtime_error(listen.error());
-  adapters::http::HttpServer::Options options;
+  infra::http::HttpServer::Options options;
   options.host = listen->host;
   options.port = listen->port;
   options.io_threads = 1;
@@ -83,8 +83,8 @@ ApiPoolOptions ApiPools(const Config& config) {
   return pools;
 }
 
-adapters::nats::Relay::Options RelayOptions(const Config& config) {
-  adapters::nats::Relay::Options options;
+adapters::relay::Relay::Options RelayOptions(const Config& config) {
+  adapters::relay::Relay::Options options;
   options.write_db = config.write_db;
   options.nats.url = config.nats;
   options.nats.name = "shopcqrs-relay";
@@ -128,18 +128,18 @@ RelayRole::RelayRole(const Config& config) : relay_(RelayOptions(config)) {}
 
 void RelayRole::AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks) {
   checks.push_back({"relay", [this] {
-                      return relay_.GetStats().role != adapters::nats::Relay::Role::kStalled;
+                      return relay_.GetStats().role != adapters::relay::Relay::Role::kStalled;
                     }});
 }
 
-void RelayRole::AddMetrics(adapters::metrics::Registry& registry) {
-  using Stats = adapters::nats::Relay::Stats;
+void RelayRole::AddMetrics(infra::metrics::Registry& registry) {
+  using Stats = adapters::relay::Relay::Stats;
   auto stat = [this](auto field) {
     return [this, field] { return static_cast<double>(field(relay_.GetStats())); };
   };
   registry.AddCallbackGauge(
       "shopcqrs_relay_leader", "1 while this process's relay holds the relay lock and publishes.",
-      stat([](const Stats& s) { return s.role == adapters::nats::Relay::Role::kLeader ? 1 : 0; }));
+      stat([](const Stats& s) { return s.role == adapters::relay::Relay::Role::kLeader ? 1 : 0; }));
   registry.AddCallbackGauge("shopcqrs_relay_events_published_total",
                             "Events this process's relay appended to the JetStream stream.",
                             stat([](const Stats& s) { return s.events_published; }));
@@ -158,9 +158,9 @@ void RelayRole::AddMetrics(adapters::metrics::Registry& registry) {
 adapters::http::ProjectionInfo RelayRole::Info(adapters::pg_outbox::OutboxReader& monitor) const {
   const auto stats = relay_.GetStats();
   auto info = Describe("relay", "nats", stats.checkpoint, monitor);
-  info.status = std::string(adapters::nats::ToString(stats.role));
+  info.status = std::string(adapters::relay::ToString(stats.role));
   info.lag_ms = stats.last_lag.count();
-  if (!stats.last_error.empty() && stats.role == adapters::nats::Relay::Role::kStalled) {
+  if (!stats.last_error.empty() && stats.role == adapters::relay::Relay::Role::kStalled) {
     info.last_error = stats.last_error;
   }
   return info;
@@ -169,7 +169,7 @@ adapters::http::ProjectionInfo RelayRole::Info(adapters::pg_outbox::OutboxReader
 // ---- ProjectorsRole ----
 
 ProjectorsRole::ProjectorsRole(const Config& config, ProgressTrackers& trackers,
-                               adapters::metrics::Registry& registry)
+                               infra::metrics::Registry& registry)
     : metrics_(registry) {
   for (auto& plan : PlanProjectors(config)) {
     const std::string& name = plan.projector.name;
@@ -221,11 +221,11 @@ void ProjectorsRole::AddReadiness(std::vector<adapters::http::ReadinessCheck>& c
   }
 }
 
-void ProjectorsRole::AddMetrics(adapters::metrics::Registry& registry) {
+void ProjectorsRole::AddMetrics(infra::metrics::Registry& registry) {
   registry.AddCallbackGauge(
       "shopcqrs_projection_heartbeat_age_seconds", "Time since the projector loop last turned.",
       {"projection"}, [this] {
-        std::vector<adapters::metrics::Sample> samples;
+        std::vector<infra::metrics::Sample> samples;
         const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(
             std::chrono::system_clock::now());
         for (auto& r : running_) {

@@ -8,18 +8,18 @@
 
 #include "adapters/http/admin_routes.h"
 #include "adapters/http/ops_routes.h"
-#include "adapters/http/server.h"
 #include "adapters/metrics/projection_metrics.h"
-#include "adapters/metrics/registry.h"
 #include "adapters/nats/jetstream_source.h"
-#include "adapters/nats/relay.h"
-#include "adapters/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
-#include "adapters/redis/redis_client.h"
+#include "adapters/relay/relay.h"
 #include "apps/shopcqrs/config.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "infra/http/server.h"
+#include "infra/metrics/registry.h"
+#include "infra/pg/pool.h"
+#include "infra/redis/redis_client.h"
 
 // The parts a `shopcqrs` process runs, one object each: it builds its own connections from the
 // configuration, starts and stops its threads, and names its readiness checks and metrics. The
@@ -36,7 +36,7 @@ struct ProgressTrackers {
 };
 
 // The Redis endpoint of the configuration, if any (validated by ValidateConfig).
-std::optional<adapters::redis::RedisEndpoint> RedisEndpointOf(const apps::Config& config);
+std::optional<infra::redis::RedisEndpoint> RedisEndpointOf(const apps::Config& config);
 
 // ---- What a configuration asks for: Serve and the roles build exactly this ----
 
@@ -56,20 +56,20 @@ cqrs::ConsistencyTokens ConsistencyTokensOf(const apps::Config& config);
 
 // The API role's HTTP server: the listen address, one I/O thread and http_threads handler
 // threads (handlers block on PostgreSQL, so these bound the requests handled at once).
-adapters::http::HttpServer::Options HttpServerOptions(const apps::Config& config);
+infra::http::HttpServer::Options HttpServerOptions(const apps::Config& config);
 
 // The API role's connection pools, each of its own size.
 struct ApiPoolOptions {
-  adapters::pg::Pool::Options write;  // commands: write_db, write_db.pool_size connections
-  adapters::pg::Pool::Options read;   // queries: read_db, read_db.pool_size connections
+  infra::pg::Pool::Options write;  // commands: write_db, write_db.pool_size connections
+  infra::pg::Pool::Options read;   // queries: read_db, read_db.pool_size connections
   // query_source = write (single-database mode): the queries' read-only pool on write_db, of
   // read_db.pool_size connections.
-  std::optional<adapters::pg::Pool::Options> single;
+  std::optional<infra::pg::Pool::Options> single;
 };
 ApiPoolOptions ApiPools(const apps::Config& config);
 
 // The relay role: the outbox of write_db onto the event stream of the nats-server at `nats`.
-adapters::nats::Relay::Options RelayOptions(const apps::Config& config);
+adapters::relay::Relay::Options RelayOptions(const apps::Config& config);
 
 // One projector of the projectors role.
 struct ProjectorPlan {
@@ -92,11 +92,11 @@ class RelayRole {
   void Start() { relay_.Start(); }
   void Stop() { relay_.Stop(); }
   void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
-  void AddMetrics(adapters::metrics::Registry& registry);
+  void AddMetrics(infra::metrics::Registry& registry);
   adapters::http::ProjectionInfo Info(adapters::pg_outbox::OutboxReader& monitor) const;
 
  private:
-  adapters::nats::Relay relay_;
+  adapters::relay::Relay relay_;
 };
 
 // The projectors: read_pg, search and (with Redis) redis, each with its own event source (a
@@ -104,12 +104,12 @@ class RelayRole {
 class ProjectorsRole {
  public:
   ProjectorsRole(const apps::Config& config, ProgressTrackers& trackers,
-                 adapters::metrics::Registry& registry);
+                 infra::metrics::Registry& registry);
   ~ProjectorsRole();  // Stop()
   void Start();
   void Stop();
   void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
-  void AddMetrics(adapters::metrics::Registry& registry);
+  void AddMetrics(infra::metrics::Registry& registry);
   std::vector<adapters::http::ProjectionInfo> Infos(
       adapters::pg_outbox::OutboxReader& monitor) const;
 

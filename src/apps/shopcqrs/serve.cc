@@ -13,10 +13,6 @@
 #include "adapters/http/command_routes.h"
 #include "adapters/http/ops_routes.h"
 #include "adapters/http/query_routes.h"
-#include "adapters/http/server.h"
-#include "adapters/nats/jetstream.h"
-#include "adapters/pg/migrator.h"
-#include "adapters/pg/pool.h"
 #include "adapters/pg_read/read_model.h"
 #include "adapters/pg_single/read_model.h"
 #include "adapters/pg_write/write_store.h"
@@ -26,16 +22,20 @@
 #include "apps/shopcqrs/catalogue.h"
 #include "apps/shopcqrs/roles.h"
 #include "cqrs/consistency_token.h"
+#include "infra/http/server.h"
+#include "infra/nats/jetstream.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 
 namespace shopcqrs::apps {
 
 using apps::Config;
 
 void Migrate(const Config& config) {
-  const int write = adapters::pg::ApplyMigrations(config.write_db, "pg_write");
+  const int write = infra::pg::ApplyMigrations(config.write_db, "pg_write");
   spdlog::info("write database: {} migration(s) applied", write);
   if (!config.read_db.empty()) {
-    const int read = adapters::pg::ApplyMigrations(config.read_db, "pg_read");
+    const int read = infra::pg::ApplyMigrations(config.read_db, "pg_read");
     spdlog::info("read database: {} migration(s) applied", read);
   }
 }
@@ -53,7 +53,7 @@ int WaitForStopSignal(const sigset_t& set) {
 class ApiRole {
  public:
   ApiRole(const Config& config, const cqrs::ConsistencyTokens& tokens, ProgressTrackers& trackers,
-          adapters::metrics::Registry& metrics)
+          infra::metrics::Registry& metrics)
       : config_(config),
         write_pool_(ApiPools(config).write),
         write_store_(write_pool_, tokens),
@@ -67,12 +67,12 @@ class ApiRole {
       adapters::redis::RedisReadModel::Options options;
       options.endpoint = *RedisEndpointOf(config);
       redis_model_ = std::make_unique<adapters::redis::RedisReadModel>(options);
-      redis_queries_ = std::make_unique<adapters::redis::RedisQueries>(*redis_model_, read_model_);
+      redis_queries_ = std::make_unique<adapters::redis::RedisQueries>(*redis_model_, read_pool_);
     }
     // Single-database mode: the same queries as normalized joins on the write database, through
     // a pool of their own -- the baseline and a migration path. Every commit is visible at once.
     if (auto single = ApiPools(config).single) {
-      single_pool_ = std::make_unique<adapters::pg::Pool>(std::move(*single));
+      single_pool_ = std::make_unique<infra::pg::Pool>(std::move(*single));
       single_model_ = std::make_unique<adapters::pg_single::PgSingleReadModel>(*single_pool_);
       committed_.Publish(std::numeric_limits<std::uint64_t>::max());
     }
@@ -99,11 +99,11 @@ class ApiRole {
     if (!config_.nats.empty()) checks.push_back({"nats", [this] { return NatsReady(); }});
   }
 
-  void Start(adapters::metrics::Registry& metrics,
+  void Start(infra::metrics::Registry& metrics,
              std::vector<adapters::http::ReadinessCheck> checks) {
     adapters::http::RegisterOpsRoutes(router_, metrics, std::move(checks));
     const auto options = HttpServerOptions(config_);
-    server_ = std::make_unique<adapters::http::HttpServer>(options, router_);
+    server_ = std::make_unique<infra::http::HttpServer>(options, router_);
     server_->Start();
     std::cout << fmt::format("shopcqrs serving http://{}:{}", options.host, server_->port())
               << std::endl;
@@ -119,9 +119,9 @@ class ApiRole {
     std::lock_guard lock(nats_mutex_);
     try {
       if (!nats_) {
-        nats_ = std::make_unique<adapters::nats::JetStreamConnection>(
-            adapters::nats::JetStreamConnection::Options{.url = config_.nats,
-                                                         .name = "shopcqrs-monitor"});
+        nats_ = std::make_unique<infra::nats::JetStreamConnection>(
+            infra::nats::JetStreamConnection::Options{.url = config_.nats,
+                                                      .name = "shopcqrs-monitor"});
       }
       return nats_->IsConnected();
     } catch (const std::exception&) {
@@ -132,20 +132,20 @@ class ApiRole {
   const Config& config_;
   adapters::system::SystemClock clock_;
   adapters::system::RandomIds ids_;
-  adapters::pg::Pool write_pool_;  // commands only
+  infra::pg::Pool write_pool_;  // commands only
   adapters::pg_write::PgWriteStore write_store_;
   app::CommandService commands_;
-  adapters::pg::Pool read_pool_;  // queries only: nothing here holds a write connection
+  infra::pg::Pool read_pool_;  // queries only: nothing here holds a write connection
   adapters::pg_read::PgReadModel read_model_;
   std::unique_ptr<adapters::redis::RedisReadModel> redis_model_;
   std::unique_ptr<adapters::redis::RedisQueries> redis_queries_;
-  std::unique_ptr<adapters::pg::Pool> single_pool_;
+  std::unique_ptr<infra::pg::Pool> single_pool_;
   std::unique_ptr<adapters::pg_single::PgSingleReadModel> single_model_;
   cqrs::ProgressTracker committed_;
-  adapters::http::Router router_;
-  std::unique_ptr<adapters::http::HttpServer> server_;
+  infra::http::Router router_;
+  std::unique_ptr<infra::http::HttpServer> server_;
   std::mutex nats_mutex_;
-  std::unique_ptr<adapters::nats::JetStreamConnection> nats_;
+  std::unique_ptr<infra::nats::JetStreamConnection> nats_;
 };
 
 }  // namespace
@@ -153,7 +153,7 @@ class ApiRole {
 int Serve(const Config& config, const sigset_t& signals) {
   Migrate(config);
   const cqrs::ConsistencyTokens tokens = ConsistencyTokensOf(config);
-  adapters::metrics::Registry metrics;
+  infra::metrics::Registry metrics;
   ProgressTrackers trackers;
   adapters::pg_outbox::OutboxReader monitor({config.write_db});
 
@@ -198,7 +198,7 @@ int Serve(const Config& config, const sigset_t& signals) {
   metrics.AddCallbackGauge("shopcqrs_projection_events_behind",
                            "Committed events a projection has not applied yet.", {"projection"},
                            [&] {
-                             std::vector<adapters::metrics::Sample> samples;
+                             std::vector<infra::metrics::Sample> samples;
                              for (const auto& p : projections()) {
                                samples.push_back({{p.name}, static_cast<double>(p.events_behind)});
                              }

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace shopcqrs::adapters::pg {
+namespace shopcqrs::infra::pg {
 
 // A server-reported error, with its SQLSTATE and (for constraint violations) the constraint.
 class PgError : public std::runtime_error {
@@ -242,4 +242,4 @@ class ReconnectingConnection {
   std::uint64_t sessions_ = 0;
 };
 
-}  // namespace shopcqrs::adapters::pg
+}  // namespace shopcqrs::infra::pg

@@ -61,7 +61,7 @@ class Family;
 struct MetricFamily;
 }  // namespace prometheus
 
-namespace shopcqrs::adapters::metrics {
+namespace shopcqrs::infra::metrics {
 
 enum class MetricType { kCounter, kGauge, kHistogram };
 
@@ -250,4 +250,4 @@ class Registry {
 // "\\" and newline escaped, as HELP text must be in the text exposition format.
 std::string EscapeHelp(std::string_view text);
 
-}  // namespace shopcqrs::adapters::metrics
+}  // namespace shopcqrs::infra::metrics

@@ -1,4 +1,4 @@
-#include "adapters/http/router.h"
+#include "infra/http/router.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -7,9 +7,9 @@
 #include <boost/url/parse_query.hpp>
 #include <boost/url/pct_string_view.hpp>
 
-#include "adapters/http/problem.h"
+#include "infra/http/problem.h"
 
-namespace shopcqrs::adapters::http {
+namespace shopcqrs::infra::http {
 
 namespace {
 
@@ -278,4 +278,4 @@ Response Router::Dispatch(Request& request) const {
   return (*best_handler)(request);
 }
 
-}  // namespace shopcqrs::adapters::http
+}  // namespace shopcqrs::infra::http

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "adapters/pg/connection.h"
+#include "infra/pg/connection.h"
 
-namespace shopcqrs::adapters::pg {
+namespace shopcqrs::infra::pg {
 
 // A fixed-size pool of connections to one server. Connections are opened lazily, prepared by
 // `on_connect`, and replaced when they break. A write pool and a read pool are distinct
@@ -57,4 +57,4 @@ class Pool {
   int open_ = 0;  // connections that exist (idle or leased)
 };
 
-}  // namespace shopcqrs::adapters::pg
+}  // namespace shopcqrs::infra::pg

@@ -1,13 +1,13 @@
-#include "adapters/pg/migrator.h"
+#include "infra/pg/migrator.h"
 
 #include <set>
 
 #include <spdlog/spdlog.h>
 
-#include "adapters/pg/connection.h"
-#include "adapters/pg/embedded_migrations.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/embedded_migrations.h"
 
-namespace shopcqrs::adapters::pg {
+namespace shopcqrs::infra::pg {
 
 namespace {
 // Two-int advisory lock keys live apart from the one-bigint keys used for aggregates.
@@ -53,4 +53,4 @@ int ApplyMigrations(const std::string& conninfo, std::string_view store) {
   return applied;
 }
 
-}  // namespace shopcqrs::adapters::pg
+}  // namespace shopcqrs::infra::pg

@@ -1,4 +1,4 @@
-#include "adapters/http/server.h"
+#include "infra/http/server.h"
 
 #include <gtest/gtest.h>
 
@@ -12,11 +12,11 @@
 #include <fmt/format.h>
 #include <boost/json/serialize.hpp>
 
-#include "adapters/http/json_input.h"
-#include "adapters/http/problem.h"
+#include "infra/http/json_body.h"
+#include "infra/http/problem.h"
 #include "support/http_client.h"
 
-namespace shopcqrs::adapters::http {
+namespace shopcqrs::infra::http {
 namespace {
 
 using namespace std::chrono_literals;
@@ -468,4 +468,4 @@ TEST_F(ServerTest, BindFailureThrows) {
 }
 
 }  // namespace
-}  // namespace shopcqrs::adapters::http
+}  // namespace shopcqrs::infra::http

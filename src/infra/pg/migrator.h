@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-namespace shopcqrs::adapters::pg {
+namespace shopcqrs::infra::pg {
 
 // Applies the embedded migrations of one store ("pg_write" or "pg_read") that the database
 // has not seen yet, each in its own transaction together with its schema_migrations row.
@@ -12,4 +12,4 @@ namespace shopcqrs::adapters::pg {
 // number of migrations applied.
 int ApplyMigrations(const std::string& conninfo, std::string_view store);
 
-}  // namespace shopcqrs::adapters::pg
+}  // namespace shopcqrs::infra::pg

@@ -1,4 +1,4 @@
-#include "adapters/redis/redis_client.h"
+#include "infra/redis/redis_client.h"
 
 #include <sys/time.h>
 
@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-namespace shopcqrs::adapters::redis {
+namespace shopcqrs::infra::redis {
 
 namespace {
 
@@ -177,4 +177,4 @@ RedisReply RedisClient::Eval(const RedisScript& script, const std::vector<std::s
   return Command(argv);
 }
 
-}  // namespace shopcqrs::adapters::redis
+}  // namespace shopcqrs::infra::redis

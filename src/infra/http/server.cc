@@ -1,4 +1,4 @@
-#include "adapters/http/server.h"
+#include "infra/http/server.h"
 
 #include <algorithm>
 #include <atomic>
@@ -22,11 +22,12 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
 
-#include "adapters/http/problem.h"
-#include "adapters/system/system.h"
+#include "infra/http/problem.h"
 
-namespace shopcqrs::adapters::http {
+namespace shopcqrs::infra::http {
 
 namespace {
 
@@ -45,8 +46,12 @@ bool SaneRequestId(std::string_view id) {
   return std::all_of(id.begin(), id.end(), [](char c) { return c >= 0x20 && c <= 0x7E; });
 }
 
-// A random (version 4) UUID, lowercase canonical text.
-std::string NewRequestId() { return system::NewRandomUuid().ToString(); }
+// A random (version 4) UUID from the kernel's CSPRNG (Boost.UUID reads getrandom), lowercase
+// canonical text.
+std::string NewRequestId() {
+  thread_local boost::uuids::random_generator generator;
+  return boost::uuids::to_string(generator());
+}
 
 bool IsParseError(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category();
@@ -600,4 +605,4 @@ void HttpServer::Run() { impl_->Run(); }
 void HttpServer::Stop() { impl_->Stop(); }
 unsigned short HttpServer::port() const { return impl_->port(); }
 
-}  // namespace shopcqrs::adapters::http
+}  // namespace shopcqrs::infra::http

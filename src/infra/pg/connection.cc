@@ -1,4 +1,4 @@
-#include "adapters/pg/connection.h"
+#include "infra/pg/connection.h"
 
 #include <poll.h>
 
@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-namespace shopcqrs::adapters::pg {
+namespace shopcqrs::infra::pg {
 
 namespace {
 
@@ -303,4 +303,4 @@ Connection& ReconnectingConnection::Get() {
   return *connection_;
 }
 
-}  // namespace shopcqrs::adapters::pg
+}  // namespace shopcqrs::infra::pg

@@ -1,15 +1,19 @@
-#include "adapters/nats/relay.h"
+#include "adapters/relay/relay.h"
 
 #include <algorithm>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "adapters/pg/connection.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "cqrs/commit_bound.h"
+#include "infra/pg/connection.h"
 
-namespace shopcqrs::adapters::nats {
+namespace shopcqrs::adapters::relay {
+
+using infra::nats::AppendChain;
+using infra::nats::JetStreamConnection;
+using infra::nats::MsgPtr;
 
 namespace {
 
@@ -35,7 +39,7 @@ std::string_view ToString(Relay::Role role) {
 
 // The loop thread's connections and what it knows of the stream.
 struct Relay::Loop {
-  std::unique_ptr<pg::Connection> lock;  // its session holds the advisory lock while leader
+  std::unique_ptr<infra::pg::Connection> lock;  // its session holds the advisory lock while leader
   bool leader = false;
   std::chrono::steady_clock::time_point lock_checked{};
   std::unique_ptr<pg_outbox::OutboxReader> reader;
@@ -99,8 +103,8 @@ void Relay::Run() {
     if (loop.leader && now - loop.lock_checked < options_.lock_check_interval) return true;
     try {
       if (!loop.lock) {
-        loop.lock = std::make_unique<pg::Connection>(
-            options_.write_db, pg::SessionSettings{.application_name = "shopcqrs-relay"});
+        loop.lock = std::make_unique<infra::pg::Connection>(
+            options_.write_db, infra::pg::SessionSettings{.application_name = "shopcqrs-relay"});
       }
       if (loop.leader) {
         loop.lock->Exec("SELECT 1");
@@ -126,13 +130,13 @@ void Relay::Run() {
 
   // Reads the stream's end: where this relay continues.
   auto sync = [&] {
-    loop.nats->EnsureStream(options_.stream);
+    nats::EnsureEventStream(*loop.nats, options_.stream);
     loop.sequence = loop.nats->LastSequence(options_.stream);
     loop.checkpoint = {};
     if (loop.sequence > 0) {
       MsgPtr last(loop.nats->GetMessage(options_.stream, loop.sequence));
       if (!last) throw std::runtime_error("the stream's last message cannot be read");
-      auto checkpoint = MessageCheckpoint(last.get());
+      auto checkpoint = nats::MessageCheckpoint(last.get());
       if (!checkpoint) {
         throw std::runtime_error(
             fmt::format("the stream's last message (#{}) has no checkpoint header", loop.sequence));
@@ -140,16 +144,16 @@ void Relay::Run() {
       loop.checkpoint = *checkpoint;
       // The chain must hold at the stream's end before anything is appended after it: the last
       // message names the one before it (a hole there would otherwise be continued).
-      const auto prev = MessagePrev(last.get());
+      const auto prev = nats::MessagePrev(last.get());
       if (prev && loop.sequence > 1) {
         MsgPtr before(loop.nats->GetMessage(options_.stream, loop.sequence - 1));
-        const auto expected = before ? MessageCheckpoint(before.get()) : std::nullopt;
-        if (expected && !SamePosition(*prev, *expected)) {
+        const auto expected = before ? nats::MessageCheckpoint(before.get()) : std::nullopt;
+        if (expected && !nats::SamePosition(*prev, *expected)) {
           throw std::runtime_error(fmt::format(
               "the stream's last message (#{}) follows {}, but #{} is {}: the stream has a hole; "
               "not appending after it",
-              loop.sequence, FormatCheckpoint(*prev), loop.sequence - 1,
-              FormatCheckpoint(*expected)));
+              loop.sequence, nats::FormatCheckpoint(*prev), loop.sequence - 1,
+              nats::FormatCheckpoint(*expected)));
         }
       }
     }
@@ -218,11 +222,11 @@ void Relay::Run() {
                     ? batch.next.bound
                     : std::max(bound, cqrs::ComposeBound(epoch, event.xid));
         const cqrs::Checkpoint after{event.xid, event.position, bound};
-        messages.push_back(EncodeEvent(event, after, prev));
+        messages.push_back(nats::EncodeEvent(event, after, prev));
         prev = after;
       }
       const bool bound_only = batch.events.empty() && batch.next.bound > from.bound;
-      if (bound_only) messages.push_back(EncodeBound(batch.next, from));
+      if (bound_only) messages.push_back(nats::EncodeBound(batch.next, from));
       if (!messages.empty() && append(messages)) {
         loop.checkpoint = batch.next;
         const auto now = NowMs();
@@ -261,4 +265,4 @@ void Relay::Run() {
   loop.lock.reset();
 }
 
-}  // namespace shopcqrs::adapters::nats
+}  // namespace shopcqrs::adapters::relay

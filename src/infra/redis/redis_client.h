@@ -12,7 +12,7 @@
 
 struct redisContext;
 
-namespace shopcqrs::adapters::redis {
+namespace shopcqrs::infra::redis {
 
 // Any Redis fault.
 class RedisError : public std::runtime_error {
@@ -111,4 +111,4 @@ class RedisClient {
   std::uint64_t connections_ = 0;
 };
 
-}  // namespace shopcqrs::adapters::redis
+}  // namespace shopcqrs::infra::redis

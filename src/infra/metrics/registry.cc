@@ -1,4 +1,4 @@
-#include "adapters/metrics/registry.h"
+#include "infra/metrics/registry.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,7 +17,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
-namespace shopcqrs::adapters::metrics {
+namespace shopcqrs::infra::metrics {
 
 namespace {
 
@@ -351,4 +351,4 @@ std::string EscapeHelp(std::string_view text) {
   return out;
 }
 
-}  // namespace shopcqrs::adapters::metrics
+}  // namespace shopcqrs::infra::metrics

@@ -1,6 +1,6 @@
-#include "adapters/pg/pool.h"
+#include "infra/pg/pool.h"
 
-namespace shopcqrs::adapters::pg {
+namespace shopcqrs::infra::pg {
 
 Pool::Lease::~Lease() {
   if (pool_ && connection_) pool_->Release(std::move(connection_));
@@ -61,4 +61,4 @@ bool Pool::Ping() {
   }
 }
 
-}  // namespace shopcqrs::adapters::pg
+}  // namespace shopcqrs::infra::pg

@@ -28,9 +28,9 @@
 #include <memory>
 #include <string>
 
-#include "adapters/http/router.h"
+#include "infra/http/router.h"
 
-namespace shopcqrs::adapters::http {
+namespace shopcqrs::infra::http {
 
 class HttpServer {
  public:
@@ -69,4 +69,4 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace shopcqrs::adapters::http
+}  // namespace shopcqrs::infra::http

@@ -1,10 +1,10 @@
-#include "adapters/http/router.h"
+#include "infra/http/router.h"
 
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
 
-namespace shopcqrs::adapters::http {
+namespace shopcqrs::infra::http {
 namespace {
 
 Request MakeRequest(std::string method, std::string target) {
@@ -179,4 +179,4 @@ TEST(MessageTest, HeadersAreCaseInsensitive) {
 }
 
 }  // namespace
-}  // namespace shopcqrs::adapters::http
+}  // namespace shopcqrs::infra::http

@@ -1,4 +1,4 @@
-#include "adapters/metrics/registry.h"
+#include "infra/metrics/registry.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-namespace shopcqrs::adapters::metrics {
+namespace shopcqrs::infra::metrics {
 namespace {
 
 TEST(MetricsTest, RendersCountersWithLabels) {
@@ -206,4 +206,4 @@ TEST(MetricsTest, ConcurrentUpdatesAreNotLost) {
 }
 
 }  // namespace
-}  // namespace shopcqrs::adapters::metrics
+}  // namespace shopcqrs::infra::metrics

@@ -1,6 +1,6 @@
 #pragma once
 
-// Transport-neutral request/response types and the route table of the HTTP adapter. Nothing
+// Transport-neutral request/response types and the route table of the HTTP server. Nothing
 // here depends on Boost.Beast: handlers are plain functions from Request to Response.
 
 #include <functional>
@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace shopcqrs::adapters::http {
+namespace shopcqrs::infra::http {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 using ParamMap = std::map<std::string, std::string, std::less<>>;
@@ -95,4 +95,4 @@ class Router {
   std::vector<Route> routes_;
 };
 
-}  // namespace shopcqrs::adapters::http
+}  // namespace shopcqrs::infra::http

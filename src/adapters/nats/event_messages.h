@@ -2,17 +2,12 @@
 
 #include <nats/nats.h>
 
-#include <chrono>
-#include <cstdint>
-#include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
 
 #include "cqrs/projector.h"
+#include "infra/nats/jetstream.h"
 
 // The broker leg of the data path: the event log as a JetStream stream.
 //
@@ -26,31 +21,18 @@
 // Shopcqrs-Checkpoint = "<xid>.<position>.<bound>", and names its predecessor's checkpoint in
 // Shopcqrs-Prev ("0.0.0" for the first message of the stream). Messages are only ever appended
 // with the expected last sequence of the stream and, after the first of an append run, the
-// expected last message id, so the stream is the outbox's order exactly: no gap, no duplicate,
-// no reordering, whatever relays crash or race. The chain makes a hole detectable wherever it
-// appears, whatever the sequence numbers say: every consumer checks that each new message names
-// the checkpoint it stands at (JudgeDelivery).
+// expected last message id (infra::nats::AppendChain), so the stream is the outbox's order
+// exactly: no gap, no duplicate, no reordering, whatever relays crash or race. The chain makes a
+// hole detectable wherever it appears, whatever the sequence numbers say: every consumer checks
+// that each new message names the checkpoint it stands at (JudgeDelivery).
 namespace shopcqrs::adapters::nats {
 
 inline constexpr std::string_view kDefaultStream = "SHOPCQRS_EVENTS";
 inline constexpr std::string_view kEventSubjectPrefix = "shopcqrs.events.";
 inline constexpr std::string_view kBoundSubject = "shopcqrs.bound";
 
-// A libnats call failed. `code` is the JetStream error code when the server sent one.
-class NatsError : public std::runtime_error {
- public:
-  NatsError(const std::string& what, natsStatus status, int js_code = 0)
-      : std::runtime_error(what), status_(status), js_code_(js_code) {}
-  natsStatus status() const { return status_; }
-  int js_code() const { return js_code_; }
-
- private:
-  natsStatus status_;
-  int js_code_;
-};
-
-// Throws NatsError naming `what` when `status` is not NATS_OK.
-void Check(natsStatus status, std::string_view what, jsErrCode js_code = static_cast<jsErrCode>(0));
+// Creates the event stream `stream` (the subjects above) if it does not exist.
+void EnsureEventStream(infra::nats::JetStreamConnection& nats, std::string_view stream);
 
 // The checkpoint header of a stream message; nullopt when it is missing or malformed.
 std::optional<cqrs::Checkpoint> MessageCheckpoint(natsMsg* message);
@@ -97,67 +79,5 @@ class StreamDivergedError : public cqrs::FatalProjectionError {
 enum class Delivery { kNew, kApplied };
 Delivery JudgeDelivery(const cqrs::Checkpoint& cursor, const cqrs::Checkpoint& checkpoint,
                        const std::optional<cqrs::Checkpoint>& prev, bool redelivered);
-
-// One connection to nats-server with its JetStream context. libnats reconnects by itself in
-// the background (forever, every reconnect_wait); calls fail while it is disconnected.
-class JetStreamConnection {
- public:
-  struct Options {
-    std::string url = "nats://127.0.0.1:4222";
-    std::string name = "shopcqrs";
-    std::chrono::milliseconds request_timeout{2000};  // JetStream API calls and publish acks
-    std::chrono::milliseconds reconnect_wait{100};
-    std::int64_t max_pending_publishes = 16384;
-  };
-  // Connects (throws NatsError when the server cannot be reached).
-  explicit JetStreamConnection(Options options);
-  ~JetStreamConnection();
-  JetStreamConnection(const JetStreamConnection&) = delete;
-  JetStreamConnection& operator=(const JetStreamConnection&) = delete;
-
-  natsConnection* connection() const { return connection_; }
-  jsCtx* js() const { return js_; }
-  bool IsConnected() const;
-  const Options& options() const { return options_; }
-
-  // Creates the event stream if it does not exist (idempotent, safe from several processes).
-  void EnsureStream(std::string_view stream);
-  // The last sequence of the stream (0 when empty).
-  std::uint64_t LastSequence(std::string_view stream);
-  // The first sequence still held (1 for a stream that never dropped anything).
-  std::uint64_t FirstSequence(std::string_view stream);
-  // (first, last) in one request.
-  std::pair<std::uint64_t, std::uint64_t> Sequences(std::string_view stream);
-  // The message at `sequence` (owned by the caller); nullptr when there is none.
-  natsMsg* GetMessage(std::string_view stream, std::uint64_t sequence);
-
-  // Failures of asynchronous publishes since the last call (and the first error text).
-  std::int64_t TakePublishFailures(std::string* first_error = nullptr);
-
- private:
-  static void OnPublishError(jsCtx* js, jsPubAckErr* error, void* closure);
-
-  Options options_;
-  natsConnection* connection_ = nullptr;
-  jsCtx* js_ = nullptr;
-  struct Failures;
-  std::unique_ptr<Failures> failures_;
-};
-
-// Owns a natsMsg.
-struct MsgDeleter {
-  void operator()(natsMsg* message) const { natsMsg_Destroy(message); }
-};
-using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
-
-// Appends `messages` (taken: destroyed or handed to the library) to `stream` after its message
-// `last_sequence`, published asynchronously and then waited for. The first carries the expected
-// last sequence (0 for an empty stream, sent as the header too, since the library omits a zero
-// expectation), every later one the expected sequence and the expected last message id of its
-// predecessor in the run: once one append is refused, no later one can be stored (a foreign
-// message that took its place does not satisfy the next one's expectation). Answers whether
-// every append was confirmed; otherwise `error` says why and the stream's end must be re-read.
-bool AppendChain(JetStreamConnection& nats, std::vector<natsMsg*>& messages,
-                 std::uint64_t last_sequence, std::string* error);
 
 }  // namespace shopcqrs::adapters::nats

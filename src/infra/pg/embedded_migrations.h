@@ -3,7 +3,7 @@
 #include <string_view>
 #include <vector>
 
-namespace shopcqrs::adapters::pg {
+namespace shopcqrs::infra::pg {
 
 // A numbered migration file compiled into the binary (see cmake/embed_migrations.cmake).
 struct EmbeddedMigration {
@@ -15,4 +15,4 @@ struct EmbeddedMigration {
 
 const std::vector<EmbeddedMigration>& AllEmbeddedMigrations();
 
-}  // namespace shopcqrs::adapters::pg
+}  // namespace shopcqrs::infra::pg

@@ -8,10 +8,11 @@
 #include <string>
 #include <thread>
 
-#include "adapters/nats/jetstream.h"
+#include "adapters/nats/event_messages.h"
 #include "cqrs/projector.h"
+#include "infra/nats/jetstream.h"
 
-namespace shopcqrs::adapters::nats {
+namespace shopcqrs::adapters::relay {
 
 // The relay: reads the write database's outbox with the gap-free reader (pg_outbox) and appends
 // every event, in (xid, position) order, to the JetStream event stream.
@@ -25,7 +26,7 @@ namespace shopcqrs::adapters::nats {
 // - Every message names its predecessor's checkpoint (Shopcqrs-Prev), and before appending the
 //   relay checks that the stream's last message names the one before it.
 // - Every append carries the expected last sequence of the stream, every later append of a run
-//   also the expected last message id (and Nats-Msg-Id = event id): see AppendChain.
+//   also the expected last message id (and Nats-Msg-Id = event id): see infra::nats::AppendChain.
 //   an append that does not follow exactly what this relay believes is the stream's end is
 //   refused by the server, and the relay re-reads the stream's end. A relay that lost the lock
 //   without noticing, a publish that timed out but was stored, two relays racing during a
@@ -34,8 +35,8 @@ class Relay {
  public:
   struct Options {
     std::string write_db;  // libpq conninfo of the write database
-    JetStreamConnection::Options nats;
-    std::string stream = std::string(kDefaultStream);
+    infra::nats::JetStreamConnection::Options nats;
+    std::string stream = std::string(adapters::nats::kDefaultStream);
     std::size_t batch_size = 4096;
     std::chrono::milliseconds idle_wait{500};  // outbox wait when caught up (LISTEN wakes it)
     std::chrono::milliseconds standby_poll{250};
@@ -87,4 +88,4 @@ std::string_view ToString(Relay::Role role);  // "stopped", "standby", "leader",
 // The advisory lock key that elects the relay (one per write database).
 inline constexpr std::int64_t kRelayLockKey = 0x73686f7072656c61;  // "shoprela"
 
-}  // namespace shopcqrs::adapters::nats
+}  // namespace shopcqrs::adapters::relay
