@@ -1,12 +1,10 @@
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <filesystem>
 #include <string>
 
-#include "devstack/server_supervisor.h"
+#include "devstack/supervised_server.h"
 
 namespace shopcqrs::devstack {
 
@@ -19,7 +17,7 @@ namespace shopcqrs::devstack {
 //
 // Files in the data directory: jetstream/ (the JetStream store), nats.log (stdout/stderr),
 // port (the port of the previous run, reused when free).
-class NatsServer {
+class NatsServer : public SupervisedServer {
  public:
   struct Options {
     std::filesystem::path data_dir;
@@ -34,9 +32,7 @@ class NatsServer {
   };
 
   explicit NatsServer(Options options);
-  ~NatsServer();  // Stop(), errors logged
-  NatsServer(const NatsServer&) = delete;
-  NatsServer& operator=(const NatsServer&) = delete;
+  ~NatsServer();  // Stop()
 
   // Starts the server and its supervisor, and waits until a client can connect and JetStream
   // answers (after its streams have been recovered from disk). No-op if running. Throws
@@ -45,22 +41,12 @@ class NatsServer {
   // Stops the supervisor, then the server (SIGTERM: JetStream flushes its store; SIGKILL after
   // stop_timeout). No-op if not running.
   void Stop();
-  // Whether the child is alive right now (it may be between a crash and its restart).
-  bool IsRunning() { return supervisor_.IsRunning(); }
 
-  int Port() const { return supervisor_.Port(); }
   // "nats://127.0.0.1:<port>" (the bind address instead when it is not a loopback/any one).
   std::string Url() const;
-  pid_t Pid() const { return supervisor_.Pid(); }
-  // How often the supervisor restarted a dead server.
-  int Restarts() const { return supervisor_.Restarts(); }
-  const std::filesystem::path& DataDir() const { return data_dir_; }
-  std::filesystem::path LogFile() const { return data_dir_ / "nats.log"; }
 
  private:
   Options options_;
-  std::filesystem::path data_dir_;
-  ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
 };
 
 }  // namespace shopcqrs::devstack

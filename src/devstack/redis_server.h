@@ -1,7 +1,5 @@
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -9,7 +7,7 @@
 #include <vector>
 
 #include "adapters/redis/redis_client.h"
-#include "devstack/server_supervisor.h"
+#include "devstack/supervised_server.h"
 
 namespace shopcqrs::devstack {
 
@@ -21,7 +19,7 @@ namespace shopcqrs::devstack {
 //
 // Files in the data directory: appendonlydir/ (the AOF), redis.log (stdout/stderr), port (the
 // port of the previous run, reused when free).
-class RedisServer {
+class RedisServer : public SupervisedServer {
  public:
   struct Options {
     std::filesystem::path data_dir;
@@ -39,9 +37,7 @@ class RedisServer {
   };
 
   explicit RedisServer(Options options);
-  ~RedisServer();  // Stop(), errors logged
-  RedisServer(const RedisServer&) = delete;
-  RedisServer& operator=(const RedisServer&) = delete;
+  ~RedisServer();  // Stop()
 
   // Starts the server and its supervisor, and waits until it answers PING (and has loaded its
   // data). No-op if running. Throws std::runtime_error (with the log tail) on failure.
@@ -49,23 +45,13 @@ class RedisServer {
   // Stops the supervisor, then the server (SIGTERM: Redis flushes the AOF; SIGKILL after
   // stop_timeout). No-op if not running.
   void Stop();
-  // Whether the child is alive right now (it may be between a crash and its restart).
-  bool IsRunning() { return supervisor_.IsRunning(); }
 
-  int Port() const { return supervisor_.Port(); }
   adapters::redis::RedisEndpoint Endpoint() const;
-  pid_t Pid() const { return supervisor_.Pid(); }
-  // How often the supervisor restarted a dead server.
-  int Restarts() const { return supervisor_.Restarts(); }
-  const std::filesystem::path& DataDir() const { return data_dir_; }
-  std::filesystem::path LogFile() const { return data_dir_ / "redis.log"; }
 
  private:
   std::string Probe(int port);
 
   Options options_;
-  std::filesystem::path data_dir_;
-  ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
 };
 
 }  // namespace shopcqrs::devstack
