@@ -25,39 +25,18 @@
 #include "devstack/nats_server.h"
 #include "devstack/postgres_server.h"
 #include "devstack/process.h"
+#include "support/eventually.h"
+#include "support/temp_dir.h"
 
 namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
 using devstack::NatsServer;
+using test_support::Eventually;
+using test_support::TempDir;
 
 constexpr auto kDeadline = 20s;
-
-// Polls `condition` until it holds or `timeout` has passed; returns its last value.
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
-}
-
-// A temporary directory removed at the end of the test.
-struct TempDir {
-  TempDir()
-      : root(std::filesystem::temp_directory_path() /
-             fmt::format("shopcqrs-nats-test-{}-{}", ::getpid(), counter++)) {
-    std::filesystem::create_directories(root);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(root, ec);
-  }
-  static inline std::atomic<int> counter = 0;
-  std::filesystem::path root;
-};
 
 NatsServer::Options TestOptions(const std::filesystem::path& data_dir) {
   return {.data_dir = data_dir, .name = "test-nats"};
@@ -155,6 +134,13 @@ void PublishOrders(Client& client, int from, int to) {
   }
 }
 
+// Creates the ORDERS stream on the server at `url` and publishes "m1".."m<count>" to it.
+void CreateOrders(const std::string& url, int count) {
+  Client client(url);
+  client.AddStream("ORDERS", "orders.>");
+  PublishOrders(client, 1, count);
+}
+
 void ExpectOrders(Client& client, int count) {
   EXPECT_EQ(client.MessageCount("ORDERS"), static_cast<std::uint64_t>(count));
   for (int i = 1; i <= count; ++i) {
@@ -196,7 +182,7 @@ class PortBlocker {
 
 TEST(NatsServer, StartsWithJetStreamFileStorage) {
   TempDir dir;
-  NatsServer server(TestOptions(dir.root / "data"));
+  NatsServer server(TestOptions(dir.Path() / "data"));
   server.Start();
   ASSERT_TRUE(server.IsRunning());
   EXPECT_GT(server.Port(), 0);
@@ -221,14 +207,10 @@ TEST(NatsServer, StartsWithJetStreamFileStorage) {
 
 TEST(NatsServer, DataSurvivesStopAndStart) {
   TempDir dir;
-  NatsServer server(TestOptions(dir.root / "data"));
+  NatsServer server(TestOptions(dir.Path() / "data"));
   server.Start();
   const int port = server.Port();
-  {
-    Client client(server.Url());
-    client.AddStream("ORDERS", "orders.>");
-    PublishOrders(client, 1, 10);
-  }
+  CreateOrders(server.Url(), 10);
   server.Stop();
   ASSERT_FALSE(server.IsRunning());
 
@@ -241,7 +223,7 @@ TEST(NatsServer, DataSurvivesStopAndStart) {
 
   // A second server object on the same data directory finds the same data too.
   server.Stop();
-  NatsServer again(TestOptions(dir.root / "data"));
+  NatsServer again(TestOptions(dir.Path() / "data"));
   again.Start();
   Client other(again.Url());
   ExpectOrders(other, 12);
@@ -249,14 +231,10 @@ TEST(NatsServer, DataSurvivesStopAndStart) {
 
 TEST(NatsServer, KilledChildIsRestartedOnSamePortWithItsStreams) {
   TempDir dir;
-  NatsServer server(TestOptions(dir.root / "data"));
+  NatsServer server(TestOptions(dir.Path() / "data"));
   server.Start();
   const int port = server.Port();
-  {
-    Client client(server.Url());
-    client.AddStream("ORDERS", "orders.>");
-    PublishOrders(client, 1, 20);
-  }
+  CreateOrders(server.Url(), 20);
   const pid_t pid = server.Pid();
   ASSERT_GT(pid, 0);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
@@ -279,14 +257,10 @@ TEST(NatsServer, KilledChildIsRestartedOnSamePortWithItsStreams) {
 
 TEST(NatsServer, PicksAnotherPortWhenThePreviousOneIsTaken) {
   TempDir dir;
-  NatsServer server(TestOptions(dir.root / "data"));
+  NatsServer server(TestOptions(dir.Path() / "data"));
   server.Start();
   const int previous = server.Port();
-  {
-    Client client(server.Url());
-    client.AddStream("ORDERS", "orders.>");
-    PublishOrders(client, 1, 3);
-  }
+  CreateOrders(server.Url(), 3);
   server.Stop();
 
   PortBlocker blocker(previous);
@@ -301,7 +275,7 @@ TEST(NatsServer, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
   TempDir dir;
   const int port = devstack::FindFreePort();
   PortBlocker blocker(port);
-  auto options = TestOptions(dir.root / "data");
+  auto options = TestOptions(dir.Path() / "data");
   options.port = port;
   options.start_timeout = 20s;
   NatsServer server(options);
@@ -321,7 +295,7 @@ TEST(NatsServer, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
 // under the new supervisor, on that port, with its streams.
 TEST(NatsServer, StopsTheServerOfAKilledPredecessorAndStartsItAgainOnItsPort) {
   TempDir dir;
-  const auto data_dir = dir.root / "data";
+  const auto data_dir = dir.Path() / "data";
   std::filesystem::create_directories(data_dir);
   const int port = devstack::FindFreePort();
   std::ofstream(data_dir / "port") << port << '\n';
@@ -349,11 +323,7 @@ TEST(NatsServer, StopsTheServerOfAKilledPredecessorAndStartsItAgainOnItsPort) {
         }
       },
       kDeadline));
-  {
-    Client client(url);
-    client.AddStream("ORDERS", "orders.>");
-    PublishOrders(client, 1, 5);
-  }
+  CreateOrders(url, 5);
 
   NatsServer server(TestOptions(data_dir));
   server.Start();
