@@ -29,7 +29,10 @@
 #include "cqrs/projector.h"
 #include "devstack/nats_server.h"
 #include "devstack/process.h"
+#include "support/eventually.h"
+#include "support/projector_rig.h"
 #include "support/sql.h"
+#include "support/temp_dir.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
 
@@ -37,36 +40,19 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace test_support;
 using adapters::nats::JetStreamConnection;
 using adapters::nats::JetStreamSource;
 using adapters::nats::Relay;
 using adapters::pg::Connection;
 using devstack::NatsServer;
-using test_support::Column;
-using test_support::Dump;
-using test_support::Scalar;
-using test_support::Workload;
-using test_support::WriteBound;
 
 // A nats-server of its own in a temporary directory.
-struct TempNats {
-  TempNats()
-      : root(std::filesystem::temp_directory_path() /
-             fmt::format("shopcqrs-nats-test-{}-{}", ::getpid(), counter++)),
-        server({.data_dir = root / "data", .name = "test-nats"}) {
-    server.Start();
-  }
-  ~TempNats() {
-    server.Stop();
-    std::error_code ec;
-    std::filesystem::remove_all(root, ec);
-  }
+struct TempNats : TempServer<NatsServer> {
+  TempNats() : TempServer("test-nats", "shopcqrs-nats-test-") {}
   JetStreamConnection::Options Options(std::string name = "test") const {
     return {.url = server.Url(), .name = std::move(name)};
   }
-  static inline std::atomic<int> counter = 0;
-  std::filesystem::path root;
-  NatsServer server;
 };
 
 Relay::Options RelayOptions(const std::string& write, const TempNats& nats,
@@ -170,19 +156,11 @@ void WaitStreamCaughtUp(const TempNats& nats, const std::string& write,
 }
 
 // A projector reading the broker into the read PostgreSQL, wired like the binary.
-struct BrokerRig {
+struct BrokerRig : ProjectorRig<JetStreamSource, adapters::pg_read::PgReadProjection> {
   BrokerRig(const TempNats& nats, const std::string& read,
-            std::string consumer = "shopcqrs_read_pg", std::size_t batch = 200)
-      : source({.nats = nats.Options(consumer), .consumer = std::move(consumer)}),
-        store(read),
-        projector({.name = "read_pg", .batch_size = batch, .max_backoff = 300ms}, source, store,
-                  &tracker) {
-    projector.Start();
-  }
-  JetStreamSource source;
-  adapters::pg_read::PgReadProjection store;
-  cqrs::ProgressTracker tracker;
-  cqrs::Projector projector;
+            const std::string& consumer = "shopcqrs_read_pg", std::size_t batch = 200)
+      : ProjectorRig({.nats = nats.Options(consumer), .consumer = consumer}, read,
+                     {.name = "read_pg", .batch_size = batch, .max_backoff = 300ms}) {}
 };
 
 // The read model agrees with the write model (the fields every event touches).
@@ -200,7 +178,7 @@ void ExpectReadMatchesWrite(const std::string& write, const std::string& read) {
 
 TEST(Relay, AppendsEveryEventOnceInCommitOrder) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto write = MigratedDatabase("w", "pg_write");
   Workload load(write);
   load.Seed(5, 5);
   Relay relay(RelayOptions(write, nats));
@@ -237,7 +215,7 @@ TEST(RelayChild, RunsUntilKilled) {
 // event once, in order.
 TEST(RelayCrash, KilledRepeatedlyMidStream) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto write = MigratedDatabase("w", "pg_write");
   Workload load(write);
   load.Seed(5, 5);
   std::atomic<bool> stop = false;
@@ -266,7 +244,7 @@ TEST(RelayCrash, KilledRepeatedlyMidStream) {
 // Two relays at once, and the leader stopped mid-stream: events are appended once.
 TEST(Relay, TwoRelaysAppendOnceAndTheStandbyTakesOver) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto write = MigratedDatabase("w", "pg_write");
   Workload load(write);
   load.Seed(5, 5);
   auto first = std::make_unique<Relay>(RelayOptions(write, nats, 64));
@@ -302,8 +280,8 @@ TEST(Relay, TwoRelaysAppendOnceAndTheStandbyTakesOver) {
 // Tokens through the broker: a projector fed by JetStream reaches the bound of a command.
 TEST(BrokerProjection, ProjectsThroughTheStreamAndSatisfiesTokens) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto read = test_support::MigratedDatabase("r", "pg_read");
+  const auto write = MigratedDatabase("w", "pg_write");
+  const auto read = MigratedDatabase("r", "pg_read");
   Workload load(write);
   load.Seed(5, 5);
   Relay relay(RelayOptions(write, nats));
@@ -330,8 +308,8 @@ TEST(BrokerProjection, ProjectsThroughTheStreamAndSatisfiesTokens) {
 // recover by themselves and the read store converges exactly.
 TEST(BrokerProjection, ConvergesAfterNatsServerKilledUnderLoad) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto read = test_support::MigratedDatabase("r", "pg_read");
+  const auto write = MigratedDatabase("w", "pg_write");
+  const auto read = MigratedDatabase("r", "pg_read");
   Workload load(write);
   load.Seed(5, 5);
   Relay relay(RelayOptions(write, nats));
@@ -344,10 +322,7 @@ TEST(BrokerProjection, ConvergesAfterNatsServerKilledUnderLoad) {
     const pid_t pid = nats.server.Pid();
     ASSERT_GT(pid, 0);
     ::kill(pid, SIGKILL);
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (nats.server.Restarts() < i + 1 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(50ms);
-    }
+    Eventually([&] { return nats.server.Restarts() >= i + 1; }, 20s, 50ms);
     ASSERT_EQ(nats.server.Restarts(), i + 1);
   }
   std::this_thread::sleep_for(1s);
@@ -365,8 +340,8 @@ TEST(BrokerProjection, ConvergesAfterNatsServerKilledUnderLoad) {
 // consumer that sees the stream hold more than it delivered is re-seated.
 TEST(BrokerProjection, ConvergesWhenTheBrokerDiesRightAfterTheLastCommands) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto read = test_support::MigratedDatabase("r", "pg_read");
+  const auto write = MigratedDatabase("w", "pg_write");
+  const auto read = MigratedDatabase("r", "pg_read");
   Workload load(write);
   load.Seed(3, 3);
   Relay relay(RelayOptions(write, nats));
@@ -389,7 +364,7 @@ TEST(BrokerProjection, ConvergesWhenTheBrokerDiesRightAfterTheLastCommands) {
 // store's checkpoint is re-seated at the checkpoint, and nothing is skipped or applied twice.
 TEST(BrokerProjection, ReseatsADurableConsumerAheadOfTheStore) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto write = MigratedDatabase("w", "pg_write");
   Workload load(write);
   load.Seed(5, 5);
   std::mt19937_64 rng(3);
@@ -397,14 +372,14 @@ TEST(BrokerProjection, ReseatsADurableConsumerAheadOfTheStore) {
   Relay relay(RelayOptions(write, nats));
   relay.Start();
   WaitStreamCaughtUp(nats, write);
-  const auto first_read = test_support::MigratedDatabase("r", "pg_read");
+  const auto first_read = MigratedDatabase("r", "pg_read");
   {
     BrokerRig rig(nats, first_read, "shopcqrs_read_pg", 50);
     ASSERT_TRUE(rig.tracker.WaitFor(WriteBound(write), 30s));
   }  // the durable consumer has acked the whole stream
   // A fresh read database (checkpoint zero) behind the same consumer name.
   for (int i = 0; i < 100; ++i) load.Step(rng);
-  const auto second_read = test_support::MigratedDatabase("r", "pg_read");
+  const auto second_read = MigratedDatabase("r", "pg_read");
   cqrs::Checkpoint stored;
   {
     BrokerRig rig(nats, second_read, "shopcqrs_read_pg", 50);
@@ -420,10 +395,7 @@ TEST(BrokerProjection, ReseatsADurableConsumerAheadOfTheStore) {
     adapters::nats::MsgPtr last(probe.GetMessage(stream, probe.LastSequence(stream)));
     const auto end = adapters::nats::MessageCheckpoint(last.get());
     ASSERT_TRUE(end);
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (rig.store.LoadCheckpoint() != *end && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(20ms);
-    }
+    Eventually([&] { return rig.store.LoadCheckpoint() == *end; }, 20s);
     stored = rig.store.LoadCheckpoint();
     ASSERT_EQ(stored, *end);
   }
@@ -532,11 +504,7 @@ TEST(BrokerProjection, StopsLoudlyAtAHoleTheSequenceNumbersHide) {
   cqrs::Projector projector({.name = "hole", .batch_size = 100, .max_backoff = 100ms}, source,
                             store);
   projector.Start();
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (projector.Stats().status != cqrs::ProjectorStatus::kError &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
+  Eventually([&] { return projector.Stats().status == cqrs::ProjectorStatus::kError; }, 20s);
   const auto stats = projector.Stats();
   projector.Stop();
   EXPECT_EQ(stats.status, cqrs::ProjectorStatus::kError);
@@ -549,7 +517,7 @@ TEST(BrokerProjection, StopsLoudlyAtAHoleTheSequenceNumbersHide) {
 // saying so, and appends nothing.
 TEST(Relay, RefusesToAppendAfterAHoleAtTheStreamsEnd) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto write = MigratedDatabase("w", "pg_write");
   Workload load(write);
   load.Seed(2, 2);
   JetStreamConnection connection(nats.Options("appender"));
@@ -559,11 +527,7 @@ TEST(Relay, RefusesToAppendAfterAHoleAtTheStreamsEnd) {
   ASSERT_TRUE(AppendEvents(connection, 1, {1, 2, 1}, {3}));
   Relay relay(RelayOptions(write, nats));
   relay.Start();
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (relay.GetStats().last_error.find("hole") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
+  Eventually([&] { return relay.GetStats().last_error.find("hole") != std::string::npos; }, 20s);
   const auto stats = relay.GetStats();
   relay.Stop();
   EXPECT_NE(stats.last_error.find("the stream has a hole"), std::string::npos) << stats.last_error;

@@ -35,7 +35,11 @@
 #include "cqrs/projector.h"
 #include "devstack/redis_server.h"
 #include "domain/time.h"
+#include "support/events.h"
+#include "support/eventually.h"
+#include "support/projector_rig.h"
 #include "support/sql.h"
+#include "support/temp_dir.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
 
@@ -43,32 +47,15 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace test_support;
 using adapters::pg::Connection;
 using adapters::redis::RedisProjection;
 using adapters::redis::RedisReadModel;
 using devstack::RedisServer;
-using test_support::Column;
-using test_support::Dump;
-using test_support::Scalar;
-using test_support::Workload;
-using test_support::WriteBound;
 
 // A redis-server of its own in a temporary directory.
-struct TempRedis {
-  TempRedis()
-      : root(std::filesystem::temp_directory_path() /
-             fmt::format("shopcqrs-redis-test-{}-{}", ::getpid(), counter++)),
-        server({.data_dir = root / "data", .name = "test-redis"}) {
-    server.Start();
-  }
-  ~TempRedis() {
-    server.Stop();
-    std::error_code ec;
-    std::filesystem::remove_all(root, ec);
-  }
-  static inline std::atomic<int> counter = 0;
-  std::filesystem::path root;
-  RedisServer server;
+struct TempRedis : TempServer<RedisServer> {
+  TempRedis() : TempServer("test-redis", "shopcqrs-redis-test-") {}
 };
 
 // A unique key prefix per store, so stores never see each other's keys.
@@ -78,19 +65,11 @@ std::string Prefix() {
 }
 
 // Outbox reader + redis projection + projector, wired like the binary would.
-struct RedisRig {
+struct RedisRig : ProjectorRig<adapters::pg_outbox::OutboxReader, RedisProjection> {
   RedisRig(const std::string& write, const adapters::redis::RedisEndpoint& endpoint,
            const std::string& prefix, std::size_t batch = adapters::redis::kRecommendedBatchSize)
-      : source({write}),
-        store({.endpoint = endpoint, .key_prefix = prefix}),
-        projector({.name = "redis", .batch_size = batch, .max_backoff = 300ms}, source, store,
-                  &tracker) {
-    projector.Start();
-  }
-  adapters::pg_outbox::OutboxReader source;
-  RedisProjection store;
-  cqrs::ProgressTracker tracker;
-  cqrs::Projector projector;
+      : ProjectorRig({write}, RedisProjection::Options{.endpoint = endpoint, .key_prefix = prefix},
+                     {.name = "redis", .batch_size = batch, .max_backoff = 300ms}) {}
 };
 
 // Waits until the checkpoint stored IN REDIS covers every transaction committed so far (the
@@ -214,35 +193,13 @@ TEST(RedisClient, CommandsPipelinesScriptsAndErrors) {
 
 TEST(RedisProjection, OrderViewsRenamesAndTopSellers) {
   TempRedis redis;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto write = MigratedDatabase("w", "pg_write");
   const auto prefix = Prefix();
   Workload load(write);
   auto& cmd = load.commands;
-  const auto suffix = Workload::Suffix();
-  auto a = cmd.Handle(app::RegisterCustomer{"Alice Smith", "alice-" + suffix + "@example.com"});
-  auto b = cmd.Handle(app::RegisterCustomer{"Bob Jones", "bob-" + suffix + "@example.com"});
-  auto p1 = cmd.Handle(app::AddProduct{"WIDGET-" + suffix, "Blue \"Widget\" ü/½", 250, 100});
-  auto p2 = cmd.Handle(app::AddProduct{"GADGET-" + suffix, "Red Gadget", 1000, 100});
-  auto p3 = cmd.Handle(app::AddProduct{"THING-" + suffix, "Thing", 5, 100});
-  ASSERT_TRUE(a && b && p1 && p2 && p3);
-  const auto alice = *domain::CustomerId::Parse(a->id);
-  const auto bob = *domain::CustomerId::Parse(b->id);
-  const auto widget = *domain::ProductId::Parse(p1->id);
-  const auto gadget = *domain::ProductId::Parse(p2->id);
-  auto o1 = cmd.Handle(app::PlaceOrder{alice, {{widget, 2}, {gadget, 1}}});
-  ASSERT_TRUE(o1);
-  const auto order1 = *domain::OrderId::Parse(o1->id);
-  ASSERT_TRUE(cmd.Handle(app::PayOrder{order1, 1500, "PAY-1"}));
-  ASSERT_TRUE(cmd.Handle(app::ShipOrder{order1, "TRK-" + suffix}));
-  auto o2 = cmd.Handle(app::PlaceOrder{bob, {{widget, 1}}});
-  ASSERT_TRUE(o2);
-  const auto order2 = *domain::OrderId::Parse(o2->id);
-  ASSERT_TRUE(cmd.Handle(app::CancelOrder{order2, ""}));
-  auto o3 = cmd.Handle(app::PlaceOrder{alice, {{gadget, 3}}});
-  ASSERT_TRUE(o3);
-  const auto order3 = *domain::OrderId::Parse(o3->id);
-  ASSERT_TRUE(cmd.Handle(app::PayOrder{order3, 3000, "PAY-3"}));
-  auto o4 = cmd.Handle(app::PlaceOrder{alice, {{widget, 4}}});
+  const SampleShop shop(cmd, "Blue \"Widget\" ü/½");
+  ASSERT_TRUE(cmd.Handle(app::AddProduct{"THING-" + shop.suffix, "Thing", 5, 100}));
+  auto o4 = cmd.Handle(app::PlaceOrder{shop.alice, {{shop.widget, 4}}});
   ASSERT_TRUE(o4);
   const auto order4 = *domain::OrderId::Parse(o4->id);
 
@@ -254,47 +211,47 @@ TEST(RedisProjection, OrderViewsRenamesAndTopSellers) {
   RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
   auto top = model.TopProducts(10);
   ASSERT_EQ(top.size(), 3u);
-  EXPECT_EQ(top[0].product_id, widget.ToString());  // 2 + 4 paid
+  EXPECT_EQ(top[0].product_id, shop.widget.ToString());  // 2 + 4 paid
   EXPECT_EQ(top[0].units_sold, 6);
   EXPECT_EQ(top[0].revenue_cents, 1500);
   EXPECT_EQ(top[0].name, "Blue \"Widget\" ü/½");
-  EXPECT_EQ(top[1].product_id, gadget.ToString());
+  EXPECT_EQ(top[1].product_id, shop.gadget.ToString());
   EXPECT_EQ(top[1].units_sold, 4);
   EXPECT_EQ(top[2].units_sold, 0);  // added, never sold: ranked last
   EXPECT_EQ(model.TopProducts(1).size(), 1u);
 
   // Cancelling a paid order takes its lines out of the ranking.
-  ASSERT_TRUE(cmd.Handle(app::CancelOrder{order3, "too slow"}));
-  auto last = cmd.Handle(app::ChangeCustomerDetails{alice, "Alice Cooper", {}});
+  ASSERT_TRUE(cmd.Handle(app::CancelOrder{shop.order3, "too slow"}));
+  auto last = cmd.Handle(app::ChangeCustomerDetails{shop.alice, "Alice Cooper", {}});
   ASSERT_TRUE(last);
   ASSERT_TRUE(rig.tracker.WaitFor(*load.tokens.Decode(last->consistency_token), 10s));
   top = model.TopProducts(10);
   ASSERT_EQ(top.size(), 3u);
-  EXPECT_EQ(top[1].product_id, gadget.ToString());
+  EXPECT_EQ(top[1].product_id, shop.gadget.ToString());
   EXPECT_EQ(top[1].units_sold, 1);
   EXPECT_EQ(top[1].revenue_cents, 1000);
 
   // The rename reached every one of Alice's orders, and only hers.
-  for (const auto& id : {order1, order3, order4}) {
+  for (const auto& id : {shop.order1, shop.order3, order4}) {
     auto view = model.GetOrder(id);
     ASSERT_TRUE(view);
     EXPECT_EQ(view->customer_name, "Alice Cooper");
-    EXPECT_EQ(view->customer_email, "alice-" + suffix + "@example.com");
+    EXPECT_EQ(view->customer_email, "alice-" + shop.suffix + "@example.com");
   }
-  EXPECT_EQ(model.GetOrder(order2)->customer_name, "Bob Jones");
+  EXPECT_EQ(model.GetOrder(shop.order2)->customer_name, "Bob Jones");
 
-  auto view = model.GetOrder(order1);
+  auto view = model.GetOrder(shop.order1);
   ASSERT_TRUE(view);
   EXPECT_EQ(view->status, "shipped");
-  EXPECT_EQ(view->tracking_number, "TRK-" + suffix);
+  EXPECT_EQ(view->tracking_number, "TRK-" + shop.suffix);
   EXPECT_EQ(view->payment_reference, "PAY-1");
   EXPECT_EQ(view->total_cents, 1500);
   EXPECT_EQ(view->item_count, 3);
   EXPECT_EQ(view->version, 3);
   ASSERT_EQ(view->lines.size(), 2u);
   EXPECT_TRUE(view->paid_at && view->shipped_at && !view->delivered_at && !view->cancel_reason);
-  EXPECT_EQ(model.GetOrder(order2)->cancel_reason, std::nullopt);  // "" is null
-  EXPECT_EQ(model.GetOrder(order3)->cancel_reason, "too slow");
+  EXPECT_EQ(model.GetOrder(shop.order2)->cancel_reason, std::nullopt);  // "" is null
+  EXPECT_EQ(model.GetOrder(shop.order3)->cancel_reason, "too slow");
   EXPECT_FALSE(model.GetOrder(domain::OrderId(adapters::system::NewRandomUuid())));
 
   WaitCaughtUp(redis.server.Endpoint(), prefix, write);
@@ -312,26 +269,14 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
   const auto product = adapters::system::NewRandomUuid().ToString();
   const auto order_id = adapters::system::NewRandomUuid();
   const auto order = order_id.ToString();
-  auto event = [](std::string type, std::string aggregate_type, std::string id,
-                  std::int64_t version, std::string payload) {
-    cqrs::StoredEvent e;
-    e.envelope.event_id = adapters::system::NewRandomUuid().ToString();
-    e.envelope.type = std::move(type);
-    e.envelope.aggregate_type = std::move(aggregate_type);
-    e.envelope.aggregate_id = std::move(id);
-    e.envelope.aggregate_version = version;
-    e.envelope.occurred_at = cqrs::TimePoint(std::chrono::milliseconds(1'700'000'000'000));
-    e.envelope.payload = std::move(payload);
-    return e;
-  };
   const auto line = fmt::format(
       R"([{{"product_id":"{}","sku":"S1","product_name":"Thing","quantity":2,"unit_price_cents":5}}])",
       product);
   const std::vector<cqrs::StoredEvent> batch1 = {
-      event("OrderPlaced", "Order", order, 1,
+      Event("OrderPlaced", "Order", order, 1,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}","lines":{},"total_cents":10}})",
                         order, customer, line)),
-      event("OrderPaid", "Order", order, 2,
+      Event("OrderPaid", "Order", order, 2,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}","amount_cents":10,)"
                         R"("payment_reference":"P","lines":{}}})",
                         order, customer, line))};
@@ -344,9 +289,9 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
   EXPECT_TRUE(model.TopProducts(10).empty());  // nor the product
 
   const std::vector<cqrs::StoredEvent> batch2 = {
-      event("CustomerRegistered", "Customer", customer, 1,
+      Event("CustomerRegistered", "Customer", customer, 1,
             fmt::format(R"({{"customer_id":"{}","name":"Zed","email":"z@x"}})", customer)),
-      event("ProductAdded", "Product", product, 1,
+      Event("ProductAdded", "Product", product, 1,
             fmt::format(
                 R"({{"product_id":"{}","sku":"S1","name":"Thing","price_cents":5,"stock":9}})",
                 product))};
@@ -368,9 +313,9 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
 
   // A gap is fatal and writes nothing, not even the checkpoint.
   const std::vector<cqrs::StoredEvent> gap = {
-      event("CustomerDetailsChanged", "Customer", customer, 2,
+      Event("CustomerDetailsChanged", "Customer", customer, 2,
             fmt::format(R"({{"customer_id":"{}","name":"Y","email":"y@x"}})", customer)),
-      event("OrderDelivered", "Order", order, 4,
+      Event("OrderDelivered", "Order", order, 4,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}"}})", order, customer))};
   EXPECT_THROW(store.Apply({1, 4, 7}, gap, {1, 6, 9}), cqrs::FatalProjectionError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 4, 7}));
@@ -388,7 +333,7 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
 // Redelivery through the real reader: the same fetched batch applied twice.
 TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
   TempRedis redis;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto write = MigratedDatabase("w", "pg_write");
   const auto prefix = Prefix();
   Workload load(write);
   load.Seed(4, 4);
@@ -411,7 +356,7 @@ TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
 // is exact.
 TEST(RedisProjectorCrash, RestartsAbruptlyAndEndsExact) {
   TempRedis redis;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto write = MigratedDatabase("w", "pg_write");
   const auto prefix = Prefix();
   Workload load(write);
   load.Seed(8, 8);
@@ -435,7 +380,7 @@ TEST(RedisProjectorCrash, RestartsAbruptlyAndEndsExact) {
 // the data and the checkpoint together, and the projector replays from the older one).
 TEST(RedisServerCrash, KilledUnderLoadRestartsAndConverges) {
   TempRedis redis;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
+  const auto write = MigratedDatabase("w", "pg_write");
   const auto prefix = Prefix();
   Workload load(write);
   load.Seed(6, 6);
@@ -448,9 +393,7 @@ TEST(RedisServerCrash, KilledUnderLoadRestartsAndConverges) {
     ASSERT_GT(pid, 0);
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
     // The supervisor notices and restarts it on the same port.
-    for (int w = 0; w < 200 && redis.server.Restarts() <= i; ++w) {
-      std::this_thread::sleep_for(25ms);
-    }
+    Eventually([&] { return redis.server.Restarts() > i; }, 5s, 25ms);
     ASSERT_EQ(redis.server.Restarts(), i + 1);
   }
   std::this_thread::sleep_for(500ms);
@@ -466,9 +409,8 @@ TEST(RedisServerCrash, KilledUnderLoadRestartsAndConverges) {
 // Redis down (or missing an order): RedisQueries answers from the read PostgreSQL.
 TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   TempRedis redis;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto read = test_support::FreshDatabase("r");
-  adapters::pg::ApplyMigrations(read, "pg_read");
+  const auto write = MigratedDatabase("w", "pg_write");
+  const auto read = MigratedDatabase("r", "pg_read");
   const auto prefix = Prefix();
   Workload load(write);
   load.Seed(3, 3);
@@ -485,12 +427,8 @@ TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
 
   // Read PG fully projected; Redis not projected at all yet: every GetOrder misses.
   {
-    adapters::pg_outbox::OutboxReader source({write});
-    adapters::pg_read::PgReadProjection projection(read);
-    cqrs::ProgressTracker tracker;
-    cqrs::Projector projector({.name = "read_pg"}, source, projection, &tracker);
-    projector.Start();
-    ASSERT_TRUE(tracker.WaitFor(WriteBound(write), 30s));
+    OutboxRig<adapters::pg_read::PgReadProjection> read_pg(write, read, "read_pg");
+    read_pg.WaitCaughtUp(write);
   }
   adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(read, 2));
   adapters::pg_read::PgReadModel pg(pool);
@@ -605,12 +543,10 @@ std::string ReadFile(const std::filesystem::path& path) {
 // that batch; the batch is then replayed in smaller batches (other boundaries than the lost
 // one) across two more restarts, and every total must still equal the write model.
 TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
-  const auto root = std::filesystem::temp_directory_path() /
-                    fmt::format("shopcqrs-redis-aof-test-{}", ::getpid());
-  std::filesystem::remove_all(root);
+  const TempDir root("shopcqrs-redis-aof-test-");
   const RedisServer::Options options{
-      .data_dir = root / "data", .name = "aof-redis", .appendfsync = "always"};
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
+      .data_dir = root.Path() / "data", .name = "aof-redis", .appendfsync = "always"};
+  const auto write = MigratedDatabase("w", "pg_write");
   const auto prefix = Prefix();
   Workload load(write);
   load.Seed(3, 3);
@@ -668,7 +604,6 @@ TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
     server.Stop();
   }
   EXPECT_EQ(checkpoint, all.next);
-  std::filesystem::remove_all(root);
 }
 
 // An event the script cannot apply is refused before the first write: a retry of the batch

@@ -32,6 +32,9 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "support/command_side.h"
+#include "support/events.h"
+#include "support/projector_rig.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 
@@ -39,55 +42,16 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace test_support;
 using adapters::pg::Connection;
 using adapters::pg_read::PgReadProjection;
 using adapters::pg_read::SearchProjection;
-using test_support::Column;
-using test_support::Dump;
-using test_support::Scalar;
-using test_support::WriteBound;
+using SearchRig = OutboxRig<SearchProjection>;
+using ReadRig = OutboxRig<PgReadProjection>;
 
-struct Databases {
-  Databases() {
-    write = test_support::FreshDatabase("w");
-    read = test_support::FreshDatabase("r");
-    adapters::pg::ApplyMigrations(write, "pg_write");
-    adapters::pg::ApplyMigrations(read, "pg_read");
-  }
-  std::string write;
-  std::string read;
-};
-
-// Outbox reader + one read-database projection + projector, wired like the binary does.
-template <class Store>
-struct Rig {
-  Rig(const std::string& write, const std::string& read, std::string name, std::size_t batch = 500)
-      : source({write}),
-        store(read),
-        projector({.name = std::move(name), .batch_size = batch, .max_backoff = 500ms}, source,
-                  store, &tracker) {
-    projector.Start();
-  }
-  void WaitCaughtUp(const std::string& write, std::chrono::milliseconds timeout = 30s) {
-    const auto bound = WriteBound(write);
-    ASSERT_TRUE(tracker.WaitFor(bound, timeout))
-        << projector.name() << ": bound " << tracker.Bound() << " < " << bound << " "
-        << projector.Stats().last_error;
-  }
-  adapters::pg_outbox::OutboxReader source;
-  Store store;
-  cqrs::ProgressTracker tracker;
-  cqrs::Projector projector;
-};
-using SearchRig = Rig<SearchProjection>;
-using ReadRig = Rig<PgReadProjection>;
-
-// The real command side.
-struct Shop {
-  explicit Shop(const std::string& write)
-      : pool(adapters::pg_write::WritePoolOptions(write, 4)),
-        store(pool, tokens),
-        commands(store, clock, ids) {}
+// The real command side, with shorthands for the commands the tests make.
+struct Shop : CommandSide {
+  explicit Shop(const std::string& write) : CommandSide(write, 4) {}
 
   domain::CustomerId Customer(const std::string& name, const std::string& email) {
     auto r = commands.Handle(app::RegisterCustomer{name, email});
@@ -133,12 +97,6 @@ struct Shop {
   }
   std::uint64_t LastBound() const { return *tokens.Decode(last_token); }
 
-  cqrs::ConsistencyTokens tokens;
-  adapters::system::SystemClock clock;
-  adapters::system::RandomIds ids;
-  adapters::pg::Pool pool;
-  adapters::pg_write::PgWriteStore store;
-  app::CommandService commands;
   std::string last_token;
 };
 
@@ -365,14 +323,8 @@ TEST(SearchProjection, OutOfOrderAggregatesAndGaps) {
   std::int64_t position = 0;
   auto event = [&](std::string type, std::string aggregate_type, std::string id,
                    std::int64_t version, std::string payload) {
-    cqrs::StoredEvent e;
-    e.envelope.event_id = adapters::system::NewRandomUuid().ToString();
-    e.envelope.type = std::move(type);
-    e.envelope.aggregate_type = std::move(aggregate_type);
-    e.envelope.aggregate_id = std::move(id);
-    e.envelope.aggregate_version = version;
-    e.envelope.occurred_at = cqrs::TimePoint(std::chrono::milliseconds(1'700'000'000'000));
-    e.envelope.payload = std::move(payload);
+    auto e = Event(std::move(type), std::move(aggregate_type), std::move(id), version,
+                   std::move(payload));
     e.xid = 1;
     e.position = ++position;
     return e;
@@ -578,19 +530,8 @@ TEST(SearchProjection, MigrationStartsFromTheReadPgState) {
 TEST(SearchProjectionThroughput, CatchesUpQuickly) {
   Databases db;
   Connection c(db.write);
+  InsertCustomersAndProducts(c);
   c.Exec(
-      "CREATE TEMP TABLE ids AS SELECT g AS n, gen_random_uuid() AS id FROM "
-      "generate_series(1, 40000) g;"
-      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
-      "aggregate_version, occurred_at, payload) "
-      "SELECT gen_random_uuid(), 'CustomerRegistered', 1, 'Customer', id, 1, now(), "
-      "json_build_object('customer_id', id, 'name', 'N' || n, 'email', n || '@x') "
-      "FROM ids WHERE n <= 2000;"
-      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
-      "aggregate_version, occurred_at, payload) "
-      "SELECT gen_random_uuid(), 'ProductAdded', 1, 'Product', id, 1, now(), "
-      "json_build_object('product_id', id, 'sku', 'S' || n, 'name', 'P' || n, 'price_cents', 5, "
-      "'stock', 1000000) FROM ids WHERE n > 2000 AND n <= 2200;"
       "CREATE TEMP TABLE o AS SELECT i.n, i.id, c.id AS customer_id, p.id AS product_id "
       "FROM ids i JOIN ids c ON c.n = 1 + i.n % 2000 JOIN ids p ON p.n = 2001 + i.n % 200 "
       "WHERE i.n > 2200;"

@@ -29,6 +29,8 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "support/command_side.h"
+#include "support/projector_rig.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 
@@ -36,11 +38,7 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
-using adapters::pg::Connection;
-using test_support::Column;
-using test_support::Dump;
-using test_support::Scalar;
-using test_support::WriteBound;
+using namespace test_support;
 
 std::string Describe(const app::OrderSummary& o) {
   auto opt = [](const auto& v) {
@@ -94,22 +92,12 @@ std::size_t ExpectSameList(const Query& query, int limit, const std::string& wha
 class SingleDbTest : public ::testing::Test {
  protected:
   SingleDbTest()
-      : write_(test_support::FreshDatabase("sw")),
-        read_(test_support::FreshDatabase("sr")),
-        migrated_(Migrate(write_, read_)),
-        write_pool_(adapters::pg_write::WritePoolOptions(write_, 4)),
-        store_(write_pool_, tokens_),
-        commands_(store_, clock_, ids_),
-        read_pool_(adapters::pg_read::ReadPoolOptions(read_, 2)),
-        single_pool_(adapters::pg_single::SinglePoolOptions(write_, 2)),
+      : command_side_(db_.write, 4),
+        commands_(command_side_.commands),
+        read_pool_(adapters::pg_read::ReadPoolOptions(db_.read, 2)),
+        single_pool_(adapters::pg_single::SinglePoolOptions(db_.write, 2)),
         read_model_(read_pool_),
         single_model_(single_pool_) {}
-
-  static bool Migrate(const std::string& write, const std::string& read) {
-    adapters::pg::ApplyMigrations(write, "pg_write");
-    adapters::pg::ApplyMigrations(read, "pg_read");
-    return true;
-  }
 
   app::ReadModel& Model(bool read) {
     return read ? static_cast<app::ReadModel&>(read_model_) : single_model_;
@@ -175,28 +163,15 @@ class SingleDbTest : public ::testing::Test {
   // Runs the read_pg and search projectors until both have applied everything committed so
   // far.
   void Project() {
-    adapters::pg_outbox::OutboxReader source({write_});
-    adapters::pg_read::PgReadProjection projection(read_);
-    cqrs::ProgressTracker tracker;
-    cqrs::Projector projector({.name = "read_pg", .batch_size = 500, .max_backoff = 500ms}, source,
-                              projection, &tracker);
-    adapters::pg_outbox::OutboxReader search_source({write_});
-    adapters::pg_read::SearchProjection search(read_);
-    cqrs::ProgressTracker search_tracker;
-    cqrs::Projector search_projector({.name = "search", .batch_size = 500, .max_backoff = 500ms},
-                                     search_source, search, &search_tracker);
-    projector.Start();
-    search_projector.Start();
-    const auto bound = WriteBound(write_);
-    ASSERT_TRUE(tracker.WaitFor(bound, 30s)) << tracker.Bound() << " < " << bound;
-    ASSERT_TRUE(search_tracker.WaitFor(bound, 30s)) << search_tracker.Bound() << " < " << bound;
-    projector.Stop();
-    search_projector.Stop();
+    OutboxRig<adapters::pg_read::PgReadProjection> read_pg(db_.write, db_.read, "read_pg");
+    OutboxRig<adapters::pg_read::SearchProjection> search(db_.write, db_.read, "search");
+    read_pg.WaitCaughtUp(db_.write);
+    search.WaitCaughtUp(db_.write);
   }
 
   void ExpectEqualAnswers() {
     // Order views, with lines; and an order that does not exist.
-    const auto order_ids = Column(write_, "SELECT id::text FROM orders ORDER BY id");
+    const auto order_ids = Column(db_.write, "SELECT id::text FROM orders ORDER BY id");
     ASSERT_FALSE(order_ids.empty());
     for (const auto& text : order_ids) {
       const auto id = *domain::OrderId::Parse(text);
@@ -300,15 +275,9 @@ class SingleDbTest : public ::testing::Test {
     EXPECT_FALSE(single_model_.DailySales(today, today + std::chrono::days(400)));
   }
 
-  std::string write_;
-  std::string read_;
-  bool migrated_;
-  cqrs::ConsistencyTokens tokens_;
-  adapters::system::SystemClock clock_;
-  adapters::system::RandomIds ids_;
-  adapters::pg::Pool write_pool_;
-  adapters::pg_write::PgWriteStore store_;
-  app::CommandService commands_;
+  Databases db_;
+  CommandSide command_side_;
+  app::CommandService& commands_;
   adapters::pg::Pool read_pool_;
   adapters::pg::Pool single_pool_;
   adapters::pg_read::PgReadModel read_model_;

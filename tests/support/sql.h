@@ -69,4 +69,29 @@ inline std::string MigratedDatabase(const std::string& hint, const char* store) 
   return conninfo;
 }
 
+// Writes the start of a catch-up test's outbox set-based, on `c`'s session: temp table ids
+// (n, id) of 40,000 fresh uuids, CustomerRegistered of n 1..2000 and ProductAdded of n
+// 2001..2200. The test makes orders of the rest.
+inline void InsertCustomersAndProducts(adapters::pg::Connection& c) {
+  c.Exec(
+      "CREATE TEMP TABLE ids AS SELECT g AS n, gen_random_uuid() AS id FROM "
+      "generate_series(1, 40000) g;"
+      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
+      "aggregate_version, occurred_at, payload) "
+      "SELECT gen_random_uuid(), 'CustomerRegistered', 1, 'Customer', id, 1, now(), "
+      "json_build_object('customer_id', id, 'name', 'N' || n, 'email', n || '@x') "
+      "FROM ids WHERE n <= 2000;"
+      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
+      "aggregate_version, occurred_at, payload) "
+      "SELECT gen_random_uuid(), 'ProductAdded', 1, 'Product', id, 1, now(), "
+      "json_build_object('product_id', id, 'sku', 'S' || n, 'name', 'P' || n, 'price_cents', 5, "
+      "'stock', 1000000) FROM ids WHERE n > 2000 AND n <= 2200");
+}
+
+// A fresh write database and a fresh read database, both migrated.
+struct Databases {
+  std::string write = MigratedDatabase("w", "pg_write");
+  std::string read = MigratedDatabase("r", "pg_read");
+};
+
 }  // namespace shopcqrs::test_support

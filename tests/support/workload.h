@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,18 +24,16 @@
 #include "adapters/system/system.h"
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
+#include "support/command_side.h"
 
 namespace shopcqrs::test_support {
 
 using namespace std::chrono_literals;
 
 // Drives the real command side (PgWriteStore + CommandService) with a random mix.
-class Workload {
+class Workload : public CommandSide {
  public:
-  explicit Workload(const std::string& write)
-      : pool(adapters::pg_write::WritePoolOptions(write, 8)),
-        store(pool, tokens),
-        commands(store, clock, ids) {}
+  explicit Workload(const std::string& write) : CommandSide(write) {}
 
   void Seed(int customers, int products) {
     for (int i = 0; i < customers; ++i) {
@@ -118,19 +117,64 @@ class Workload {
     return fmt::format("{}-{}", ::getpid(), n++);
   }
 
-  cqrs::ConsistencyTokens tokens;
-  adapters::system::SystemClock clock;
-  adapters::system::RandomIds ids;
-  adapters::pg::Pool pool;
-  adapters::pg_write::PgWriteStore store;
-  app::CommandService commands;
-
  private:
   std::vector<domain::CustomerId> customers_;
   std::vector<domain::ProductId> products_;
   std::mutex mutex_;
   std::vector<domain::OrderId> orders_;
   std::map<std::string, std::int64_t> totals_;
+};
+
+// A small shop made through the real commands, for tests that check views field by field:
+// customers Alice Smith and Bob Jones; products Widget (250 cents, named `widget_name`) and
+// Gadget (1000 cents), 100 of each in stock; and orders placed in distinct milliseconds (so
+// newest-first lists show them in the reverse of this order):
+//   order1  Alice: 2 widgets and 1 gadget, paid (PAY-1, 1500), shipped (TRK-<suffix>)
+//   order2  Bob: 1 widget, cancelled without a reason
+//   order3  Alice: 3 gadgets, paid (PAY-3, 3000)
+// Throws if a command fails.
+struct SampleShop {
+  explicit SampleShop(app::CommandService& commands, const std::string& widget_name = "Blue Widget")
+      : commands_(commands) {
+    alice = Made<domain::CustomerId>(
+        app::RegisterCustomer{"Alice Smith", "alice-" + suffix + "@example.com"});
+    bob = Made<domain::CustomerId>(
+        app::RegisterCustomer{"Bob Jones", "bob-" + suffix + "@example.com"});
+    widget = Made<domain::ProductId>(app::AddProduct{"WIDGET-" + suffix, widget_name, 250, 100});
+    gadget = Made<domain::ProductId>(app::AddProduct{"GADGET-" + suffix, "Red Gadget", 1000, 100});
+    order1 = Place({alice, {{widget, 2}, {gadget, 1}}});
+    Handle(app::PayOrder{order1, 1500, "PAY-1"});
+    Handle(app::ShipOrder{order1, "TRK-" + suffix});
+    order2 = Place({bob, {{widget, 1}}});
+    Handle(app::CancelOrder{order2, ""});
+    order3 = Place({alice, {{gadget, 3}}});
+    Handle(app::PayOrder{order3, 3000, "PAY-3"});
+  }
+
+  const std::string suffix = Workload::Suffix();
+  domain::CustomerId alice, bob;
+  domain::ProductId widget, gadget;
+  domain::OrderId order1, order2, order3;
+
+ private:
+  // Runs `command`; answers its result, or throws if it failed.
+  template <class Command>
+  app::CommandResult Handle(const Command& command) {
+    auto result = commands_.Handle(command);
+    if (!result) throw std::runtime_error("SampleShop: a command failed: " + result.error().detail);
+    return *result;
+  }
+  // The id of what `command` made.
+  template <class Id, class Command>
+  Id Made(const Command& command) {
+    return *Id::Parse(Handle(command).id);
+  }
+  domain::OrderId Place(const app::PlaceOrder& order) {
+    std::this_thread::sleep_for(2ms);  // a placed_at of its own
+    return Made<domain::OrderId>(order);
+  }
+
+  app::CommandService& commands_;
 };
 
 }  // namespace shopcqrs::test_support
