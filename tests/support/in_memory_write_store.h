@@ -191,6 +191,22 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
     keys_.push_back({idempotency, result});
   }
 
+  // Each of `writes` finds `stored` as it expects: an update (with its previous version) the
+  // aggregate at that version, an insert no aggregate. `what` names the aggregate in errors.
+  template <class Writes, class Stored>
+  static void CheckVersions(const Writes& writes, const Stored& stored, const std::string& what) {
+    for (const auto& [aggregate, previous] : writes) {
+      auto it = stored.find(aggregate.id());
+      if (previous) {
+        if (it == stored.end() || it->second.version() != *previous) {
+          throw app::TransientStoreError(what + " changed concurrently");
+        }
+      } else if (it != stored.end()) {
+        throw std::logic_error(what + " id inserted twice");
+      }
+    }
+  }
+
   domain::Result<std::string> Commit() override {
     if (committed_) throw std::logic_error("transaction already committed");
     std::lock_guard lock(store_.mu_);
@@ -205,16 +221,7 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
     }
 
     // ---- check everything first ----
-    for (const auto& [customer, previous] : customers_) {
-      auto it = state.customers.find(customer.id());
-      if (previous) {
-        if (it == state.customers.end() || it->second.version() != *previous) {
-          throw app::TransientStoreError("customer changed concurrently");
-        }
-      } else if (it != state.customers.end()) {
-        throw std::logic_error("customer id inserted twice");
-      }
-    }
+    CheckVersions(customers_, state.customers, "customer");
     {
       // Emails after this commit: stored ones not rewritten here, plus ours.
       std::map<std::string, domain::CustomerId> emails;
@@ -261,16 +268,7 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
         throw app::TransientStoreError("product stock changed concurrently");
       }
     }
-    for (const auto& [order, previous] : orders_) {
-      auto it = state.orders.find(order.id());
-      if (previous) {
-        if (it == state.orders.end() || it->second.version() != *previous) {
-          throw app::TransientStoreError("order changed concurrently");
-        }
-      } else if (it != state.orders.end()) {
-        throw std::logic_error("order id inserted twice");
-      }
-    }
+    CheckVersions(orders_, state.orders, "order");
     for (const auto& [idempotency, result] : keys_) {
       if (state.idempotency_keys.contains(idempotency.key)) {
         throw app::TransientStoreError("idempotency key saved concurrently");
