@@ -5,8 +5,13 @@
 #include <chrono>
 #include <string>
 
+#include "support/domain_checks.h"
+
 namespace shopcqrs::domain {
 namespace {
+
+using test_support::ExpectValidation;
+using test_support::Repeat;
 
 using namespace std::chrono_literals;
 
@@ -14,20 +19,8 @@ const Timestamp kRegisteredAt = Timestamp{std::chrono::sys_days{2026y / 1 / 2}} 
 const Timestamp kChangedAt = kRegisteredAt + 5min;
 const CustomerId kId{Uuid::V4FromRandom(0xC0FFEE, 1)};
 
-std::string Repeat(std::string_view unit, std::size_t times) {
-  std::string out;
-  for (std::size_t i = 0; i < times; ++i) out += unit;
-  return out;
-}
-
 Customer Registered() {
   return *Customer::Register(kId, "Alice", "alice@example.com", kRegisteredAt);
-}
-
-void ExpectValidation(const Error& error, std::string_view detail) {
-  EXPECT_EQ(error.category, ErrorCategory::kValidation);
-  EXPECT_EQ(error.code, "validation_failed");
-  EXPECT_EQ(error.detail, detail);
 }
 
 TEST(CustomerTest, GivenValidDetails_WhenRegistered_ThenVersionOneAndRegisteredEventRecorded) {

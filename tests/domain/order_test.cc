@@ -8,8 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "support/domain_checks.h"
+
 namespace shopcqrs::domain {
 namespace {
+
+using test_support::ExpectValidation;
+using test_support::Repeat;
 
 using namespace std::chrono_literals;
 
@@ -23,18 +28,6 @@ const OrderId kOrderId{Uuid::V4FromRandom(0x0D0, 1)};
 const CustomerId kCustomerId{Uuid::V4FromRandom(0xC057, 1)};
 
 ProductId Pid(std::uint64_t n) { return ProductId(Uuid::V4FromRandom(0xF00D, n)); }
-
-std::string Repeat(std::string_view unit, std::size_t times) {
-  std::string out;
-  for (std::size_t i = 0; i < times; ++i) out += unit;
-  return out;
-}
-
-void ExpectValidation(const Error& error, std::string_view detail) {
-  EXPECT_EQ(error.category, ErrorCategory::kValidation);
-  EXPECT_EQ(error.code, "validation_failed");
-  EXPECT_EQ(error.detail, detail);
-}
 
 void ExpectInvalidTransition(const Error& error, std::string_view detail) {
   EXPECT_EQ(error.category, ErrorCategory::kConflict);

@@ -6,8 +6,13 @@
 #include <limits>
 #include <string>
 
+#include "support/domain_checks.h"
+
 namespace shopcqrs::domain {
 namespace {
+
+using test_support::ExpectValidation;
+using test_support::Repeat;
 
 using namespace std::chrono_literals;
 
@@ -15,20 +20,8 @@ const Timestamp kAddedAt = Timestamp{std::chrono::sys_days{2026y / 3 / 4}} + 9h;
 const Timestamp kLaterAt = kAddedAt + 1h + 250ms;
 const ProductId kId{Uuid::V4FromRandom(0xBEEF, 7)};
 
-std::string Repeat(std::string_view unit, std::size_t times) {
-  std::string out;
-  for (std::size_t i = 0; i < times; ++i) out += unit;
-  return out;
-}
-
 Product Added(std::int64_t stock = 10) {
   return *Product::Add(kId, "SKU-1", "Widget", 1999, stock, kAddedAt);
-}
-
-void ExpectValidation(const Error& error, std::string_view detail) {
-  EXPECT_EQ(error.category, ErrorCategory::kValidation);
-  EXPECT_EQ(error.code, "validation_failed");
-  EXPECT_EQ(error.detail, detail);
 }
 
 Result<Product> AddWith(std::string sku, std::string name, std::int64_t price, std::int64_t stock) {
