@@ -84,6 +84,11 @@ class ServerTest : public ::testing::Test {
   }
 
   HttpClient Client() { return HttpClient("127.0.0.1", server_->port()); }
+  // StartServer(), then a client of it.
+  HttpClient StartedClient() {
+    StartServer();
+    return Client();
+  }
 
   Router router_;
   std::unique_ptr<HttpServer> server_;
@@ -120,8 +125,7 @@ TEST_F(ServerTest, KeepAliveServesManyRequestsOnOneConnection) {
 }
 
 TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   client.SendRaw(
       "GET /slow?ms=150 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -136,8 +140,7 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
 }
 
 TEST_F(ServerTest, OversizedBodyIs413WithoutReadingIt) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   // Announce 2 MiB but send only a little of it: the answer must not wait for the rest.
   client.SendRaw(
@@ -174,8 +177,7 @@ TEST_F(ServerTest, BodyOfExactlyOneMiBIsAccepted) {
 }
 
 TEST_F(ServerTest, OversizedChunkedBodyIs413) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   std::string request = "POST /size HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   const std::string chunk(256 * 1024, 'y');
@@ -188,8 +190,7 @@ TEST_F(ServerTest, OversizedChunkedBodyIs413) {
 }
 
 TEST_F(ServerTest, ChunkedBodyWithinLimitIsRead) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   client.SendRaw(
       "POST /size HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -198,8 +199,7 @@ TEST_F(ServerTest, ChunkedBodyWithinLimitIsRead) {
 }
 
 TEST_F(ServerTest, ExpectContinueIsAnswered) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   client.SendRaw(
       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -322,8 +322,7 @@ TEST_F(ServerTest, AResponseHttpCannotCarryBecomes500) {
 }
 
 TEST_F(ServerTest, MalformedHttpIs400AndCloses) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   client.SendRaw("THIS IS NOT HTTP\r\n\r\n");
   const HttpResponse response = client.ReadResponse();
@@ -342,8 +341,7 @@ TEST_F(ServerTest, OversizedHeaderIs431) {
 }
 
 TEST_F(ServerTest, Http10ClosesUnlessKeepAlive) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   client.SendRaw("GET /hello HTTP/1.0\r\n\r\n");
   HttpResponse response = client.ReadResponse();
@@ -439,21 +437,17 @@ TEST_F(ServerTest, StopIsBoundedWhenAClientNeverFinishesItsRequest) {
 }
 
 TEST_F(ServerTest, RunBlocksUntilStop) {
-  HttpServer::Options options;
-  options.host = "127.0.0.1";
-  options.port = 0;
-  HttpServer server(options, router_);
-  server.Start();
+  StartServer();
   std::atomic<bool> returned{false};
   std::thread runner([&] {
-    server.Run();
+    server_->Run();
     returned = true;
   });
-  HttpClient client("127.0.0.1", server.port());
+  HttpClient client = Client();
   EXPECT_EQ(client.Get("/hello").status, 200);
   std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(returned);
-  server.Stop();
+  server_->Stop();
   runner.join();
   EXPECT_TRUE(returned);
 }
