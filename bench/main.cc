@@ -336,14 +336,19 @@ Seeded SeedCatalog(const Options& options, const Endpoint& endpoint, const std::
   return seeded;
 }
 
+// One random generator per client (each client thread uses its own), seeded apart.
+std::vector<std::mt19937_64> ClientRngs(int clients) {
+  std::vector<std::mt19937_64> rngs;
+  for (int c = 0; c < clients; ++c) {
+    rngs.emplace_back(std::random_device{}() ^ (static_cast<std::uint64_t>(c) << 32));
+  }
+  return rngs;
+}
+
 // Builds PlaceOrder requests: a random customer, three distinct random products, quantity 1.
 class PlaceRequests {
  public:
-  PlaceRequests(const Seeded& seeded, int clients) : seeded_(seeded) {
-    for (int c = 0; c < clients; ++c) {
-      rngs_.emplace_back(std::random_device{}() ^ (static_cast<std::uint64_t>(c) << 32));
-    }
-  }
+  PlaceRequests(const Seeded& seeded, int clients) : seeded_(seeded), rngs_(ClientRngs(clients)) {}
 
   HttpRequest Next(int client) {
     auto& rng = rngs_[static_cast<std::size_t>(client)];
@@ -532,11 +537,7 @@ HttpRequest Get(std::string target) {
 // Builds the GET requests of the query scenarios over a dataset.
 class QueryRequests {
  public:
-  QueryRequests(const Dataset& dataset, int clients) : d_(dataset) {
-    for (int c = 0; c < clients; ++c) {
-      rngs_.emplace_back(std::random_device{}() ^ (static_cast<std::uint64_t>(c) << 32));
-    }
-  }
+  QueryRequests(const Dataset& dataset, int clients) : d_(dataset), rngs_(ClientRngs(clients)) {}
 
   HttpRequest View(int client) {
     return Get("/v1/orders/" + d_.orders[Pick(client, d_.orders.size())].id);
