@@ -82,25 +82,7 @@ bool IsLoopbackOrAny(std::string_view bind) {
 }  // namespace
 
 NatsServer::NatsServer(Options options)
-    : SupervisedServer("NatsServer", options, "nats.log",
-                       {.program = "nats-server",
-                        // No -l: the server logs to stderr, which goes to LogFile() together
-                        // with anything the Go runtime prints (flag errors, panics).
-                        // --store_dir gets "jetstream" appended by the server.
-                        .command =
-                            [this](int port) {
-                              ChildProcessOptions child;
-                              child.argv = {options_.binary.string(),
-                                            "--jetstream",
-                                            "--store_dir",
-                                            data_dir_.string(),
-                                            "--addr",
-                                            options_.bind,
-                                            "--port",
-                                            std::to_string(port)};
-                              return child;
-                            },
-                        .probe = [this](int) { return ProbeJetStream(Url()); }}),
+    : SupervisedServer("NatsServer", options, "nats.log", {.program = "nats-server"}),
       options_(std::move(options)) {}
 
 NatsServer::~NatsServer() { Stop(); }
@@ -111,12 +93,21 @@ std::string NatsServer::Url() const {
   return fmt::format("nats://{}:{}", host, Port());
 }
 
-void NatsServer::Start() {
-  supervisor_.Start();
-  spdlog::info("[{}] nats-server listening on {} (data {})", options_.name, Url(),
-               data_dir_.string());
+// No -l: the server logs to stderr, which goes to LogFile() together with anything the Go
+// runtime prints (flag errors, panics). --store_dir gets "jetstream" appended by the server.
+ChildProcessOptions NatsServer::Command(int port) const {
+  ChildProcessOptions child;
+  child.argv = {options_.binary.string(),
+                "--jetstream",
+                "--store_dir",
+                data_dir_.string(),
+                "--addr",
+                options_.bind,
+                "--port",
+                std::to_string(port)};
+  return child;
 }
 
-void NatsServer::Stop() { supervisor_.Stop(); }
+std::string NatsServer::Probe(int) const { return ProbeJetStream(Url()); }
 
 }  // namespace shopcqrs::devstack

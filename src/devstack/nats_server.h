@@ -15,9 +15,12 @@ namespace shopcqrs::devstack {
 // storage under `data_dir`; a restarted server recovers them before it accepts clients. Runs
 // as the current user, without authentication, clustering or HTTP monitoring.
 //
+// Start() waits until a client can connect and JetStream answers (after its streams have
+// been recovered from disk); Stop() sends SIGTERM (JetStream flushes its store).
+//
 // Files in the data directory: jetstream/ (the JetStream store), nats.log (stdout/stderr),
 // port (the port of the previous run, reused when free).
-class NatsServer : public SupervisedServer {
+class NatsServer final : public SupervisedServer {
  public:
   struct Options {
     std::filesystem::path data_dir;
@@ -34,18 +37,14 @@ class NatsServer : public SupervisedServer {
   explicit NatsServer(Options options);
   ~NatsServer();  // Stop()
 
-  // Starts the server and its supervisor, and waits until a client can connect and JetStream
-  // answers (after its streams have been recovered from disk). No-op if running. Throws
-  // std::runtime_error (with the log tail) on failure.
-  void Start();
-  // Stops the supervisor, then the server (SIGTERM: JetStream flushes its store; SIGKILL after
-  // stop_timeout). No-op if not running.
-  void Stop();
-
   // "nats://127.0.0.1:<port>" (the bind address instead when it is not a loopback/any one).
   std::string Url() const;
 
  private:
+  ChildProcessOptions Command(int port) const override;
+  std::string Probe(int port) const override;
+  std::string Address() const override { return Url(); }
+
   Options options_;
 };
 

@@ -237,8 +237,6 @@ PostgresServer::PostgresServer(Options options)
                        {.program = "PostgreSQL",
                         .stop_signal = SIGINT,  // fast shutdown
                         .parent_death_signal = options.stop_with_parent ? SIGINT : 0,
-                        .command = [this](int) { return Command(); },
-                        .probe = [this](int port) { return Probe(port); },
                         .prepare = [this](int port) { Prepare(port); },
                         .retry_reason = [](const ExitStatus&,
                                            const std::string& log) { return RetryReason(log); },
@@ -469,7 +467,7 @@ void PostgresServer::WriteSettings(int port) {
   }
 }
 
-ChildProcessOptions PostgresServer::Command() const {
+ChildProcessOptions PostgresServer::Command(int) const {
   ChildProcessOptions child;
   // The data directory on the command line also tells `ps` (and tests) whose server it is.
   child.argv = {(bin_dir_ / "postgres").string(), "-D", data_dir_.string()};

@@ -36,7 +36,7 @@ namespace shopcqrs::devstack {
 // directory is chowned to it, and every parent directory must be traversable by it.
 //
 // Thread-safe. Start/Stop may be called repeatedly.
-class PostgresServer : public SupervisedServer {
+class PostgresServer final : public SupervisedServer {
  public:
   struct Options {
     std::filesystem::path data_dir;
@@ -75,10 +75,10 @@ class PostgresServer : public SupervisedServer {
   // the server under its supervisor, waits until it accepts connections and creates
   // `database`. No-op if already started (even while the supervisor is restarting it).
   // Throws std::runtime_error (with the tail of the server log) on failure.
-  void Start();
+  void Start() override;
   // Stops the supervisor, then the server: fast shutdown (SIGINT); after stop_timeout SIGKILL
   // to all its processes. No-op if not running.
-  void Stop();
+  void Stop() override;
 
   // "host=127.0.0.1 port=N dbname=<database> user=postgres"
   std::string ConnectionString() const;
@@ -95,8 +95,8 @@ class PostgresServer : public SupervisedServer {
   void PrepareDataDir();
   void InitDb();
   // Supervisor hooks (supervisor thread).
-  ChildProcessOptions Command() const;
-  std::string Probe(int port) const;
+  ChildProcessOptions Command(int port) const override;
+  std::string Probe(int port) const override;
   void Prepare(int port);
   std::vector<pid_t> LeftoverPostmaster(const std::vector<pid_t>& leftovers) const;
   static std::string RetryReason(const std::string& log);

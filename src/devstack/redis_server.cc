@@ -1,8 +1,5 @@
 #include "devstack/redis_server.h"
 
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-
 namespace shopcqrs::devstack {
 
 using namespace std::chrono_literals;
@@ -16,37 +13,7 @@ bool IsLoopback(std::string_view bind) {
 }  // namespace
 
 RedisServer::RedisServer(Options options)
-    : SupervisedServer("RedisServer", options, "redis.log",
-                       {.program = "redis-server",
-                        .command =
-                            [this](int port) {
-                              ChildProcessOptions child;
-                              child.argv = {options_.binary.string(),
-                                            "--port",
-                                            std::to_string(port),
-                                            "--bind",
-                                            options_.bind,
-                                            "--protected-mode",
-                                            IsLoopback(options_.bind) ? "no" : "yes",
-                                            "--dir",
-                                            data_dir_.string(),
-                                            "--appendonly",
-                                            "yes",
-                                            "--appendfsync",
-                                            options_.appendfsync,
-                                            "--save",
-                                            "",
-                                            "--daemonize",
-                                            "no",
-                                            "--logfile",
-                                            ""};
-                              for (const auto& [name, value] : options_.settings) {
-                                child.argv.push_back("--" + name);
-                                child.argv.push_back(value);
-                              }
-                              return child;
-                            },
-                        .probe = [this](int port) { return Probe(port); }}),
+    : SupervisedServer("RedisServer", options, "redis.log", {.program = "redis-server"}),
       options_(std::move(options)) {}
 
 RedisServer::~RedisServer() { Stop(); }
@@ -59,15 +26,35 @@ adapters::redis::RedisEndpoint RedisServer::Endpoint() const {
   return endpoint;
 }
 
-void RedisServer::Start() {
-  supervisor_.Start();
-  spdlog::info("[{}] redis-server listening on 127.0.0.1:{} (data {})", options_.name, Port(),
-               data_dir_.string());
+ChildProcessOptions RedisServer::Command(int port) const {
+  ChildProcessOptions child;
+  child.argv = {options_.binary.string(),
+                "--port",
+                std::to_string(port),
+                "--bind",
+                options_.bind,
+                "--protected-mode",
+                IsLoopback(options_.bind) ? "no" : "yes",
+                "--dir",
+                data_dir_.string(),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                options_.appendfsync,
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                ""};
+  for (const auto& [name, value] : options_.settings) {
+    child.argv.push_back("--" + name);
+    child.argv.push_back(value);
+  }
+  return child;
 }
 
-void RedisServer::Stop() { supervisor_.Stop(); }
-
-std::string RedisServer::Probe(int port) {
+std::string RedisServer::Probe(int port) const {
   try {
     adapters::redis::RedisClient client(adapters::redis::RedisEndpoint{
         .host = "127.0.0.1", .port = port, .connect_timeout = 500ms, .command_timeout = 2000ms});

@@ -17,9 +17,12 @@ namespace shopcqrs::devstack {
 // (same port, same data) when it has died. Data lives in `data_dir` with appendonly yes
 // (AOF, appendfsync as configured) and no RDB snapshots (save ""). Runs as the current user.
 //
+// Start() waits until the server answers PING (once it has loaded its data); Stop() sends
+// SIGTERM (Redis flushes the AOF).
+//
 // Files in the data directory: appendonlydir/ (the AOF), redis.log (stdout/stderr), port (the
 // port of the previous run, reused when free).
-class RedisServer : public SupervisedServer {
+class RedisServer final : public SupervisedServer {
  public:
   struct Options {
     std::filesystem::path data_dir;
@@ -39,17 +42,11 @@ class RedisServer : public SupervisedServer {
   explicit RedisServer(Options options);
   ~RedisServer();  // Stop()
 
-  // Starts the server and its supervisor, and waits until it answers PING (and has loaded its
-  // data). No-op if running. Throws std::runtime_error (with the log tail) on failure.
-  void Start();
-  // Stops the supervisor, then the server (SIGTERM: Redis flushes the AOF; SIGKILL after
-  // stop_timeout). No-op if not running.
-  void Stop();
-
   adapters::redis::RedisEndpoint Endpoint() const;
 
  private:
-  std::string Probe(int port);
+  ChildProcessOptions Command(int port) const override;
+  std::string Probe(int port) const override;
 
   Options options_;
 };

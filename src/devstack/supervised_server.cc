@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 namespace shopcqrs::devstack {
 
@@ -14,5 +15,12 @@ fs::path SupervisedServer::AbsoluteDataDir(std::string_view wrapper, const fs::p
   if (!absolute.has_filename()) absolute = absolute.parent_path();  // "dir/"
   return absolute;
 }
+
+void SupervisedServer::Start() {
+  supervisor_.Start();
+  spdlog::info("[{}] {} listening on {} (data {})", name_, program_, Address(), data_dir_.string());
+}
+
+std::string SupervisedServer::Address() const { return fmt::format("127.0.0.1:{}", Port()); }
 
 }  // namespace shopcqrs::devstack
