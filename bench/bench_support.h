@@ -9,7 +9,6 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -79,9 +78,9 @@ inline void WriteJson(const std::string& file, const boost::json::value& value) 
 
 // main() of a benchmark called `name`: runs `run`; an exception is reported as "name: what"
 // (exit status 1).
-inline int Main(const char* name, const std::function<int()>& run) {
+inline int Main(const char* name, int argc, char** argv, int (*run)(int, char**)) {
   try {
-    return run();
+    return run(argc, argv);
   } catch (const std::exception& error) {
     std::cerr << name << ": " << error.what() << "\n";
     return 1;

@@ -392,6 +392,5 @@ int Run(int argc, char** argv) {
 }  // namespace shopcqrs::bench
 
 int main(int argc, char** argv) {
-  return shopcqrs::bench::Main("shopcqrs-bench-catchup",
-                               [&] { return shopcqrs::bench::Run(argc, argv); });
+  return shopcqrs::bench::Main("shopcqrs-bench-catchup", argc, argv, shopcqrs::bench::Run);
 }

@@ -433,6 +433,5 @@ int Run(int argc, char** argv) {
 }  // namespace shopcqrs::bench
 
 int main(int argc, char** argv) {
-  return shopcqrs::bench::Main("shopcqrs-bench-lag",
-                               [&] { return shopcqrs::bench::Run(argc, argv); });
+  return shopcqrs::bench::Main("shopcqrs-bench-lag", argc, argv, shopcqrs::bench::Run);
 }

@@ -858,30 +858,8 @@ int Run(const Options& options) {
   PrintTable(options, result, server, command);
 
   if (!options.json_file.empty()) {
-    json::object statuses;
-    for (const auto& [status, count] : result.statuses) {
-      statuses[status == 0 ? std::string("transport_error") : std::to_string(status)] = count;
-    }
-    json::array per_second;
-    for (auto n : result.ok_per_second) per_second.push_back(n);
-    json::object out{
-        {"scenario", options.scenario},
-        {"url", options.url},
-        {"mode", options.rate > 0 ? "open" : "closed"},
-        {"clients", options.clients},
-        {"rate", options.rate > 0 ? json::value(options.rate) : json::value(nullptr)},
-        {"warmup_s", options.warmup},
-        {"duration_s", options.duration},
-        {"window_s", result.window_seconds},
-        {"ok", result.ok},
-        {"errors", result.errors},
-        {"statuses", std::move(statuses)},
-        {"throughput", result.throughput},
-        {"exhausted", result.exhausted},
-        {"latency_ms", LatencyJson(result.latency)},
-        {"ok_per_second", std::move(per_second)},
-        {"setup", std::move(setup)},
-    };
+    json::object out = ResultJson(options, result);
+    out["setup"] = std::move(setup);
     if (server) {
       out["server"] = json::object{{"command", command},
                                    {"count", server->count},
@@ -889,9 +867,7 @@ int Run(const Options& options) {
                                    {"p50_ms", server->p50_ms},
                                    {"p99_ms", server->p99_ms}};
     }
-    std::ofstream file(options.json_file, std::ios::trunc);
-    file << json::serialize(out) << '\n';
-    if (!file) throw std::runtime_error("cannot write " + options.json_file);
+    WriteJson(options.json_file, out);
   }
   return result.ok > 0 ? 0 : 2;
 }
