@@ -278,6 +278,11 @@ Checkpoint At(std::int64_t position) {
           position ? 10u * static_cast<std::uint64_t>(position) + 1 : 0};
 }
 
+// For MemorySource::WaitForFetches: the last fetch so far asked for what follows `after`.
+auto LastFetchAfter(const Checkpoint& after) {
+  return [after](const std::vector<FetchCall>& f) { return !f.empty() && f.back().after == after; };
+}
+
 std::vector<std::int64_t> FetchedAfter(const std::vector<FetchCall>& fetches) {
   std::vector<std::int64_t> positions;
   for (const auto& f : fetches) positions.push_back(f.after.position);
@@ -350,8 +355,7 @@ TEST(Projector, PrefetchesFromTheBatchNextDuringApplyAndUsesItOnlyAfterSuccess) 
   Projector projector(Fast(5, 5), source, store, &tracker);
   projector.Start();
   ASSERT_TRUE(tracker.WaitFor(221, 5s));
-  ASSERT_TRUE(source.WaitForFetches(
-      [](const std::vector<FetchCall>& f) { return !f.empty() && f.back().after == At(22); }, 5s));
+  ASSERT_TRUE(source.WaitForFetches(LastFetchAfter(At(22)), 5s));
   projector.Stop();
 
   EXPECT_EQ(prefetched, (std::vector<bool>{true, true, true, true, true, false}));
@@ -431,8 +435,7 @@ TEST(Projector, CapsFetchSizeGrowthAtMaxBatchSize) {
   Projector projector(Fast(3, 10), source, store, &tracker);
   projector.Start();
   ASSERT_TRUE(tracker.WaitFor(341, 5s));
-  ASSERT_TRUE(source.WaitForFetches(
-      [](const std::vector<FetchCall>& f) { return !f.empty() && f.back().after == At(34); }, 5s));
+  ASSERT_TRUE(source.WaitForFetches(LastFetchAfter(At(34)), 5s));
   projector.Stop();
 
   using F = std::tuple<std::int64_t, std::size_t, std::size_t>;  // after, max, returned

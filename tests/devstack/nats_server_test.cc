@@ -180,102 +180,100 @@ class PortBlocker {
   int fd_;
 };
 
-TEST(NatsServer, StartsWithJetStreamFileStorage) {
-  TempDir dir;
-  NatsServer server(TestOptions(dir.Path() / "data"));
-  server.Start();
-  ASSERT_TRUE(server.IsRunning());
-  EXPECT_GT(server.Port(), 0);
-  EXPECT_GT(server.Pid(), 0);
-  EXPECT_EQ(server.Url(), fmt::format("nats://127.0.0.1:{}", server.Port()));
-  EXPECT_EQ(RecordedPort(server.DataDir()), server.Port());
-  EXPECT_EQ(server.Restarts(), 0);
-  server.Start();  // no-op while running
-  EXPECT_TRUE(server.IsRunning());
+// A temporary directory, and a NatsServer (not started) on its data/.
+class NatsServerTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  NatsServer server_{TestOptions(dir_.Path() / "data")};
+};
 
-  Client client(server.Url());
+TEST_F(NatsServerTest, StartsWithJetStreamFileStorage) {
+  server_.Start();
+  ASSERT_TRUE(server_.IsRunning());
+  EXPECT_GT(server_.Port(), 0);
+  EXPECT_GT(server_.Pid(), 0);
+  EXPECT_EQ(server_.Url(), fmt::format("nats://127.0.0.1:{}", server_.Port()));
+  EXPECT_EQ(RecordedPort(server_.DataDir()), server_.Port());
+  EXPECT_EQ(server_.Restarts(), 0);
+  server_.Start();  // no-op while running
+  EXPECT_TRUE(server_.IsRunning());
+
+  Client client(server_.Url());
   client.AddStream("ORDERS", "orders.>");
   PublishOrders(client, 1, 5);
   ExpectOrders(client, 5);
-  EXPECT_TRUE(std::filesystem::is_directory(server.DataDir() / "jetstream"));
-  EXPECT_TRUE(std::filesystem::exists(server.LogFile()));
+  EXPECT_TRUE(std::filesystem::is_directory(server_.DataDir() / "jetstream"));
+  EXPECT_TRUE(std::filesystem::exists(server_.LogFile()));
 
-  server.Stop();
-  EXPECT_FALSE(server.IsRunning());
-  server.Stop();  // no-op when stopped
+  server_.Stop();
+  EXPECT_FALSE(server_.IsRunning());
+  server_.Stop();  // no-op when stopped
 }
 
-TEST(NatsServer, DataSurvivesStopAndStart) {
-  TempDir dir;
-  NatsServer server(TestOptions(dir.Path() / "data"));
-  server.Start();
-  const int port = server.Port();
-  CreateOrders(server.Url(), 10);
-  server.Stop();
-  ASSERT_FALSE(server.IsRunning());
+TEST_F(NatsServerTest, DataSurvivesStopAndStart) {
+  server_.Start();
+  const int port = server_.Port();
+  CreateOrders(server_.Url(), 10);
+  server_.Stop();
+  ASSERT_FALSE(server_.IsRunning());
 
-  server.Start();
-  EXPECT_EQ(server.Port(), port);  // the previous port, still free
-  Client client(server.Url());
+  server_.Start();
+  EXPECT_EQ(server_.Port(), port);  // the previous port, still free
+  Client client(server_.Url());
   ExpectOrders(client, 10);
   PublishOrders(client, 11, 12);
   ExpectOrders(client, 12);
 
   // A second server object on the same data directory finds the same data too.
-  server.Stop();
-  NatsServer again(TestOptions(dir.Path() / "data"));
+  server_.Stop();
+  NatsServer again(TestOptions(dir_.Path() / "data"));
   again.Start();
   Client other(again.Url());
   ExpectOrders(other, 12);
 }
 
-TEST(NatsServer, KilledChildIsRestartedOnSamePortWithItsStreams) {
-  TempDir dir;
-  NatsServer server(TestOptions(dir.Path() / "data"));
-  server.Start();
-  const int port = server.Port();
-  CreateOrders(server.Url(), 20);
-  const pid_t pid = server.Pid();
+TEST_F(NatsServerTest, KilledChildIsRestartedOnSamePortWithItsStreams) {
+  server_.Start();
+  const int port = server_.Port();
+  CreateOrders(server_.Url(), 20);
+  const pid_t pid = server_.Pid();
   ASSERT_GT(pid, 0);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
 
-  ASSERT_TRUE(Eventually([&] { return server.Restarts() >= 1; }, kDeadline))
+  ASSERT_TRUE(Eventually([&] { return server_.Restarts() >= 1; }, kDeadline))
       << "not restarted; log:\n"
-      << devstack::TailFile(server.LogFile(), 20);
-  EXPECT_EQ(server.Restarts(), 1);
-  EXPECT_TRUE(server.IsRunning());
-  EXPECT_NE(server.Pid(), pid);
-  EXPECT_EQ(server.Port(), port);
+      << devstack::TailFile(server_.LogFile(), 20);
+  EXPECT_EQ(server_.Restarts(), 1);
+  EXPECT_TRUE(server_.IsRunning());
+  EXPECT_NE(server_.Pid(), pid);
+  EXPECT_EQ(server_.Port(), port);
 
-  Client client(server.Url());
+  Client client(server_.Url());
   ExpectOrders(client, 20);
   PublishOrders(client, 21, 22);  // the stream goes on where it was
   ExpectOrders(client, 22);
-  server.Stop();
-  EXPECT_FALSE(server.IsRunning());
+  server_.Stop();
+  EXPECT_FALSE(server_.IsRunning());
 }
 
-TEST(NatsServer, PicksAnotherPortWhenThePreviousOneIsTaken) {
-  TempDir dir;
-  NatsServer server(TestOptions(dir.Path() / "data"));
-  server.Start();
-  const int previous = server.Port();
-  CreateOrders(server.Url(), 3);
-  server.Stop();
+TEST_F(NatsServerTest, PicksAnotherPortWhenThePreviousOneIsTaken) {
+  server_.Start();
+  const int previous = server_.Port();
+  CreateOrders(server_.Url(), 3);
+  server_.Stop();
 
   PortBlocker blocker(previous);
-  server.Start();
-  EXPECT_NE(server.Port(), previous);
-  EXPECT_EQ(RecordedPort(server.DataDir()), server.Port());
-  Client client(server.Url());
+  server_.Start();
+  EXPECT_NE(server_.Port(), previous);
+  EXPECT_EQ(RecordedPort(server_.DataDir()), server_.Port());
+  Client client(server_.Url());
   ExpectOrders(client, 3);
 }
 
-TEST(NatsServer, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
-  TempDir dir;
+TEST_F(NatsServerTest, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
   const int port = devstack::FindFreePort();
   PortBlocker blocker(port);
-  auto options = TestOptions(dir.Path() / "data");
+  auto options = TestOptions(dir_.Path() / "data");
   options.port = port;
   options.start_timeout = 20s;
   NatsServer server(options);
@@ -293,9 +291,8 @@ TEST(NatsServer, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
 // A nats-server left running by a killed predecessor (the command a NatsServer runs, in the data
 // directory, holding the port recorded there) is stopped cleanly (SIGTERM) and started again
 // under the new supervisor, on that port, with its streams.
-TEST(NatsServer, StopsTheServerOfAKilledPredecessorAndStartsItAgainOnItsPort) {
-  TempDir dir;
-  const auto data_dir = dir.Path() / "data";
+TEST_F(NatsServerTest, StopsTheServerOfAKilledPredecessorAndStartsItAgainOnItsPort) {
+  const auto data_dir = dir_.Path() / "data";
   std::filesystem::create_directories(data_dir);
   const int port = devstack::FindFreePort();
   std::ofstream(data_dir / "port") << port << '\n';

@@ -13,10 +13,8 @@
 namespace shopcqrs::domain {
 namespace {
 
-using test_support::ExpectValidation;
-using test_support::Repeat;
-
 using namespace std::chrono_literals;
+using namespace test_support;
 
 const Timestamp kPlacedAt = Timestamp{std::chrono::sys_days{2026y / 11 / 26}} + 18h + 123ms;
 const Timestamp kPaidAt = kPlacedAt + 1min;
@@ -354,16 +352,14 @@ TEST_F(OrderTest, GivenPlacedOrder_WhenPaidTheTotal_ThenStatusPaidAndEventCarrie
   EXPECT_EQ(order.status(), OrderStatus::kPaid);
   EXPECT_EQ(order.version(), 2);
   ASSERT_EQ(order.pending_events().size(), 2u);
-  const DomainEvent& event = order.pending_events()[1];
-  EXPECT_EQ(event.aggregate_version, 2);
-  EXPECT_EQ(event.occurred_at, kPaidAt);
-  const auto& paid = std::get<OrderPaid>(event.payload);
-  EXPECT_EQ(paid.order_id, kOrderId);
-  EXPECT_EQ(paid.customer_id, kCustomerId);
-  EXPECT_EQ(paid.amount_cents, 1500);
-  EXPECT_EQ(paid.payment_reference, "pay-1");
-  EXPECT_EQ(paid.lines, order.lines());
-  EXPECT_EQ(paid.lines.size(), 2u);
+  const auto* paid = LastEvent<OrderPaid>(order, kPaidAt);
+  ASSERT_NE(paid, nullptr);
+  EXPECT_EQ(paid->order_id, kOrderId);
+  EXPECT_EQ(paid->customer_id, kCustomerId);
+  EXPECT_EQ(paid->amount_cents, 1500);
+  EXPECT_EQ(paid->payment_reference, "pay-1");
+  EXPECT_EQ(paid->lines, order.lines());
+  EXPECT_EQ(paid->lines.size(), 2u);
 }
 
 TEST_F(OrderTest, GivenPlacedOrder_WhenPaidLessOrMoreThanTotal_ThenAmountMismatchAndUnchanged) {
@@ -447,13 +443,11 @@ TEST_F(OrderTest, GivenPaidOrder_WhenShipped_ThenStatusShippedAndEventRecorded) 
   ASSERT_TRUE(result.has_value());
   EXPECT_EQ(order.status(), OrderStatus::kShipped);
   EXPECT_EQ(order.version(), 3);
-  const DomainEvent& event = order.pending_events().back();
-  EXPECT_EQ(event.aggregate_version, 3);
-  EXPECT_EQ(event.occurred_at, kShippedAt);
-  const auto& shipped = std::get<OrderShipped>(event.payload);
-  EXPECT_EQ(shipped.order_id, kOrderId);
-  EXPECT_EQ(shipped.customer_id, kCustomerId);
-  EXPECT_EQ(shipped.tracking_number, "TRACK-1");
+  const auto* shipped = LastEvent<OrderShipped>(order, kShippedAt);
+  ASSERT_NE(shipped, nullptr);
+  EXPECT_EQ(shipped->order_id, kOrderId);
+  EXPECT_EQ(shipped->customer_id, kCustomerId);
+  EXPECT_EQ(shipped->tracking_number, "TRACK-1");
 }
 
 TEST_F(OrderTest, GivenPaidOrder_WhenTrackingNumberAtBoundaries_ThenInsideAcceptedOutside) {
@@ -506,12 +500,10 @@ TEST_F(OrderTest, GivenShippedOrder_WhenDelivered_ThenStatusDeliveredAndEventRec
   ASSERT_TRUE(result.has_value());
   EXPECT_EQ(order.status(), OrderStatus::kDelivered);
   EXPECT_EQ(order.version(), 4);
-  const DomainEvent& event = order.pending_events().back();
-  EXPECT_EQ(event.aggregate_version, 4);
-  EXPECT_EQ(event.occurred_at, kDeliveredAt);
-  const auto& delivered = std::get<OrderDelivered>(event.payload);
-  EXPECT_EQ(delivered.order_id, kOrderId);
-  EXPECT_EQ(delivered.customer_id, kCustomerId);
+  const auto* delivered = LastEvent<OrderDelivered>(order, kDeliveredAt);
+  ASSERT_NE(delivered, nullptr);
+  EXPECT_EQ(delivered->order_id, kOrderId);
+  EXPECT_EQ(delivered->customer_id, kCustomerId);
 }
 
 // --- Cancel ---------------------------------------------------------------------------
@@ -527,16 +519,14 @@ TEST_F(OrderTest, GivenPlacedOrder_WhenCancelled_ThenCancelledWithoutRefundAndLi
   ASSERT_TRUE(result.has_value());
   EXPECT_EQ(order.status(), OrderStatus::kCancelled);
   EXPECT_EQ(order.version(), 2);
-  const DomainEvent& event = order.pending_events().back();
-  EXPECT_EQ(event.aggregate_version, 2);
-  EXPECT_EQ(event.occurred_at, kCancelledAt);
-  const auto& cancelled = std::get<OrderCancelled>(event.payload);
-  EXPECT_EQ(cancelled.order_id, kOrderId);
-  EXPECT_EQ(cancelled.customer_id, kCustomerId);
-  EXPECT_EQ(cancelled.reason, "changed my mind");
-  EXPECT_EQ(cancelled.refunded_cents, 0);
-  EXPECT_EQ(cancelled.previous_status, OrderStatus::kPlaced);
-  EXPECT_EQ(cancelled.lines, order.lines());
+  const auto* cancelled = LastEvent<OrderCancelled>(order, kCancelledAt);
+  ASSERT_NE(cancelled, nullptr);
+  EXPECT_EQ(cancelled->order_id, kOrderId);
+  EXPECT_EQ(cancelled->customer_id, kCustomerId);
+  EXPECT_EQ(cancelled->reason, "changed my mind");
+  EXPECT_EQ(cancelled->refunded_cents, 0);
+  EXPECT_EQ(cancelled->previous_status, OrderStatus::kPlaced);
+  EXPECT_EQ(cancelled->lines, order.lines());
 }
 
 TEST_F(OrderTest, GivenPaidOrder_WhenCancelled_ThenRefundOfTotalRecorded) {
@@ -665,17 +655,8 @@ TEST_F(OrderTest, GivenRehydratedPaidOrder_WhenShipped_ThenEventVersionFollowsSt
 enum class Action { kPay, kShip, kDeliver, kCancel };
 
 std::string_view ActionName(Action action) {
-  switch (action) {
-    case Action::kPay:
-      return "pay";
-    case Action::kShip:
-      return "ship";
-    case Action::kDeliver:
-      return "deliver";
-    case Action::kCancel:
-      return "cancel";
-  }
-  return "?";
+  constexpr std::string_view kNames[] = {"pay", "ship", "deliver", "cancel"};
+  return kNames[static_cast<std::size_t>(action)];
 }
 
 struct IllegalTransition {

@@ -10,8 +10,7 @@
 namespace shopcqrs::domain {
 namespace {
 
-using test_support::ExpectValidation;
-using test_support::Repeat;
+using namespace test_support;
 
 constexpr std::string_view kTwoByte = "\xC3\xA9";           // U+00E9 é
 constexpr std::string_view kThreeByte = "\xE2\x82\xAC";     // U+20AC €

@@ -97,6 +97,12 @@ class ServerTest : public ::testing::Test {
   std::atomic<bool> slow_finished_{false};
 };
 
+// `client`'s connection still serves requests: it was not closed (and reopened) on the way.
+void ExpectStillConnected(HttpClient& client) {
+  EXPECT_EQ(client.Get("/hello").status, 200);
+  EXPECT_EQ(client.connects(), 1);
+}
+
 std::string Code(const HttpResponse& response) {
   return std::string(response.Json().at("code").as_string());
 }
@@ -120,8 +126,7 @@ TEST_F(ServerTest, KeepAliveServesManyRequestsOnOneConnection) {
     ASSERT_EQ(response.status, 200);
     EXPECT_EQ(response.body, fmt::format(R"({{"i":{}}})", i));
   }
-  EXPECT_EQ(client.Get("/hello").status, 200);
-  EXPECT_EQ(client.connects(), 1);
+  ExpectStillConnected(client);
 }
 
 TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
@@ -135,8 +140,7 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(client.ReadResponse().body, R"({"slow":true})");
   EXPECT_EQ(client.ReadResponse().body, R"({"hi":1})");
   EXPECT_EQ(client.ReadResponse().body, R"({"a":1})");
-  EXPECT_EQ(client.Get("/hello").status, 200);
-  EXPECT_EQ(client.connects(), 1);
+  ExpectStillConnected(client);
 }
 
 TEST_F(ServerTest, OversizedBodyIs413WithoutReadingIt) {
@@ -272,8 +276,7 @@ TEST_F(ServerTest, HandlerExceptionsAre500WithoutInternals) {
     EXPECT_EQ(response.body.find("secret"), std::string::npos);
     EXPECT_EQ(response.Header("X-Request-Id"), "boom-1");
   }
-  EXPECT_EQ(client.Get("/hello").status, 200);
-  EXPECT_EQ(client.connects(), 1);
+  ExpectStillConnected(client);
 }
 
 TEST_F(ServerTest, RoutingErrorsGoThroughTheServer) {

@@ -32,7 +32,7 @@
 #include "support/eventually.h"
 #include "support/projector_rig.h"
 #include "support/sql.h"
-#include "support/temp_dir.h"
+#include "support/temp_servers.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
 
@@ -41,19 +41,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace test_support;
-using adapters::nats::JetStreamConnection;
-using adapters::nats::JetStreamSource;
-using adapters::nats::Relay;
-using adapters::pg::Connection;
-using devstack::NatsServer;
-
-// A nats-server of its own in a temporary directory.
-struct TempNats : TempServer<NatsServer> {
-  TempNats() : TempServer("test-nats", "shopcqrs-nats-test-") {}
-  JetStreamConnection::Options Options(std::string name = "test") const {
-    return {.url = server.Url(), .name = std::move(name)};
-  }
-};
+using namespace adapters::nats;
 
 Relay::Options RelayOptions(const std::string& write, const TempNats& nats,
                             std::size_t batch = 512) {
@@ -163,6 +151,20 @@ struct BrokerRig : ProjectorRig<JetStreamSource, adapters::pg_read::PgReadProjec
                      {.name = "read_pg", .batch_size = batch, .max_backoff = 300ms}) {}
 };
 
+// The broker leg running: a nats-server, a write database seeded with `seed` customers and
+// products, the relay from it, and a projector from the stream into a read database.
+struct BrokerLeg {
+  explicit BrokerLeg(int seed) : load(db.write, seed, seed) {
+    relay.Start();
+    rig.emplace(nats, db.read);
+  }
+  TempNats nats;
+  Databases db;
+  Workload load;
+  Relay relay{RelayOptions(db.write, nats)};
+  std::optional<BrokerRig> rig;
+};
+
 // The read model agrees with the write model (the fields every event touches).
 void ExpectReadMatchesWrite(const std::string& write, const std::string& read) {
   EXPECT_EQ(
@@ -179,15 +181,12 @@ void ExpectReadMatchesWrite(const std::string& write, const std::string& read) {
 TEST(Relay, AppendsEveryEventOnceInCommitOrder) {
   TempNats nats;
   const auto write = MigratedDatabase("w", "pg_write");
-  Workload load(write);
-  load.Seed(5, 5);
+  Workload load(write, 5, 5);
   Relay relay(RelayOptions(write, nats));
   relay.Start();
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(4, stop); });
+  Writers writers(load, 4);
   std::this_thread::sleep_for(3s);
-  stop = true;
-  writers.join();
+  writers.Stop();
   WaitStreamCaughtUp(nats, write);
   ExpectStreamMirrorsOutbox(nats, write);
   const auto stats = relay.GetStats();
@@ -216,10 +215,8 @@ TEST(RelayChild, RunsUntilKilled) {
 TEST(RelayCrash, KilledRepeatedlyMidStream) {
   TempNats nats;
   const auto write = MigratedDatabase("w", "pg_write");
-  Workload load(write);
-  load.Seed(5, 5);
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(4, stop); });
+  Workload load(write, 5, 5);
+  Writers writers(load, 4);
   const std::string self = std::filesystem::read_symlink("/proc/self/exe");
   std::mt19937_64 rng(7);
   for (int round = 0; round < 8; ++round) {
@@ -232,8 +229,7 @@ TEST(RelayCrash, KilledRepeatedlyMidStream) {
     child.Kill(SIGKILL);
     child.Wait(5s);
   }
-  stop = true;
-  writers.join();
+  writers.Stop();
   ASSERT_GT(Scalar(write, "SELECT count(*) FROM outbox"), 100);
   Relay relay(RelayOptions(write, nats));
   relay.Start();
@@ -245,14 +241,12 @@ TEST(RelayCrash, KilledRepeatedlyMidStream) {
 TEST(Relay, TwoRelaysAppendOnceAndTheStandbyTakesOver) {
   TempNats nats;
   const auto write = MigratedDatabase("w", "pg_write");
-  Workload load(write);
-  load.Seed(5, 5);
+  Workload load(write, 5, 5);
   auto first = std::make_unique<Relay>(RelayOptions(write, nats, 64));
   Relay second(RelayOptions(write, nats, 64));
   first->Start();
   second.Start();
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(4, stop); });
+  Writers writers(load, 4);
   std::this_thread::sleep_for(1500ms);
   const auto a = first->GetStats();
   const auto b = second.GetStats();
@@ -266,8 +260,7 @@ TEST(Relay, TwoRelaysAppendOnceAndTheStandbyTakesOver) {
     second.Stop();
   }
   std::this_thread::sleep_for(1500ms);
-  stop = true;
-  writers.join();
+  writers.Stop();
   if (first) {
     EXPECT_EQ(first->GetStats().role, Relay::Role::kLeader);
   } else {
@@ -279,85 +272,55 @@ TEST(Relay, TwoRelaysAppendOnceAndTheStandbyTakesOver) {
 
 // Tokens through the broker: a projector fed by JetStream reaches the bound of a command.
 TEST(BrokerProjection, ProjectsThroughTheStreamAndSatisfiesTokens) {
-  TempNats nats;
-  const auto write = MigratedDatabase("w", "pg_write");
-  const auto read = MigratedDatabase("r", "pg_read");
-  Workload load(write);
-  load.Seed(5, 5);
-  Relay relay(RelayOptions(write, nats));
-  relay.Start();
-  BrokerRig rig(nats, read);
-  std::mt19937_64 rng(42);
-  for (int i = 0; i < 300; ++i) load.Step(rng);
-  auto r = load.commands.Handle(app::RegisterCustomer{"Last", "last-" + Workload::Suffix() + "@x"});
-  ASSERT_TRUE(r.has_value());
-  const auto bound = load.tokens.Decode(r->consistency_token);
-  ASSERT_TRUE(bound.has_value());
-  ASSERT_TRUE(rig.tracker.WaitFor(*bound, 20s)) << rig.tracker.Bound() << " < " << *bound;
-  EXPECT_EQ(Scalar(read, fmt::format("SELECT count(*) FROM customer_views WHERE id = '{}'", r->id)),
-            1);
-  ASSERT_TRUE(rig.tracker.WaitFor(WriteBound(write), 20s));
-  ExpectReadMatchesWrite(write, read);
-  const auto stats = rig.projector.Stats();
+  BrokerLeg leg(5);
+  leg.load.Steps(300, 42);
+  ExpectTokenSatisfied(leg.load, leg.rig->tracker, leg.db.read, 20s);
+  ASSERT_TRUE(leg.rig->tracker.WaitFor(WriteBound(leg.db.write), 20s));
+  ExpectReadMatchesWrite(leg.db.write, leg.db.read);
+  const auto stats = leg.rig->projector.Stats();
   EXPECT_EQ(stats.errors, 0u) << stats.last_error;
   EXPECT_EQ(static_cast<std::int64_t>(stats.events_applied),
-            Scalar(write, "SELECT count(*) FROM outbox"));
+            Scalar(leg.db.write, "SELECT count(*) FROM outbox"));
 }
 
 // nats-server killed -9 twice under load (its supervisor restarts it): relay and projector
 // recover by themselves and the read store converges exactly.
 TEST(BrokerProjection, ConvergesAfterNatsServerKilledUnderLoad) {
-  TempNats nats;
-  const auto write = MigratedDatabase("w", "pg_write");
-  const auto read = MigratedDatabase("r", "pg_read");
-  Workload load(write);
-  load.Seed(5, 5);
-  Relay relay(RelayOptions(write, nats));
-  relay.Start();
-  BrokerRig rig(nats, read);
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(3, stop); });
+  BrokerLeg leg(5);
+  Writers writers(leg.load, 3);
   for (int i = 0; i < 2; ++i) {
     std::this_thread::sleep_for(1500ms);
-    const pid_t pid = nats.server.Pid();
+    const pid_t pid = leg.nats.server.Pid();
     ASSERT_GT(pid, 0);
     ::kill(pid, SIGKILL);
-    Eventually([&] { return nats.server.Restarts() >= i + 1; }, 20s, 50ms);
-    ASSERT_EQ(nats.server.Restarts(), i + 1);
+    Eventually([&] { return leg.nats.server.Restarts() >= i + 1; }, 20s, 50ms);
+    ASSERT_EQ(leg.nats.server.Restarts(), i + 1);
   }
   std::this_thread::sleep_for(1s);
-  stop = true;
-  writers.join();
-  ASSERT_TRUE(rig.tracker.WaitFor(WriteBound(write), 60s))
-      << rig.tracker.Bound() << " " << rig.projector.Stats().last_error;
-  ExpectReadMatchesWrite(write, read);
-  ExpectStreamMirrorsOutbox(nats, write);
-  EXPECT_NE(rig.projector.Stats().status, cqrs::ProjectorStatus::kError);
+  writers.Stop();
+  ASSERT_TRUE(leg.rig->tracker.WaitFor(WriteBound(leg.db.write), 60s))
+      << leg.rig->tracker.Bound() << " " << leg.rig->projector.Stats().last_error;
+  ExpectReadMatchesWrite(leg.db.write, leg.db.read);
+  ExpectStreamMirrorsOutbox(leg.nats, leg.db.write);
+  EXPECT_NE(leg.rig->projector.Stats().status, cqrs::ProjectorStatus::kError);
 }
 
 // The broker dies right after a burst (deliveries may be lost in flight) and nothing follows:
 // the read store still converges well within the consumer's ack wait (60 s), because an idle
 // consumer that sees the stream hold more than it delivered is re-seated.
 TEST(BrokerProjection, ConvergesWhenTheBrokerDiesRightAfterTheLastCommands) {
-  TempNats nats;
-  const auto write = MigratedDatabase("w", "pg_write");
-  const auto read = MigratedDatabase("r", "pg_read");
-  Workload load(write);
-  load.Seed(3, 3);
-  Relay relay(RelayOptions(write, nats));
-  relay.Start();
-  BrokerRig rig(nats, read);
+  BrokerLeg leg(3);
   std::mt19937_64 rng(11);
   for (int round = 0; round < 3; ++round) {
-    for (int i = 0; i < 40; ++i) load.Step(rng);
-    ::kill(nats.server.Pid(), SIGKILL);
+    for (int i = 0; i < 40; ++i) leg.load.Step(rng);
+    ::kill(leg.nats.server.Pid(), SIGKILL);
     const auto started = std::chrono::steady_clock::now();
-    ASSERT_TRUE(rig.tracker.WaitFor(WriteBound(write), 30s))
-        << "round " << round << ": " << rig.projector.Stats().last_error;
+    ASSERT_TRUE(leg.rig->tracker.WaitFor(WriteBound(leg.db.write), 30s))
+        << "round " << round << ": " << leg.rig->projector.Stats().last_error;
     EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
   }
-  ExpectReadMatchesWrite(write, read);
-  ExpectStreamMirrorsOutbox(nats, write);
+  ExpectReadMatchesWrite(leg.db.write, leg.db.read);
+  ExpectStreamMirrorsOutbox(leg.nats, leg.db.write);
 }
 
 // The read store is the truth: a durable consumer that is ahead of (or unrelated to) the
@@ -365,8 +328,7 @@ TEST(BrokerProjection, ConvergesWhenTheBrokerDiesRightAfterTheLastCommands) {
 TEST(BrokerProjection, ReseatsADurableConsumerAheadOfTheStore) {
   TempNats nats;
   const auto write = MigratedDatabase("w", "pg_write");
-  Workload load(write);
-  load.Seed(5, 5);
+  Workload load(write, 5, 5);
   std::mt19937_64 rng(3);
   for (int i = 0; i < 200; ++i) load.Step(rng);
   Relay relay(RelayOptions(write, nats));
@@ -518,8 +480,7 @@ TEST(BrokerProjection, StopsLoudlyAtAHoleTheSequenceNumbersHide) {
 TEST(Relay, RefusesToAppendAfterAHoleAtTheStreamsEnd) {
   TempNats nats;
   const auto write = MigratedDatabase("w", "pg_write");
-  Workload load(write);
-  load.Seed(2, 2);
+  Workload load(write, 2, 2);
   JetStreamConnection connection(nats.Options("appender"));
   const auto stream = std::string(adapters::nats::kDefaultStream);
   connection.EnsureStream(stream);

@@ -40,6 +40,7 @@
 #include "support/projector_rig.h"
 #include "support/sql.h"
 #include "support/temp_dir.h"
+#include "support/temp_servers.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
 
@@ -48,21 +49,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace test_support;
-using adapters::pg::Connection;
-using adapters::redis::RedisProjection;
-using adapters::redis::RedisReadModel;
-using devstack::RedisServer;
-
-// A redis-server of its own in a temporary directory.
-struct TempRedis : TempServer<RedisServer> {
-  TempRedis() : TempServer("test-redis", "shopcqrs-redis-test-") {}
-};
-
-// A unique key prefix per store, so stores never see each other's keys.
-std::string Prefix() {
-  static std::atomic<int> n = 0;
-  return fmt::format("t{}:", n++);
-}
+using namespace adapters::redis;
 
 // Outbox reader + redis projection + projector, wired like the binary would.
 struct RedisRig : ProjectorRig<adapters::pg_outbox::OutboxReader, RedisProjection> {
@@ -102,7 +89,7 @@ std::string Opt(const std::optional<std::string>& s) { return s ? *s : "∅"; }
 void ExpectRedisMatchesWrite(const std::string& write,
                              const adapters::redis::RedisEndpoint& endpoint,
                              const std::string& prefix) {
-  Connection c(write);
+  adapters::pg::Connection c(write);
   auto orders = c.Exec(
       "SELECT o.id::text, o.customer_id::text, c.name, c.email, o.status, o.total_cents, "
       "o.version, (extract(epoch FROM o.placed_at) * 1000)::bigint::text, "
@@ -194,7 +181,6 @@ TEST(RedisClient, CommandsPipelinesScriptsAndErrors) {
 TEST(RedisProjection, OrderViewsRenamesAndTopSellers) {
   TempRedis redis;
   const auto write = MigratedDatabase("w", "pg_write");
-  const auto prefix = Prefix();
   Workload load(write);
   auto& cmd = load.commands;
   const SampleShop shop(cmd, "Blue \"Widget\" ü/½");
@@ -203,12 +189,12 @@ TEST(RedisProjection, OrderViewsRenamesAndTopSellers) {
   ASSERT_TRUE(o4);
   const auto order4 = *domain::OrderId::Parse(o4->id);
 
-  RedisRig rig(write, redis.server.Endpoint(), prefix);
+  RedisRig rig(write, redis.server.Endpoint(), redis.prefix);
   auto first = cmd.Handle(app::PayOrder{order4, 1000, "PAY-4"});
   ASSERT_TRUE(first);
   ASSERT_TRUE(rig.tracker.WaitFor(*load.tokens.Decode(first->consistency_token), 10s));
 
-  RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
   auto top = model.TopProducts(10);
   ASSERT_EQ(top.size(), 3u);
   EXPECT_EQ(top[0].product_id, shop.widget.ToString());  // 2 + 4 paid
@@ -242,44 +228,28 @@ TEST(RedisProjection, OrderViewsRenamesAndTopSellers) {
 
   auto view = model.GetOrder(shop.order1);
   ASSERT_TRUE(view);
-  EXPECT_EQ(view->status, "shipped");
-  EXPECT_EQ(view->tracking_number, "TRK-" + shop.suffix);
-  EXPECT_EQ(view->payment_reference, "PAY-1");
-  EXPECT_EQ(view->total_cents, 1500);
-  EXPECT_EQ(view->item_count, 3);
-  EXPECT_EQ(view->version, 3);
-  ASSERT_EQ(view->lines.size(), 2u);
-  EXPECT_TRUE(view->paid_at && view->shipped_at && !view->delivered_at && !view->cancel_reason);
+  shop.ExpectOrder1(*view);
   EXPECT_EQ(model.GetOrder(shop.order2)->cancel_reason, std::nullopt);  // "" is null
   EXPECT_EQ(model.GetOrder(shop.order3)->cancel_reason, "too slow");
   EXPECT_FALSE(model.GetOrder(domain::OrderId(adapters::system::NewRandomUuid())));
 
-  WaitCaughtUp(redis.server.Endpoint(), prefix, write);
-  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  WaitCaughtUp(redis.server.Endpoint(), redis.prefix, write);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), redis.prefix);
   EXPECT_EQ(rig.projector.Stats().errors, 0u) << rig.projector.Stats().last_error;
 }
 
 // Hand-made events: an order before its customer and products, redelivery, and a gap.
 TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
   TempRedis redis;
-  const auto prefix = Prefix();
-  RedisProjection store({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
-  RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisProjection store({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
+  RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
   const auto customer = adapters::system::NewRandomUuid().ToString();
   const auto product = adapters::system::NewRandomUuid().ToString();
   const auto order_id = adapters::system::NewRandomUuid();
   const auto order = order_id.ToString();
-  const auto line = fmt::format(
-      R"([{{"product_id":"{}","sku":"S1","product_name":"Thing","quantity":2,"unit_price_cents":5}}])",
-      product);
-  const std::vector<cqrs::StoredEvent> batch1 = {
-      Event("OrderPlaced", "Order", order, 1,
-            fmt::format(R"({{"order_id":"{}","customer_id":"{}","lines":{},"total_cents":10}})",
-                        order, customer, line)),
-      Event("OrderPaid", "Order", order, 2,
-            fmt::format(R"({{"order_id":"{}","customer_id":"{}","amount_cents":10,)"
-                        R"("payment_reference":"P","lines":{}}})",
-                        order, customer, line))};
+  const auto line = OrderLines(product);
+  const std::vector<cqrs::StoredEvent> batch1 = {OrderPlaced(order, customer, line),
+                                                 OrderPaid(order, customer, line)};
   store.LoadCheckpoint();
   store.Apply({}, batch1, {1, 2, 3});
   auto view = model.GetOrder(domain::OrderId(order_id));
@@ -322,7 +292,7 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
   EXPECT_EQ(model.GetOrder(domain::OrderId(order_id))->customer_name, "Zed");
 
   // A store whose checkpoint moved under it (another writer, or Redis lost data) refuses.
-  RedisProjection other({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisProjection other({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
   other.LoadCheckpoint();
   other.Apply({1, 4, 7}, {}, {1, 4, 8});
   EXPECT_THROW(store.Apply({1, 4, 7}, {}, {1, 4, 9}), adapters::redis::RedisReplyError);
@@ -334,13 +304,10 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
 TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
   TempRedis redis;
   const auto write = MigratedDatabase("w", "pg_write");
-  const auto prefix = Prefix();
-  Workload load(write);
-  load.Seed(4, 4);
-  std::mt19937_64 rng(11);
-  for (int i = 0; i < 200; ++i) load.Step(rng);
+  Workload load(write, 4, 4);
+  load.Steps(200, 11);
   adapters::pg_outbox::OutboxReader reader({write});
-  RedisProjection store({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisProjection store({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
   auto checkpoint = store.LoadCheckpoint();
   while (true) {
     auto batch = reader.FetchBatch(checkpoint, 37);
@@ -349,7 +316,7 @@ TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
     store.Apply(batch.next, batch.events, batch.next);  // redelivered
     checkpoint = batch.next;
   }
-  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), redis.prefix);
 }
 
 // The projector is destroyed mid-stream again and again while commands run; at the end Redis
@@ -357,21 +324,17 @@ TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
 TEST(RedisProjectorCrash, RestartsAbruptlyAndEndsExact) {
   TempRedis redis;
   const auto write = MigratedDatabase("w", "pg_write");
-  const auto prefix = Prefix();
-  Workload load(write);
-  load.Seed(8, 8);
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(3, stop); });
+  Workload load(write, 8, 8);
+  Writers writers(load, 3);
   std::mt19937_64 rng(5);
   for (int round = 0; round < 12; ++round) {
-    RedisRig rig(write, redis.server.Endpoint(), prefix, 1 + rng() % 300);
+    RedisRig rig(write, redis.server.Endpoint(), redis.prefix, 1 + rng() % 300);
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 300));
   }
-  stop = true;
-  writers.join();
-  RedisRig rig(write, redis.server.Endpoint(), prefix);
-  WaitCaughtUp(redis.server.Endpoint(), prefix, write);
-  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  writers.Stop();
+  RedisRig rig(write, redis.server.Endpoint(), redis.prefix);
+  WaitCaughtUp(redis.server.Endpoint(), redis.prefix, write);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), redis.prefix);
   EXPECT_NE(rig.projector.Stats().status, cqrs::ProjectorStatus::kError);
 }
 
@@ -381,12 +344,9 @@ TEST(RedisProjectorCrash, RestartsAbruptlyAndEndsExact) {
 TEST(RedisServerCrash, KilledUnderLoadRestartsAndConverges) {
   TempRedis redis;
   const auto write = MigratedDatabase("w", "pg_write");
-  const auto prefix = Prefix();
-  Workload load(write);
-  load.Seed(6, 6);
-  RedisRig rig(write, redis.server.Endpoint(), prefix, 50);
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(3, stop); });
+  Workload load(write, 6, 6);
+  RedisRig rig(write, redis.server.Endpoint(), redis.prefix, 50);
+  Writers writers(load, 3);
   for (int i = 0; i < 3; ++i) {
     std::this_thread::sleep_for(700ms);
     const auto pid = redis.server.Pid();
@@ -397,10 +357,9 @@ TEST(RedisServerCrash, KilledUnderLoadRestartsAndConverges) {
     ASSERT_EQ(redis.server.Restarts(), i + 1);
   }
   std::this_thread::sleep_for(500ms);
-  stop = true;
-  writers.join();
-  WaitCaughtUp(redis.server.Endpoint(), prefix, write);
-  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  writers.Stop();
+  WaitCaughtUp(redis.server.Endpoint(), redis.prefix, write);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), redis.prefix);
   const auto stats = rig.projector.Stats();
   EXPECT_NE(stats.status, cqrs::ProjectorStatus::kError) << stats.last_error;
   EXPECT_GT(stats.errors, 0u);  // it did notice
@@ -411,17 +370,16 @@ TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   TempRedis redis;
   const auto write = MigratedDatabase("w", "pg_write");
   const auto read = MigratedDatabase("r", "pg_read");
-  const auto prefix = Prefix();
-  Workload load(write);
-  load.Seed(3, 3);
-  std::mt19937_64 rng(3);
-  for (int i = 0; i < 60; ++i) load.Step(rng);
-  auto placed = load.commands.Handle(app::PlaceOrder{
-      *domain::CustomerId::Parse(
-          Connection(write).Exec("SELECT id::text FROM customers LIMIT 1").String(0, 0)),
-      {{*domain::ProductId::Parse(
-            Connection(write).Exec("SELECT id::text FROM products LIMIT 1").String(0, 0)),
-        1}}});
+  Workload load(write, 3, 3);
+  load.Steps(60, 3);
+  auto placed = load.commands.Handle(
+      app::PlaceOrder{*domain::CustomerId::Parse(adapters::pg::Connection(write)
+                                                     .Exec("SELECT id::text FROM customers LIMIT 1")
+                                                     .String(0, 0)),
+                      {{*domain::ProductId::Parse(adapters::pg::Connection(write)
+                                                      .Exec("SELECT id::text FROM products LIMIT 1")
+                                                      .String(0, 0)),
+                        1}}});
   ASSERT_TRUE(placed);
   const auto order = *domain::OrderId::Parse(placed->id);
 
@@ -432,7 +390,7 @@ TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   }
   adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(read, 2));
   adapters::pg_read::PgReadModel pg(pool);
-  RedisReadModel redis_model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisReadModel redis_model({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
   adapters::redis::RedisQueries queries(redis_model, pg);
 
   auto miss = queries.GetOrder(order);
@@ -441,8 +399,8 @@ TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   EXPECT_EQ(queries.GetStats().redis_misses, 1u);
 
   {
-    RedisRig rig(write, redis.server.Endpoint(), prefix);
-    WaitCaughtUp(redis.server.Endpoint(), prefix, write);
+    RedisRig rig(write, redis.server.Endpoint(), redis.prefix);
+    WaitCaughtUp(redis.server.Endpoint(), redis.prefix, write);
   }
   auto hit = queries.GetOrder(order);
   ASSERT_TRUE(hit);
@@ -544,14 +502,12 @@ std::string ReadFile(const std::filesystem::path& path) {
 // one) across two more restarts, and every total must still equal the write model.
 TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
   const TempDir root("shopcqrs-redis-aof-test-");
-  const RedisServer::Options options{
+  const devstack::RedisServer::Options options{
       .data_dir = root.Path() / "data", .name = "aof-redis", .appendfsync = "always"};
   const auto write = MigratedDatabase("w", "pg_write");
-  const auto prefix = Prefix();
-  Workload load(write);
-  load.Seed(3, 3);
-  std::mt19937_64 rng(5);
-  for (int i = 0; i < 300; ++i) load.Step(rng);
+  const std::string prefix = "aof:";  // the server is the test's own
+  Workload load(write, 3, 3);
+  load.Steps(300, 5);
   adapters::pg_outbox::OutboxReader reader({write});
   const auto all = reader.FetchBatch({}, 100000);
   ASSERT_GT(all.events.size(), 100u);
@@ -560,7 +516,7 @@ TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
   const std::vector<cqrs::StoredEvent> second(all.events.begin() + half, all.events.end());
   const cqrs::Checkpoint middle{first.back().xid, first.back().position, 0};
   {
-    RedisServer server(options);
+    devstack::RedisServer server(options);
     server.Start();
     RedisProjection store({.endpoint = server.Endpoint(), .key_prefix = prefix});
     store.Apply({}, first, middle);
@@ -587,7 +543,7 @@ TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
   const std::size_t part_end[] = {second.size() / 3, second.size(), second.size()};
   std::size_t done = 0;
   for (int round = 0; round < 3; ++round) {
-    RedisServer server(options);
+    devstack::RedisServer server(options);
     server.Start();
     RedisProjection store({.endpoint = server.Endpoint(), .key_prefix = prefix});
     EXPECT_EQ(store.LoadCheckpoint(), checkpoint) << "round " << round;
@@ -610,7 +566,6 @@ TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
 // (or a skip past it) finds nothing half-applied, so no relative effect can repeat.
 TEST(RedisProjection, ScriptRefusesAWholeBatchBeforeItsFirstWrite) {
   TempRedis redis;
-  const auto prefix = Prefix();
   adapters::redis::RedisClient client(redis.server.Endpoint());
   const adapters::redis::RedisScript script{std::string(adapters::redis::ApplyScriptSource())};
   const std::string order = adapters::system::NewRandomUuid().ToString();
@@ -628,8 +583,8 @@ TEST(RedisProjection, ScriptRefusesAWholeBatchBeforeItsFirstWrite) {
       R"("payment_reference":"R","lines":{2}}},)"
       R"({{"agg":"Order","id":"{0}","v":3,"type":"OrderTeleported","at":"t","first":false}}])",
       order, product, lines);
-  const std::vector<std::string> keys{prefix + "checkpoint:redis"};
-  const std::vector<std::string> args{prefix, "0", "0", "0", "1", "4", "2", events};
+  const std::vector<std::string> keys{redis.prefix + "checkpoint:redis"};
+  const std::vector<std::string> args{redis.prefix, "0", "0", "0", "1", "4", "2", events};
   try {
     client.Eval(script, keys, args);
     ADD_FAILURE() << "an unknown event type was applied";

@@ -321,25 +321,20 @@ TEST(SearchProjection, OutOfOrderAggregatesAndGaps) {
   const auto product = adapters::system::NewRandomUuid().ToString();
   const auto order = adapters::system::NewRandomUuid().ToString();
   std::int64_t position = 0;
-  auto event = [&](std::string type, std::string aggregate_type, std::string id,
-                   std::int64_t version, std::string payload) {
-    auto e = Event(std::move(type), std::move(aggregate_type), std::move(id), version,
-                   std::move(payload));
+  // In xid 1, at the next position.
+  auto positioned = [&](cqrs::StoredEvent e) {
     e.xid = 1;
     e.position = ++position;
     return e;
   };
-  const auto line = fmt::format(
-      R"([{{"product_id":"{}","sku":"S-1","product_name":"Thing","quantity":2,"unit_price_cents":5}}])",
-      product);
-  const auto placed =
-      event("OrderPlaced", "Order", order, 1,
-            fmt::format(R"({{"order_id":"{}","customer_id":"{}","lines":{},"total_cents":10}})",
-                        order, customer, line));
-  const auto paid = event("OrderPaid", "Order", order, 2,
-                          fmt::format(R"({{"order_id":"{}","customer_id":"{}","amount_cents":10,)"
-                                      R"("payment_reference":"P","lines":{}}})",
-                                      order, customer, line));
+  auto event = [&](std::string type, std::string aggregate_type, std::string id,
+                   std::int64_t version, std::string payload) {
+    return positioned(Event(std::move(type), std::move(aggregate_type), std::move(id), version,
+                            std::move(payload)));
+  };
+  const auto line = OrderLines(product, "S-1");
+  const auto placed = positioned(OrderPlaced(order, customer, line));
+  const auto paid = positioned(OrderPaid(order, customer, line));
   const auto shipped =
       event("OrderShipped", "Order", order, 3,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}","tracking_number":"TN-9"}})", order,
@@ -430,25 +425,16 @@ TEST(SearchProjection, RunsIndependentlyOfReadPg) {
   const auto o1 = shop.Order(ann, {mug});
 
   // read_pg caught up, search not running: nothing found yet.
-  {
-    ReadRig read(db.write, db.read, "read_pg");
-    read.WaitCaughtUp(db.write);
-  }
+  CatchUp<PgReadProjection>(db, "read_pg");
   EXPECT_EQ(Found(model, "turing"), Ids({}));
-  {
-    SearchRig search(db.write, db.read, "search");
-    search.WaitCaughtUp(db.write);
-  }
+  CatchUp<SearchProjection>(db, "search");
   EXPECT_EQ(Found(model, "turing"), Ids({o1}));
 
   // Now search ahead of read_pg: an order search knows but read_pg does not is not answered
   // (there is no order view to describe it); the summaries are read_pg's.
   shop.Rename(ann, "Ann Hopper");
   const auto o2 = shop.Order(ann, {mug});
-  {
-    SearchRig search(db.write, db.read, "search");
-    search.WaitCaughtUp(db.write);
-  }
+  CatchUp<SearchProjection>(db, "search");
   auto ahead = model.SearchOrders("hopper", 10);
   ASSERT_TRUE(ahead);
   ASSERT_EQ(ahead->size(), 1u);
@@ -456,10 +442,7 @@ TEST(SearchProjection, RunsIndependentlyOfReadPg) {
   EXPECT_EQ((*ahead)[0].customer_name, "Ann Turing");  // read_pg has not seen the rename
   EXPECT_LT(PgReadProjection(db.read).LoadCheckpoint().bound,
             SearchProjection(db.read).LoadCheckpoint().bound);
-  {
-    ReadRig read(db.write, db.read, "read_pg");
-    read.WaitCaughtUp(db.write);
-  }
+  CatchUp<PgReadProjection>(db, "read_pg");
   auto both = model.SearchOrders("hopper", 10);
   ASSERT_TRUE(both);
   ASSERT_EQ(both->size(), 2u);
@@ -494,10 +477,7 @@ TEST(SearchProjection, MigrationStartsFromTheReadPgState) {
   Databases db;
   Shop shop(db.write);
   RunWorkload(shop, 5, 6, 250, 21);
-  {
-    ReadRig read(db.write, db.read, "read_pg");
-    read.WaitCaughtUp(db.write);
-  }
+  CatchUp<PgReadProjection>(db, "read_pg");
   // Back to the schema before 0003 (this binary's statements need 0003 to connect), keeping
   // what read_pg projected.
   Connection(db.read).Exec(
@@ -530,22 +510,9 @@ TEST(SearchProjection, MigrationStartsFromTheReadPgState) {
 TEST(SearchProjectionThroughput, CatchesUpQuickly) {
   Databases db;
   Connection c(db.write);
-  InsertCustomersAndProducts(c);
+  InsertCatchUpBacklog(c);
+  // A rename of every customer at the end: each reaches ~19 order documents.
   c.Exec(
-      "CREATE TEMP TABLE o AS SELECT i.n, i.id, c.id AS customer_id, p.id AS product_id "
-      "FROM ids i JOIN ids c ON c.n = 1 + i.n % 2000 JOIN ids p ON p.n = 2001 + i.n % 200 "
-      "WHERE i.n > 2200;"
-      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
-      "aggregate_version, occurred_at, payload) "
-      "SELECT gen_random_uuid(), e.type, 1, 'Order', o.id, e.v, now(), "
-      "json_build_object('order_id', o.id, 'customer_id', o.customer_id, 'total_cents', 10, "
-      "'amount_cents', 10, 'payment_reference', 'R', 'tracking_number', 'T' || o.n, "
-      "'lines', json_build_array(json_build_object('product_id', o.product_id, 'sku', "
-      "'SKU' || o.n % 200, 'product_name', 'Product ' || o.n % 200, 'quantity', 2, "
-      "'unit_price_cents', 5))) "
-      "FROM o CROSS JOIN (VALUES ('OrderPlaced', 1), ('OrderPaid', 2), ('OrderShipped', 3)) "
-      "AS e (type, v) ORDER BY e.v, o.id;"
-      // A rename of every customer at the end: each reaches ~19 order documents.
       "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
       "aggregate_version, occurred_at, payload) "
       "SELECT gen_random_uuid(), 'CustomerDetailsChanged', 1, 'Customer', id, 2, now(), "

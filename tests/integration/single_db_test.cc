@@ -33,6 +33,7 @@
 #include "support/projector_rig.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
+#include "support/workload.h"
 
 namespace shopcqrs {
 namespace {
@@ -147,15 +148,8 @@ class SingleDbTest : public ::testing::Test {
         (void)commands_.Handle(app::DeliverOrder{order});
       } else if (action < 88) {
         (void)commands_.Handle(app::CancelOrder{order, pick(2) ? "changed my mind" : ""});
-      } else if (action < 94) {
-        (void)commands_.Handle(app::ChangeCustomerDetails{
-            customers_[pick(customers_.size())], fmt::format("Renamed {}", rng() % 100), {}});
-      } else if (action < 97) {
-        (void)commands_.Handle(
-            app::RestockProduct{products_[pick(products_.size())], 1 + static_cast<int>(pick(9))});
       } else {
-        (void)commands_.Handle(app::ChangeProductPrice{products_[pick(products_.size())],
-                                                       static_cast<std::int64_t>(50 + pick(500))});
+        ChangeCustomerOrProduct(commands_, customers_, products_, action, rng);
       }
     }
   }
@@ -163,10 +157,8 @@ class SingleDbTest : public ::testing::Test {
   // Runs the read_pg and search projectors until both have applied everything committed so
   // far.
   void Project() {
-    OutboxRig<adapters::pg_read::PgReadProjection> read_pg(db_.write, db_.read, "read_pg");
-    OutboxRig<adapters::pg_read::SearchProjection> search(db_.write, db_.read, "search");
-    read_pg.WaitCaughtUp(db_.write);
-    search.WaitCaughtUp(db_.write);
+    CatchUp<adapters::pg_read::PgReadProjection>(db_, "read_pg");
+    CatchUp<adapters::pg_read::SearchProjection>(db_, "search");
   }
 
   void ExpectEqualAnswers() {

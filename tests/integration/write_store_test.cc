@@ -325,11 +325,8 @@ TEST_F(WriteStoreTest, RacingOrdersNeverOversell) {
 }
 
 TEST_F(WriteStoreTest, RacingPaymentsOfOneOrderExactlyOneWins) {
-  auto customer = Customer();
-  auto a = Product("A", 100, 10);
-  auto placed = Place(customer, {{a, 2}});
-  ASSERT_TRUE(placed.has_value());
-  auto id = OrderId(placed->id);
+  // One order of 2 units at 100 cents (value() throws if it cannot be placed).
+  const auto id = OrderId(Place(Customer(), {{Product("A", 100, 10), 2}}).value().id);
   Outcomes outcomes("invalid_transition");
   Race(16, [&](int t) {
     outcomes.Count(service_->Handle(app::PayOrder{id, 200, "ref-" + std::to_string(t), {}}));

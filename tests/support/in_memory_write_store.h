@@ -110,21 +110,21 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
     // Optimistic: conflicts are detected at Commit.
   }
 
-  std::optional<app::StoredCommand> FindIdempotencyKey(const std::string& key) override {
+  // A copy of what `stored` (a map of the store's state) holds under `key`, if anything.
+  template <class Map>
+  std::optional<typename Map::mapped_type> Stored(const Map& stored,
+                                                  const typename Map::key_type& key) {
     std::lock_guard lock(store_.mu_);
-    if (auto it = store_.state_.idempotency_keys.find(key);
-        it != store_.state_.idempotency_keys.end()) {
-      return it->second;
-    }
+    if (auto it = stored.find(key); it != stored.end()) return it->second;
     return std::nullopt;
   }
 
+  std::optional<app::StoredCommand> FindIdempotencyKey(const std::string& key) override {
+    return Stored(store_.state_.idempotency_keys, key);
+  }
+
   std::optional<domain::Customer> LoadCustomer(const domain::CustomerId& id) override {
-    std::lock_guard lock(store_.mu_);
-    if (auto it = store_.state_.customers.find(id); it != store_.state_.customers.end()) {
-      return it->second;
-    }
-    return std::nullopt;
+    return Stored(store_.state_.customers, id);
   }
 
   bool CustomerExists(const domain::CustomerId& id) override {
@@ -133,11 +133,7 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
   }
 
   std::optional<domain::Product> LoadProduct(const domain::ProductId& id) override {
-    std::lock_guard lock(store_.mu_);
-    if (auto it = store_.state_.products.find(id); it != store_.state_.products.end()) {
-      return it->second;
-    }
-    return std::nullopt;
+    return Stored(store_.state_.products, id);
   }
 
   std::vector<domain::Product> LoadProductsForUpdate(
@@ -155,11 +151,7 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
   }
 
   std::optional<domain::Order> LoadOrder(const domain::OrderId& id) override {
-    std::lock_guard lock(store_.mu_);
-    if (auto it = store_.state_.orders.find(id); it != store_.state_.orders.end()) {
-      return it->second;
-    }
-    return std::nullopt;
+    return Stored(store_.state_.orders, id);
   }
 
   void InsertCustomer(const domain::Customer& customer) override {

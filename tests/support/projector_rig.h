@@ -56,4 +56,12 @@ struct OutboxRig : ProjectorRig<adapters::pg_outbox::OutboxReader, Store> {
              .max_backoff = std::chrono::milliseconds(500)}) {}
 };
 
+// Runs the projection `name` (e.g. PgReadProjection "read_pg") of `db`'s read database until
+// it has applied everything committed to its write database so far, then stops it.
+template <class Store>
+void CatchUp(const Databases& db, std::string name) {
+  OutboxRig<Store> rig(db.write, db.read, std::move(name));
+  rig.WaitCaughtUp(db.write);
+}
+
 }  // namespace shopcqrs::test_support

@@ -23,30 +23,61 @@
 #include "adapters/pg_write/write_store.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
+#include "application/read_model.h"
 #include "cqrs/consistency_token.h"
+#include "cqrs/projector.h"
 #include "support/command_side.h"
+#include "support/sql.h"
 
 namespace shopcqrs::test_support {
 
 using namespace std::chrono_literals;
 
+// The customer and product changes of the random mixes: for `action` below 94 a rename of a
+// random customer, below 97 a restock, else a new price of a random product. Whether the
+// command succeeds does not matter.
+inline void ChangeCustomerOrProduct(app::CommandService& commands,
+                                    const std::vector<domain::CustomerId>& customers,
+                                    const std::vector<domain::ProductId>& products,
+                                    std::size_t action, std::mt19937_64& rng) {
+  auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+  if (action < 94) {
+    (void)commands.Handle(app::ChangeCustomerDetails{
+        customers[pick(customers.size())], fmt::format("Renamed {}", rng() % 1000), {}});
+  } else if (action < 97) {
+    (void)commands.Handle(
+        app::RestockProduct{products[pick(products.size())], 1 + static_cast<int>(pick(9))});
+  } else {
+    (void)commands.Handle(app::ChangeProductPrice{products[pick(products.size())],
+                                                  static_cast<std::int64_t>(50 + pick(500))});
+  }
+}
+
 // Drives the real command side (PgWriteStore + CommandService) with a random mix.
 class Workload : public CommandSide {
  public:
-  explicit Workload(const std::string& write) : CommandSide(write) {}
+  // A workload on the write database `write`, seeded with `customers` customers and `products`
+  // products (see Seed).
+  explicit Workload(const std::string& write, int customers = 0, int products = 0)
+      : CommandSide(write) {
+    Seed(customers, products);
+  }
 
+  // Registers `customers` more customers and adds `products` more products (1,000,000 in
+  // stock each) for the mix to use. Throws if a command fails.
   void Seed(int customers, int products) {
+    auto made = [](const domain::Result<app::CommandResult>& r) {
+      if (!r) throw std::runtime_error("Workload: seeding failed: " + r.error().detail);
+      return r->id;
+    };
     for (int i = 0; i < customers; ++i) {
-      auto r = commands.Handle(app::RegisterCustomer{
-          fmt::format("Customer {}", i), fmt::format("c{}-{}@example.com", i, Suffix())});
-      ASSERT_TRUE(r.has_value());
-      customers_.push_back(*domain::CustomerId::Parse(r->id));
+      customers_.push_back(*domain::CustomerId::Parse(made(commands.Handle(app::RegisterCustomer{
+          fmt::format("Customer {}", i), fmt::format("c{}-{}@example.com", i, Suffix())}))));
     }
     for (int i = 0; i < products; ++i) {
-      auto r = commands.Handle(app::AddProduct{fmt::format("SKU-{}-{}", i, Suffix()),
-                                               fmt::format("Product {}", i), 100 + i, 1'000'000});
-      ASSERT_TRUE(r.has_value());
-      products_.push_back(*domain::ProductId::Parse(r->id));
+      products_.push_back(*domain::ProductId::Parse(made(
+          commands.Handle(app::AddProduct{fmt::format("SKU-{}-{}", i, Suffix()),
+                                          fmt::format("Product {}", i), 100 + i, 1'000'000}))));
     }
   }
 
@@ -66,6 +97,12 @@ class Workload : public CommandSide {
       });
     }
     for (auto& w : workers) w.join();
+  }
+
+  // `count` steps (one thread) of a mix drawn from a generator seeded with `seed`.
+  void Steps(int count, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < count; ++i) Step(rng);
   }
 
   void Step(std::mt19937_64& rng) {
@@ -100,15 +137,8 @@ class Workload : public CommandSide {
       (void)commands.Handle(app::DeliverOrder{*order});
     } else if (action < 88) {
       (void)commands.Handle(app::CancelOrder{*order, pick(2) ? "changed my mind" : ""});
-    } else if (action < 94) {
-      (void)commands.Handle(app::ChangeCustomerDetails{
-          customers_[pick(customers_.size())], fmt::format("Renamed {}", rng() % 1000), {}});
-    } else if (action < 97) {
-      (void)commands.Handle(
-          app::RestockProduct{products_[pick(products_.size())], 1 + static_cast<int>(pick(9))});
     } else {
-      (void)commands.Handle(app::ChangeProductPrice{products_[pick(products_.size())],
-                                                    static_cast<std::int64_t>(50 + pick(500))});
+      ChangeCustomerOrProduct(commands, customers_, products_, action, rng);
     }
   }
 
@@ -124,6 +154,41 @@ class Workload : public CommandSide {
   std::vector<domain::OrderId> orders_;
   std::map<std::string, std::int64_t> totals_;
 };
+
+// `threads` writers driving `load` (Workload::Run) in the background, from construction until
+// Stop() or the end of the scope.
+class Writers {
+ public:
+  Writers(Workload& load, int threads)
+      : thread_([this, &load, threads] { load.Run(threads, stop_); }) {}
+  ~Writers() { Stop(); }
+  Writers(const Writers&) = delete;
+  Writers& operator=(const Writers&) = delete;
+
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_ = false;
+  std::thread thread_;
+};
+
+// A new command's consistency token is satisfied once `tracker` (of a read_pg projector) has
+// reached it within `timeout`, and the read database `read` then shows what the command did.
+inline void ExpectTokenSatisfied(Workload& load, const cqrs::ProgressTracker& tracker,
+                                 const std::string& read, std::chrono::milliseconds timeout) {
+  auto r = load.commands.Handle(app::RegisterCustomer{"Last", "last-" + Workload::Suffix() + "@x"});
+  ASSERT_TRUE(r.has_value());
+  const auto bound = load.tokens.Decode(r->consistency_token);
+  ASSERT_TRUE(bound.has_value());
+  ASSERT_TRUE(tracker.WaitFor(*bound, timeout)) << tracker.Bound() << " < " << *bound;
+  EXPECT_EQ(Scalar(read, fmt::format("SELECT count(*) FROM customer_views WHERE id = '{}' "
+                                     "AND version = 1",
+                                     r->id)),
+            1);
+}
 
 // A small shop made through the real commands, for tests that check views field by field:
 // customers Alice Smith and Bob Jones; products Widget (250 cents, named `widget_name`) and
@@ -149,6 +214,18 @@ struct SampleShop {
     Handle(app::CancelOrder{order2, ""});
     order3 = Place({alice, {{gadget, 3}}});
     Handle(app::PayOrder{order3, 3000, "PAY-3"});
+  }
+
+  // The view of order1 shows it paid and shipped, unchanged since.
+  void ExpectOrder1(const app::OrderView& view) const {
+    EXPECT_EQ(view.status, "shipped");
+    EXPECT_EQ(view.tracking_number, "TRK-" + suffix);
+    EXPECT_EQ(view.payment_reference, "PAY-1");
+    EXPECT_EQ(view.total_cents, 1500);
+    EXPECT_EQ(view.item_count, 3);
+    EXPECT_EQ(view.version, 3);
+    EXPECT_EQ(view.lines.size(), 2u);
+    EXPECT_TRUE(view.paid_at && view.shipped_at && !view.delivered_at && !view.cancel_reason);
   }
 
   const std::string suffix = Workload::Suffix();
