@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <boost/json/parse.hpp>
 
 namespace shopcqrs::adapters::http {
@@ -50,6 +52,8 @@ struct Route {
   const char* target;
   const char* reached;
 };
+
+void PrintTo(const Route& route, std::ostream* os) { *os << route.method << " " << route.target; }
 
 class RouterDispatchTest : public RouterTest, public ::testing::WithParamInterface<Route> {};
 

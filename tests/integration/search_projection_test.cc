@@ -100,6 +100,13 @@ struct Shop : CommandSide {
   std::string last_token;
 };
 
+// The write and read databases of a test, and the command side on the write one.
+class SearchProjectionTest : public ::testing::Test {
+ protected:
+  Databases db;
+  Shop shop{db.write};
+};
+
 std::string Suffix() {
   static std::atomic<int> n = 0;
   return fmt::format("{}x{}", ::getpid(), n++);
@@ -185,9 +192,7 @@ void RunWorkload(Shop& shop, int customers, int products, int steps, std::uint64
   }
 }
 
-TEST(SearchProjection, FindsEveryFieldAndFollowsCustomerUpdates) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, FindsEveryFieldAndFollowsCustomerUpdates) {
   const auto s = Suffix();
   const auto ada = shop.Customer("Ada Lovelace", "ada-" + s + "@example.com");
   const auto bob = shop.Customer("Bob Hopper", "bob-" + s + "@example.com");
@@ -255,9 +260,7 @@ TEST(SearchProjection, FindsEveryFieldAndFollowsCustomerUpdates) {
 
 // A random mix of every command: the documents equal what the write database implies, and
 // the search answers equal single-database mode's on the same data.
-TEST(SearchProjection, DocumentsMatchTheWriteDatabase) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, DocumentsMatchTheWriteDatabase) {
   SearchRig search(db.write, db.read, "search", 37);  // many small batches
   RunWorkload(shop, 6, 8, 400, 7);
   search.WaitCaughtUp(db.write);
@@ -269,9 +272,7 @@ TEST(SearchProjection, DocumentsMatchTheWriteDatabase) {
   EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM projection_checkpoints"), 1);
 }
 
-TEST(SearchProjection, TheSameBatchTwiceChangesNothing) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, TheSameBatchTwiceChangesNothing) {
   RunWorkload(shop, 4, 5, 120, 11);
   adapters::pg_outbox::OutboxReader reader({db.write});
   const auto first = reader.FetchBatch({}, 60);
@@ -314,8 +315,7 @@ TEST(SearchProjection, TheSameBatchTwiceChangesNothing) {
 }
 
 // Hand-made events: a customer registered after its order, redelivery inside one batch, gaps.
-TEST(SearchProjection, OutOfOrderAggregatesAndGaps) {
-  Databases db;
+TEST_F(SearchProjectionTest, OutOfOrderAggregatesAndGaps) {
   SearchProjection store(db.read);
   const auto customer = adapters::system::NewRandomUuid().ToString();
   const auto product = adapters::system::NewRandomUuid().ToString();
@@ -380,9 +380,7 @@ TEST(SearchProjection, OutOfOrderAggregatesAndGaps) {
 
 // The checkpoint commits with the batch: a batch whose checkpoint cannot be stored leaves no
 // trace in the search tables, and a listener in another process sees "search" progress.
-TEST(SearchProjection, CheckpointIsStoredWithTheBatch) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, CheckpointIsStoredWithTheBatch) {
   RunWorkload(shop, 3, 3, 40, 5);
   adapters::pg_outbox::OutboxReader reader({db.write});
   const auto batch = reader.FetchBatch({}, 100000);
@@ -414,9 +412,7 @@ TEST(SearchProjection, CheckpointIsStoredWithTheBatch) {
 }
 
 // Either projection may be behind the other; search answers are right once both caught up.
-TEST(SearchProjection, RunsIndependentlyOfReadPg) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, RunsIndependentlyOfReadPg) {
   adapters::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
   adapters::pg_read::PgReadModel model(pool);
   const auto s = Suffix();
@@ -473,9 +469,7 @@ TEST(SearchProjection, RunsIndependentlyOfReadPg) {
 
 // Migration 0003 on a read database that already has data: the search projection starts
 // where read_pg stands, from read_pg's state, and goes on from there exactly.
-TEST(SearchProjection, MigrationStartsFromTheReadPgState) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, MigrationStartsFromTheReadPgState) {
   RunWorkload(shop, 5, 6, 250, 21);
   CatchUp<PgReadProjection>(db, "read_pg");
   // Back to the schema before 0003 (this binary's statements need 0003 to connect), keeping

@@ -2,6 +2,8 @@
 
 // A random mix of real commands (PgWriteStore + CommandService on a write database) for
 // integration tests of the read side: customers, products, orders through their life cycle.
+// Also what those tests build on it: Writers (the mix in the background), ExpectTokenSatisfied
+// and SampleShop (a small shop made command by command).
 
 #include <unistd.h>
 
