@@ -29,12 +29,14 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "cqrs/projector.h"
 #include "devstack/postgres_server.h"
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
+
+#include "bench_support.h"
 
 namespace shopcqrs::bench {
 namespace {
@@ -267,30 +269,14 @@ int Run(int argc, char** argv) {
 
   bool remove = false;
   if (dir.empty()) {
-    std::string tmpl = (fs::temp_directory_path() / "shopcqrs-catchup-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    dir = tmpl;
+    dir = MakeTempDir("shopcqrs-catchup-");
     remove = !keep;
   }
-  ::chmod(dir.c_str(), 0755);  // the servers may run as the postgres user
   std::cout << "data in " << dir << "\n";
 
-  auto server_options = [&](const char* name) {
-    devstack::PostgresServer::Options o;
-    o.data_dir = fs::path(dir) / name;
-    o.name = name;
-    o.fsync = fsync;
-    o.stop_with_parent = true;
-    o.settings = {{"max_wal_size", "4GB"}, {"shared_buffers", "256MB"}};
-    return o;
-  };
-  devstack::PostgresServer write_server(server_options("write"));
-  devstack::PostgresServer read_server(server_options("read"));
-  write_server.Start();
-  read_server.Start();
-  const auto write = write_server.ConnectionString();
-  const auto read = read_server.ConnectionString();
-  infra::pg::ApplyMigrations(write, "pg_write");
+  BenchServers servers(dir, fsync, {{"max_wal_size", "4GB"}, {"shared_buffers", "256MB"}});
+  const auto& write = servers.write;
+  const auto read = servers.read_server.ConnectionString();
   infra::pg::ApplyMigrations(read, "pg_read");
 
   const auto shape = ShapeFor(events);
@@ -395,16 +381,9 @@ int Run(int argc, char** argv) {
   result["target_events_per_second"] = 50'000;
   result["project_vs_fetch"] = project.Rate() / fetch.Rate();
   result["project_vs_copy"] = project.Rate() / copy.Rate();
-  if (!json_file.empty()) {
-    if (fs::path(json_file).has_parent_path()) {
-      fs::create_directories(fs::path(json_file).parent_path());
-    }
-    std::ofstream(json_file) << json::serialize(result) << "\n";
-    std::cout << "wrote " << json_file << "\n";
-  }
+  WriteJson(json_file, result);
 
-  read_server.Stop();
-  write_server.Stop();
+  servers.Stop();
   if (remove) fs::remove_all(dir);
   return 0;
 }
@@ -413,10 +392,5 @@ int Run(int argc, char** argv) {
 }  // namespace shopcqrs::bench
 
 int main(int argc, char** argv) {
-  try {
-    return shopcqrs::bench::Run(argc, argv);
-  } catch (const std::exception& error) {
-    std::cerr << "shopcqrs-bench-catchup: " << error.what() << "\n";
-    return 1;
-  }
+  return shopcqrs::bench::Main("shopcqrs-bench-catchup", argc, argv, shopcqrs::bench::Run);
 }

@@ -43,19 +43,21 @@
 #include <boost/json.hpp>
 
 #include "adapters/nats/jetstream_source.h"
+#include "adapters/relay/relay.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_write/write_store.h"
-#include "adapters/relay/relay.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
 #include "devstack/nats_server.h"
 #include "devstack/postgres_server.h"
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
+
+#include "bench_support.h"
 
 namespace shopcqrs::bench {
 namespace {
@@ -204,23 +206,10 @@ int Run(int argc, char** argv) {
     while (std::getline(in, item, ',')) rates.push_back(std::stod(item));
   }
 
-  std::string dir = (fs::temp_directory_path() / "shopcqrs-lag-XXXXXX").string();
-  if (!::mkdtemp(dir.data())) throw std::runtime_error("mkdtemp failed");
-  ::chmod(dir.c_str(), 0755);  // the servers may run as the postgres user
-  auto server_options = [&](const char* name) {
-    devstack::PostgresServer::Options o;
-    o.data_dir = fs::path(dir) / name;
-    o.name = name;
-    o.fsync = fsync;
-    o.stop_with_parent = true;
-    return o;
-  };
-  devstack::PostgresServer write_server(server_options("write"));
-  devstack::PostgresServer read_server(server_options("read"));
-  write_server.Start();
-  read_server.Start();
-  const auto write = write_server.ConnectionString();
-  infra::pg::ApplyMigrations(write, "pg_write");
+  const std::string dir = MakeTempDir("shopcqrs-lag-");
+  BenchServers servers(dir, fsync);
+  const auto& write = servers.write;
+  auto& read_server = servers.read_server;
   std::unique_ptr<devstack::NatsServer> nats_server;
   if (std::find(sources.begin(), sources.end(), "broker") != sources.end()) {
     nats_server = std::make_unique<devstack::NatsServer>(
@@ -433,16 +422,9 @@ int Run(int argc, char** argv) {
                    {"cores", std::thread::hardware_concurrency()},
                    {"target", json::object{{"rate", 1000}, {"p50_ms", 1}, {"p99_ms", 5}}},
                    {"rates", std::move(rows)}};
-  if (!json_file.empty()) {
-    if (fs::path(json_file).has_parent_path()) {
-      fs::create_directories(fs::path(json_file).parent_path());
-    }
-    std::ofstream(json_file) << json::serialize(out) << "\n";
-    std::cout << "wrote " << json_file << "\n";
-  }
+  WriteJson(json_file, out);
   if (nats_server) nats_server->Stop();
-  read_server.Stop();
-  write_server.Stop();
+  servers.Stop();
   fs::remove_all(dir);
   return 0;
 }
@@ -451,10 +433,5 @@ int Run(int argc, char** argv) {
 }  // namespace shopcqrs::bench
 
 int main(int argc, char** argv) {
-  try {
-    return shopcqrs::bench::Run(argc, argv);
-  } catch (const std::exception& error) {
-    std::cerr << "shopcqrs-bench-lag: " << error.what() << "\n";
-    return 1;
-  }
+  return shopcqrs::bench::Main("shopcqrs-bench-lag", argc, argv, shopcqrs::bench::Run);
 }

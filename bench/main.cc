@@ -336,14 +336,19 @@ Seeded SeedCatalog(const Options& options, const Endpoint& endpoint, const std::
   return seeded;
 }
 
+// One random generator per client (each client thread uses its own), seeded apart.
+std::vector<std::mt19937_64> ClientRngs(int clients) {
+  std::vector<std::mt19937_64> rngs;
+  for (int c = 0; c < clients; ++c) {
+    rngs.emplace_back(std::random_device{}() ^ (static_cast<std::uint64_t>(c) << 32));
+  }
+  return rngs;
+}
+
 // Builds PlaceOrder requests: a random customer, three distinct random products, quantity 1.
 class PlaceRequests {
  public:
-  PlaceRequests(const Seeded& seeded, int clients) : seeded_(seeded) {
-    for (int c = 0; c < clients; ++c) {
-      rngs_.emplace_back(std::random_device{}() ^ (static_cast<std::uint64_t>(c) << 32));
-    }
-  }
+  PlaceRequests(const Seeded& seeded, int clients) : seeded_(seeded), rngs_(ClientRngs(clients)) {}
 
   HttpRequest Next(int client) {
     auto& rng = rngs_[static_cast<std::size_t>(client)];
@@ -532,11 +537,7 @@ HttpRequest Get(std::string target) {
 // Builds the GET requests of the query scenarios over a dataset.
 class QueryRequests {
  public:
-  QueryRequests(const Dataset& dataset, int clients) : d_(dataset) {
-    for (int c = 0; c < clients; ++c) {
-      rngs_.emplace_back(std::random_device{}() ^ (static_cast<std::uint64_t>(c) << 32));
-    }
-  }
+  QueryRequests(const Dataset& dataset, int clients) : d_(dataset), rngs_(ClientRngs(clients)) {}
 
   HttpRequest View(int client) {
     return Get("/v1/orders/" + d_.orders[Pick(client, d_.orders.size())].id);
@@ -857,30 +858,8 @@ int Run(const Options& options) {
   PrintTable(options, result, server, command);
 
   if (!options.json_file.empty()) {
-    json::object statuses;
-    for (const auto& [status, count] : result.statuses) {
-      statuses[status == 0 ? std::string("transport_error") : std::to_string(status)] = count;
-    }
-    json::array per_second;
-    for (auto n : result.ok_per_second) per_second.push_back(n);
-    json::object out{
-        {"scenario", options.scenario},
-        {"url", options.url},
-        {"mode", options.rate > 0 ? "open" : "closed"},
-        {"clients", options.clients},
-        {"rate", options.rate > 0 ? json::value(options.rate) : json::value(nullptr)},
-        {"warmup_s", options.warmup},
-        {"duration_s", options.duration},
-        {"window_s", result.window_seconds},
-        {"ok", result.ok},
-        {"errors", result.errors},
-        {"statuses", std::move(statuses)},
-        {"throughput", result.throughput},
-        {"exhausted", result.exhausted},
-        {"latency_ms", LatencyJson(result.latency)},
-        {"ok_per_second", std::move(per_second)},
-        {"setup", std::move(setup)},
-    };
+    json::object out = ResultJson(options, result);
+    out["setup"] = std::move(setup);
     if (server) {
       out["server"] = json::object{{"command", command},
                                    {"count", server->count},
@@ -888,9 +867,7 @@ int Run(const Options& options) {
                                    {"p50_ms", server->p50_ms},
                                    {"p99_ms", server->p99_ms}};
     }
-    std::ofstream file(options.json_file, std::ios::trunc);
-    file << json::serialize(out) << '\n';
-    if (!file) throw std::runtime_error("cannot write " + options.json_file);
+    WriteJson(options.json_file, out);
   }
   return result.ok > 0 ? 0 : 2;
 }

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -67,24 +68,42 @@ struct ServiceMetrics {
   metrics::CounterFamily* events = nullptr;
 };
 
+// The counter (`total`, by `label` and outcome) and the duration histogram (by `label`) of one
+// kind of request, as command_routes.cc and query_routes.cc register them.
+std::pair<metrics::CounterFamily*, metrics::HistogramFamily*> AddRequestMetrics(
+    metrics::Registry& registry, const std::string& label, const std::string& total,
+    const std::string& total_help, const std::string& duration_help) {
+  return {
+      &registry.AddCounter(total, total_help, {label, "outcome"}),
+      &registry.AddHistogram("shopcqrs_" + label + "_duration_seconds", duration_help, {label})};
+}
+
+// Observations of one kind of request (commands or queries): each of `names` counted `count`
+// times with every outcome in `total`, and 20 durations of it (taken in turn from Durations(),
+// from `d` on) in `duration`.
+void FillRequests(metrics::CounterFamily& total, metrics::HistogramFamily& duration,
+                  const auto& names, double count, std::size_t& d) {
+  const auto& durations = Durations();
+  for (std::string_view name : names) {
+    for (std::string_view outcome : kOutcomes) total.WithLabels({name, outcome}).Inc(count);
+    for (int i = 0; i < 20; ++i) {
+      duration.WithLabels({name}).Observe(durations[d++ % durations.size()]);
+    }
+  }
+}
+
 // What the service registers (command_routes.cc, query_routes.cc, projection_metrics.cc,
 // main.cc), with every series created and holding a few observations.
 ServiceMetrics BuildServiceRegistry(metrics::Registry& registry) {
   ServiceMetrics m;
-  m.commands = &registry.AddCounter("shopcqrs_commands_total",
-                                    "Commands handled over HTTP, by command and outcome (ok or "
-                                    "the problem code).",
-                                    {"command", "outcome"});
-  m.command_duration = &registry.AddHistogram(
-      "shopcqrs_command_duration_seconds",
-      "Time to handle a command over HTTP, from parsed request to response.", {"command"});
-  m.queries = &registry.AddCounter(
-      "shopcqrs_queries_total",
+  std::tie(m.commands, m.command_duration) = AddRequestMetrics(
+      registry, "command", "shopcqrs_commands_total",
+      "Commands handled over HTTP, by command and outcome (ok or the problem code).",
+      "Time to handle a command over HTTP, from parsed request to response.");
+  std::tie(m.queries, m.query_duration) = AddRequestMetrics(
+      registry, "query", "shopcqrs_queries_total",
       "Queries answered over HTTP, by query and outcome (ok or the problem code).",
-      {"query", "outcome"});
-  m.query_duration = &registry.AddHistogram(
-      "shopcqrs_query_duration_seconds",
-      "Time to answer a query over HTTP, including any wait for a consistency token.", {"query"});
+      "Time to answer a query over HTTP, including any wait for a consistency token.");
   m.projection_lag = &registry.AddHistogram(
       "shopcqrs_projection_lag_seconds",
       "Time from an event's commit to its application by a projection.", {"projection"},
@@ -103,18 +122,8 @@ ServiceMetrics BuildServiceRegistry(metrics::Registry& registry) {
 
   const auto& durations = Durations();
   std::size_t d = 0;
-  for (std::string_view command : kCommands) {
-    for (std::string_view outcome : kOutcomes) m.commands->WithLabels({command, outcome}).Inc(3);
-    for (int i = 0; i < 20; ++i) {
-      m.command_duration->WithLabels({command}).Observe(durations[d++ % durations.size()]);
-    }
-  }
-  for (std::string_view query : kQueries) {
-    for (std::string_view outcome : kOutcomes) m.queries->WithLabels({query, outcome}).Inc(7);
-    for (int i = 0; i < 20; ++i) {
-      m.query_duration->WithLabels({query}).Observe(durations[d++ % durations.size()]);
-    }
-  }
+  FillRequests(*m.commands, *m.command_duration, kCommands, 3, d);
+  FillRequests(*m.queries, *m.query_duration, kQueries, 7, d);
   for (std::string_view projection : kProjections) {
     for (int i = 0; i < 20; ++i) {
       m.projection_lag->WithLabels({projection}).Observe(durations[d++ % durations.size()]);
@@ -152,15 +161,21 @@ ServiceMetrics BuildServiceRegistry(metrics::Registry& registry) {
   return m;
 }
 
+// Every (command, outcome) label pair, for lookups that rotate over the command series.
+std::vector<std::pair<std::string, std::string_view>> CommandOutcomes() {
+  std::vector<std::pair<std::string, std::string_view>> keys;
+  for (std::string_view c : kCommands) {
+    for (std::string_view o : kOutcomes) keys.emplace_back(std::string(c), o);
+  }
+  return keys;
+}
+
 // (a) The error path of a command or query: look the child up by label values, then Inc. The
 // label values rotate over the 50 command series so the lookup is not always the same key.
 void BM_FacadeLabelledCounterInc(benchmark::State& state) {
   metrics::Registry registry;
   ServiceMetrics m = BuildServiceRegistry(registry);
-  std::vector<std::pair<std::string, std::string_view>> keys;
-  for (std::string_view c : kCommands) {
-    for (std::string_view o : kOutcomes) keys.emplace_back(std::string(c), o);
-  }
+  const auto keys = CommandOutcomes();
   std::size_t i = 0;
   for (auto _ : state) {
     const auto& [command, outcome] = keys[i++ % keys.size()];
@@ -266,10 +281,7 @@ void BM_PrometheusCppFamilyAddInc(benchmark::State& state) {
       family.Add({{"command", std::string(c)}, {"outcome", std::string(o)}}).Increment();
     }
   }
-  std::vector<std::pair<std::string, std::string_view>> keys;
-  for (std::string_view c : kCommands) {
-    for (std::string_view o : kOutcomes) keys.emplace_back(std::string(c), o);
-  }
+  const auto keys = CommandOutcomes();
   std::size_t i = 0;
   for (auto _ : state) {
     const auto& [command, outcome] = keys[i++ % keys.size()];

@@ -26,6 +26,19 @@ Result<void> CheckVersion(const Aggregate& aggregate, const std::optional<std::i
   return {};
 }
 
+// What every command on an existing aggregate decides once it has locked and loaded it
+// (`aggregate`, null when missing): it must exist, match If-Match and accept `change`. Answers
+// the version it had before the change, which guards the update.
+template <class Aggregate, class Change>
+Result<std::int64_t> Decide(Aggregate* aggregate, const char* missing,
+                            const std::optional<std::int64_t>& expected, Change&& change) {
+  if (!aggregate) return std::unexpected(domain::NotFound(missing));
+  if (auto ok = CheckVersion(*aggregate, expected); !ok) return std::unexpected(ok.error());
+  const auto previous = aggregate->version();
+  if (auto ok = change(*aggregate); !ok) return std::unexpected(ok.error());
+  return previous;
+}
+
 CommandResult OrderResult(const Order& order) {
   CommandResult result;
   result.id = order.id().ToString();
@@ -38,6 +51,16 @@ CommandResult VersionResult(const std::string& id, std::int64_t version) {
   CommandResult result;
   result.id = id;
   result.version = version;
+  return result;
+}
+
+// The answer of a command that created `aggregate` (a customer or a product), once it is
+// inserted with its events.
+template <class Aggregate>
+CommandResult CreatedResult(const Aggregate& aggregate) {
+  CommandResult result = VersionResult(aggregate.id().ToString(), aggregate.version());
+  result.created = true;
+  result.name = aggregate.name();
   return result;
 }
 
@@ -92,9 +115,7 @@ Result<CommandResult> CommandService::Handle(const RegisterCustomer& cmd, const 
     if (!customer) return std::unexpected(customer.error());
     tx.InsertCustomer(*customer);
     tx.AppendEvents(customer->pending_events());
-    CommandResult result = VersionResult(customer->id().ToString(), customer->version());
-    result.created = true;
-    result.name = customer->name();
+    CommandResult result = CreatedResult(*customer);
     result.email = customer->email();
     return result;
   });
@@ -104,15 +125,11 @@ Result<CommandResult> CommandService::Handle(const ChangeCustomerDetails& cmd, c
   return Run(key, [&](WriteTransaction& tx) -> Result<CommandResult> {
     tx.LockAggregate(cmd.id.value());
     auto customer = tx.LoadCustomer(cmd.id);
-    if (!customer) return std::unexpected(domain::NotFound("customer not found"));
-    if (auto ok = CheckVersion(*customer, cmd.expected_version); !ok) {
-      return std::unexpected(ok.error());
-    }
-    const auto previous = customer->version();
-    if (auto ok = customer->ChangeDetails(cmd.name, cmd.email, clock_.Now()); !ok) {
-      return std::unexpected(ok.error());
-    }
-    tx.UpdateCustomer(*customer, previous);
+    const auto previous =
+        Decide(customer ? &*customer : nullptr, "customer not found", cmd.expected_version,
+               [&](Customer& c) { return c.ChangeDetails(cmd.name, cmd.email, clock_.Now()); });
+    if (!previous) return std::unexpected(previous.error());
+    tx.UpdateCustomer(*customer, *previous);
     tx.AppendEvents(customer->pending_events());
     return VersionResult(customer->id().ToString(), customer->version());
   });
@@ -125,10 +142,8 @@ Result<CommandResult> CommandService::Handle(const AddProduct& cmd, const Key& k
     if (!product) return std::unexpected(product.error());
     tx.InsertProduct(*product);
     tx.AppendEvents(product->pending_events());
-    CommandResult result = VersionResult(product->id().ToString(), product->version());
-    result.created = true;
+    CommandResult result = CreatedResult(*product);
     result.sku = product->sku();
-    result.name = product->name();
     result.price_cents = product->price_cents();
     result.stock = product->stock();
     return result;
@@ -144,14 +159,12 @@ Result<CommandResult> ChangeProduct(WriteTransaction& tx, const domain::ProductI
                                     Change&& change) {
   tx.LockAggregate(id.value());
   auto products = tx.LoadProductsForUpdate({id});
-  if (products.empty()) return std::unexpected(domain::NotFound("product not found"));
-  Product& product = products.front();
-  if (auto ok = CheckVersion(product, expected_version); !ok) return std::unexpected(ok.error());
-  const auto previous = product.version();
-  if (auto ok = change(product); !ok) return std::unexpected(ok.error());
-  tx.UpdateProduct(product, previous);
-  tx.AppendEvents(product.pending_events());
-  return VersionResult(product.id().ToString(), product.version());
+  Product* product = products.empty() ? nullptr : &products.front();
+  const auto previous = Decide(product, "product not found", expected_version, change);
+  if (!previous) return std::unexpected(previous.error());
+  tx.UpdateProduct(*product, *previous);
+  tx.AppendEvents(product->pending_events());
+  return VersionResult(product->id().ToString(), product->version());
 }
 
 // Shared shape of the order transitions: lock, load, check If-Match, decide, persist.
@@ -161,11 +174,10 @@ Result<CommandResult> ChangeOrder(WriteTransaction& tx, const domain::OrderId& i
                                   Transition&& transition) {
   tx.LockAggregate(id.value());
   auto order = tx.LoadOrder(id);
-  if (!order) return std::unexpected(domain::NotFound("order not found"));
-  if (auto ok = CheckVersion(*order, expected_version); !ok) return std::unexpected(ok.error());
-  const auto previous = order->version();
-  if (auto ok = transition(*order); !ok) return std::unexpected(ok.error());
-  tx.UpdateOrder(*order, previous);
+  const auto previous =
+      Decide(order ? &*order : nullptr, "order not found", expected_version, transition);
+  if (!previous) return std::unexpected(previous.error());
+  tx.UpdateOrder(*order, *previous);
   tx.AppendEvents(order->pending_events());
   return OrderResult(*order);
 }
@@ -264,12 +276,9 @@ Result<CommandResult> CommandService::Handle(const CancelOrder& cmd, const Key& 
   return Run(key, [&](WriteTransaction& tx) -> Result<CommandResult> {
     tx.LockAggregate(cmd.id.value());
     auto order = tx.LoadOrder(cmd.id);
-    if (!order) return std::unexpected(domain::NotFound("order not found"));
-    if (auto ok = CheckVersion(*order, cmd.expected_version); !ok) {
-      return std::unexpected(ok.error());
-    }
-    const auto previous = order->version();
-    if (auto ok = order->Cancel(cmd.reason, clock_.Now()); !ok) return std::unexpected(ok.error());
+    const auto previous = Decide(order ? &*order : nullptr, "order not found", cmd.expected_version,
+                                 [&](Order& o) { return o.Cancel(cmd.reason, clock_.Now()); });
+    if (!previous) return std::unexpected(previous.error());
     // Return the reserved stock, locking products in ascending id order like PlaceOrder.
     std::vector<domain::ProductId> ids;
     for (const auto& line : order->lines()) ids.push_back(line.product_id);
@@ -280,7 +289,7 @@ Result<CommandResult> CommandService::Handle(const CancelOrder& cmd, const Key& 
         if (line.product_id == product.id()) product.Release(line.quantity);
       }
     }
-    tx.UpdateOrder(*order, previous);
+    tx.UpdateOrder(*order, *previous);
     tx.UpdateStock(products);
     tx.AppendEvents(order->pending_events());
     return OrderResult(*order);

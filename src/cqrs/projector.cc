@@ -1,6 +1,8 @@
 #include "cqrs/projector.h"
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <exception>
 
 namespace shopcqrs::cqrs {
@@ -41,21 +43,13 @@ bool ProgressTracker::WaitFor(std::uint64_t bound, std::chrono::milliseconds tim
 }
 
 std::string_view ToString(ProjectorStatus status) {
-  switch (status) {
-    case ProjectorStatus::kStarting:
-      return "starting";
-    case ProjectorStatus::kRunning:
-      return "running";
-    case ProjectorStatus::kCatchingUp:
-      return "catching_up";
-    case ProjectorStatus::kStalled:
-      return "stalled";
-    case ProjectorStatus::kError:
-      return "error";
-    case ProjectorStatus::kStopped:
-      return "stopped";
-  }
-  return "unknown";
+  // Indexed by the status.
+  constexpr std::array<std::string_view, 6> kNames = {"starting", "running", "catching_up",
+                                                      "stalled",  "error",   "stopped"};
+  static_assert(static_cast<std::size_t>(ProjectorStatus::kStopped) + 1 == kNames.size(),
+                "every projector status has a name");
+  const auto index = static_cast<std::size_t>(status);
+  return index < kNames.size() ? kNames[index] : "unknown";
 }
 
 Projector::Projector(Options options, EventSource& source, ProjectionStore& store,

@@ -16,7 +16,6 @@
 
 namespace shopcqrs::devstack {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
@@ -82,41 +81,11 @@ bool IsLoopbackOrAny(std::string_view bind) {
 
 }  // namespace
 
-static fs::path AbsoluteDataDir(const fs::path& data_dir) {
-  if (data_dir.empty()) throw std::runtime_error("NatsServer: data_dir is empty");
-  return fs::absolute(data_dir).lexically_normal();
-}
-
 NatsServer::NatsServer(Options options)
-    : options_(std::move(options)),
-      data_dir_(AbsoluteDataDir(options_.data_dir)),
-      supervisor_({.data_dir = data_dir_,
-                   .name = options_.name,
-                   .program = "nats-server",
-                   .log_file = LogFile(),
-                   .port = options_.port,
-                   .start_timeout = options_.start_timeout,
-                   .stop_timeout = options_.stop_timeout,
-                   .check_interval = options_.check_interval,
-                   // No -l: the server logs to stderr, which goes to LogFile() together with
-                   // anything the Go runtime prints (flag errors, panics). --store_dir gets
-                   // "jetstream" appended by the server.
-                   .command =
-                       [this](int port) {
-                         ChildProcessOptions child;
-                         child.argv = {options_.binary.string(),
-                                       "--jetstream",
-                                       "--store_dir",
-                                       data_dir_.string(),
-                                       "--addr",
-                                       options_.bind,
-                                       "--port",
-                                       std::to_string(port)};
-                         return child;
-                       },
-                   .probe = [this](int) { return ProbeJetStream(Url()); }}) {}
+    : SupervisedServer("NatsServer", options, "nats.log", {.program = "nats-server"}),
+      options_(std::move(options)) {}
 
-NatsServer::~NatsServer() { supervisor_.Stop(); }
+NatsServer::~NatsServer() { Stop(); }
 
 std::string NatsServer::Url() const {
   if (options_.bind == "::1") return fmt::format("nats://[::1]:{}", Port());
@@ -124,12 +93,21 @@ std::string NatsServer::Url() const {
   return fmt::format("nats://{}:{}", host, Port());
 }
 
-void NatsServer::Start() {
-  supervisor_.Start();
-  spdlog::info("[{}] nats-server listening on {} (data {})", options_.name, Url(),
-               data_dir_.string());
+// No -l: the server logs to stderr, which goes to LogFile() together with anything the Go
+// runtime prints (flag errors, panics). --store_dir gets "jetstream" appended by the server.
+ChildProcessOptions NatsServer::Command(int port) const {
+  ChildProcessOptions child;
+  child.argv = {options_.binary.string(),
+                "--jetstream",
+                "--store_dir",
+                data_dir_.string(),
+                "--addr",
+                options_.bind,
+                "--port",
+                std::to_string(port)};
+  return child;
 }
 
-void NatsServer::Stop() { supervisor_.Stop(); }
+std::string NatsServer::Probe(int) const { return ProbeJetStream(Url()); }
 
 }  // namespace shopcqrs::devstack

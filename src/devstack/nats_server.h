@@ -1,12 +1,10 @@
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <filesystem>
 #include <string>
 
-#include "devstack/server_supervisor.h"
+#include "devstack/supervised_server.h"
 
 namespace shopcqrs::devstack {
 
@@ -17,9 +15,12 @@ namespace shopcqrs::devstack {
 // storage under `data_dir`; a restarted server recovers them before it accepts clients. Runs
 // as the current user, without authentication, clustering or HTTP monitoring.
 //
+// Start() waits until a client can connect and JetStream answers (after its streams have
+// been recovered from disk); Stop() sends SIGTERM (JetStream flushes its store).
+//
 // Files in the data directory: jetstream/ (the JetStream store), nats.log (stdout/stderr),
 // port (the port of the previous run, reused when free).
-class NatsServer {
+class NatsServer final : public SupervisedServer {
  public:
   struct Options {
     std::filesystem::path data_dir;
@@ -34,33 +35,17 @@ class NatsServer {
   };
 
   explicit NatsServer(Options options);
-  ~NatsServer();  // Stop(), errors logged
-  NatsServer(const NatsServer&) = delete;
-  NatsServer& operator=(const NatsServer&) = delete;
+  ~NatsServer();  // Stop()
 
-  // Starts the server and its supervisor, and waits until a client can connect and JetStream
-  // answers (after its streams have been recovered from disk). No-op if running. Throws
-  // std::runtime_error (with the log tail) on failure.
-  void Start();
-  // Stops the supervisor, then the server (SIGTERM: JetStream flushes its store; SIGKILL after
-  // stop_timeout). No-op if not running.
-  void Stop();
-  // Whether the child is alive right now (it may be between a crash and its restart).
-  bool IsRunning() { return supervisor_.IsRunning(); }
-
-  int Port() const { return supervisor_.Port(); }
   // "nats://127.0.0.1:<port>" (the bind address instead when it is not a loopback/any one).
   std::string Url() const;
-  pid_t Pid() const { return supervisor_.Pid(); }
-  // How often the supervisor restarted a dead server.
-  int Restarts() const { return supervisor_.Restarts(); }
-  const std::filesystem::path& DataDir() const { return data_dir_; }
-  std::filesystem::path LogFile() const { return data_dir_ / "nats.log"; }
 
  private:
+  ChildProcessOptions Command(int port) const override;
+  std::string Probe(int port) const override;
+  std::string Address() const override { return Url(); }
+
   Options options_;
-  std::filesystem::path data_dir_;
-  ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
 };
 
 }  // namespace shopcqrs::devstack

@@ -186,13 +186,6 @@ void ChownTree(const fs::path& root, uid_t uid, gid_t gid) {
   }
 }
 
-fs::path AbsoluteDataDir(const fs::path& data_dir) {
-  if (data_dir.empty()) throw std::runtime_error("PostgresServer: data_dir is empty");
-  fs::path absolute = fs::absolute(data_dir).lexically_normal();
-  if (!absolute.has_filename()) absolute = absolute.parent_path();  // "dir/"
-  return absolute;
-}
-
 }  // namespace
 
 std::string QuoteConninfoValue(std::string_view value) {
@@ -240,29 +233,20 @@ fs::path FindPostgresBinDir() {
 }
 
 PostgresServer::PostgresServer(Options options)
-    : options_(std::move(options)),
-      data_dir_(AbsoluteDataDir(options_.data_dir)),
-      run_as_user_(::geteuid() == 0 ? kServerUser : ""),
-      supervisor_({.data_dir = data_dir_,
-                   .name = options_.name,
-                   .program = "PostgreSQL",
-                   .log_file = LogFile(),
-                   .port = options_.port,
-                   .start_timeout = options_.start_timeout,
-                   .stop_timeout = options_.stop_timeout,
-                   .check_interval = options_.check_interval,
-                   .stop_signal = SIGINT,  // fast shutdown
-                   .parent_death_signal = options_.stop_with_parent ? SIGINT : 0,
-                   .command = [this](int) { return Command(); },
-                   .probe = [this](int port) { return Probe(port); },
-                   .prepare = [this](int port) { Prepare(port); },
-                   .retry_reason = [](const ExitStatus&,
-                                      const std::string& log) { return RetryReason(log); },
-                   .recorded_port = [this] { return RecordedPort(data_dir_); },
-                   .leftover_servers =
-                       [this](const std::vector<pid_t>& leftovers) {
-                         return LeftoverPostmaster(leftovers);
-                       }}) {
+    : SupervisedServer("PostgresServer", options, "server.log",
+                       {.program = "PostgreSQL",
+                        .stop_signal = SIGINT,  // fast shutdown
+                        .parent_death_signal = options.stop_with_parent ? SIGINT : 0,
+                        .prepare = [this](int port) { Prepare(port); },
+                        .retry_reason = [](const ExitStatus&,
+                                           const std::string& log) { return RetryReason(log); },
+                        .recorded_port = [this] { return RecordedPort(data_dir_); },
+                        .leftover_servers =
+                            [this](const std::vector<pid_t>& leftovers) {
+                              return LeftoverPostmaster(leftovers);
+                            }}),
+      options_(std::move(options)),
+      run_as_user_(::geteuid() == 0 ? kServerUser : "") {
   if (options_.port < 0 || options_.port > 65535) {
     throw std::runtime_error(fmt::format("PostgresServer: invalid port {}", options_.port));
   }
@@ -276,20 +260,12 @@ PostgresServer::~PostgresServer() {
   }
 }
 
-int PostgresServer::Port() const { return supervisor_.Port(); }
-
-pid_t PostgresServer::Pid() const { return supervisor_.Pid(); }
-
-int PostgresServer::Restarts() const { return supervisor_.Restarts(); }
-
 std::string PostgresServer::ConnectionString() const { return ConnectionString(options_.database); }
 
 std::string PostgresServer::ConnectionString(std::string_view database) const {
   return fmt::format("host=127.0.0.1 port={} dbname={} user=postgres", Port(),
                      QuoteConninfoValue(database));
 }
-
-bool PostgresServer::IsRunning() { return supervisor_.IsRunning(); }
 
 void PostgresServer::Start() {
   std::lock_guard lock(mutex_);
@@ -491,7 +467,7 @@ void PostgresServer::WriteSettings(int port) {
   }
 }
 
-ChildProcessOptions PostgresServer::Command() const {
+ChildProcessOptions PostgresServer::Command(int) const {
   ChildProcessOptions child;
   // The data directory on the command line also tells `ps` (and tests) whose server it is.
   child.argv = {(bin_dir_ / "postgres").string(), "-D", data_dir_.string()};

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "devstack/process.h"
-#include "devstack/server_supervisor.h"
+#include "devstack/supervised_server.h"
 
 namespace shopcqrs::devstack {
 
@@ -36,7 +36,7 @@ namespace shopcqrs::devstack {
 // directory is chowned to it, and every parent directory must be traversable by it.
 //
 // Thread-safe. Start/Stop may be called repeatedly.
-class PostgresServer {
+class PostgresServer final : public SupervisedServer {
  public:
   struct Options {
     std::filesystem::path data_dir;
@@ -67,8 +67,6 @@ class PostgresServer {
 
   explicit PostgresServer(Options options);
   ~PostgresServer();  // Stop(), errors logged
-  PostgresServer(const PostgresServer&) = delete;
-  PostgresServer& operator=(const PostgresServer&) = delete;
 
   // Creates and initialises (initdb) the data dir if it has no PG_VERSION, without starting
   // the server. Start() does this itself. No-op while started.
@@ -77,24 +75,14 @@ class PostgresServer {
   // the server under its supervisor, waits until it accepts connections and creates
   // `database`. No-op if already started (even while the supervisor is restarting it).
   // Throws std::runtime_error (with the tail of the server log) on failure.
-  void Start();
+  void Start() override;
   // Stops the supervisor, then the server: fast shutdown (SIGINT); after stop_timeout SIGKILL
   // to all its processes. No-op if not running.
-  void Stop();
-  // Whether the postmaster is alive right now (it may be between a crash and its restart).
-  bool IsRunning();
+  void Stop() override;
 
-  // Valid after Start(); the port survives Stop() and restarts.
-  int Port() const;
   // "host=127.0.0.1 port=N dbname=<database> user=postgres"
   std::string ConnectionString() const;
   std::string ConnectionString(std::string_view database) const;
-  // The postmaster's pid (the latest one after a restart), 0 if not started.
-  pid_t Pid() const;
-  // How often the supervisor restarted a postmaster that had died.
-  int Restarts() const;
-  const std::filesystem::path& DataDir() const { return data_dir_; }
-  std::filesystem::path LogFile() const { return data_dir_ / "server.log"; }
   const Options& GetOptions() const { return options_; }
 
   // CREATE DATABASE `name` unless it exists (safe against concurrent creation).
@@ -107,8 +95,8 @@ class PostgresServer {
   void PrepareDataDir();
   void InitDb();
   // Supervisor hooks (supervisor thread).
-  ChildProcessOptions Command() const;
-  std::string Probe(int port) const;
+  ChildProcessOptions Command(int port) const override;
+  std::string Probe(int port) const override;
   void Prepare(int port);
   std::vector<pid_t> LeftoverPostmaster(const std::vector<pid_t>& leftovers) const;
   static std::string RetryReason(const std::string& log);
@@ -117,12 +105,10 @@ class PostgresServer {
   void VerifyAndCreateDatabase();
 
   Options options_;
-  std::filesystem::path data_dir_;  // absolute; canonical once initialised
   std::filesystem::path bin_dir_;
   std::string run_as_user_;   // "postgres" when root, else empty
   mutable std::mutex mutex_;  // serialises Initialize/Start/Stop
   bool started_ = false;
-  ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
 };
 
 // See PostgresServer::Options::bin_dir. Throws std::runtime_error if none is found.

@@ -1,13 +1,7 @@
 #include "devstack/redis_server.h"
 
-#include <stdexcept>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-
 namespace shopcqrs::devstack {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
@@ -16,55 +10,13 @@ bool IsLoopback(std::string_view bind) {
   return bind == "127.0.0.1" || bind == "::1" || bind == "localhost";
 }
 
-fs::path AbsoluteDataDir(const fs::path& data_dir) {
-  if (data_dir.empty()) throw std::runtime_error("RedisServer: data_dir is empty");
-  return fs::absolute(data_dir).lexically_normal();
-}
-
 }  // namespace
 
 RedisServer::RedisServer(Options options)
-    : options_(std::move(options)),
-      data_dir_(AbsoluteDataDir(options_.data_dir)),
-      supervisor_({.data_dir = data_dir_,
-                   .name = options_.name,
-                   .program = "redis-server",
-                   .log_file = LogFile(),
-                   .port = options_.port,
-                   .start_timeout = options_.start_timeout,
-                   .stop_timeout = options_.stop_timeout,
-                   .check_interval = options_.check_interval,
-                   .command =
-                       [this](int port) {
-                         ChildProcessOptions child;
-                         child.argv = {options_.binary.string(),
-                                       "--port",
-                                       std::to_string(port),
-                                       "--bind",
-                                       options_.bind,
-                                       "--protected-mode",
-                                       IsLoopback(options_.bind) ? "no" : "yes",
-                                       "--dir",
-                                       data_dir_.string(),
-                                       "--appendonly",
-                                       "yes",
-                                       "--appendfsync",
-                                       options_.appendfsync,
-                                       "--save",
-                                       "",
-                                       "--daemonize",
-                                       "no",
-                                       "--logfile",
-                                       ""};
-                         for (const auto& [name, value] : options_.settings) {
-                           child.argv.push_back("--" + name);
-                           child.argv.push_back(value);
-                         }
-                         return child;
-                       },
-                   .probe = [this](int port) { return Probe(port); }}) {}
+    : SupervisedServer("RedisServer", options, "redis.log", {.program = "redis-server"}),
+      options_(std::move(options)) {}
 
-RedisServer::~RedisServer() { supervisor_.Stop(); }
+RedisServer::~RedisServer() { Stop(); }
 
 infra::redis::RedisEndpoint RedisServer::Endpoint() const {
   infra::redis::RedisEndpoint endpoint;
@@ -74,15 +26,35 @@ infra::redis::RedisEndpoint RedisServer::Endpoint() const {
   return endpoint;
 }
 
-void RedisServer::Start() {
-  supervisor_.Start();
-  spdlog::info("[{}] redis-server listening on 127.0.0.1:{} (data {})", options_.name, Port(),
-               data_dir_.string());
+ChildProcessOptions RedisServer::Command(int port) const {
+  ChildProcessOptions child;
+  child.argv = {options_.binary.string(),
+                "--port",
+                std::to_string(port),
+                "--bind",
+                options_.bind,
+                "--protected-mode",
+                IsLoopback(options_.bind) ? "no" : "yes",
+                "--dir",
+                data_dir_.string(),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                options_.appendfsync,
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                ""};
+  for (const auto& [name, value] : options_.settings) {
+    child.argv.push_back("--" + name);
+    child.argv.push_back(value);
+  }
+  return child;
 }
 
-void RedisServer::Stop() { supervisor_.Stop(); }
-
-std::string RedisServer::Probe(int port) {
+std::string RedisServer::Probe(int port) const {
   try {
     infra::redis::RedisClient client(infra::redis::RedisEndpoint{
         .host = "127.0.0.1", .port = port, .connect_timeout = 500ms, .command_timeout = 2000ms});

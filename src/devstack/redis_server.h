@@ -1,15 +1,13 @@
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "devstack/server_supervisor.h"
 #include "infra/redis/redis_client.h"
+#include "devstack/supervised_server.h"
 
 namespace shopcqrs::devstack {
 
@@ -19,9 +17,12 @@ namespace shopcqrs::devstack {
 // (same port, same data) when it has died. Data lives in `data_dir` with appendonly yes
 // (AOF, appendfsync as configured) and no RDB snapshots (save ""). Runs as the current user.
 //
+// Start() waits until the server answers PING (once it has loaded its data); Stop() sends
+// SIGTERM (Redis flushes the AOF).
+//
 // Files in the data directory: appendonlydir/ (the AOF), redis.log (stdout/stderr), port (the
 // port of the previous run, reused when free).
-class RedisServer {
+class RedisServer final : public SupervisedServer {
  public:
   struct Options {
     std::filesystem::path data_dir;
@@ -39,33 +40,15 @@ class RedisServer {
   };
 
   explicit RedisServer(Options options);
-  ~RedisServer();  // Stop(), errors logged
-  RedisServer(const RedisServer&) = delete;
-  RedisServer& operator=(const RedisServer&) = delete;
+  ~RedisServer();  // Stop()
 
-  // Starts the server and its supervisor, and waits until it answers PING (and has loaded its
-  // data). No-op if running. Throws std::runtime_error (with the log tail) on failure.
-  void Start();
-  // Stops the supervisor, then the server (SIGTERM: Redis flushes the AOF; SIGKILL after
-  // stop_timeout). No-op if not running.
-  void Stop();
-  // Whether the child is alive right now (it may be between a crash and its restart).
-  bool IsRunning() { return supervisor_.IsRunning(); }
-
-  int Port() const { return supervisor_.Port(); }
   infra::redis::RedisEndpoint Endpoint() const;
-  pid_t Pid() const { return supervisor_.Pid(); }
-  // How often the supervisor restarted a dead server.
-  int Restarts() const { return supervisor_.Restarts(); }
-  const std::filesystem::path& DataDir() const { return data_dir_; }
-  std::filesystem::path LogFile() const { return data_dir_ / "redis.log"; }
 
  private:
-  std::string Probe(int port);
+  ChildProcessOptions Command(int port) const override;
+  std::string Probe(int port) const override;
 
   Options options_;
-  std::filesystem::path data_dir_;
-  ServerSupervisor supervisor_;  // last: stopped before the members its hooks use
 };
 
 }  // namespace shopcqrs::devstack

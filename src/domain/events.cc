@@ -1,6 +1,9 @@
 #include "domain/events.h"
 
+#include <array>
+#include <cstddef>
 #include <type_traits>
+#include <utility>
 
 namespace shopcqrs::domain {
 namespace {
@@ -26,28 +29,25 @@ constexpr AggregateType AggregateTypeFor() {
   }
 }
 
+// The name of every order status, indexed by the status: what ToString and ParseOrderStatus
+// agree on.
+constexpr std::array<std::string_view, 5> kOrderStatusNames = {"placed", "paid", "shipped",
+                                                               "delivered", "cancelled"};
+static_assert(std::to_underlying(OrderStatus::kPlaced) == 0 &&
+                  static_cast<std::size_t>(std::to_underlying(OrderStatus::kCancelled)) + 1 ==
+                      kOrderStatusNames.size(),
+              "every order status has a name");
+
 }  // namespace
 
 std::string_view ToString(OrderStatus status) {
-  switch (status) {
-    case OrderStatus::kPlaced:
-      return "placed";
-    case OrderStatus::kPaid:
-      return "paid";
-    case OrderStatus::kShipped:
-      return "shipped";
-    case OrderStatus::kDelivered:
-      return "delivered";
-    case OrderStatus::kCancelled:
-      return "cancelled";
-  }
-  return "unknown";
+  const auto index = static_cast<std::size_t>(std::to_underlying(status));
+  return index < kOrderStatusNames.size() ? kOrderStatusNames[index] : "unknown";
 }
 
 std::optional<OrderStatus> ParseOrderStatus(std::string_view text) {
-  for (auto status : {OrderStatus::kPlaced, OrderStatus::kPaid, OrderStatus::kShipped,
-                      OrderStatus::kDelivered, OrderStatus::kCancelled}) {
-    if (ToString(status) == text) return status;
+  for (std::size_t i = 0; i < kOrderStatusNames.size(); ++i) {
+    if (kOrderStatusNames[i] == text) return static_cast<OrderStatus>(i);
   }
   return std::nullopt;
 }
@@ -65,34 +65,8 @@ std::string_view ToString(AggregateType type) {
 }
 
 std::string_view EventTypeName(const EventPayload& payload) {
-  return std::visit(
-      [](const auto& event) -> std::string_view {
-        using T = std::decay_t<decltype(event)>;
-        if constexpr (std::is_same_v<T, CustomerRegistered>) {
-          return "CustomerRegistered";
-        } else if constexpr (std::is_same_v<T, CustomerDetailsChanged>) {
-          return "CustomerDetailsChanged";
-        } else if constexpr (std::is_same_v<T, ProductAdded>) {
-          return "ProductAdded";
-        } else if constexpr (std::is_same_v<T, ProductPriceChanged>) {
-          return "ProductPriceChanged";
-        } else if constexpr (std::is_same_v<T, ProductRestocked>) {
-          return "ProductRestocked";
-        } else if constexpr (std::is_same_v<T, OrderPlaced>) {
-          return "OrderPlaced";
-        } else if constexpr (std::is_same_v<T, OrderPaid>) {
-          return "OrderPaid";
-        } else if constexpr (std::is_same_v<T, OrderShipped>) {
-          return "OrderShipped";
-        } else if constexpr (std::is_same_v<T, OrderDelivered>) {
-          return "OrderDelivered";
-        } else if constexpr (std::is_same_v<T, OrderCancelled>) {
-          return "OrderCancelled";
-        } else {
-          static_assert(kAlwaysFalse<T>, "every event type needs a name");
-        }
-      },
-      payload);
+  return std::visit([](const auto& event) { return std::decay_t<decltype(event)>::kTypeName; },
+                    payload);
 }
 
 AggregateType AggregateTypeOf(const EventPayload& payload) {

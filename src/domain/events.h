@@ -17,17 +17,21 @@ std::string_view ToString(OrderStatus status);  // "placed", "paid", ...
 std::optional<OrderStatus> ParseOrderStatus(std::string_view text);
 
 // Domain events. Each is self-contained: a consumer needs nothing but the event to apply it.
+// kTypeName is the event type name (of ../shared/DESIGN.md).
 struct CustomerRegistered {
+  static constexpr std::string_view kTypeName = "CustomerRegistered";
   CustomerId customer_id;
   std::string name;
   std::string email;
 };
 struct CustomerDetailsChanged {  // carries the full current details after the change
+  static constexpr std::string_view kTypeName = "CustomerDetailsChanged";
   CustomerId customer_id;
   std::string name;
   std::string email;
 };
 struct ProductAdded {
+  static constexpr std::string_view kTypeName = "ProductAdded";
   ProductId product_id;
   std::string sku;
   std::string name;
@@ -35,11 +39,13 @@ struct ProductAdded {
   std::int64_t stock;
 };
 struct ProductPriceChanged {
+  static constexpr std::string_view kTypeName = "ProductPriceChanged";
   ProductId product_id;
   std::int64_t old_price_cents;
   std::int64_t new_price_cents;
 };
 struct ProductRestocked {
+  static constexpr std::string_view kTypeName = "ProductRestocked";
   ProductId product_id;
   std::int64_t quantity;
   std::int64_t stock_after;
@@ -54,12 +60,14 @@ struct PlacedLine {
   friend bool operator==(const PlacedLine&, const PlacedLine&) = default;
 };
 struct OrderPlaced {
+  static constexpr std::string_view kTypeName = "OrderPlaced";
   OrderId order_id;
   CustomerId customer_id;
   std::vector<PlacedLine> lines;  // merged: one line per product
   std::int64_t total_cents;
 };
 struct OrderPaid {
+  static constexpr std::string_view kTypeName = "OrderPaid";
   OrderId order_id;
   CustomerId customer_id;
   std::int64_t amount_cents;
@@ -67,15 +75,18 @@ struct OrderPaid {
   std::vector<PlacedLine> lines;  // repeated so sales projections need no lookup
 };
 struct OrderShipped {
+  static constexpr std::string_view kTypeName = "OrderShipped";
   OrderId order_id;
   CustomerId customer_id;
   std::string tracking_number;
 };
 struct OrderDelivered {
+  static constexpr std::string_view kTypeName = "OrderDelivered";
   OrderId order_id;
   CustomerId customer_id;
 };
 struct OrderCancelled {
+  static constexpr std::string_view kTypeName = "OrderCancelled";
   OrderId order_id;
   CustomerId customer_id;
   std::string reason;             // may be empty

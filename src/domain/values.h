@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "domain/error.h"
 
@@ -41,38 +42,37 @@ inline constexpr std::size_t kMaxCancelReasonChars = 500;
 
 // Validated text value objects. Each Create checks length in code points (and, for Email,
 // that it contains '@'); a failure is validation_failed whose detail names `field`.
-class Email {
+// TextValue is what they share: the checked string, made only by their Create.
+template <class Derived>
+class TextValue {
  public:
-  static Result<Email> Create(std::string value, std::string_view field = "email");
   const std::string& value() const { return value_; }
-  friend bool operator==(const Email&, const Email&) = default;
+  friend bool operator==(const Derived& a, const Derived& b) { return a.value() == b.value(); }
+
+ protected:
+  explicit TextValue(std::string v) : value_(std::move(v)) {}
 
  private:
-  explicit Email(std::string v) : value_(std::move(v)) {}
   std::string value_;
 };
 
-class Sku {
+class Email : public TextValue<Email> {
+ public:
+  static Result<Email> Create(std::string value, std::string_view field = "email");
+  using TextValue::TextValue;  // protected
+};
+
+class Sku : public TextValue<Sku> {
  public:
   static Result<Sku> Create(std::string value, std::string_view field = "sku");
-  const std::string& value() const { return value_; }
-  friend bool operator==(const Sku&, const Sku&) = default;
-
- private:
-  explicit Sku(std::string v) : value_(std::move(v)) {}
-  std::string value_;
+  using TextValue::TextValue;  // protected
 };
 
 // A name of 1..200 code points (customer or product name).
-class Name {
+class Name : public TextValue<Name> {
  public:
   static Result<Name> Create(std::string value, std::string_view field = "name");
-  const std::string& value() const { return value_; }
-  friend bool operator==(const Name&, const Name&) = default;
-
- private:
-  explicit Name(std::string v) : value_(std::move(v)) {}
-  std::string value_;
+  using TextValue::TextValue;  // protected
 };
 
 // Validates text of min..max code points; the error names `field`.

@@ -47,6 +47,16 @@ std::vector<std::int64_t> Positions(std::int64_t first, std::int64_t last) {
   return positions;
 }
 
+// Options of a projector for these tests: batches of `batch` events (growing up to `max_batch`;
+// 0: 8 x batch), 1 ms idle waits and back-offs.
+Projector::Options Fast(std::size_t batch, std::size_t max_batch = 0) {
+  return {.name = "t",
+          .batch_size = batch,
+          .max_batch_size = max_batch,
+          .idle_wait = 1ms,
+          .initial_backoff = 1ms};
+}
+
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 // Bounded polling for state that has no condition variable of its own (Projector::Stats).
@@ -58,6 +68,13 @@ bool Eventually(Predicate done, std::chrono::milliseconds timeout = 5s) {
     std::this_thread::sleep_for(1ms);
   }
   return true;
+}
+
+// A copy of `value` taken under `mutex`: what the fakes' accessors answer the test thread.
+template <class T>
+T Locked(std::mutex& mutex, const T& value) {
+  std::lock_guard lock(mutex);
+  return value;
 }
 
 struct FetchCall {
@@ -132,14 +149,8 @@ class MemorySource final : public EventSource {
     acks_.push_back(applied);
   }
 
-  std::vector<Checkpoint> Acks() {
-    std::lock_guard lock(mutex_);
-    return acks_;
-  }
-  std::vector<FetchCall> Fetches() {
-    std::lock_guard lock(mutex_);
-    return fetches_;
-  }
+  std::vector<Checkpoint> Acks() { return Locked(mutex_, acks_); }
+  std::vector<FetchCall> Fetches() { return Locked(mutex_, fetches_); }
   // Blocks until `done(fetches so far)` holds or `timeout` passes.
   bool WaitForFetches(const std::function<bool(const std::vector<FetchCall>&)>& done,
                       std::chrono::milliseconds timeout) {
@@ -227,26 +238,11 @@ class MemoryStore final : public ProjectionStore {
     applied_.resize(undo_size_);
   }
 
-  Checkpoint Stored() {
-    std::lock_guard lock(mutex_);
-    return checkpoint_;
-  }
-  std::vector<std::int64_t> Applied() {
-    std::lock_guard lock(mutex_);
-    return applied_;
-  }
-  std::vector<std::int64_t> History() {
-    std::lock_guard lock(mutex_);
-    return history_;
-  }
-  std::vector<ApplyCall> Calls() {
-    std::lock_guard lock(mutex_);
-    return log_;
-  }
-  std::vector<Checkpoint> Loads() {
-    std::lock_guard lock(mutex_);
-    return loads_;
-  }
+  Checkpoint Stored() { return Locked(mutex_, checkpoint_); }
+  std::vector<std::int64_t> Applied() { return Locked(mutex_, applied_); }
+  std::vector<std::int64_t> History() { return Locked(mutex_, history_); }
+  std::vector<ApplyCall> Calls() { return Locked(mutex_, log_); }
+  std::vector<Checkpoint> Loads() { return Locked(mutex_, loads_); }
   // Blocks until `n` Apply calls have finished or `timeout` passes.
   bool WaitForCalls(std::size_t n, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
@@ -280,6 +276,11 @@ class MemoryStore final : public ProjectionStore {
 Checkpoint At(std::int64_t position) {
   return {10u * static_cast<std::uint64_t>(position), position,
           position ? 10u * static_cast<std::uint64_t>(position) + 1 : 0};
+}
+
+// For MemorySource::WaitForFetches: the last fetch so far asked for what follows `after`.
+auto LastFetchAfter(const Checkpoint& after) {
+  return [after](const std::vector<FetchCall>& f) { return !f.empty() && f.back().after == after; };
 }
 
 std::vector<std::int64_t> FetchedAfter(const std::vector<FetchCall>& fetches) {
@@ -351,13 +352,10 @@ TEST(Projector, PrefetchesFromTheBatchNextDuringApplyAndUsesItOnlyAfterSuccess) 
     prefetched.push_back(source.WaitForFetches(next_fetch_issued, full ? 2000ms : 30ms));
     if (call == 2) throw std::runtime_error("store fault");
   });
-  Projector projector(
-      {.name = "t", .batch_size = 5, .max_batch_size = 5, .idle_wait = 1ms, .initial_backoff = 1ms},
-      source, store, &tracker);
+  Projector projector(Fast(5, 5), source, store, &tracker);
   projector.Start();
   ASSERT_TRUE(tracker.WaitFor(221, 5s));
-  ASSERT_TRUE(source.WaitForFetches(
-      [](const std::vector<FetchCall>& f) { return !f.empty() && f.back().after == At(22); }, 5s));
+  ASSERT_TRUE(source.WaitForFetches(LastFetchAfter(At(22)), 5s));
   projector.Stop();
 
   EXPECT_EQ(prefetched, (std::vector<bool>{true, true, true, true, true, false}));
@@ -389,8 +387,7 @@ TEST(Projector, DoublesFetchSizeWhileFullUpToEightTimesBatchSizeAndResetsWhenNot
   MemorySource source(95);  // 4 + 8 + 16 + 32 + 32 + 3
   MemoryStore store;
   ProgressTracker tracker;
-  Projector projector({.name = "t", .batch_size = 4, .idle_wait = 1ms, .initial_backoff = 1ms},
-                      source, store, &tracker);
+  Projector projector(Fast(4), source, store, &tracker);
   auto idle_at = [](std::int64_t position) {
     return [position](const std::vector<FetchCall>& fetches) {
       return std::any_of(fetches.begin(), fetches.end(), [&](const FetchCall& f) {
@@ -435,16 +432,10 @@ TEST(Projector, CapsFetchSizeGrowthAtMaxBatchSize) {
   MemorySource source(34);  // 3 + 6 + 10 + 10 + 5
   MemoryStore store;
   ProgressTracker tracker;
-  Projector projector({.name = "t",
-                       .batch_size = 3,
-                       .max_batch_size = 10,
-                       .idle_wait = 1ms,
-                       .initial_backoff = 1ms},
-                      source, store, &tracker);
+  Projector projector(Fast(3, 10), source, store, &tracker);
   projector.Start();
   ASSERT_TRUE(tracker.WaitFor(341, 5s));
-  ASSERT_TRUE(source.WaitForFetches(
-      [](const std::vector<FetchCall>& f) { return !f.empty() && f.back().after == At(34); }, 5s));
+  ASSERT_TRUE(source.WaitForFetches(LastFetchAfter(At(34)), 5s));
   projector.Stop();
 
   using F = std::tuple<std::int64_t, std::size_t, std::size_t>;  // after, max, returned
@@ -516,8 +507,7 @@ TEST(Projector, FatalApplyErrorStopsWithoutRetryOrAcknowledgement) {
       [&](int call, const Checkpoint&, const std::vector<StoredEvent>&, const Checkpoint&) {
         if (call == 2) throw FatalProjectionError("aggregate version gap");
       });
-  Projector projector({.name = "t", .batch_size = 10, .idle_wait = 1ms, .initial_backoff = 1ms},
-                      source, store, &tracker);
+  Projector projector(Fast(10), source, store, &tracker);
   projector.Start();
   ASSERT_TRUE(Eventually([&] { return projector.Stats().status == ProjectorStatus::kError; }));
   // A retry (1ms back-off) would call Apply a third time well within this.
@@ -563,12 +553,7 @@ TEST(Projector, ResetsTrackerToReloadedCheckpointAfterStoreLosesABatch) {
     std::lock_guard lock(seen_mutex);
     seen.emplace_back(after.position, tracker.Bound());
   });
-  Projector projector({.name = "t",
-                       .batch_size = 10,
-                       .max_batch_size = 10,
-                       .idle_wait = 1ms,
-                       .initial_backoff = 1ms},
-                      source, store, &tracker);
+  Projector projector(Fast(10, 10), source, store, &tracker);
   projector.Start();
   ASSERT_TRUE(tracker.WaitFor(301, 5s));
   projector.Stop();
@@ -626,9 +611,7 @@ TEST(Projector, AcknowledgesOnlyReturnedAppliesInIncreasingOrder) {
       violations.push_back("ack " + std::to_string(applied.position) + " not stored");
     }
   });
-  Projector projector(
-      {.name = "t", .batch_size = 5, .max_batch_size = 5, .idle_wait = 1ms, .initial_backoff = 1ms},
-      source, store, &tracker);
+  Projector projector(Fast(5, 5), source, store, &tracker);
   projector.Start();
   ASSERT_TRUE(tracker.WaitFor(401, 5s));
   projector.Stop();

@@ -25,39 +25,18 @@
 #include "devstack/nats_server.h"
 #include "devstack/postgres_server.h"
 #include "devstack/process.h"
+#include "support/eventually.h"
+#include "support/temp_dir.h"
 
 namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
 using devstack::NatsServer;
+using test_support::Eventually;
+using test_support::TempDir;
 
 constexpr auto kDeadline = 20s;
-
-// Polls `condition` until it holds or `timeout` has passed; returns its last value.
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
-}
-
-// A temporary directory removed at the end of the test.
-struct TempDir {
-  TempDir()
-      : root(std::filesystem::temp_directory_path() /
-             fmt::format("shopcqrs-nats-test-{}-{}", ::getpid(), counter++)) {
-    std::filesystem::create_directories(root);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(root, ec);
-  }
-  static inline std::atomic<int> counter = 0;
-  std::filesystem::path root;
-};
 
 NatsServer::Options TestOptions(const std::filesystem::path& data_dir) {
   return {.data_dir = data_dir, .name = "test-nats"};
@@ -155,6 +134,13 @@ void PublishOrders(Client& client, int from, int to) {
   }
 }
 
+// Creates the ORDERS stream on the server at `url` and publishes "m1".."m<count>" to it.
+void CreateOrders(const std::string& url, int count) {
+  Client client(url);
+  client.AddStream("ORDERS", "orders.>");
+  PublishOrders(client, 1, count);
+}
+
 void ExpectOrders(Client& client, int count) {
   EXPECT_EQ(client.MessageCount("ORDERS"), static_cast<std::uint64_t>(count));
   for (int i = 1; i <= count; ++i) {
@@ -194,114 +180,100 @@ class PortBlocker {
   int fd_;
 };
 
-TEST(NatsServer, StartsWithJetStreamFileStorage) {
-  TempDir dir;
-  NatsServer server(TestOptions(dir.root / "data"));
-  server.Start();
-  ASSERT_TRUE(server.IsRunning());
-  EXPECT_GT(server.Port(), 0);
-  EXPECT_GT(server.Pid(), 0);
-  EXPECT_EQ(server.Url(), fmt::format("nats://127.0.0.1:{}", server.Port()));
-  EXPECT_EQ(RecordedPort(server.DataDir()), server.Port());
-  EXPECT_EQ(server.Restarts(), 0);
-  server.Start();  // no-op while running
-  EXPECT_TRUE(server.IsRunning());
+// A temporary directory, and a NatsServer (not started) on its data/.
+class NatsServerTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  NatsServer server_{TestOptions(dir_.Path() / "data")};
+};
 
-  Client client(server.Url());
+TEST_F(NatsServerTest, StartsWithJetStreamFileStorage) {
+  server_.Start();
+  ASSERT_TRUE(server_.IsRunning());
+  EXPECT_GT(server_.Port(), 0);
+  EXPECT_GT(server_.Pid(), 0);
+  EXPECT_EQ(server_.Url(), fmt::format("nats://127.0.0.1:{}", server_.Port()));
+  EXPECT_EQ(RecordedPort(server_.DataDir()), server_.Port());
+  EXPECT_EQ(server_.Restarts(), 0);
+  server_.Start();  // no-op while running
+  EXPECT_TRUE(server_.IsRunning());
+
+  Client client(server_.Url());
   client.AddStream("ORDERS", "orders.>");
   PublishOrders(client, 1, 5);
   ExpectOrders(client, 5);
-  EXPECT_TRUE(std::filesystem::is_directory(server.DataDir() / "jetstream"));
-  EXPECT_TRUE(std::filesystem::exists(server.LogFile()));
+  EXPECT_TRUE(std::filesystem::is_directory(server_.DataDir() / "jetstream"));
+  EXPECT_TRUE(std::filesystem::exists(server_.LogFile()));
 
-  server.Stop();
-  EXPECT_FALSE(server.IsRunning());
-  server.Stop();  // no-op when stopped
+  server_.Stop();
+  EXPECT_FALSE(server_.IsRunning());
+  server_.Stop();  // no-op when stopped
 }
 
-TEST(NatsServer, DataSurvivesStopAndStart) {
-  TempDir dir;
-  NatsServer server(TestOptions(dir.root / "data"));
-  server.Start();
-  const int port = server.Port();
-  {
-    Client client(server.Url());
-    client.AddStream("ORDERS", "orders.>");
-    PublishOrders(client, 1, 10);
-  }
-  server.Stop();
-  ASSERT_FALSE(server.IsRunning());
+TEST_F(NatsServerTest, DataSurvivesStopAndStart) {
+  server_.Start();
+  const int port = server_.Port();
+  CreateOrders(server_.Url(), 10);
+  server_.Stop();
+  ASSERT_FALSE(server_.IsRunning());
 
-  server.Start();
-  EXPECT_EQ(server.Port(), port);  // the previous port, still free
-  Client client(server.Url());
+  server_.Start();
+  EXPECT_EQ(server_.Port(), port);  // the previous port, still free
+  Client client(server_.Url());
   ExpectOrders(client, 10);
   PublishOrders(client, 11, 12);
   ExpectOrders(client, 12);
 
   // A second server object on the same data directory finds the same data too.
-  server.Stop();
-  NatsServer again(TestOptions(dir.root / "data"));
+  server_.Stop();
+  NatsServer again(TestOptions(dir_.Path() / "data"));
   again.Start();
   Client other(again.Url());
   ExpectOrders(other, 12);
 }
 
-TEST(NatsServer, KilledChildIsRestartedOnSamePortWithItsStreams) {
-  TempDir dir;
-  NatsServer server(TestOptions(dir.root / "data"));
-  server.Start();
-  const int port = server.Port();
-  {
-    Client client(server.Url());
-    client.AddStream("ORDERS", "orders.>");
-    PublishOrders(client, 1, 20);
-  }
-  const pid_t pid = server.Pid();
+TEST_F(NatsServerTest, KilledChildIsRestartedOnSamePortWithItsStreams) {
+  server_.Start();
+  const int port = server_.Port();
+  CreateOrders(server_.Url(), 20);
+  const pid_t pid = server_.Pid();
   ASSERT_GT(pid, 0);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
 
-  ASSERT_TRUE(Eventually([&] { return server.Restarts() >= 1; }, kDeadline))
+  ASSERT_TRUE(Eventually([&] { return server_.Restarts() >= 1; }, kDeadline))
       << "not restarted; log:\n"
-      << devstack::TailFile(server.LogFile(), 20);
-  EXPECT_EQ(server.Restarts(), 1);
-  EXPECT_TRUE(server.IsRunning());
-  EXPECT_NE(server.Pid(), pid);
-  EXPECT_EQ(server.Port(), port);
+      << devstack::TailFile(server_.LogFile(), 20);
+  EXPECT_EQ(server_.Restarts(), 1);
+  EXPECT_TRUE(server_.IsRunning());
+  EXPECT_NE(server_.Pid(), pid);
+  EXPECT_EQ(server_.Port(), port);
 
-  Client client(server.Url());
+  Client client(server_.Url());
   ExpectOrders(client, 20);
   PublishOrders(client, 21, 22);  // the stream goes on where it was
   ExpectOrders(client, 22);
-  server.Stop();
-  EXPECT_FALSE(server.IsRunning());
+  server_.Stop();
+  EXPECT_FALSE(server_.IsRunning());
 }
 
-TEST(NatsServer, PicksAnotherPortWhenThePreviousOneIsTaken) {
-  TempDir dir;
-  NatsServer server(TestOptions(dir.root / "data"));
-  server.Start();
-  const int previous = server.Port();
-  {
-    Client client(server.Url());
-    client.AddStream("ORDERS", "orders.>");
-    PublishOrders(client, 1, 3);
-  }
-  server.Stop();
+TEST_F(NatsServerTest, PicksAnotherPortWhenThePreviousOneIsTaken) {
+  server_.Start();
+  const int previous = server_.Port();
+  CreateOrders(server_.Url(), 3);
+  server_.Stop();
 
   PortBlocker blocker(previous);
-  server.Start();
-  EXPECT_NE(server.Port(), previous);
-  EXPECT_EQ(RecordedPort(server.DataDir()), server.Port());
-  Client client(server.Url());
+  server_.Start();
+  EXPECT_NE(server_.Port(), previous);
+  EXPECT_EQ(RecordedPort(server_.DataDir()), server_.Port());
+  Client client(server_.Url());
   ExpectOrders(client, 3);
 }
 
-TEST(NatsServer, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
-  TempDir dir;
+TEST_F(NatsServerTest, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
   const int port = devstack::FindFreePort();
   PortBlocker blocker(port);
-  auto options = TestOptions(dir.root / "data");
+  auto options = TestOptions(dir_.Path() / "data");
   options.port = port;
   options.start_timeout = 20s;
   NatsServer server(options);
@@ -319,9 +291,8 @@ TEST(NatsServer, StartFailsWithTheLogTailWhenAnExplicitPortIsTaken) {
 // A nats-server left running by a killed predecessor (the command a NatsServer runs, in the data
 // directory, holding the port recorded there) is stopped cleanly (SIGTERM) and started again
 // under the new supervisor, on that port, with its streams.
-TEST(NatsServer, StopsTheServerOfAKilledPredecessorAndStartsItAgainOnItsPort) {
-  TempDir dir;
-  const auto data_dir = dir.root / "data";
+TEST_F(NatsServerTest, StopsTheServerOfAKilledPredecessorAndStartsItAgainOnItsPort) {
+  const auto data_dir = dir_.Path() / "data";
   std::filesystem::create_directories(data_dir);
   const int port = devstack::FindFreePort();
   std::ofstream(data_dir / "port") << port << '\n';
@@ -349,11 +320,7 @@ TEST(NatsServer, StopsTheServerOfAKilledPredecessorAndStartsItAgainOnItsPort) {
         }
       },
       kDeadline));
-  {
-    Client client(url);
-    client.AddStream("ORDERS", "orders.>");
-    PublishOrders(client, 1, 5);
-  }
+  CreateOrders(url, 5);
 
   NatsServer server(TestOptions(data_dir));
   server.Start();

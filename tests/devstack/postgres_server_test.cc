@@ -29,6 +29,8 @@
 #include <gtest/gtest.h>
 
 #include "devstack/process.h"
+#include "support/eventually.h"
+#include "support/temp_dir.h"
 #include "support/test_postgres.h"
 
 namespace shopcqrs::devstack {
@@ -36,6 +38,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using test_support::Eventually;
+using test_support::TempDir;
 using ::testing::HasSubstr;
 
 std::string ReadFile(const fs::path& file) {
@@ -67,34 +71,6 @@ std::optional<std::vector<std::string>> QueryColumn(const std::string& conninfo,
   return values;
 }
 
-// Polls `condition` every 20 ms until it holds or `timeout` has passed; returns its last value.
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return condition();
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "shopcqrs-pgserver-test-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-    ::chmod(path_.c_str(), 0755);  // traversable by the postgres user
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& Path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 PostgresServer::Options TestOptions(const fs::path& data_dir) {
   PostgresServer::Options options;
   options.data_dir = data_dir;
@@ -107,7 +83,7 @@ PostgresServer::Options TestOptions(const fs::path& data_dir) {
 
 class PostgresServerTest : public ::testing::Test {
  protected:
-  TempDir dir_;
+  TempDir dir_{"shopcqrs-pgserver-test-"};
   fs::path data_dir_ = dir_.Path() / "pg";
 };
 

@@ -6,29 +6,20 @@
 #include <limits>
 #include <string>
 
+#include "support/domain_checks.h"
+
 namespace shopcqrs::domain {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace test_support;
 
 const Timestamp kAddedAt = Timestamp{std::chrono::sys_days{2026y / 3 / 4}} + 9h;
 const Timestamp kLaterAt = kAddedAt + 1h + 250ms;
 const ProductId kId{Uuid::V4FromRandom(0xBEEF, 7)};
 
-std::string Repeat(std::string_view unit, std::size_t times) {
-  std::string out;
-  for (std::size_t i = 0; i < times; ++i) out += unit;
-  return out;
-}
-
 Product Added(std::int64_t stock = 10) {
   return *Product::Add(kId, "SKU-1", "Widget", 1999, stock, kAddedAt);
-}
-
-void ExpectValidation(const Error& error, std::string_view detail) {
-  EXPECT_EQ(error.category, ErrorCategory::kValidation);
-  EXPECT_EQ(error.code, "validation_failed");
-  EXPECT_EQ(error.detail, detail);
 }
 
 Result<Product> AddWith(std::string sku, std::string name, std::int64_t price, std::int64_t stock) {
@@ -48,15 +39,13 @@ TEST(ProductTest, GivenValidInput_WhenAdded_ThenVersionOneAndProductAddedRecorde
   EXPECT_EQ(product->stock(), 10);
   EXPECT_EQ(product->version(), 1);
   ASSERT_EQ(product->pending_events().size(), 1u);
-  const DomainEvent& event = product->pending_events()[0];
-  EXPECT_EQ(event.aggregate_version, 1);
-  EXPECT_EQ(event.occurred_at, kAddedAt);
-  const auto& added = std::get<ProductAdded>(event.payload);
-  EXPECT_EQ(added.product_id, kId);
-  EXPECT_EQ(added.sku, "SKU-1");
-  EXPECT_EQ(added.name, "Widget");
-  EXPECT_EQ(added.price_cents, 1999);
-  EXPECT_EQ(added.stock, 10);
+  const auto* added = LastEvent<ProductAdded>(*product, kAddedAt);
+  ASSERT_NE(added, nullptr);
+  EXPECT_EQ(added->product_id, kId);
+  EXPECT_EQ(added->sku, "SKU-1");
+  EXPECT_EQ(added->name, "Widget");
+  EXPECT_EQ(added->price_cents, 1999);
+  EXPECT_EQ(added->stock, 10);
 }
 
 TEST(ProductTest, GivenSkuAtBoundaries_WhenAdded_ThenInsideAcceptedOutsideRejected) {
@@ -107,13 +96,11 @@ TEST(ProductTest, GivenAddedProduct_WhenPriceChanged_ThenVersionTwoAndOldAndNewP
   EXPECT_EQ(product.price_cents(), 2500);
   EXPECT_EQ(product.version(), 2);
   ASSERT_EQ(product.pending_events().size(), 2u);
-  const DomainEvent& event = product.pending_events()[1];
-  EXPECT_EQ(event.aggregate_version, 2);
-  EXPECT_EQ(event.occurred_at, kLaterAt);
-  const auto& changed = std::get<ProductPriceChanged>(event.payload);
-  EXPECT_EQ(changed.product_id, kId);
-  EXPECT_EQ(changed.old_price_cents, 1999);
-  EXPECT_EQ(changed.new_price_cents, 2500);
+  const auto* changed = LastEvent<ProductPriceChanged>(product, kLaterAt);
+  ASSERT_NE(changed, nullptr);
+  EXPECT_EQ(changed->product_id, kId);
+  EXPECT_EQ(changed->old_price_cents, 1999);
+  EXPECT_EQ(changed->new_price_cents, 2500);
 }
 
 TEST(ProductTest,
@@ -145,13 +132,11 @@ TEST(ProductTest, GivenAddedProduct_WhenRestocked_ThenStockGrowsAndEventCarriesS
   ASSERT_TRUE(result.has_value());
   EXPECT_EQ(product.stock(), 15);
   EXPECT_EQ(product.version(), 2);
-  const DomainEvent& event = product.pending_events().back();
-  EXPECT_EQ(event.aggregate_version, 2);
-  EXPECT_EQ(event.occurred_at, kLaterAt);
-  const auto& restocked = std::get<ProductRestocked>(event.payload);
-  EXPECT_EQ(restocked.product_id, kId);
-  EXPECT_EQ(restocked.quantity, 5);
-  EXPECT_EQ(restocked.stock_after, 15);
+  const auto* restocked = LastEvent<ProductRestocked>(product, kLaterAt);
+  ASSERT_NE(restocked, nullptr);
+  EXPECT_EQ(restocked->product_id, kId);
+  EXPECT_EQ(restocked->quantity, 5);
+  EXPECT_EQ(restocked->stock_after, 15);
 }
 
 TEST(ProductTest, GivenAddedProduct_WhenRestockedAtBoundaries_ThenInsideAcceptedOutsideRejected) {

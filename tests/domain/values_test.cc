@@ -5,24 +5,16 @@
 #include <limits>
 #include <string>
 
+#include "support/domain_checks.h"
+
 namespace shopcqrs::domain {
 namespace {
+
+using namespace test_support;
 
 constexpr std::string_view kTwoByte = "\xC3\xA9";           // U+00E9 é
 constexpr std::string_view kThreeByte = "\xE2\x82\xAC";     // U+20AC €
 constexpr std::string_view kFourByte = "\xF0\x9F\x98\x80";  // U+1F600 😀
-
-std::string Repeat(std::string_view unit, std::size_t times) {
-  std::string out;
-  for (std::size_t i = 0; i < times; ++i) out += unit;
-  return out;
-}
-
-void ExpectValidation(const Error& error, std::string_view detail) {
-  EXPECT_EQ(error.category, ErrorCategory::kValidation);
-  EXPECT_EQ(error.code, "validation_failed");
-  EXPECT_EQ(error.detail, detail);
-}
 
 // --- CodePointCount -------------------------------------------------------------------
 

@@ -74,11 +74,13 @@ class CommandRoutesTest : public ::testing::Test {
     EXPECT_EQ(r.status, 201) << r.body;
     return Id(r);
   }
+  static std::string OrderBody(const std::string& customer, const std::string& product,
+                               int quantity) {
+    return fmt::format(R"({{"customer_id":"{}","lines":[{{"product_id":"{}","quantity":{}}}]}})",
+                       customer, product, quantity);
+  }
   std::string NewOrder(const std::string& customer, const std::string& product, int quantity = 2) {
-    const Response r =
-        Call("POST", "/v1/orders",
-             fmt::format(R"({{"customer_id":"{}","lines":[{{"product_id":"{}","quantity":{}}}]}})",
-                         customer, product, quantity));
+    const Response r = Call("POST", "/v1/orders", OrderBody(customer, product, quantity));
     EXPECT_EQ(r.status, 201) << r.body;
     return Id(r);
   }
@@ -362,53 +364,38 @@ TEST_F(CommandRoutesTest, FieldValidation) {
 }
 
 TEST_F(CommandRoutesTest, BusinessErrors) {
+  // The call answers `status` with the problem `code`.
+  auto expect = [&](const std::string& method, const std::string& target, const std::string& body,
+                    int status, const std::string& code) {
+    const Response r = Call(method, target, body);
+    EXPECT_EQ(r.status, status) << method << " " << target << " " << body;
+    EXPECT_EQ(Code(r), code) << method << " " << target << " " << body;
+  };
   const std::string customer = NewCustomer("ann@example.com");
   const std::string product = NewProduct("SKU-1", 100, 2);
 
-  Response r = Call("POST", "/v1/customers", R"({"name":"Other","email":"ANN@example.COM"})");
-  EXPECT_EQ(r.status, 409);
-  EXPECT_EQ(Code(r), "email_taken");
+  expect("POST", "/v1/customers", R"({"name":"Other","email":"ANN@example.COM"})", 409,
+         "email_taken");
   const std::string other = NewCustomer("bob@example.com");
-  r = Call("PATCH", "/v1/customers/" + other, R"({"email":"Ann@Example.com"})");
-  EXPECT_EQ(r.status, 409);
-  EXPECT_EQ(Code(r), "email_taken");
+  expect("PATCH", "/v1/customers/" + other, R"({"email":"Ann@Example.com"})", 409, "email_taken");
 
-  r = Call("POST", "/v1/products", R"({"sku":"SKU-1","name":"Dup","price_cents":1,"stock":1})");
-  EXPECT_EQ(r.status, 409);
-  EXPECT_EQ(Code(r), "sku_taken");
+  expect("POST", "/v1/products", R"({"sku":"SKU-1","name":"Dup","price_cents":1,"stock":1})", 409,
+         "sku_taken");
 
-  r = Call("POST", "/v1/orders",
-           fmt::format(R"({{"customer_id":"{}","lines":[{{"product_id":"{}","quantity":1}}]}})",
-                       kUnknownId, product));
-  EXPECT_EQ(r.status, 422);
-  EXPECT_EQ(Code(r), "unknown_customer");
-  r = Call("POST", "/v1/orders",
-           fmt::format(R"({{"customer_id":"{}","lines":[{{"product_id":"{}","quantity":1}}]}})",
-                       customer, kUnknownId));
-  EXPECT_EQ(r.status, 422);
-  EXPECT_EQ(Code(r), "unknown_product");
-  r = Call("POST", "/v1/orders",
-           fmt::format(R"({{"customer_id":"{}","lines":[{{"product_id":"{}","quantity":3}}]}})",
-                       customer, product));
-  EXPECT_EQ(r.status, 409);
-  EXPECT_EQ(Code(r), "insufficient_stock");
+  expect("POST", "/v1/orders", OrderBody(kUnknownId, product, 1), 422, "unknown_customer");
+  expect("POST", "/v1/orders", OrderBody(customer, kUnknownId, 1), 422, "unknown_product");
+  expect("POST", "/v1/orders", OrderBody(customer, product, 3), 409, "insufficient_stock");
 
   const std::string order = NewOrder(customer, product, 2);
-  r = Call("POST", "/v1/orders/" + order + "/pay", R"({"amount_cents":1,"payment_reference":"p"})");
-  EXPECT_EQ(r.status, 422);
-  EXPECT_EQ(Code(r), "amount_mismatch");
-  r = Call("POST", "/v1/orders/" + order + "/ship", R"({"tracking_number":"t"})");
-  EXPECT_EQ(r.status, 409);
-  EXPECT_EQ(Code(r), "invalid_transition");
-  r = Call("POST", "/v1/orders/" + order + "/deliver");
-  EXPECT_EQ(Code(r), "invalid_transition");
-  ASSERT_EQ(Call("POST", "/v1/orders/" + order + "/cancel").status, 200);
-  r = Call("POST", "/v1/orders/" + order + "/cancel");
-  EXPECT_EQ(r.status, 409);
-  EXPECT_EQ(Code(r), "invalid_transition");
-  r = Call("POST", "/v1/orders/" + order + "/pay",
-           R"({"amount_cents":200,"payment_reference":"p"})");
-  EXPECT_EQ(Code(r), "invalid_transition");
+  const std::string orders = "/v1/orders/" + order;
+  expect("POST", orders + "/pay", R"({"amount_cents":1,"payment_reference":"p"})", 422,
+         "amount_mismatch");
+  expect("POST", orders + "/ship", R"({"tracking_number":"t"})", 409, "invalid_transition");
+  expect("POST", orders + "/deliver", "", 409, "invalid_transition");
+  ASSERT_EQ(Call("POST", orders + "/cancel").status, 200);
+  expect("POST", orders + "/cancel", "", 409, "invalid_transition");
+  expect("POST", orders + "/pay", R"({"amount_cents":200,"payment_reference":"p"})", 409,
+         "invalid_transition");
 }
 
 TEST_F(CommandRoutesTest, IfMatch) {

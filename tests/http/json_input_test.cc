@@ -37,18 +37,16 @@ std::string Detail(const domain::Result<T>& result) {
 }
 
 TEST(ContentTypeTest, AcceptsJsonWithParameters) {
-  EXPECT_TRUE(IsJsonContentType("application/json"));
-  EXPECT_TRUE(IsJsonContentType("Application/JSON"));
-  EXPECT_TRUE(IsJsonContentType("application/json; charset=utf-8"));
-  EXPECT_TRUE(IsJsonContentType("application/json;charset=UTF-8"));
-  EXPECT_TRUE(IsJsonContentType("application/json; charset=\"utf-8\""));
-  EXPECT_TRUE(IsJsonContentType(" application/json ; foo=bar"));
-  EXPECT_FALSE(IsJsonContentType(""));
-  EXPECT_FALSE(IsJsonContentType("text/plain"));
-  EXPECT_FALSE(IsJsonContentType("application/jsonx"));
-  EXPECT_FALSE(IsJsonContentType("application/problem+json"));
-  EXPECT_FALSE(IsJsonContentType("application/x-www-form-urlencoded"));
-  EXPECT_FALSE(IsJsonContentType("application/json; charset=latin1"));
+  for (const char* type : {"application/json", "Application/JSON",
+                           "application/json; charset=utf-8", "application/json;charset=UTF-8",
+                           "application/json; charset=\"utf-8\"", " application/json ; foo=bar"}) {
+    EXPECT_TRUE(IsJsonContentType(type)) << type;
+  }
+  for (const char* type :
+       {"", "text/plain", "application/jsonx", "application/problem+json",
+        "application/x-www-form-urlencoded", "application/json; charset=latin1"}) {
+    EXPECT_FALSE(IsJsonContentType(type)) << type;
+  }
 }
 
 TEST(ParseJsonBodyTest, ChecksMediaType) {

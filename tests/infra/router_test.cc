@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <boost/json/parse.hpp>
 
 namespace shopcqrs::infra::http {
@@ -44,29 +46,37 @@ class RouterTest : public ::testing::Test {
   Router router_;
 };
 
-TEST_F(RouterTest, MatchesLiteralAndParameterRoutes) {
-  EXPECT_EQ(Dispatch("GET", "/v1/orders").body, "list");
-  EXPECT_EQ(Dispatch("POST", "/v1/orders").body, "place");
-  EXPECT_EQ(Dispatch("GET", "/v1/orders/abc").body, "get|id=abc");
-  EXPECT_EQ(Dispatch("POST", "/v1/orders/abc/pay").body, "pay|id=abc");
-  EXPECT_EQ(Dispatch("GET", "/").body, "root");
+// A request and the handler it reaches (each handler echoes its name and path parameters).
+struct Route {
+  const char* method;
+  const char* target;
+  const char* reached;
+};
+
+void PrintTo(const Route& route, std::ostream* os) { *os << route.method << " " << route.target; }
+
+class RouterDispatchTest : public RouterTest, public ::testing::WithParamInterface<Route> {};
+
+TEST_P(RouterDispatchTest, ReachesItsHandler) {
+  EXPECT_EQ(Dispatch(GetParam().method, GetParam().target).body, GetParam().reached);
 }
 
-TEST_F(RouterTest, QueryStringIsNotPartOfThePath) {
-  EXPECT_EQ(Dispatch("GET", "/v1/orders?limit=5&status=paid").body, "list");
-  EXPECT_EQ(Dispatch("GET", "/v1/orders/x?y=1").body, "get|id=x");
-}
-
-TEST_F(RouterTest, LiteralSegmentsBeatParameters) {
-  EXPECT_EQ(Dispatch("GET", "/v1/products/top").body, "top");
-  EXPECT_EQ(Dispatch("GET", "/v1/products/tops").body, "product|id=tops");
-}
-
-TEST_F(RouterTest, PathParametersArePercentDecoded) {
-  EXPECT_EQ(Dispatch("GET", "/v1/orders/a%20b%2Fc").body, "get|id=a b/c");
-  // An encoded literal still matches its route.
-  EXPECT_EQ(Dispatch("GET", "/v1/%6Frders").body, "list");
-}
+INSTANTIATE_TEST_SUITE_P(
+    Routes, RouterDispatchTest,
+    ::testing::Values(
+        // Literal and parameter routes.
+        Route{"GET", "/v1/orders", "list"}, Route{"POST", "/v1/orders", "place"},
+        Route{"GET", "/v1/orders/abc", "get|id=abc"},
+        Route{"POST", "/v1/orders/abc/pay", "pay|id=abc"}, Route{"GET", "/", "root"},
+        // The query string is not part of the path.
+        Route{"GET", "/v1/orders?limit=5&status=paid", "list"},
+        Route{"GET", "/v1/orders/x?y=1", "get|id=x"},
+        // Literal segments beat parameters.
+        Route{"GET", "/v1/products/top", "top"},
+        Route{"GET", "/v1/products/tops", "product|id=tops"},
+        // Path parameters are percent-decoded; an encoded literal still matches its route.
+        Route{"GET", "/v1/orders/a%20b%2Fc", "get|id=a b/c"},
+        Route{"GET", "/v1/%6Frders", "list"}));
 
 TEST_F(RouterTest, InvalidPercentEncodingIs404InPathsAnd400InQueries) {
   EXPECT_EQ(Dispatch("GET", "/v1/orders/a%zz").status, 404);

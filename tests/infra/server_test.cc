@@ -84,6 +84,11 @@ class ServerTest : public ::testing::Test {
   }
 
   HttpClient Client() { return HttpClient("127.0.0.1", server_->port()); }
+  // StartServer(), then a client of it.
+  HttpClient StartedClient() {
+    StartServer();
+    return Client();
+  }
 
   Router router_;
   std::unique_ptr<HttpServer> server_;
@@ -91,6 +96,12 @@ class ServerTest : public ::testing::Test {
   std::atomic<bool> slow_started_{false};
   std::atomic<bool> slow_finished_{false};
 };
+
+// `client`'s connection still serves requests: it was not closed (and reopened) on the way.
+void ExpectStillConnected(HttpClient& client) {
+  EXPECT_EQ(client.Get("/hello").status, 200);
+  EXPECT_EQ(client.connects(), 1);
+}
 
 std::string Code(const HttpResponse& response) {
   return std::string(response.Json().at("code").as_string());
@@ -115,13 +126,11 @@ TEST_F(ServerTest, KeepAliveServesManyRequestsOnOneConnection) {
     ASSERT_EQ(response.status, 200);
     EXPECT_EQ(response.body, fmt::format(R"({{"i":{}}})", i));
   }
-  EXPECT_EQ(client.Get("/hello").status, 200);
-  EXPECT_EQ(client.connects(), 1);
+  ExpectStillConnected(client);
 }
 
 TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   client.SendRaw(
       "GET /slow?ms=150 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -131,13 +140,11 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(client.ReadResponse().body, R"({"slow":true})");
   EXPECT_EQ(client.ReadResponse().body, R"({"hi":1})");
   EXPECT_EQ(client.ReadResponse().body, R"({"a":1})");
-  EXPECT_EQ(client.Get("/hello").status, 200);
-  EXPECT_EQ(client.connects(), 1);
+  ExpectStillConnected(client);
 }
 
 TEST_F(ServerTest, OversizedBodyIs413WithoutReadingIt) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   // Announce 2 MiB but send only a little of it: the answer must not wait for the rest.
   client.SendRaw(
@@ -174,8 +181,7 @@ TEST_F(ServerTest, BodyOfExactlyOneMiBIsAccepted) {
 }
 
 TEST_F(ServerTest, OversizedChunkedBodyIs413) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   std::string request = "POST /size HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   const std::string chunk(256 * 1024, 'y');
@@ -188,8 +194,7 @@ TEST_F(ServerTest, OversizedChunkedBodyIs413) {
 }
 
 TEST_F(ServerTest, ChunkedBodyWithinLimitIsRead) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   client.SendRaw(
       "POST /size HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -198,8 +203,7 @@ TEST_F(ServerTest, ChunkedBodyWithinLimitIsRead) {
 }
 
 TEST_F(ServerTest, ExpectContinueIsAnswered) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   client.SendRaw(
       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -272,8 +276,7 @@ TEST_F(ServerTest, HandlerExceptionsAre500WithoutInternals) {
     EXPECT_EQ(response.body.find("secret"), std::string::npos);
     EXPECT_EQ(response.Header("X-Request-Id"), "boom-1");
   }
-  EXPECT_EQ(client.Get("/hello").status, 200);
-  EXPECT_EQ(client.connects(), 1);
+  ExpectStillConnected(client);
 }
 
 TEST_F(ServerTest, RoutingErrorsGoThroughTheServer) {
@@ -322,8 +325,7 @@ TEST_F(ServerTest, AResponseHttpCannotCarryBecomes500) {
 }
 
 TEST_F(ServerTest, MalformedHttpIs400AndCloses) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   client.SendRaw("THIS IS NOT HTTP\r\n\r\n");
   const HttpResponse response = client.ReadResponse();
@@ -342,8 +344,7 @@ TEST_F(ServerTest, OversizedHeaderIs431) {
 }
 
 TEST_F(ServerTest, Http10ClosesUnlessKeepAlive) {
-  StartServer();
-  HttpClient client = Client();
+  HttpClient client = StartedClient();
   client.Connect();
   client.SendRaw("GET /hello HTTP/1.0\r\n\r\n");
   HttpResponse response = client.ReadResponse();
@@ -439,21 +440,17 @@ TEST_F(ServerTest, StopIsBoundedWhenAClientNeverFinishesItsRequest) {
 }
 
 TEST_F(ServerTest, RunBlocksUntilStop) {
-  HttpServer::Options options;
-  options.host = "127.0.0.1";
-  options.port = 0;
-  HttpServer server(options, router_);
-  server.Start();
+  StartServer();
   std::atomic<bool> returned{false};
   std::thread runner([&] {
-    server.Run();
+    server_->Run();
     returned = true;
   });
-  HttpClient client("127.0.0.1", server.port());
+  HttpClient client = Client();
   EXPECT_EQ(client.Get("/hello").status, 200);
   std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(returned);
-  server.Stop();
+  server_->Stop();
   runner.join();
   EXPECT_TRUE(returned);
 }

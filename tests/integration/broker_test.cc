@@ -21,16 +21,19 @@
 #include <gtest/gtest.h>
 
 #include "adapters/nats/event_messages.h"
+#include "infra/nats/jetstream.h"
 #include "adapters/nats/jetstream_source.h"
-#include "adapters/pg_read/projection.h"
 #include "adapters/relay/relay.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "adapters/pg_read/projection.h"
 #include "cqrs/projector.h"
 #include "devstack/nats_server.h"
 #include "devstack/process.h"
-#include "infra/nats/jetstream.h"
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
+#include "support/eventually.h"
+#include "support/projector_rig.h"
 #include "support/sql.h"
+#include "support/temp_servers.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
 
@@ -38,37 +41,10 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
-using adapters::nats::JetStreamSource;
+using namespace test_support;
+using namespace adapters::nats;
+using namespace infra::nats;
 using adapters::relay::Relay;
-using devstack::NatsServer;
-using infra::nats::JetStreamConnection;
-using infra::pg::Connection;
-using test_support::Column;
-using test_support::Dump;
-using test_support::Scalar;
-using test_support::Workload;
-using test_support::WriteBound;
-
-// A nats-server of its own in a temporary directory.
-struct TempNats {
-  TempNats()
-      : root(std::filesystem::temp_directory_path() /
-             fmt::format("shopcqrs-nats-test-{}-{}", ::getpid(), counter++)),
-        server({.data_dir = root / "data", .name = "test-nats"}) {
-    server.Start();
-  }
-  ~TempNats() {
-    server.Stop();
-    std::error_code ec;
-    std::filesystem::remove_all(root, ec);
-  }
-  JetStreamConnection::Options Options(std::string name = "test") const {
-    return {.url = server.Url(), .name = std::move(name)};
-  }
-  static inline std::atomic<int> counter = 0;
-  std::filesystem::path root;
-  NatsServer server;
-};
 
 Relay::Options RelayOptions(const std::string& write, const TempNats& nats,
                             std::size_t batch = 512) {
@@ -171,19 +147,25 @@ void WaitStreamCaughtUp(const TempNats& nats, const std::string& write,
 }
 
 // A projector reading the broker into the read PostgreSQL, wired like the binary.
-struct BrokerRig {
+struct BrokerRig : ProjectorRig<JetStreamSource, adapters::pg_read::PgReadProjection> {
   BrokerRig(const TempNats& nats, const std::string& read,
-            std::string consumer = "shopcqrs_read_pg", std::size_t batch = 200)
-      : source({.nats = nats.Options(consumer), .consumer = std::move(consumer)}),
-        store(read),
-        projector({.name = "read_pg", .batch_size = batch, .max_backoff = 300ms}, source, store,
-                  &tracker) {
-    projector.Start();
+            const std::string& consumer = "shopcqrs_read_pg", std::size_t batch = 200)
+      : ProjectorRig({.nats = nats.Options(consumer), .consumer = consumer}, read,
+                     {.name = "read_pg", .batch_size = batch, .max_backoff = 300ms}) {}
+};
+
+// The broker leg running: a nats-server, a write database seeded with `seed` customers and
+// products, the relay from it, and a projector from the stream into a read database.
+struct BrokerLeg {
+  explicit BrokerLeg(int seed) : load(db.write, seed, seed) {
+    relay.Start();
+    rig.emplace(nats, db.read);
   }
-  JetStreamSource source;
-  adapters::pg_read::PgReadProjection store;
-  cqrs::ProgressTracker tracker;
-  cqrs::Projector projector;
+  TempNats nats;
+  Databases db;
+  Workload load;
+  Relay relay{RelayOptions(db.write, nats)};
+  std::optional<BrokerRig> rig;
 };
 
 // The read model agrees with the write model (the fields every event touches).
@@ -201,16 +183,13 @@ void ExpectReadMatchesWrite(const std::string& write, const std::string& read) {
 
 TEST(Relay, AppendsEveryEventOnceInCommitOrder) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  Workload load(write);
-  load.Seed(5, 5);
+  const auto write = MigratedDatabase("w", "pg_write");
+  Workload load(write, 5, 5);
   Relay relay(RelayOptions(write, nats));
   relay.Start();
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(4, stop); });
+  Writers writers(load, 4);
   std::this_thread::sleep_for(3s);
-  stop = true;
-  writers.join();
+  writers.Stop();
   WaitStreamCaughtUp(nats, write);
   ExpectStreamMirrorsOutbox(nats, write);
   const auto stats = relay.GetStats();
@@ -238,11 +217,9 @@ TEST(RelayChild, RunsUntilKilled) {
 // event once, in order.
 TEST(RelayCrash, KilledRepeatedlyMidStream) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  Workload load(write);
-  load.Seed(5, 5);
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(4, stop); });
+  const auto write = MigratedDatabase("w", "pg_write");
+  Workload load(write, 5, 5);
+  Writers writers(load, 4);
   const std::string self = std::filesystem::read_symlink("/proc/self/exe");
   std::mt19937_64 rng(7);
   for (int round = 0; round < 8; ++round) {
@@ -255,8 +232,7 @@ TEST(RelayCrash, KilledRepeatedlyMidStream) {
     child.Kill(SIGKILL);
     child.Wait(5s);
   }
-  stop = true;
-  writers.join();
+  writers.Stop();
   ASSERT_GT(Scalar(write, "SELECT count(*) FROM outbox"), 100);
   Relay relay(RelayOptions(write, nats));
   relay.Start();
@@ -267,15 +243,13 @@ TEST(RelayCrash, KilledRepeatedlyMidStream) {
 // Two relays at once, and the leader stopped mid-stream: events are appended once.
 TEST(Relay, TwoRelaysAppendOnceAndTheStandbyTakesOver) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  Workload load(write);
-  load.Seed(5, 5);
+  const auto write = MigratedDatabase("w", "pg_write");
+  Workload load(write, 5, 5);
   auto first = std::make_unique<Relay>(RelayOptions(write, nats, 64));
   Relay second(RelayOptions(write, nats, 64));
   first->Start();
   second.Start();
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(4, stop); });
+  Writers writers(load, 4);
   std::this_thread::sleep_for(1500ms);
   const auto a = first->GetStats();
   const auto b = second.GetStats();
@@ -289,8 +263,7 @@ TEST(Relay, TwoRelaysAppendOnceAndTheStandbyTakesOver) {
     second.Stop();
   }
   std::this_thread::sleep_for(1500ms);
-  stop = true;
-  writers.join();
+  writers.Stop();
   if (first) {
     EXPECT_EQ(first->GetStats().role, Relay::Role::kLeader);
   } else {
@@ -302,110 +275,76 @@ TEST(Relay, TwoRelaysAppendOnceAndTheStandbyTakesOver) {
 
 // Tokens through the broker: a projector fed by JetStream reaches the bound of a command.
 TEST(BrokerProjection, ProjectsThroughTheStreamAndSatisfiesTokens) {
-  TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto read = test_support::MigratedDatabase("r", "pg_read");
-  Workload load(write);
-  load.Seed(5, 5);
-  Relay relay(RelayOptions(write, nats));
-  relay.Start();
-  BrokerRig rig(nats, read);
-  std::mt19937_64 rng(42);
-  for (int i = 0; i < 300; ++i) load.Step(rng);
-  auto r = load.commands.Handle(app::RegisterCustomer{"Last", "last-" + Workload::Suffix() + "@x"});
-  ASSERT_TRUE(r.has_value());
-  const auto bound = load.tokens.Decode(r->consistency_token);
-  ASSERT_TRUE(bound.has_value());
-  ASSERT_TRUE(rig.tracker.WaitFor(*bound, 20s)) << rig.tracker.Bound() << " < " << *bound;
-  EXPECT_EQ(Scalar(read, fmt::format("SELECT count(*) FROM customer_views WHERE id = '{}'", r->id)),
-            1);
-  ASSERT_TRUE(rig.tracker.WaitFor(WriteBound(write), 20s));
-  ExpectReadMatchesWrite(write, read);
-  const auto stats = rig.projector.Stats();
+  BrokerLeg leg(5);
+  leg.load.Steps(300, 42);
+  ExpectTokenSatisfied(leg.load, leg.rig->tracker, leg.db.read, 20s);
+  ASSERT_TRUE(leg.rig->tracker.WaitFor(WriteBound(leg.db.write), 20s));
+  ExpectReadMatchesWrite(leg.db.write, leg.db.read);
+  const auto stats = leg.rig->projector.Stats();
   EXPECT_EQ(stats.errors, 0u) << stats.last_error;
   EXPECT_EQ(static_cast<std::int64_t>(stats.events_applied),
-            Scalar(write, "SELECT count(*) FROM outbox"));
+            Scalar(leg.db.write, "SELECT count(*) FROM outbox"));
 }
 
 // nats-server killed -9 twice under load (its supervisor restarts it): relay and projector
 // recover by themselves and the read store converges exactly.
 TEST(BrokerProjection, ConvergesAfterNatsServerKilledUnderLoad) {
-  TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto read = test_support::MigratedDatabase("r", "pg_read");
-  Workload load(write);
-  load.Seed(5, 5);
-  Relay relay(RelayOptions(write, nats));
-  relay.Start();
-  BrokerRig rig(nats, read);
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(3, stop); });
+  BrokerLeg leg(5);
+  Writers writers(leg.load, 3);
   for (int i = 0; i < 2; ++i) {
     std::this_thread::sleep_for(1500ms);
-    const pid_t pid = nats.server.Pid();
+    const pid_t pid = leg.nats.server.Pid();
     ASSERT_GT(pid, 0);
     ::kill(pid, SIGKILL);
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (nats.server.Restarts() < i + 1 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(50ms);
-    }
-    ASSERT_EQ(nats.server.Restarts(), i + 1);
+    Eventually([&] { return leg.nats.server.Restarts() >= i + 1; }, 20s, 50ms);
+    ASSERT_EQ(leg.nats.server.Restarts(), i + 1);
   }
   std::this_thread::sleep_for(1s);
-  stop = true;
-  writers.join();
-  ASSERT_TRUE(rig.tracker.WaitFor(WriteBound(write), 60s))
-      << rig.tracker.Bound() << " " << rig.projector.Stats().last_error;
-  ExpectReadMatchesWrite(write, read);
-  ExpectStreamMirrorsOutbox(nats, write);
-  EXPECT_NE(rig.projector.Stats().status, cqrs::ProjectorStatus::kError);
+  writers.Stop();
+  ASSERT_TRUE(leg.rig->tracker.WaitFor(WriteBound(leg.db.write), 60s))
+      << leg.rig->tracker.Bound() << " " << leg.rig->projector.Stats().last_error;
+  ExpectReadMatchesWrite(leg.db.write, leg.db.read);
+  ExpectStreamMirrorsOutbox(leg.nats, leg.db.write);
+  EXPECT_NE(leg.rig->projector.Stats().status, cqrs::ProjectorStatus::kError);
 }
 
 // The broker dies right after a burst (deliveries may be lost in flight) and nothing follows:
 // the read store still converges well within the consumer's ack wait (60 s), because an idle
 // consumer that sees the stream hold more than it delivered is re-seated.
 TEST(BrokerProjection, ConvergesWhenTheBrokerDiesRightAfterTheLastCommands) {
-  TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto read = test_support::MigratedDatabase("r", "pg_read");
-  Workload load(write);
-  load.Seed(3, 3);
-  Relay relay(RelayOptions(write, nats));
-  relay.Start();
-  BrokerRig rig(nats, read);
+  BrokerLeg leg(3);
   std::mt19937_64 rng(11);
   for (int round = 0; round < 3; ++round) {
-    for (int i = 0; i < 40; ++i) load.Step(rng);
-    ::kill(nats.server.Pid(), SIGKILL);
+    for (int i = 0; i < 40; ++i) leg.load.Step(rng);
+    ::kill(leg.nats.server.Pid(), SIGKILL);
     const auto started = std::chrono::steady_clock::now();
-    ASSERT_TRUE(rig.tracker.WaitFor(WriteBound(write), 30s))
-        << "round " << round << ": " << rig.projector.Stats().last_error;
+    ASSERT_TRUE(leg.rig->tracker.WaitFor(WriteBound(leg.db.write), 30s))
+        << "round " << round << ": " << leg.rig->projector.Stats().last_error;
     EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
   }
-  ExpectReadMatchesWrite(write, read);
-  ExpectStreamMirrorsOutbox(nats, write);
+  ExpectReadMatchesWrite(leg.db.write, leg.db.read);
+  ExpectStreamMirrorsOutbox(leg.nats, leg.db.write);
 }
 
 // The read store is the truth: a durable consumer that is ahead of (or unrelated to) the
 // store's checkpoint is re-seated at the checkpoint, and nothing is skipped or applied twice.
 TEST(BrokerProjection, ReseatsADurableConsumerAheadOfTheStore) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  Workload load(write);
-  load.Seed(5, 5);
+  const auto write = MigratedDatabase("w", "pg_write");
+  Workload load(write, 5, 5);
   std::mt19937_64 rng(3);
   for (int i = 0; i < 200; ++i) load.Step(rng);
   Relay relay(RelayOptions(write, nats));
   relay.Start();
   WaitStreamCaughtUp(nats, write);
-  const auto first_read = test_support::MigratedDatabase("r", "pg_read");
+  const auto first_read = MigratedDatabase("r", "pg_read");
   {
     BrokerRig rig(nats, first_read, "shopcqrs_read_pg", 50);
     ASSERT_TRUE(rig.tracker.WaitFor(WriteBound(write), 30s));
   }  // the durable consumer has acked the whole stream
   // A fresh read database (checkpoint zero) behind the same consumer name.
   for (int i = 0; i < 100; ++i) load.Step(rng);
-  const auto second_read = test_support::MigratedDatabase("r", "pg_read");
+  const auto second_read = MigratedDatabase("r", "pg_read");
   cqrs::Checkpoint stored;
   {
     BrokerRig rig(nats, second_read, "shopcqrs_read_pg", 50);
@@ -421,10 +360,7 @@ TEST(BrokerProjection, ReseatsADurableConsumerAheadOfTheStore) {
     infra::nats::MsgPtr last(probe.GetMessage(stream, probe.LastSequence(stream)));
     const auto end = adapters::nats::MessageCheckpoint(last.get());
     ASSERT_TRUE(end);
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (rig.store.LoadCheckpoint() != *end && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(20ms);
-    }
+    Eventually([&] { return rig.store.LoadCheckpoint() == *end; }, 20s);
     stored = rig.store.LoadCheckpoint();
     ASSERT_EQ(stored, *end);
   }
@@ -533,11 +469,7 @@ TEST(BrokerProjection, StopsLoudlyAtAHoleTheSequenceNumbersHide) {
   cqrs::Projector projector({.name = "hole", .batch_size = 100, .max_backoff = 100ms}, source,
                             store);
   projector.Start();
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (projector.Stats().status != cqrs::ProjectorStatus::kError &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
+  Eventually([&] { return projector.Stats().status == cqrs::ProjectorStatus::kError; }, 20s);
   const auto stats = projector.Stats();
   projector.Stop();
   EXPECT_EQ(stats.status, cqrs::ProjectorStatus::kError);
@@ -550,9 +482,8 @@ TEST(BrokerProjection, StopsLoudlyAtAHoleTheSequenceNumbersHide) {
 // saying so, and appends nothing.
 TEST(Relay, RefusesToAppendAfterAHoleAtTheStreamsEnd) {
   TempNats nats;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  Workload load(write);
-  load.Seed(2, 2);
+  const auto write = MigratedDatabase("w", "pg_write");
+  Workload load(write, 2, 2);
   JetStreamConnection connection(nats.Options("appender"));
   const auto stream = std::string(adapters::nats::kDefaultStream);
   adapters::nats::EnsureEventStream(connection, stream);
@@ -560,11 +491,7 @@ TEST(Relay, RefusesToAppendAfterAHoleAtTheStreamsEnd) {
   ASSERT_TRUE(AppendEvents(connection, 1, {1, 2, 1}, {3}));
   Relay relay(RelayOptions(write, nats));
   relay.Start();
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (relay.GetStats().last_error.find("hole") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
+  Eventually([&] { return relay.GetStats().last_error.find("hole") != std::string::npos; }, 20s);
   const auto stats = relay.GetStats();
   relay.Stop();
   EXPECT_NE(stats.last_error.find("the stream has a hole"), std::string::npos) << stats.last_error;

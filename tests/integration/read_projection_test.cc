@@ -18,6 +18,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
 #include "adapters/pg_read/projection.h"
@@ -31,10 +34,11 @@
 #include "cqrs/projector.h"
 #include "devstack/postgres_server.h"
 #include "devstack/process.h"
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
+#include "support/events.h"
+#include "support/eventually.h"
+#include "support/projector_rig.h"
 #include "support/sql.h"
+#include "support/temp_dir.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
 
@@ -42,12 +46,8 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace test_support;
 using infra::pg::Connection;
-using test_support::Column;
-using test_support::Dump;
-using test_support::Scalar;
-using test_support::Workload;
-using test_support::WriteBound;
 
 // Asserts the read database holds exactly what the write database implies.
 void ExpectReadMatchesWrite(const std::string& write, const std::string& read) {
@@ -105,44 +105,16 @@ void ExpectReadMatchesWrite(const std::string& write, const std::string& read) {
 }
 
 // Outbox reader + read_pg projection + projector, wired like the binary does.
-struct ProjectorRig {
-  ProjectorRig(const std::string& write, const std::string& read, std::size_t batch = 500)
-      : source({write}),
-        store(read),
-        projector({.name = "read_pg", .batch_size = batch, .max_backoff = 500ms}, source, store,
-                  &tracker) {
-    projector.Start();
-  }
-  adapters::pg_outbox::OutboxReader source;
-  adapters::pg_read::PgReadProjection store;
-  cqrs::ProgressTracker tracker;
-  cqrs::Projector projector;
+struct ReadPgRig : OutboxRig<adapters::pg_read::PgReadProjection> {
+  ReadPgRig(const std::string& write, const std::string& read, std::size_t batch = 500)
+      : OutboxRig(write, read, "read_pg", batch) {}
 };
-
-struct Databases {
-  Databases() {
-    write = test_support::FreshDatabase("w");
-    read = test_support::FreshDatabase("r");
-    infra::pg::ApplyMigrations(write, "pg_write");
-    infra::pg::ApplyMigrations(read, "pg_read");
-  }
-  std::string write;
-  std::string read;
-};
-
-// Waits until the projection has applied every transaction committed so far.
-void WaitCaughtUp(cqrs::ProgressTracker& tracker, const std::string& write,
-                  std::chrono::milliseconds timeout = 30s) {
-  ASSERT_TRUE(tracker.WaitFor(WriteBound(write), timeout))
-      << "bound " << tracker.Bound() << " < " << WriteBound(write);
-}
 
 // A backlog projected in large batches takes the COPY path for order rows (and its text-format
 // escaping): the result equals the write model, names with backslashes and quotes included.
 TEST(ProjectorCatchUp, LargeBatchesThroughCopyMatchTheWriteModel) {
   Databases db;
-  Workload load(db.write);
-  load.Seed(8, 6);
+  Workload load(db.write, 8, 6);
   auto product = load.commands.Handle(
       app::AddProduct{"ESC-" + Workload::Suffix(), "Tab\\t and \\\\ product", 100, 1000});
   ASSERT_TRUE(product.has_value());
@@ -156,11 +128,10 @@ TEST(ProjectorCatchUp, LargeBatchesThroughCopyMatchTheWriteModel) {
     ASSERT_TRUE(order.has_value());
     special_orders.push_back(order->id);
   }
-  std::mt19937_64 rng(5);
-  for (int i = 0; i < 1500; ++i) load.Step(rng);
+  load.Steps(1500, 5);
   ASSERT_GT(Scalar(db.write, "SELECT count(*) FROM orders"), 256);
-  ProjectorRig rig(db.write, db.read, 2000);
-  WaitCaughtUp(rig.tracker, db.write, 60s);
+  ReadPgRig rig(db.write, db.read, 2000);
+  rig.WaitCaughtUp(db.write, 60s);
   ExpectReadMatchesWrite(db.write, db.read);
   EXPECT_EQ(rig.projector.Stats().errors, 0u) << rig.projector.Stats().last_error;
   for (const auto& id : special_orders) {
@@ -177,22 +148,12 @@ TEST(ProjectorCatchUp, LargeBatchesThroughCopyMatchTheWriteModel) {
 
 TEST(ProjectorCommands, ProjectsTheCommandSideAndSatisfiesTokens) {
   Databases db;
-  Workload load(db.write);
-  load.Seed(5, 5);
-  ProjectorRig rig(db.write, db.read);
-  std::mt19937_64 rng(42);
-  for (int i = 0; i < 300; ++i) load.Step(rng);
+  Workload load(db.write, 5, 5);
+  ReadPgRig rig(db.write, db.read);
+  load.Steps(300, 42);
   // A token of the last command is satisfied once the projector has caught up.
-  auto r = load.commands.Handle(app::RegisterCustomer{"Last", "last-" + Workload::Suffix() + "@x"});
-  ASSERT_TRUE(r.has_value());
-  const auto bound = load.tokens.Decode(r->consistency_token);
-  ASSERT_TRUE(bound.has_value());
-  ASSERT_TRUE(rig.tracker.WaitFor(*bound, 10s));
-  EXPECT_EQ(Scalar(db.read, fmt::format("SELECT count(*) FROM customer_views WHERE id = '{}' "
-                                        "AND version = 1",
-                                        r->id)),
-            1);
-  WaitCaughtUp(rig.tracker, db.write);
+  ExpectTokenSatisfied(load, rig.tracker, db.read, 10s);
+  rig.WaitCaughtUp(db.write);
   ExpectReadMatchesWrite(db.write, db.read);
   const auto stats = rig.projector.Stats();
   EXPECT_EQ(stats.errors, 0u) << stats.last_error;
@@ -204,7 +165,7 @@ TEST(ProjectorCommands, ProjectsTheCommandSideAndSatisfiesTokens) {
 // them: every event is applied exactly once, per-aggregate versions all present.
 TEST(OutboxReader, AdversarialCommitOrderAppliesEveryEventExactlyOnce) {
   Databases db;
-  ProjectorRig rig(db.write, db.read, 200);
+  ReadPgRig rig(db.write, db.read, 200);
   std::atomic<bool> stop = false;
   std::atomic<int> inserted = 0;
   constexpr int kThreads = 8;
@@ -244,7 +205,7 @@ TEST(OutboxReader, AdversarialCommitOrderAppliesEveryEventExactlyOnce) {
   std::this_thread::sleep_for(12s);
   stop = true;
   for (auto& w : writers) w.join();
-  WaitCaughtUp(rig.tracker, db.write);
+  rig.WaitCaughtUp(db.write);
   const auto stats = rig.projector.Stats();
   EXPECT_EQ(stats.errors, 0u) << stats.last_error;
   EXPECT_EQ(static_cast<int>(stats.events_applied), inserted.load());
@@ -299,10 +260,8 @@ TEST(OutboxReader, IdleBoundAdvancesAndBlockerIsReported) {
 // end the read database equals what the write database implies.
 TEST(ProjectorCrash, RestartsAbruptlyAndEndsExact) {
   Databases db;
-  Workload load(db.write);
-  load.Seed(8, 8);
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(3, stop); });
+  Workload load(db.write, 8, 8);
+  Writers writers(load, 3);
   std::mt19937_64 rng(7);
   char self[4096] = {};
   const auto len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -319,7 +278,7 @@ TEST(ProjectorCrash, RestartsAbruptlyAndEndsExact) {
       child.Wait(5s);
       continue;
     }
-    ProjectorRig rig(db.write, db.read, 1 + rng() % 300);
+    ReadPgRig rig(db.write, db.read, 1 + rng() % 300);
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 400));
     if (round % 3 == 1) {
       Scalar(db.read,
@@ -328,10 +287,9 @@ TEST(ProjectorCrash, RestartsAbruptlyAndEndsExact) {
       std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 200));
     }
   }  // each rig is destroyed mid-stream
-  stop = true;
-  writers.join();
-  ProjectorRig rig(db.write, db.read);
-  WaitCaughtUp(rig.tracker, db.write);
+  writers.Stop();
+  ReadPgRig rig(db.write, db.read);
+  rig.WaitCaughtUp(db.write);
   ExpectReadMatchesWrite(db.write, db.read);
   EXPECT_NE(rig.projector.Stats().status, cqrs::ProjectorStatus::kError);
 }
@@ -341,125 +299,79 @@ TEST(ProjectorChild, RunsUntilKilled) {
   const char* write = std::getenv("SHOPCQRS_CHILD_WRITE");
   const char* read = std::getenv("SHOPCQRS_CHILD_READ");
   if (!write || !read) GTEST_SKIP() << "only run as a child of ProjectorCrash";
-  ProjectorRig rig(write, read, 50);
+  ReadPgRig rig(write, read, 50);
   std::this_thread::sleep_for(60s);
 }
 
 // (c) The read server is restarted under load: the projector recovers by itself.
 TEST(ProjectorRecovery, ReadServerRestartedUnderLoad) {
-  auto root =
-      std::filesystem::temp_directory_path() / fmt::format("shopcqrs-read-restart-{}", ::getpid());
-  std::filesystem::create_directories(root);
-  ::chmod(root.c_str(), 0755);
+  TempDir root("shopcqrs-read-restart-");
   devstack::PostgresServer server(
-      {.data_dir = root / "data", .name = "read", .fsync = false, .stop_with_parent = true});
+      {.data_dir = root.Path() / "data", .name = "read", .fsync = false, .stop_with_parent = true});
   server.Start();
   const auto read = server.ConnectionString();
-  const auto write = test_support::FreshDatabase("w");
-  infra::pg::ApplyMigrations(write, "pg_write");
+  const auto write = MigratedDatabase("w", "pg_write");
   infra::pg::ApplyMigrations(read, "pg_read");
-  Workload load(write);
-  load.Seed(5, 5);
-  ProjectorRig rig(write, read, 100);
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(2, stop); });
+  Workload load(write, 5, 5);
+  ReadPgRig rig(write, read, 100);
+  Writers writers(load, 2);
   std::this_thread::sleep_for(1s);
   server.Stop();
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(rig.projector.Stats().status, cqrs::ProjectorStatus::kStalled);
   server.Start();
   std::this_thread::sleep_for(1s);
-  stop = true;
-  writers.join();
-  WaitCaughtUp(rig.tracker, write);
+  writers.Stop();
+  rig.WaitCaughtUp(write);
   ExpectReadMatchesWrite(write, read);
   EXPECT_GT(rig.projector.Stats().errors, 0u);
   rig.projector.Stop();
   server.Stop();
-  std::error_code ec;
-  std::filesystem::remove_all(root, ec);
 }
 
 TEST(ReadModel, QueriesServeTheProjectedViews) {
   Databases db;
   Workload load(db.write);
   auto& cmd = load.commands;
-  const auto suffix = Workload::Suffix();
-  auto a = cmd.Handle(app::RegisterCustomer{"Alice Smith", "alice-" + suffix + "@example.com"});
-  auto b = cmd.Handle(app::RegisterCustomer{"Bob Jones", "bob-" + suffix + "@example.com"});
-  auto p1 = cmd.Handle(app::AddProduct{"WIDGET-" + suffix, "Blue Widget", 250, 100});
-  auto p2 = cmd.Handle(app::AddProduct{"GADGET-" + suffix, "Red Gadget", 1000, 100});
-  ASSERT_TRUE(a && b && p1 && p2);
-  const auto alice = *domain::CustomerId::Parse(a->id);
-  const auto bob = *domain::CustomerId::Parse(b->id);
-  const auto widget = *domain::ProductId::Parse(p1->id);
-  const auto gadget = *domain::ProductId::Parse(p2->id);
-  auto o1 = cmd.Handle(app::PlaceOrder{alice, {{widget, 2}, {gadget, 1}}});
-  ASSERT_TRUE(o1);
-  const auto order1 = *domain::OrderId::Parse(o1->id);
-  ASSERT_TRUE(cmd.Handle(app::PayOrder{order1, 1500, "PAY-1"}));
-  ASSERT_TRUE(cmd.Handle(app::ShipOrder{order1, "TRK-" + suffix}));
-  // Orders placed in distinct milliseconds, so "newest first" below is their placing order
-  // (within one millisecond the list orders by id).
-  std::this_thread::sleep_for(2ms);
-  auto o2 = cmd.Handle(app::PlaceOrder{bob, {{widget, 1}}});
-  ASSERT_TRUE(o2);
-  const auto order2 = *domain::OrderId::Parse(o2->id);
-  ASSERT_TRUE(cmd.Handle(app::CancelOrder{order2, ""}));
-  std::this_thread::sleep_for(2ms);
-  auto o3 = cmd.Handle(app::PlaceOrder{alice, {{gadget, 3}}});
-  ASSERT_TRUE(o3);
-  const auto order3 = *domain::OrderId::Parse(o3->id);
-  ASSERT_TRUE(cmd.Handle(app::PayOrder{order3, 3000, "PAY-3"}));
-  ASSERT_TRUE(cmd.Handle(app::CancelOrder{order3, "too slow"}));
-  auto last = cmd.Handle(app::ChangeCustomerDetails{alice, "Alice Cooper", {}});
+  const SampleShop shop(cmd);
+  ASSERT_TRUE(cmd.Handle(app::CancelOrder{shop.order3, "too slow"}));
+  auto last = cmd.Handle(app::ChangeCustomerDetails{shop.alice, "Alice Cooper", {}});
   ASSERT_TRUE(last);
 
-  ProjectorRig rig(db.write, db.read);
+  ReadPgRig rig(db.write, db.read);
   // Search is a projection of its own.
-  adapters::pg_outbox::OutboxReader search_source({db.write});
-  adapters::pg_read::SearchProjection search_store(db.read);
-  cqrs::ProgressTracker search_tracker;
-  cqrs::Projector search({.name = "search"}, search_source, search_store, &search_tracker);
-  search.Start();
+  OutboxRig<adapters::pg_read::SearchProjection> search(db.write, db.read, "search");
   ASSERT_TRUE(rig.tracker.WaitFor(*load.tokens.Decode(last->consistency_token), 10s));
-  ASSERT_TRUE(search_tracker.WaitFor(*load.tokens.Decode(last->consistency_token), 10s));
+  ASSERT_TRUE(search.tracker.WaitFor(*load.tokens.Decode(last->consistency_token), 10s));
   ExpectReadMatchesWrite(db.write, db.read);
 
   infra::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
   adapters::pg_read::PgReadModel model(pool);
 
-  auto view = model.GetOrder(order1);
+  auto view = model.GetOrder(shop.order1);
   ASSERT_TRUE(view);
-  EXPECT_EQ(view->status, "shipped");
+  shop.ExpectOrder1(*view);
   EXPECT_EQ(view->customer_name, "Alice Cooper");
-  EXPECT_EQ(view->tracking_number, "TRK-" + suffix);
-  EXPECT_EQ(view->payment_reference, "PAY-1");
-  EXPECT_EQ(view->total_cents, 1500);
-  EXPECT_EQ(view->item_count, 3);
-  EXPECT_EQ(view->version, 3);
-  ASSERT_EQ(view->lines.size(), 2u);
-  EXPECT_TRUE(view->paid_at && view->shipped_at && !view->delivered_at && !view->cancel_reason);
   EXPECT_FALSE(model.GetOrder(domain::OrderId(adapters::system::NewRandomUuid())));
 
-  auto customer = model.GetCustomer(alice);
+  auto customer = model.GetCustomer(shop.alice);
   ASSERT_TRUE(customer);
   EXPECT_EQ(customer->name, "Alice Cooper");
   EXPECT_EQ(customer->order_count, 1);
   EXPECT_EQ(customer->lifetime_value_cents, 1500);
-  EXPECT_EQ(model.GetCustomer(bob)->order_count, 0);
+  EXPECT_EQ(model.GetCustomer(shop.bob)->order_count, 0);
 
-  auto product = model.GetProduct(gadget);
+  auto product = model.GetProduct(shop.gadget);
   ASSERT_TRUE(product);
   EXPECT_EQ(product->units_sold, 1);
   EXPECT_EQ(product->revenue_cents, 1000);
   EXPECT_EQ(product->stock, 99);
-  EXPECT_EQ(model.GetProduct(widget)->units_sold, 2);
+  EXPECT_EQ(model.GetProduct(shop.widget)->units_sold, 2);
 
   auto top = model.TopProducts(10);
   ASSERT_TRUE(top);
   ASSERT_EQ(top->size(), 2u);
-  EXPECT_EQ((*top)[0].product_id, widget.ToString());
+  EXPECT_EQ((*top)[0].product_id, shop.widget.ToString());
 
   // Keyset paging, one per page, newest first, each order once.
   std::vector<std::string> seen;
@@ -470,13 +382,13 @@ TEST(ReadModel, QueriesServeTheProjectedViews) {
     for (const auto& item : page->items) seen.push_back(item.id);
     cursor = page->next_cursor;
   } while (cursor);
-  EXPECT_EQ(seen,
-            (std::vector<std::string>{order3.ToString(), order2.ToString(), order1.ToString()}));
+  EXPECT_EQ(seen, (std::vector<std::string>{shop.order3.ToString(), shop.order2.ToString(),
+                                            shop.order1.ToString()}));
   auto cancelled = model.ListOrders({.status = "cancelled"});
   ASSERT_TRUE(cancelled);
   EXPECT_EQ(cancelled->items.size(), 2u);
   EXPECT_FALSE(cancelled->next_cursor);
-  auto bobs = model.ListCustomerOrders(bob, 20, std::nullopt);
+  auto bobs = model.ListCustomerOrders(shop.bob, 20, std::nullopt);
   ASSERT_TRUE(bobs);
   ASSERT_EQ(bobs->items.size(), 1u);
   EXPECT_EQ(bobs->items[0].customer_name, "Bob Jones");
@@ -484,12 +396,12 @@ TEST(ReadModel, QueriesServeTheProjectedViews) {
   EXPECT_FALSE(model.ListOrders({.limit = 0}));
   EXPECT_FALSE(model.ListOrders({.status = "lost"}));
 
-  auto by_tracking = model.SearchOrders("trk-" + suffix, 10);
+  auto by_tracking = model.SearchOrders("trk-" + shop.suffix, 10);
   ASSERT_TRUE(by_tracking);
   ASSERT_EQ(by_tracking->size(), 1u);
-  EXPECT_EQ((*by_tracking)[0].id, order1.ToString());
+  EXPECT_EQ((*by_tracking)[0].id, shop.order1.ToString());
   EXPECT_EQ(model.SearchOrders("gadget alice", 10)->size(), 2u);
-  EXPECT_EQ(model.SearchOrders("bob-" + suffix, 10)->size(), 1u);
+  EXPECT_EQ(model.SearchOrders("bob-" + shop.suffix, 10)->size(), 1u);
   EXPECT_EQ(model.SearchOrders("100%", 10)->size(), 0u);
   EXPECT_FALSE(model.SearchOrders("  ", 10));
 
@@ -510,34 +422,14 @@ TEST(ReadProjection, OutOfOrderAggregatesAndRedeliveryAndGaps) {
   const auto customer = adapters::system::NewRandomUuid().ToString();
   const auto product = adapters::system::NewRandomUuid().ToString();
   const auto order = adapters::system::NewRandomUuid().ToString();
-  auto event = [](std::string type, std::string aggregate_type, std::string id,
-                  std::int64_t version, std::string payload) {
-    cqrs::StoredEvent e;
-    e.envelope.event_id = adapters::system::NewRandomUuid().ToString();
-    e.envelope.type = std::move(type);
-    e.envelope.aggregate_type = std::move(aggregate_type);
-    e.envelope.aggregate_id = std::move(id);
-    e.envelope.aggregate_version = version;
-    e.envelope.occurred_at = cqrs::TimePoint(std::chrono::milliseconds(1'700'000'000'000));
-    e.envelope.payload = std::move(payload);
-    return e;
-  };
-  const auto line = fmt::format(
-      R"([{{"product_id":"{}","sku":"S1","product_name":"Thing","quantity":2,"unit_price_cents":5}}])",
-      product);
-  std::vector<cqrs::StoredEvent> batch1{
-      event("OrderPlaced", "Order", order, 1,
-            fmt::format(R"({{"order_id":"{}","customer_id":"{}","lines":{},"total_cents":10}})",
-                        order, customer, line)),
-      event("OrderPaid", "Order", order, 2,
-            fmt::format(R"({{"order_id":"{}","customer_id":"{}","amount_cents":10,)"
-                        R"("payment_reference":"P","lines":{}}})",
-                        order, customer, line))};
+  const auto line = OrderLines(product);
+  std::vector<cqrs::StoredEvent> batch1{OrderPlaced(order, customer, line),
+                                        OrderPaid(order, customer, line)};
   store.Apply({}, batch1, {1, 1, 2});
   std::vector<cqrs::StoredEvent> batch2{
-      event("CustomerRegistered", "Customer", customer, 1,
+      Event("CustomerRegistered", "Customer", customer, 1,
             fmt::format(R"({{"customer_id":"{}","name":"Zed","email":"z@x"}})", customer)),
-      event("ProductAdded", "Product", product, 1,
+      Event("ProductAdded", "Product", product, 1,
             fmt::format(R"({{"product_id":"{}","sku":"S1","name":"Thing","price_cents":5,)"
                         R"("stock":10}})",
                         product))};
@@ -554,7 +446,7 @@ TEST(ReadProjection, OutOfOrderAggregatesAndRedeliveryAndGaps) {
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{2, 3, 3}));
   // A version gap stops the projection loudly and changes nothing.
   std::vector<cqrs::StoredEvent> gap{
-      event("OrderDelivered", "Order", order, 4,
+      Event("OrderDelivered", "Order", order, 4,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}"}})", order, customer))};
   EXPECT_THROW(store.Apply({2, 3, 3}, gap, {3, 4, 4}), cqrs::FatalProjectionError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{2, 3, 3}));
@@ -578,30 +470,7 @@ TEST(ReadProjection, OutOfOrderAggregatesAndRedeliveryAndGaps) {
 TEST(ProjectorThroughput, CatchesUpQuickly) {
   Databases db;
   Connection c(db.write);
-  c.Exec(
-      "CREATE TEMP TABLE ids AS SELECT g AS n, gen_random_uuid() AS id FROM "
-      "generate_series(1, 40000) g;"
-      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
-      "aggregate_version, occurred_at, payload) "
-      "SELECT gen_random_uuid(), 'CustomerRegistered', 1, 'Customer', id, 1, now(), "
-      "json_build_object('customer_id', id, 'name', 'N' || n, 'email', n || '@x') "
-      "FROM ids WHERE n <= 2000;"
-      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
-      "aggregate_version, occurred_at, payload) "
-      "SELECT gen_random_uuid(), 'ProductAdded', 1, 'Product', id, 1, now(), "
-      "json_build_object('product_id', id, 'sku', 'S' || n, 'name', 'P' || n, 'price_cents', 5, "
-      "'stock', 1000000) FROM ids WHERE n > 2000 AND n <= 2200;"
-      "CREATE TEMP TABLE o AS SELECT i.id, c.id AS customer_id, p.id AS product_id FROM ids i "
-      "JOIN ids c ON c.n = 1 + i.n % 2000 JOIN ids p ON p.n = 2001 + i.n % 200 WHERE i.n > 2200;"
-      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
-      "aggregate_version, occurred_at, payload) "
-      "SELECT gen_random_uuid(), e.type, 1, 'Order', o.id, e.v, now(), "
-      "json_build_object('order_id', o.id, 'customer_id', o.customer_id, 'total_cents', 10, "
-      "'amount_cents', 10, 'payment_reference', 'R', 'tracking_number', 'T', "
-      "'lines', json_build_array(json_build_object('product_id', o.product_id, 'sku', 'S', "
-      "'product_name', 'P', 'quantity', 2, 'unit_price_cents', 5))) "
-      "FROM o CROSS JOIN (VALUES ('OrderPlaced', 1), ('OrderPaid', 2), ('OrderShipped', 3)) "
-      "AS e (type, v) ORDER BY e.v, o.id");
+  InsertCatchUpBacklog(c);
   const auto total = Scalar(db.write, "SELECT count(*) FROM outbox");
   {
     const auto t0 = std::chrono::steady_clock::now();
@@ -618,8 +487,8 @@ TEST(ProjectorThroughput, CatchesUpQuickly) {
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   const auto start = std::chrono::steady_clock::now();
-  ProjectorRig rig(db.write, db.read, 5000);
-  WaitCaughtUp(rig.tracker, db.write, 120s);
+  ReadPgRig rig(db.write, db.read, 5000);
+  rig.WaitCaughtUp(db.write, 120s);
   const auto seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double rate = static_cast<double>(total) / seconds;
@@ -641,10 +510,7 @@ TEST(ProgressListener, SetsTheStoredBoundEvenWhenLower) {
   followed.Publish(900);  // heard before, e.g. from a store that has since lost it
   adapters::pg_read::ProgressListener listener(db.read, followed,
                                                adapters::pg_read::kProjectionName, 50ms);
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (followed.Bound() != 50 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
+  Eventually([&] { return followed.Bound() == 50; }, 10s, 10ms);
   EXPECT_EQ(followed.Bound(), 50u);
   EXPECT_FALSE(followed.WaitFor(51, 10ms));
   store.Apply({5, 5, 50}, {}, {5, 5, 60});  // notified: raised at once

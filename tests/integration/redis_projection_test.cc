@@ -19,10 +19,14 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
 #include "adapters/pg_write/write_store.h"
+#include "infra/redis/redis_client.h"
 #include "adapters/redis/redis_projection.h"
 #include "adapters/redis/redis_read_model.h"
 #include "adapters/system/system.h"
@@ -31,11 +35,12 @@
 #include "cqrs/projector.h"
 #include "devstack/redis_server.h"
 #include "domain/time.h"
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
-#include "infra/redis/redis_client.h"
+#include "support/events.h"
+#include "support/eventually.h"
+#include "support/projector_rig.h"
 #include "support/sql.h"
+#include "support/temp_dir.h"
+#include "support/temp_servers.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
 
@@ -43,54 +48,15 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
-using adapters::redis::RedisProjection;
-using adapters::redis::RedisReadModel;
-using devstack::RedisServer;
-using infra::pg::Connection;
-using test_support::Column;
-using test_support::Dump;
-using test_support::Scalar;
-using test_support::Workload;
-using test_support::WriteBound;
-
-// A redis-server of its own in a temporary directory.
-struct TempRedis {
-  TempRedis()
-      : root(std::filesystem::temp_directory_path() /
-             fmt::format("shopcqrs-redis-test-{}-{}", ::getpid(), counter++)),
-        server({.data_dir = root / "data", .name = "test-redis"}) {
-    server.Start();
-  }
-  ~TempRedis() {
-    server.Stop();
-    std::error_code ec;
-    std::filesystem::remove_all(root, ec);
-  }
-  static inline std::atomic<int> counter = 0;
-  std::filesystem::path root;
-  RedisServer server;
-};
-
-// A unique key prefix per store, so stores never see each other's keys.
-std::string Prefix() {
-  static std::atomic<int> n = 0;
-  return fmt::format("t{}:", n++);
-}
+using namespace test_support;
+using namespace adapters::redis;
 
 // Outbox reader + redis projection + projector, wired like the binary would.
-struct RedisRig {
+struct RedisRig : ProjectorRig<adapters::pg_outbox::OutboxReader, RedisProjection> {
   RedisRig(const std::string& write, const infra::redis::RedisEndpoint& endpoint,
            const std::string& prefix, std::size_t batch = adapters::redis::kRecommendedBatchSize)
-      : source({write}),
-        store({.endpoint = endpoint, .key_prefix = prefix}),
-        projector({.name = "redis", .batch_size = batch, .max_backoff = 300ms}, source, store,
-                  &tracker) {
-    projector.Start();
-  }
-  adapters::pg_outbox::OutboxReader source;
-  RedisProjection store;
-  cqrs::ProgressTracker tracker;
-  cqrs::Projector projector;
+      : ProjectorRig({write}, RedisProjection::Options{.endpoint = endpoint, .key_prefix = prefix},
+                     {.name = "redis", .batch_size = batch, .max_backoff = 300ms}) {}
 };
 
 // Waits until the checkpoint stored IN REDIS covers every transaction committed so far (the
@@ -120,9 +86,10 @@ std::string Opt(const std::optional<std::string>& s) { return s ? *s : "∅"; }
 
 // Asserts that Redis holds exactly what the write database implies: every order view, the
 // top-sellers ranking and the applied-events counter.
-void ExpectRedisMatchesWrite(const std::string& write, const infra::redis::RedisEndpoint& endpoint,
+void ExpectRedisMatchesWrite(const std::string& write,
+                             const infra::redis::RedisEndpoint& endpoint,
                              const std::string& prefix) {
-  Connection c(write);
+  infra::pg::Connection c(write);
   auto orders = c.Exec(
       "SELECT o.id::text, o.customer_id::text, c.name, c.email, o.status, o.total_cents, "
       "o.version, (extract(epoch FROM o.placed_at) * 1000)::bigint::text, "
@@ -213,127 +180,76 @@ TEST(RedisClient, CommandsPipelinesScriptsAndErrors) {
 
 TEST(RedisProjection, OrderViewsRenamesAndTopSellers) {
   TempRedis redis;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto prefix = Prefix();
+  const auto write = MigratedDatabase("w", "pg_write");
   Workload load(write);
   auto& cmd = load.commands;
-  const auto suffix = Workload::Suffix();
-  auto a = cmd.Handle(app::RegisterCustomer{"Alice Smith", "alice-" + suffix + "@example.com"});
-  auto b = cmd.Handle(app::RegisterCustomer{"Bob Jones", "bob-" + suffix + "@example.com"});
-  auto p1 = cmd.Handle(app::AddProduct{"WIDGET-" + suffix, "Blue \"Widget\" ü/½", 250, 100});
-  auto p2 = cmd.Handle(app::AddProduct{"GADGET-" + suffix, "Red Gadget", 1000, 100});
-  auto p3 = cmd.Handle(app::AddProduct{"THING-" + suffix, "Thing", 5, 100});
-  ASSERT_TRUE(a && b && p1 && p2 && p3);
-  const auto alice = *domain::CustomerId::Parse(a->id);
-  const auto bob = *domain::CustomerId::Parse(b->id);
-  const auto widget = *domain::ProductId::Parse(p1->id);
-  const auto gadget = *domain::ProductId::Parse(p2->id);
-  auto o1 = cmd.Handle(app::PlaceOrder{alice, {{widget, 2}, {gadget, 1}}});
-  ASSERT_TRUE(o1);
-  const auto order1 = *domain::OrderId::Parse(o1->id);
-  ASSERT_TRUE(cmd.Handle(app::PayOrder{order1, 1500, "PAY-1"}));
-  ASSERT_TRUE(cmd.Handle(app::ShipOrder{order1, "TRK-" + suffix}));
-  auto o2 = cmd.Handle(app::PlaceOrder{bob, {{widget, 1}}});
-  ASSERT_TRUE(o2);
-  const auto order2 = *domain::OrderId::Parse(o2->id);
-  ASSERT_TRUE(cmd.Handle(app::CancelOrder{order2, ""}));
-  auto o3 = cmd.Handle(app::PlaceOrder{alice, {{gadget, 3}}});
-  ASSERT_TRUE(o3);
-  const auto order3 = *domain::OrderId::Parse(o3->id);
-  ASSERT_TRUE(cmd.Handle(app::PayOrder{order3, 3000, "PAY-3"}));
-  auto o4 = cmd.Handle(app::PlaceOrder{alice, {{widget, 4}}});
+  const SampleShop shop(cmd, "Blue \"Widget\" ü/½");
+  ASSERT_TRUE(cmd.Handle(app::AddProduct{"THING-" + shop.suffix, "Thing", 5, 100}));
+  auto o4 = cmd.Handle(app::PlaceOrder{shop.alice, {{shop.widget, 4}}});
   ASSERT_TRUE(o4);
   const auto order4 = *domain::OrderId::Parse(o4->id);
 
-  RedisRig rig(write, redis.server.Endpoint(), prefix);
+  RedisRig rig(write, redis.server.Endpoint(), redis.prefix);
   auto first = cmd.Handle(app::PayOrder{order4, 1000, "PAY-4"});
   ASSERT_TRUE(first);
   ASSERT_TRUE(rig.tracker.WaitFor(*load.tokens.Decode(first->consistency_token), 10s));
 
-  RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
   auto top = model.TopProducts(10);
   ASSERT_EQ(top.size(), 3u);
-  EXPECT_EQ(top[0].product_id, widget.ToString());  // 2 + 4 paid
+  EXPECT_EQ(top[0].product_id, shop.widget.ToString());  // 2 + 4 paid
   EXPECT_EQ(top[0].units_sold, 6);
   EXPECT_EQ(top[0].revenue_cents, 1500);
   EXPECT_EQ(top[0].name, "Blue \"Widget\" ü/½");
-  EXPECT_EQ(top[1].product_id, gadget.ToString());
+  EXPECT_EQ(top[1].product_id, shop.gadget.ToString());
   EXPECT_EQ(top[1].units_sold, 4);
   EXPECT_EQ(top[2].units_sold, 0);  // added, never sold: ranked last
   EXPECT_EQ(model.TopProducts(1).size(), 1u);
 
   // Cancelling a paid order takes its lines out of the ranking.
-  ASSERT_TRUE(cmd.Handle(app::CancelOrder{order3, "too slow"}));
-  auto last = cmd.Handle(app::ChangeCustomerDetails{alice, "Alice Cooper", {}});
+  ASSERT_TRUE(cmd.Handle(app::CancelOrder{shop.order3, "too slow"}));
+  auto last = cmd.Handle(app::ChangeCustomerDetails{shop.alice, "Alice Cooper", {}});
   ASSERT_TRUE(last);
   ASSERT_TRUE(rig.tracker.WaitFor(*load.tokens.Decode(last->consistency_token), 10s));
   top = model.TopProducts(10);
   ASSERT_EQ(top.size(), 3u);
-  EXPECT_EQ(top[1].product_id, gadget.ToString());
+  EXPECT_EQ(top[1].product_id, shop.gadget.ToString());
   EXPECT_EQ(top[1].units_sold, 1);
   EXPECT_EQ(top[1].revenue_cents, 1000);
 
   // The rename reached every one of Alice's orders, and only hers.
-  for (const auto& id : {order1, order3, order4}) {
+  for (const auto& id : {shop.order1, shop.order3, order4}) {
     auto view = model.GetOrder(id);
     ASSERT_TRUE(view);
     EXPECT_EQ(view->customer_name, "Alice Cooper");
-    EXPECT_EQ(view->customer_email, "alice-" + suffix + "@example.com");
+    EXPECT_EQ(view->customer_email, "alice-" + shop.suffix + "@example.com");
   }
-  EXPECT_EQ(model.GetOrder(order2)->customer_name, "Bob Jones");
+  EXPECT_EQ(model.GetOrder(shop.order2)->customer_name, "Bob Jones");
 
-  auto view = model.GetOrder(order1);
+  auto view = model.GetOrder(shop.order1);
   ASSERT_TRUE(view);
-  EXPECT_EQ(view->status, "shipped");
-  EXPECT_EQ(view->tracking_number, "TRK-" + suffix);
-  EXPECT_EQ(view->payment_reference, "PAY-1");
-  EXPECT_EQ(view->total_cents, 1500);
-  EXPECT_EQ(view->item_count, 3);
-  EXPECT_EQ(view->version, 3);
-  ASSERT_EQ(view->lines.size(), 2u);
-  EXPECT_TRUE(view->paid_at && view->shipped_at && !view->delivered_at && !view->cancel_reason);
-  EXPECT_EQ(model.GetOrder(order2)->cancel_reason, std::nullopt);  // "" is null
-  EXPECT_EQ(model.GetOrder(order3)->cancel_reason, "too slow");
+  shop.ExpectOrder1(*view);
+  EXPECT_EQ(model.GetOrder(shop.order2)->cancel_reason, std::nullopt);  // "" is null
+  EXPECT_EQ(model.GetOrder(shop.order3)->cancel_reason, "too slow");
   EXPECT_FALSE(model.GetOrder(domain::OrderId(adapters::system::NewRandomUuid())));
 
-  WaitCaughtUp(redis.server.Endpoint(), prefix, write);
-  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  WaitCaughtUp(redis.server.Endpoint(), redis.prefix, write);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), redis.prefix);
   EXPECT_EQ(rig.projector.Stats().errors, 0u) << rig.projector.Stats().last_error;
 }
 
 // Hand-made events: an order before its customer and products, redelivery, and a gap.
 TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
   TempRedis redis;
-  const auto prefix = Prefix();
-  RedisProjection store({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
-  RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisProjection store({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
+  RedisReadModel model({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
   const auto customer = adapters::system::NewRandomUuid().ToString();
   const auto product = adapters::system::NewRandomUuid().ToString();
   const auto order_id = adapters::system::NewRandomUuid();
   const auto order = order_id.ToString();
-  auto event = [](std::string type, std::string aggregate_type, std::string id,
-                  std::int64_t version, std::string payload) {
-    cqrs::StoredEvent e;
-    e.envelope.event_id = adapters::system::NewRandomUuid().ToString();
-    e.envelope.type = std::move(type);
-    e.envelope.aggregate_type = std::move(aggregate_type);
-    e.envelope.aggregate_id = std::move(id);
-    e.envelope.aggregate_version = version;
-    e.envelope.occurred_at = cqrs::TimePoint(std::chrono::milliseconds(1'700'000'000'000));
-    e.envelope.payload = std::move(payload);
-    return e;
-  };
-  const auto line = fmt::format(
-      R"([{{"product_id":"{}","sku":"S1","product_name":"Thing","quantity":2,"unit_price_cents":5}}])",
-      product);
-  const std::vector<cqrs::StoredEvent> batch1 = {
-      event("OrderPlaced", "Order", order, 1,
-            fmt::format(R"({{"order_id":"{}","customer_id":"{}","lines":{},"total_cents":10}})",
-                        order, customer, line)),
-      event("OrderPaid", "Order", order, 2,
-            fmt::format(R"({{"order_id":"{}","customer_id":"{}","amount_cents":10,)"
-                        R"("payment_reference":"P","lines":{}}})",
-                        order, customer, line))};
+  const auto line = OrderLines(product);
+  const std::vector<cqrs::StoredEvent> batch1 = {OrderPlaced(order, customer, line),
+                                                 OrderPaid(order, customer, line)};
   store.LoadCheckpoint();
   store.Apply({}, batch1, {1, 2, 3});
   auto view = model.GetOrder(domain::OrderId(order_id));
@@ -343,9 +259,9 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
   EXPECT_TRUE(model.TopProducts(10).empty());  // nor the product
 
   const std::vector<cqrs::StoredEvent> batch2 = {
-      event("CustomerRegistered", "Customer", customer, 1,
+      Event("CustomerRegistered", "Customer", customer, 1,
             fmt::format(R"({{"customer_id":"{}","name":"Zed","email":"z@x"}})", customer)),
-      event("ProductAdded", "Product", product, 1,
+      Event("ProductAdded", "Product", product, 1,
             fmt::format(
                 R"({{"product_id":"{}","sku":"S1","name":"Thing","price_cents":5,"stock":9}})",
                 product))};
@@ -367,16 +283,16 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
 
   // A gap is fatal and writes nothing, not even the checkpoint.
   const std::vector<cqrs::StoredEvent> gap = {
-      event("CustomerDetailsChanged", "Customer", customer, 2,
+      Event("CustomerDetailsChanged", "Customer", customer, 2,
             fmt::format(R"({{"customer_id":"{}","name":"Y","email":"y@x"}})", customer)),
-      event("OrderDelivered", "Order", order, 4,
+      Event("OrderDelivered", "Order", order, 4,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}"}})", order, customer))};
   EXPECT_THROW(store.Apply({1, 4, 7}, gap, {1, 6, 9}), cqrs::FatalProjectionError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 4, 7}));
   EXPECT_EQ(model.GetOrder(domain::OrderId(order_id))->customer_name, "Zed");
 
   // A store whose checkpoint moved under it (another writer, or Redis lost data) refuses.
-  RedisProjection other({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisProjection other({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
   other.LoadCheckpoint();
   other.Apply({1, 4, 7}, {}, {1, 4, 8});
   EXPECT_THROW(store.Apply({1, 4, 7}, {}, {1, 4, 9}), infra::redis::RedisReplyError);
@@ -387,14 +303,11 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
 // Redelivery through the real reader: the same fetched batch applied twice.
 TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
   TempRedis redis;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto prefix = Prefix();
-  Workload load(write);
-  load.Seed(4, 4);
-  std::mt19937_64 rng(11);
-  for (int i = 0; i < 200; ++i) load.Step(rng);
+  const auto write = MigratedDatabase("w", "pg_write");
+  Workload load(write, 4, 4);
+  load.Steps(200, 11);
   adapters::pg_outbox::OutboxReader reader({write});
-  RedisProjection store({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisProjection store({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
   auto checkpoint = store.LoadCheckpoint();
   while (true) {
     auto batch = reader.FetchBatch(checkpoint, 37);
@@ -403,29 +316,25 @@ TEST(RedisProjection, SameBatchTwiceHasNoSecondEffect) {
     store.Apply(batch.next, batch.events, batch.next);  // redelivered
     checkpoint = batch.next;
   }
-  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), redis.prefix);
 }
 
 // The projector is destroyed mid-stream again and again while commands run; at the end Redis
 // is exact.
 TEST(RedisProjectorCrash, RestartsAbruptlyAndEndsExact) {
   TempRedis redis;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto prefix = Prefix();
-  Workload load(write);
-  load.Seed(8, 8);
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(3, stop); });
+  const auto write = MigratedDatabase("w", "pg_write");
+  Workload load(write, 8, 8);
+  Writers writers(load, 3);
   std::mt19937_64 rng(5);
   for (int round = 0; round < 12; ++round) {
-    RedisRig rig(write, redis.server.Endpoint(), prefix, 1 + rng() % 300);
+    RedisRig rig(write, redis.server.Endpoint(), redis.prefix, 1 + rng() % 300);
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 300));
   }
-  stop = true;
-  writers.join();
-  RedisRig rig(write, redis.server.Endpoint(), prefix);
-  WaitCaughtUp(redis.server.Endpoint(), prefix, write);
-  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  writers.Stop();
+  RedisRig rig(write, redis.server.Endpoint(), redis.prefix);
+  WaitCaughtUp(redis.server.Endpoint(), redis.prefix, write);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), redis.prefix);
   EXPECT_NE(rig.projector.Stats().status, cqrs::ProjectorStatus::kError);
 }
 
@@ -434,29 +343,23 @@ TEST(RedisProjectorCrash, RestartsAbruptlyAndEndsExact) {
 // the data and the checkpoint together, and the projector replays from the older one).
 TEST(RedisServerCrash, KilledUnderLoadRestartsAndConverges) {
   TempRedis redis;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto prefix = Prefix();
-  Workload load(write);
-  load.Seed(6, 6);
-  RedisRig rig(write, redis.server.Endpoint(), prefix, 50);
-  std::atomic<bool> stop = false;
-  std::thread writers([&] { load.Run(3, stop); });
+  const auto write = MigratedDatabase("w", "pg_write");
+  Workload load(write, 6, 6);
+  RedisRig rig(write, redis.server.Endpoint(), redis.prefix, 50);
+  Writers writers(load, 3);
   for (int i = 0; i < 3; ++i) {
     std::this_thread::sleep_for(700ms);
     const auto pid = redis.server.Pid();
     ASSERT_GT(pid, 0);
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
     // The supervisor notices and restarts it on the same port.
-    for (int w = 0; w < 200 && redis.server.Restarts() <= i; ++w) {
-      std::this_thread::sleep_for(25ms);
-    }
+    Eventually([&] { return redis.server.Restarts() > i; }, 5s, 25ms);
     ASSERT_EQ(redis.server.Restarts(), i + 1);
   }
   std::this_thread::sleep_for(500ms);
-  stop = true;
-  writers.join();
-  WaitCaughtUp(redis.server.Endpoint(), prefix, write);
-  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), prefix);
+  writers.Stop();
+  WaitCaughtUp(redis.server.Endpoint(), redis.prefix, write);
+  ExpectRedisMatchesWrite(write, redis.server.Endpoint(), redis.prefix);
   const auto stats = rig.projector.Stats();
   EXPECT_NE(stats.status, cqrs::ProjectorStatus::kError) << stats.last_error;
   EXPECT_GT(stats.errors, 0u);  // it did notice
@@ -465,35 +368,29 @@ TEST(RedisServerCrash, KilledUnderLoadRestartsAndConverges) {
 // Redis down (or missing an order): RedisQueries answers from the read PostgreSQL.
 TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   TempRedis redis;
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto read = test_support::FreshDatabase("r");
-  infra::pg::ApplyMigrations(read, "pg_read");
-  const auto prefix = Prefix();
-  Workload load(write);
-  load.Seed(3, 3);
-  std::mt19937_64 rng(3);
-  for (int i = 0; i < 60; ++i) load.Step(rng);
-  auto placed = load.commands.Handle(app::PlaceOrder{
-      *domain::CustomerId::Parse(
-          Connection(write).Exec("SELECT id::text FROM customers LIMIT 1").String(0, 0)),
-      {{*domain::ProductId::Parse(
-            Connection(write).Exec("SELECT id::text FROM products LIMIT 1").String(0, 0)),
-        1}}});
+  const auto write = MigratedDatabase("w", "pg_write");
+  const auto read = MigratedDatabase("r", "pg_read");
+  Workload load(write, 3, 3);
+  load.Steps(60, 3);
+  auto placed = load.commands.Handle(
+      app::PlaceOrder{*domain::CustomerId::Parse(infra::pg::Connection(write)
+                                                     .Exec("SELECT id::text FROM customers LIMIT 1")
+                                                     .String(0, 0)),
+                      {{*domain::ProductId::Parse(infra::pg::Connection(write)
+                                                      .Exec("SELECT id::text FROM products LIMIT 1")
+                                                      .String(0, 0)),
+                        1}}});
   ASSERT_TRUE(placed);
   const auto order = *domain::OrderId::Parse(placed->id);
 
   // Read PG fully projected; Redis not projected at all yet: every GetOrder misses.
   {
-    adapters::pg_outbox::OutboxReader source({write});
-    adapters::pg_read::PgReadProjection projection(read);
-    cqrs::ProgressTracker tracker;
-    cqrs::Projector projector({.name = "read_pg"}, source, projection, &tracker);
-    projector.Start();
-    ASSERT_TRUE(tracker.WaitFor(WriteBound(write), 30s));
+    OutboxRig<adapters::pg_read::PgReadProjection> read_pg(write, read, "read_pg");
+    read_pg.WaitCaughtUp(write);
   }
   infra::pg::Pool pool(adapters::pg_read::ReadPoolOptions(read, 2));
   adapters::pg_read::PgReadModel pg(pool);
-  RedisReadModel redis_model({.endpoint = redis.server.Endpoint(), .key_prefix = prefix});
+  RedisReadModel redis_model({.endpoint = redis.server.Endpoint(), .key_prefix = redis.prefix});
   adapters::redis::RedisQueries queries(redis_model, pool);
 
   auto miss = queries.GetOrder(order);
@@ -502,8 +399,8 @@ TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   EXPECT_EQ(queries.GetStats().redis_misses, 1u);
 
   {
-    RedisRig rig(write, redis.server.Endpoint(), prefix);
-    WaitCaughtUp(redis.server.Endpoint(), prefix, write);
+    RedisRig rig(write, redis.server.Endpoint(), redis.prefix);
+    WaitCaughtUp(redis.server.Endpoint(), redis.prefix, write);
   }
   auto hit = queries.GetOrder(order);
   ASSERT_TRUE(hit);
@@ -604,17 +501,13 @@ std::string ReadFile(const std::filesystem::path& path) {
 // that batch; the batch is then replayed in smaller batches (other boundaries than the lost
 // one) across two more restarts, and every total must still equal the write model.
 TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
-  const auto root = std::filesystem::temp_directory_path() /
-                    fmt::format("shopcqrs-redis-aof-test-{}", ::getpid());
-  std::filesystem::remove_all(root);
-  const RedisServer::Options options{
-      .data_dir = root / "data", .name = "aof-redis", .appendfsync = "always"};
-  const auto write = test_support::MigratedDatabase("w", "pg_write");
-  const auto prefix = Prefix();
-  Workload load(write);
-  load.Seed(3, 3);
-  std::mt19937_64 rng(5);
-  for (int i = 0; i < 300; ++i) load.Step(rng);
+  const TempDir root("shopcqrs-redis-aof-test-");
+  const devstack::RedisServer::Options options{
+      .data_dir = root.Path() / "data", .name = "aof-redis", .appendfsync = "always"};
+  const auto write = MigratedDatabase("w", "pg_write");
+  const std::string prefix = "aof:";  // the server is the test's own
+  Workload load(write, 3, 3);
+  load.Steps(300, 5);
   adapters::pg_outbox::OutboxReader reader({write});
   const auto all = reader.FetchBatch({}, 100000);
   ASSERT_GT(all.events.size(), 100u);
@@ -623,7 +516,7 @@ TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
   const std::vector<cqrs::StoredEvent> second(all.events.begin() + half, all.events.end());
   const cqrs::Checkpoint middle{first.back().xid, first.back().position, 0};
   {
-    RedisServer server(options);
+    devstack::RedisServer server(options);
     server.Start();
     RedisProjection store({.endpoint = server.Endpoint(), .key_prefix = prefix});
     store.Apply({}, first, middle);
@@ -650,7 +543,7 @@ TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
   const std::size_t part_end[] = {second.size() / 3, second.size(), second.size()};
   std::size_t done = 0;
   for (int round = 0; round < 3; ++round) {
-    RedisServer server(options);
+    devstack::RedisServer server(options);
     server.Start();
     RedisProjection store({.endpoint = server.Endpoint(), .key_prefix = prefix});
     EXPECT_EQ(store.LoadCheckpoint(), checkpoint) << "round " << round;
@@ -667,14 +560,12 @@ TEST(RedisProjection, AofCutInsideABatchIsNeverReplayedTwice) {
     server.Stop();
   }
   EXPECT_EQ(checkpoint, all.next);
-  std::filesystem::remove_all(root);
 }
 
 // An event the script cannot apply is refused before the first write: a retry of the batch
 // (or a skip past it) finds nothing half-applied, so no relative effect can repeat.
 TEST(RedisProjection, ScriptRefusesAWholeBatchBeforeItsFirstWrite) {
   TempRedis redis;
-  const auto prefix = Prefix();
   infra::redis::RedisClient client(redis.server.Endpoint());
   const infra::redis::RedisScript script{std::string(adapters::redis::ApplyScriptSource())};
   const std::string order = adapters::system::NewRandomUuid().ToString();
@@ -692,8 +583,8 @@ TEST(RedisProjection, ScriptRefusesAWholeBatchBeforeItsFirstWrite) {
       R"("payment_reference":"R","lines":{2}}},)"
       R"({{"agg":"Order","id":"{0}","v":3,"type":"OrderTeleported","at":"t","first":false}}])",
       order, product, lines);
-  const std::vector<std::string> keys{prefix + "checkpoint:redis"};
-  const std::vector<std::string> args{prefix, "0", "0", "0", "1", "4", "2", events};
+  const std::vector<std::string> keys{redis.prefix + "checkpoint:redis"};
+  const std::vector<std::string> args{redis.prefix, "0", "0", "0", "1", "4", "2", events};
   try {
     client.Eval(script, keys, args);
     ADD_FAILURE() << "an unknown event type was applied";

@@ -18,6 +18,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
 #include "adapters/pg_read/projection.h"
@@ -29,9 +32,9 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
+#include "support/command_side.h"
+#include "support/events.h"
+#include "support/projector_rig.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 
@@ -39,55 +42,16 @@ namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace test_support;
+using infra::pg::Connection;
 using adapters::pg_read::PgReadProjection;
 using adapters::pg_read::SearchProjection;
-using infra::pg::Connection;
-using test_support::Column;
-using test_support::Dump;
-using test_support::Scalar;
-using test_support::WriteBound;
+using SearchRig = OutboxRig<SearchProjection>;
+using ReadRig = OutboxRig<PgReadProjection>;
 
-struct Databases {
-  Databases() {
-    write = test_support::FreshDatabase("w");
-    read = test_support::FreshDatabase("r");
-    infra::pg::ApplyMigrations(write, "pg_write");
-    infra::pg::ApplyMigrations(read, "pg_read");
-  }
-  std::string write;
-  std::string read;
-};
-
-// Outbox reader + one read-database projection + projector, wired like the binary does.
-template <class Store>
-struct Rig {
-  Rig(const std::string& write, const std::string& read, std::string name, std::size_t batch = 500)
-      : source({write}),
-        store(read),
-        projector({.name = std::move(name), .batch_size = batch, .max_backoff = 500ms}, source,
-                  store, &tracker) {
-    projector.Start();
-  }
-  void WaitCaughtUp(const std::string& write, std::chrono::milliseconds timeout = 30s) {
-    const auto bound = WriteBound(write);
-    ASSERT_TRUE(tracker.WaitFor(bound, timeout))
-        << projector.name() << ": bound " << tracker.Bound() << " < " << bound << " "
-        << projector.Stats().last_error;
-  }
-  adapters::pg_outbox::OutboxReader source;
-  Store store;
-  cqrs::ProgressTracker tracker;
-  cqrs::Projector projector;
-};
-using SearchRig = Rig<SearchProjection>;
-using ReadRig = Rig<PgReadProjection>;
-
-// The real command side.
-struct Shop {
-  explicit Shop(const std::string& write)
-      : pool(adapters::pg_write::WritePoolOptions(write, 4)),
-        store(pool, tokens),
-        commands(store, clock, ids) {}
+// The real command side, with shorthands for the commands the tests make.
+struct Shop : CommandSide {
+  explicit Shop(const std::string& write) : CommandSide(write, 4) {}
 
   domain::CustomerId Customer(const std::string& name, const std::string& email) {
     auto r = commands.Handle(app::RegisterCustomer{name, email});
@@ -133,13 +97,14 @@ struct Shop {
   }
   std::uint64_t LastBound() const { return *tokens.Decode(last_token); }
 
-  cqrs::ConsistencyTokens tokens;
-  adapters::system::SystemClock clock;
-  adapters::system::RandomIds ids;
-  infra::pg::Pool pool;
-  adapters::pg_write::PgWriteStore store;
-  app::CommandService commands;
   std::string last_token;
+};
+
+// The write and read databases of a test, and the command side on the write one.
+class SearchProjectionTest : public ::testing::Test {
+ protected:
+  Databases db;
+  Shop shop{db.write};
 };
 
 std::string Suffix() {
@@ -227,9 +192,7 @@ void RunWorkload(Shop& shop, int customers, int products, int steps, std::uint64
   }
 }
 
-TEST(SearchProjection, FindsEveryFieldAndFollowsCustomerUpdates) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, FindsEveryFieldAndFollowsCustomerUpdates) {
   const auto s = Suffix();
   const auto ada = shop.Customer("Ada Lovelace", "ada-" + s + "@example.com");
   const auto bob = shop.Customer("Bob Hopper", "bob-" + s + "@example.com");
@@ -297,9 +260,7 @@ TEST(SearchProjection, FindsEveryFieldAndFollowsCustomerUpdates) {
 
 // A random mix of every command: the documents equal what the write database implies, and
 // the search answers equal single-database mode's on the same data.
-TEST(SearchProjection, DocumentsMatchTheWriteDatabase) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, DocumentsMatchTheWriteDatabase) {
   SearchRig search(db.write, db.read, "search", 37);  // many small batches
   RunWorkload(shop, 6, 8, 400, 7);
   search.WaitCaughtUp(db.write);
@@ -311,9 +272,7 @@ TEST(SearchProjection, DocumentsMatchTheWriteDatabase) {
   EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM projection_checkpoints"), 1);
 }
 
-TEST(SearchProjection, TheSameBatchTwiceChangesNothing) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, TheSameBatchTwiceChangesNothing) {
   RunWorkload(shop, 4, 5, 120, 11);
   adapters::pg_outbox::OutboxReader reader({db.write});
   const auto first = reader.FetchBatch({}, 60);
@@ -356,38 +315,26 @@ TEST(SearchProjection, TheSameBatchTwiceChangesNothing) {
 }
 
 // Hand-made events: a customer registered after its order, redelivery inside one batch, gaps.
-TEST(SearchProjection, OutOfOrderAggregatesAndGaps) {
-  Databases db;
+TEST_F(SearchProjectionTest, OutOfOrderAggregatesAndGaps) {
   SearchProjection store(db.read);
   const auto customer = adapters::system::NewRandomUuid().ToString();
   const auto product = adapters::system::NewRandomUuid().ToString();
   const auto order = adapters::system::NewRandomUuid().ToString();
   std::int64_t position = 0;
-  auto event = [&](std::string type, std::string aggregate_type, std::string id,
-                   std::int64_t version, std::string payload) {
-    cqrs::StoredEvent e;
-    e.envelope.event_id = adapters::system::NewRandomUuid().ToString();
-    e.envelope.type = std::move(type);
-    e.envelope.aggregate_type = std::move(aggregate_type);
-    e.envelope.aggregate_id = std::move(id);
-    e.envelope.aggregate_version = version;
-    e.envelope.occurred_at = cqrs::TimePoint(std::chrono::milliseconds(1'700'000'000'000));
-    e.envelope.payload = std::move(payload);
+  // In xid 1, at the next position.
+  auto positioned = [&](cqrs::StoredEvent e) {
     e.xid = 1;
     e.position = ++position;
     return e;
   };
-  const auto line = fmt::format(
-      R"([{{"product_id":"{}","sku":"S-1","product_name":"Thing","quantity":2,"unit_price_cents":5}}])",
-      product);
-  const auto placed =
-      event("OrderPlaced", "Order", order, 1,
-            fmt::format(R"({{"order_id":"{}","customer_id":"{}","lines":{},"total_cents":10}})",
-                        order, customer, line));
-  const auto paid = event("OrderPaid", "Order", order, 2,
-                          fmt::format(R"({{"order_id":"{}","customer_id":"{}","amount_cents":10,)"
-                                      R"("payment_reference":"P","lines":{}}})",
-                                      order, customer, line));
+  auto event = [&](std::string type, std::string aggregate_type, std::string id,
+                   std::int64_t version, std::string payload) {
+    return positioned(Event(std::move(type), std::move(aggregate_type), std::move(id), version,
+                            std::move(payload)));
+  };
+  const auto line = OrderLines(product, "S-1");
+  const auto placed = positioned(OrderPlaced(order, customer, line));
+  const auto paid = positioned(OrderPaid(order, customer, line));
   const auto shipped =
       event("OrderShipped", "Order", order, 3,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}","tracking_number":"TN-9"}})", order,
@@ -433,9 +380,7 @@ TEST(SearchProjection, OutOfOrderAggregatesAndGaps) {
 
 // The checkpoint commits with the batch: a batch whose checkpoint cannot be stored leaves no
 // trace in the search tables, and a listener in another process sees "search" progress.
-TEST(SearchProjection, CheckpointIsStoredWithTheBatch) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, CheckpointIsStoredWithTheBatch) {
   RunWorkload(shop, 3, 3, 40, 5);
   adapters::pg_outbox::OutboxReader reader({db.write});
   const auto batch = reader.FetchBatch({}, 100000);
@@ -467,9 +412,7 @@ TEST(SearchProjection, CheckpointIsStoredWithTheBatch) {
 }
 
 // Either projection may be behind the other; search answers are right once both caught up.
-TEST(SearchProjection, RunsIndependentlyOfReadPg) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, RunsIndependentlyOfReadPg) {
   infra::pg::Pool pool(adapters::pg_read::ReadPoolOptions(db.read, 2));
   adapters::pg_read::PgReadModel model(pool);
   const auto s = Suffix();
@@ -478,25 +421,16 @@ TEST(SearchProjection, RunsIndependentlyOfReadPg) {
   const auto o1 = shop.Order(ann, {mug});
 
   // read_pg caught up, search not running: nothing found yet.
-  {
-    ReadRig read(db.write, db.read, "read_pg");
-    read.WaitCaughtUp(db.write);
-  }
+  CatchUp<PgReadProjection>(db, "read_pg");
   EXPECT_EQ(Found(model, "turing"), Ids({}));
-  {
-    SearchRig search(db.write, db.read, "search");
-    search.WaitCaughtUp(db.write);
-  }
+  CatchUp<SearchProjection>(db, "search");
   EXPECT_EQ(Found(model, "turing"), Ids({o1}));
 
   // Now search ahead of read_pg: an order search knows but read_pg does not is not answered
   // (there is no order view to describe it); the summaries are read_pg's.
   shop.Rename(ann, "Ann Hopper");
   const auto o2 = shop.Order(ann, {mug});
-  {
-    SearchRig search(db.write, db.read, "search");
-    search.WaitCaughtUp(db.write);
-  }
+  CatchUp<SearchProjection>(db, "search");
   auto ahead = model.SearchOrders("hopper", 10);
   ASSERT_TRUE(ahead);
   ASSERT_EQ(ahead->size(), 1u);
@@ -504,10 +438,7 @@ TEST(SearchProjection, RunsIndependentlyOfReadPg) {
   EXPECT_EQ((*ahead)[0].customer_name, "Ann Turing");  // read_pg has not seen the rename
   EXPECT_LT(PgReadProjection(db.read).LoadCheckpoint().bound,
             SearchProjection(db.read).LoadCheckpoint().bound);
-  {
-    ReadRig read(db.write, db.read, "read_pg");
-    read.WaitCaughtUp(db.write);
-  }
+  CatchUp<PgReadProjection>(db, "read_pg");
   auto both = model.SearchOrders("hopper", 10);
   ASSERT_TRUE(both);
   ASSERT_EQ(both->size(), 2u);
@@ -538,14 +469,9 @@ TEST(SearchProjection, RunsIndependentlyOfReadPg) {
 
 // Migration 0003 on a read database that already has data: the search projection starts
 // where read_pg stands, from read_pg's state, and goes on from there exactly.
-TEST(SearchProjection, MigrationStartsFromTheReadPgState) {
-  Databases db;
-  Shop shop(db.write);
+TEST_F(SearchProjectionTest, MigrationStartsFromTheReadPgState) {
   RunWorkload(shop, 5, 6, 250, 21);
-  {
-    ReadRig read(db.write, db.read, "read_pg");
-    read.WaitCaughtUp(db.write);
-  }
+  CatchUp<PgReadProjection>(db, "read_pg");
   // Back to the schema before 0003 (this binary's statements need 0003 to connect), keeping
   // what read_pg projected.
   Connection(db.read).Exec(
@@ -578,33 +504,9 @@ TEST(SearchProjection, MigrationStartsFromTheReadPgState) {
 TEST(SearchProjectionThroughput, CatchesUpQuickly) {
   Databases db;
   Connection c(db.write);
+  InsertCatchUpBacklog(c);
+  // A rename of every customer at the end: each reaches ~19 order documents.
   c.Exec(
-      "CREATE TEMP TABLE ids AS SELECT g AS n, gen_random_uuid() AS id FROM "
-      "generate_series(1, 40000) g;"
-      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
-      "aggregate_version, occurred_at, payload) "
-      "SELECT gen_random_uuid(), 'CustomerRegistered', 1, 'Customer', id, 1, now(), "
-      "json_build_object('customer_id', id, 'name', 'N' || n, 'email', n || '@x') "
-      "FROM ids WHERE n <= 2000;"
-      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
-      "aggregate_version, occurred_at, payload) "
-      "SELECT gen_random_uuid(), 'ProductAdded', 1, 'Product', id, 1, now(), "
-      "json_build_object('product_id', id, 'sku', 'S' || n, 'name', 'P' || n, 'price_cents', 5, "
-      "'stock', 1000000) FROM ids WHERE n > 2000 AND n <= 2200;"
-      "CREATE TEMP TABLE o AS SELECT i.n, i.id, c.id AS customer_id, p.id AS product_id "
-      "FROM ids i JOIN ids c ON c.n = 1 + i.n % 2000 JOIN ids p ON p.n = 2001 + i.n % 200 "
-      "WHERE i.n > 2200;"
-      "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
-      "aggregate_version, occurred_at, payload) "
-      "SELECT gen_random_uuid(), e.type, 1, 'Order', o.id, e.v, now(), "
-      "json_build_object('order_id', o.id, 'customer_id', o.customer_id, 'total_cents', 10, "
-      "'amount_cents', 10, 'payment_reference', 'R', 'tracking_number', 'T' || o.n, "
-      "'lines', json_build_array(json_build_object('product_id', o.product_id, 'sku', "
-      "'SKU' || o.n % 200, 'product_name', 'Product ' || o.n % 200, 'quantity', 2, "
-      "'unit_price_cents', 5))) "
-      "FROM o CROSS JOIN (VALUES ('OrderPlaced', 1), ('OrderPaid', 2), ('OrderShipped', 3)) "
-      "AS e (type, v) ORDER BY e.v, o.id;"
-      // A rename of every customer at the end: each reaches ~19 order documents.
       "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, aggregate_id, "
       "aggregate_version, occurred_at, payload) "
       "SELECT gen_random_uuid(), 'CustomerDetailsChanged', 1, 'Customer', id, 2, now(), "

@@ -16,6 +16,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
@@ -26,21 +29,17 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
+#include "support/command_side.h"
+#include "support/projector_rig.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
+#include "support/workload.h"
 
 namespace shopcqrs {
 namespace {
 
 using namespace std::chrono_literals;
-using infra::pg::Connection;
-using test_support::Column;
-using test_support::Dump;
-using test_support::Scalar;
-using test_support::WriteBound;
+using namespace test_support;
 
 std::string Describe(const app::OrderSummary& o) {
   auto opt = [](const auto& v) {
@@ -94,22 +93,12 @@ std::size_t ExpectSameList(const Query& query, int limit, const std::string& wha
 class SingleDbTest : public ::testing::Test {
  protected:
   SingleDbTest()
-      : write_(test_support::FreshDatabase("sw")),
-        read_(test_support::FreshDatabase("sr")),
-        migrated_(Migrate(write_, read_)),
-        write_pool_(adapters::pg_write::WritePoolOptions(write_, 4)),
-        store_(write_pool_, tokens_),
-        commands_(store_, clock_, ids_),
-        read_pool_(adapters::pg_read::ReadPoolOptions(read_, 2)),
-        single_pool_(adapters::pg_single::SinglePoolOptions(write_, 2)),
+      : command_side_(db_.write, 4),
+        commands_(command_side_.commands),
+        read_pool_(adapters::pg_read::ReadPoolOptions(db_.read, 2)),
+        single_pool_(adapters::pg_single::SinglePoolOptions(db_.write, 2)),
         read_model_(read_pool_),
         single_model_(single_pool_) {}
-
-  static bool Migrate(const std::string& write, const std::string& read) {
-    infra::pg::ApplyMigrations(write, "pg_write");
-    infra::pg::ApplyMigrations(read, "pg_read");
-    return true;
-  }
 
   app::ReadModel& Model(bool read) {
     return read ? static_cast<app::ReadModel&>(read_model_) : single_model_;
@@ -159,15 +148,8 @@ class SingleDbTest : public ::testing::Test {
         (void)commands_.Handle(app::DeliverOrder{order});
       } else if (action < 88) {
         (void)commands_.Handle(app::CancelOrder{order, pick(2) ? "changed my mind" : ""});
-      } else if (action < 94) {
-        (void)commands_.Handle(app::ChangeCustomerDetails{
-            customers_[pick(customers_.size())], fmt::format("Renamed {}", rng() % 100), {}});
-      } else if (action < 97) {
-        (void)commands_.Handle(
-            app::RestockProduct{products_[pick(products_.size())], 1 + static_cast<int>(pick(9))});
       } else {
-        (void)commands_.Handle(app::ChangeProductPrice{products_[pick(products_.size())],
-                                                       static_cast<std::int64_t>(50 + pick(500))});
+        ChangeCustomerOrProduct(commands_, customers_, products_, action, rng);
       }
     }
   }
@@ -175,28 +157,13 @@ class SingleDbTest : public ::testing::Test {
   // Runs the read_pg and search projectors until both have applied everything committed so
   // far.
   void Project() {
-    adapters::pg_outbox::OutboxReader source({write_});
-    adapters::pg_read::PgReadProjection projection(read_);
-    cqrs::ProgressTracker tracker;
-    cqrs::Projector projector({.name = "read_pg", .batch_size = 500, .max_backoff = 500ms}, source,
-                              projection, &tracker);
-    adapters::pg_outbox::OutboxReader search_source({write_});
-    adapters::pg_read::SearchProjection search(read_);
-    cqrs::ProgressTracker search_tracker;
-    cqrs::Projector search_projector({.name = "search", .batch_size = 500, .max_backoff = 500ms},
-                                     search_source, search, &search_tracker);
-    projector.Start();
-    search_projector.Start();
-    const auto bound = WriteBound(write_);
-    ASSERT_TRUE(tracker.WaitFor(bound, 30s)) << tracker.Bound() << " < " << bound;
-    ASSERT_TRUE(search_tracker.WaitFor(bound, 30s)) << search_tracker.Bound() << " < " << bound;
-    projector.Stop();
-    search_projector.Stop();
+    CatchUp<adapters::pg_read::PgReadProjection>(db_, "read_pg");
+    CatchUp<adapters::pg_read::SearchProjection>(db_, "search");
   }
 
   void ExpectEqualAnswers() {
     // Order views, with lines; and an order that does not exist.
-    const auto order_ids = Column(write_, "SELECT id::text FROM orders ORDER BY id");
+    const auto order_ids = Column(db_.write, "SELECT id::text FROM orders ORDER BY id");
     ASSERT_FALSE(order_ids.empty());
     for (const auto& text : order_ids) {
       const auto id = *domain::OrderId::Parse(text);
@@ -300,15 +267,9 @@ class SingleDbTest : public ::testing::Test {
     EXPECT_FALSE(single_model_.DailySales(today, today + std::chrono::days(400)));
   }
 
-  std::string write_;
-  std::string read_;
-  bool migrated_;
-  cqrs::ConsistencyTokens tokens_;
-  adapters::system::SystemClock clock_;
-  adapters::system::RandomIds ids_;
-  infra::pg::Pool write_pool_;
-  adapters::pg_write::PgWriteStore store_;
-  app::CommandService commands_;
+  Databases db_;
+  CommandSide command_side_;
+  app::CommandService& commands_;
   infra::pg::Pool read_pool_;
   infra::pg::Pool single_pool_;
   adapters::pg_read::PgReadModel read_model_;

@@ -17,13 +17,15 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "application/commands.h"
 #include "cqrs/commit_bound.h"
 #include "devstack/postgres_server.h"
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
+#include "support/eventually.h"
 #include "support/sql.h"
+#include "support/temp_dir.h"
 #include "support/workload.h"
 
 namespace shopcqrs {
@@ -62,12 +64,9 @@ std::string TokenOf(test_support::Workload& load, const std::string& name) {
 }
 
 TEST(ConsistencyTokens, ATokenIssuedAfterAWriteServerCrashWaitsForItsCommand) {
-  std::string tmpl = (fs::temp_directory_path() / "shopcqrs-epoch-test-XXXXXX").string();
-  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-  const fs::path root = tmpl;
-  ::chmod(root.c_str(), 0755);  // traversable by the postgres user
+  const test_support::TempDir root("shopcqrs-epoch-test-");
   devstack::PostgresServer::Options options;
-  options.data_dir = root / "data";
+  options.data_dir = root.Path() / "data";
   options.name = "epoch";
   options.fsync = true;  // as durable as `up` runs it
   // Aborted transactions' WAL stays in shared buffers until something flushes it.
@@ -92,11 +91,9 @@ TEST(ConsistencyTokens, ATokenIssuedAfterAWriteServerCrashWaitsForItsCommand) {
     KillServer(server.Pid());
   }
   // The supervisor starts it again (crash recovery replays the WAL).
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (server.Restarts() < 1 || !test_support::Connects(write)) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the server did not come back";
-    std::this_thread::sleep_for(50ms);
-  }
+  ASSERT_TRUE(test_support::Eventually(
+      [&] { return server.Restarts() >= 1 && test_support::Connects(write); }, 60s, 50ms))
+      << "the server did not come back";
 
   test_support::Workload load(write);
   const auto token = tokens.Decode(TokenOf(load, "after"));
@@ -111,8 +108,6 @@ TEST(ConsistencyTokens, ATokenIssuedAfterAWriteServerCrashWaitsForItsCommand) {
                                     "before it (token "
                                  << *token << ", store " << store_bound << ")";
   server.Stop();
-  std::error_code ec;
-  fs::remove_all(root, ec);
 }
 
 }  // namespace

@@ -5,14 +5,17 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
-#include "adapters/pg_write/write_store.h"
-#include "adapters/system/system.h"
-#include "application/command_service.h"
 #include "infra/pg/embedded_migrations.h"
 #include "infra/pg/migrator.h"
 #include "infra/pg/pool.h"
+#include "adapters/pg_write/write_store.h"
+#include "adapters/system/system.h"
+#include "application/command_service.h"
 #include "support/test_postgres.h"
 
 namespace shopcqrs {
@@ -20,6 +23,29 @@ namespace {
 
 using infra::pg::Connection;
 using infra::pg::Pool;
+
+// What racing commands answered: successes, refusals with the expected code, anything else.
+struct Outcomes {
+  explicit Outcomes(std::string refused_code) : refused_code(std::move(refused_code)) {}
+  void Count(const domain::Result<app::CommandResult>& result) {
+    if (result) {
+      ++ok;
+    } else if (result.error().code == refused_code) {
+      ++refused;
+    } else {
+      ++other;
+    }
+  }
+  const std::string refused_code;
+  std::atomic<int> ok = 0, refused = 0, other = 0;
+};
+
+// Runs `body(t)` on `threads` threads at once (t = 0, 1, ...) and waits for them.
+void Race(int threads, const std::function<void(int)>& body) {
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) running.emplace_back(body, t);
+  for (auto& thread : running) thread.join();
+}
 
 class WriteStoreTest : public ::testing::Test {
  protected:
@@ -353,56 +379,31 @@ TEST_F(WriteStoreTest, RacingOrdersNeverOversell) {
   auto customer = Customer();
   auto a = Product("A", 100, 25);
   auto b = Product("B", 100, 1000);
-  std::atomic<int> placed = 0, sold_out = 0, other = 0;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 12; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < 10; ++i) {
-        // Alternate line order so that lock ordering is exercised.
-        auto r =
-            (t + i) % 2 ? Place(customer, {{a, 1}, {b, 1}}) : Place(customer, {{b, 1}, {a, 1}});
-        if (r) {
-          ++placed;
-        } else if (r.error().code == "insufficient_stock") {
-          ++sold_out;
-        } else {
-          ++other;
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(placed.load(), 25);
-  EXPECT_EQ(sold_out.load(), 95);
-  EXPECT_EQ(other.load(), 0);
+  Outcomes outcomes("insufficient_stock");
+  Race(12, [&](int t) {
+    for (int i = 0; i < 10; ++i) {
+      // Alternate line order so that lock ordering is exercised.
+      outcomes.Count((t + i) % 2 ? Place(customer, {{a, 1}, {b, 1}})
+                                 : Place(customer, {{b, 1}, {a, 1}}));
+    }
+  });
+  EXPECT_EQ(outcomes.ok.load(), 25);
+  EXPECT_EQ(outcomes.refused.load(), 95);
+  EXPECT_EQ(outcomes.other.load(), 0);
   EXPECT_EQ(Stock(a), 0);
   EXPECT_EQ(Stock(b), 975);
 }
 
 TEST_F(WriteStoreTest, RacingPaymentsOfOneOrderExactlyOneWins) {
-  auto customer = Customer();
-  auto a = Product("A", 100, 10);
-  auto placed = Place(customer, {{a, 2}});
-  ASSERT_TRUE(placed.has_value());
-  auto id = OrderId(placed->id);
-  std::atomic<int> ok = 0, conflict = 0, other = 0;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 16; ++t) {
-    threads.emplace_back([&, t] {
-      auto r = service_->Handle(app::PayOrder{id, 200, "ref-" + std::to_string(t), {}});
-      if (r) {
-        ++ok;
-      } else if (r.error().code == "invalid_transition") {
-        ++conflict;
-      } else {
-        ++other;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(ok.load(), 1);
-  EXPECT_EQ(conflict.load(), 15);
-  EXPECT_EQ(other.load(), 0);
+  // One order of 2 units at 100 cents (value() throws if it cannot be placed).
+  const auto id = OrderId(Place(Customer(), {{Product("A", 100, 10), 2}}).value().id);
+  Outcomes outcomes("invalid_transition");
+  Race(16, [&](int t) {
+    outcomes.Count(service_->Handle(app::PayOrder{id, 200, "ref-" + std::to_string(t), {}}));
+  });
+  EXPECT_EQ(outcomes.ok.load(), 1);
+  EXPECT_EQ(outcomes.refused.load(), 15);
+  EXPECT_EQ(outcomes.other.load(), 0);
   EXPECT_EQ(Scalar("SELECT count(*) FROM payments"), 1);
   EXPECT_EQ(Scalar("SELECT count(*) FROM outbox WHERE event_type = 'OrderPaid'"), 1);
 }

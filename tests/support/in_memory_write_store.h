@@ -110,21 +110,21 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
     // Optimistic: conflicts are detected at Commit.
   }
 
-  std::optional<app::StoredCommand> FindIdempotencyKey(const std::string& key) override {
+  // A copy of what `stored` (a map of the store's state) holds under `key`, if anything.
+  template <class Map>
+  std::optional<typename Map::mapped_type> Stored(const Map& stored,
+                                                  const typename Map::key_type& key) {
     std::lock_guard lock(store_.mu_);
-    if (auto it = store_.state_.idempotency_keys.find(key);
-        it != store_.state_.idempotency_keys.end()) {
-      return it->second;
-    }
+    if (auto it = stored.find(key); it != stored.end()) return it->second;
     return std::nullopt;
   }
 
+  std::optional<app::StoredCommand> FindIdempotencyKey(const std::string& key) override {
+    return Stored(store_.state_.idempotency_keys, key);
+  }
+
   std::optional<domain::Customer> LoadCustomer(const domain::CustomerId& id) override {
-    std::lock_guard lock(store_.mu_);
-    if (auto it = store_.state_.customers.find(id); it != store_.state_.customers.end()) {
-      return it->second;
-    }
-    return std::nullopt;
+    return Stored(store_.state_.customers, id);
   }
 
   bool CustomerExists(const domain::CustomerId& id) override {
@@ -133,11 +133,7 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
   }
 
   std::optional<domain::Product> LoadProduct(const domain::ProductId& id) override {
-    std::lock_guard lock(store_.mu_);
-    if (auto it = store_.state_.products.find(id); it != store_.state_.products.end()) {
-      return it->second;
-    }
-    return std::nullopt;
+    return Stored(store_.state_.products, id);
   }
 
   std::vector<domain::Product> LoadProductsForUpdate(
@@ -155,11 +151,7 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
   }
 
   std::optional<domain::Order> LoadOrder(const domain::OrderId& id) override {
-    std::lock_guard lock(store_.mu_);
-    if (auto it = store_.state_.orders.find(id); it != store_.state_.orders.end()) {
-      return it->second;
-    }
-    return std::nullopt;
+    return Stored(store_.state_.orders, id);
   }
 
   void InsertCustomer(const domain::Customer& customer) override {
@@ -191,6 +183,22 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
     keys_.push_back({idempotency, result});
   }
 
+  // Each of `writes` finds `stored` as it expects: an update (with its previous version) the
+  // aggregate at that version, an insert no aggregate. `what` names the aggregate in errors.
+  template <class Writes, class Stored>
+  static void CheckVersions(const Writes& writes, const Stored& stored, const std::string& what) {
+    for (const auto& [aggregate, previous] : writes) {
+      auto it = stored.find(aggregate.id());
+      if (previous) {
+        if (it == stored.end() || it->second.version() != *previous) {
+          throw app::TransientStoreError(what + " changed concurrently");
+        }
+      } else if (it != stored.end()) {
+        throw std::logic_error(what + " id inserted twice");
+      }
+    }
+  }
+
   domain::Result<std::string> Commit() override {
     if (committed_) throw std::logic_error("transaction already committed");
     std::lock_guard lock(store_.mu_);
@@ -205,16 +213,7 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
     }
 
     // ---- check everything first ----
-    for (const auto& [customer, previous] : customers_) {
-      auto it = state.customers.find(customer.id());
-      if (previous) {
-        if (it == state.customers.end() || it->second.version() != *previous) {
-          throw app::TransientStoreError("customer changed concurrently");
-        }
-      } else if (it != state.customers.end()) {
-        throw std::logic_error("customer id inserted twice");
-      }
-    }
+    CheckVersions(customers_, state.customers, "customer");
     {
       // Emails after this commit: stored ones not rewritten here, plus ours.
       std::map<std::string, domain::CustomerId> emails;
@@ -261,16 +260,7 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
         throw app::TransientStoreError("product stock changed concurrently");
       }
     }
-    for (const auto& [order, previous] : orders_) {
-      auto it = state.orders.find(order.id());
-      if (previous) {
-        if (it == state.orders.end() || it->second.version() != *previous) {
-          throw app::TransientStoreError("order changed concurrently");
-        }
-      } else if (it != state.orders.end()) {
-        throw std::logic_error("order id inserted twice");
-      }
-    }
+    CheckVersions(orders_, state.orders, "order");
     for (const auto& [idempotency, result] : keys_) {
       if (state.idempotency_keys.contains(idempotency.key)) {
         throw app::TransientStoreError("idempotency key saved concurrently");
