@@ -18,8 +18,8 @@
 
 #include <boost/json.hpp>
 
-#include "infra/pg/migrator.h"
 #include "devstack/postgres_server.h"
+#include "infra/pg/migrator.h"
 
 namespace shopcqrs::bench {
 

@@ -29,12 +29,12 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "cqrs/projector.h"
 #include "devstack/postgres_server.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
 
 #include "bench_support.h"
 

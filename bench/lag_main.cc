@@ -43,19 +43,19 @@
 #include <boost/json.hpp>
 
 #include "adapters/nats/jetstream_source.h"
-#include "adapters/relay/relay.h"
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_write/write_store.h"
+#include "adapters/relay/relay.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
 #include "devstack/nats_server.h"
 #include "devstack/postgres_server.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 
 #include "bench_support.h"
 

@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
-#include "infra/redis/redis_client.h"
 #include "devstack/supervised_server.h"
+#include "infra/redis/redis_client.h"
 
 namespace shopcqrs::devstack {
 

@@ -18,9 +18,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
 #include "adapters/pg_read/projection.h"
@@ -34,6 +31,9 @@
 #include "cqrs/projector.h"
 #include "devstack/postgres_server.h"
 #include "devstack/process.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "support/events.h"
 #include "support/eventually.h"
 #include "support/projector_rig.h"

@@ -19,14 +19,10 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
 #include "adapters/pg_write/write_store.h"
-#include "infra/redis/redis_client.h"
 #include "adapters/redis/redis_projection.h"
 #include "adapters/redis/redis_read_model.h"
 #include "adapters/system/system.h"
@@ -35,6 +31,10 @@
 #include "cqrs/projector.h"
 #include "devstack/redis_server.h"
 #include "domain/time.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
+#include "infra/redis/redis_client.h"
 #include "support/events.h"
 #include "support/eventually.h"
 #include "support/projector_rig.h"
@@ -86,8 +86,7 @@ std::string Opt(const std::optional<std::string>& s) { return s ? *s : "∅"; }
 
 // Asserts that Redis holds exactly what the write database implies: every order view, the
 // top-sellers ranking and the applied-events counter.
-void ExpectRedisMatchesWrite(const std::string& write,
-                             const infra::redis::RedisEndpoint& endpoint,
+void ExpectRedisMatchesWrite(const std::string& write, const infra::redis::RedisEndpoint& endpoint,
                              const std::string& prefix) {
   infra::pg::Connection c(write);
   auto orders = c.Exec(
@@ -372,14 +371,13 @@ TEST(RedisQueries, FallsBackToPostgresWhenRedisIsDownOrMisses) {
   const auto read = MigratedDatabase("r", "pg_read");
   Workload load(write, 3, 3);
   load.Steps(60, 3);
-  auto placed = load.commands.Handle(
-      app::PlaceOrder{*domain::CustomerId::Parse(infra::pg::Connection(write)
-                                                     .Exec("SELECT id::text FROM customers LIMIT 1")
-                                                     .String(0, 0)),
-                      {{*domain::ProductId::Parse(infra::pg::Connection(write)
-                                                      .Exec("SELECT id::text FROM products LIMIT 1")
-                                                      .String(0, 0)),
-                        1}}});
+  auto placed = load.commands.Handle(app::PlaceOrder{
+      *domain::CustomerId::Parse(
+          infra::pg::Connection(write).Exec("SELECT id::text FROM customers LIMIT 1").String(0, 0)),
+      {{*domain::ProductId::Parse(infra::pg::Connection(write)
+                                      .Exec("SELECT id::text FROM products LIMIT 1")
+                                      .String(0, 0)),
+        1}}});
   ASSERT_TRUE(placed);
   const auto order = *domain::OrderId::Parse(placed->id);
 

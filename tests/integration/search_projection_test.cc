@@ -18,9 +18,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
 #include "adapters/pg_read/projection.h"
@@ -32,6 +29,9 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "support/command_side.h"
 #include "support/events.h"
 #include "support/projector_rig.h"
@@ -43,9 +43,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace test_support;
-using infra::pg::Connection;
 using adapters::pg_read::PgReadProjection;
 using adapters::pg_read::SearchProjection;
+using infra::pg::Connection;
 using SearchRig = OutboxRig<SearchProjection>;
 using ReadRig = OutboxRig<PgReadProjection>;
 

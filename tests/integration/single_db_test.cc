@@ -16,9 +16,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
@@ -29,6 +26,9 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "support/command_side.h"
 #include "support/projector_rig.h"
 #include "support/sql.h"

@@ -17,12 +17,12 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "infra/pg/connection.h"
-#include "infra/pg/migrator.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "application/commands.h"
 #include "cqrs/commit_bound.h"
 #include "devstack/postgres_server.h"
+#include "infra/pg/connection.h"
+#include "infra/pg/migrator.h"
 #include "support/eventually.h"
 #include "support/sql.h"
 #include "support/temp_dir.h"

@@ -10,12 +10,12 @@
 #include <utility>
 #include <vector>
 
-#include "infra/pg/embedded_migrations.h"
-#include "infra/pg/migrator.h"
-#include "infra/pg/pool.h"
 #include "adapters/pg_write/write_store.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
+#include "infra/pg/embedded_migrations.h"
+#include "infra/pg/migrator.h"
+#include "infra/pg/pool.h"
 #include "support/test_postgres.h"
 
 namespace shopcqrs {

@@ -5,11 +5,11 @@
 
 #include <string>
 
-#include "infra/pg/pool.h"
 #include "adapters/pg_write/write_store.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
+#include "infra/pg/pool.h"
 
 namespace shopcqrs::test_support {
 

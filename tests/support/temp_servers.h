@@ -9,9 +9,9 @@
 #include <fmt/format.h>
 
 #include "adapters/nats/event_messages.h"
-#include "infra/nats/jetstream.h"
 #include "devstack/nats_server.h"
 #include "devstack/redis_server.h"
+#include "infra/nats/jetstream.h"
 #include "support/temp_dir.h"
 
 namespace shopcqrs::test_support {

@@ -21,13 +21,13 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "infra/pg/pool.h"
 #include "adapters/pg_write/write_store.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
 #include "application/read_model.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "infra/pg/pool.h"
 #include "support/command_side.h"
 #include "support/sql.h"
 
