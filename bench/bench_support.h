@@ -34,10 +34,12 @@ inline std::string MakeTempDir(std::string_view prefix) {
 // `dir`/read (`dir` is made traversable: the servers may run as the postgres user); started,
 // and the write database migrated.
 struct BenchServers {
+  // `read_nice` > 0 runs the read server at a lower CPU priority (as `shopcqrs up` does).
   BenchServers(const std::filesystem::path& dir, bool fsync,
-               const std::vector<std::pair<std::string, std::string>>& settings = {})
-      : write_server(Options(dir, "write", fsync, settings)),
-        read_server(Options(dir, "read", fsync, settings)) {
+               const std::vector<std::pair<std::string, std::string>>& settings = {},
+               int read_nice = 0)
+      : write_server(Options(dir, "write", fsync, settings, 0)),
+        read_server(Options(dir, "read", fsync, settings, read_nice)) {
     write_server.Start();
     read_server.Start();
     write = write_server.ConnectionString();
@@ -55,7 +57,7 @@ struct BenchServers {
  private:
   static devstack::PostgresServer::Options Options(
       const std::filesystem::path& dir, const char* name, bool fsync,
-      const std::vector<std::pair<std::string, std::string>>& settings) {
+      const std::vector<std::pair<std::string, std::string>>& settings, int nice) {
     ::chmod(dir.c_str(), 0755);
     devstack::PostgresServer::Options o;
     o.data_dir = dir / name;
@@ -63,6 +65,7 @@ struct BenchServers {
     o.fsync = fsync;
     o.stop_with_parent = true;
     o.settings = settings;
+    o.nice = nice;
     return o;
   }
 };

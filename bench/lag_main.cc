@@ -174,6 +174,7 @@ int Run(int argc, char** argv) {
   std::string rates_text = "100,500,1000";
   double duration = 10;
   int threads = 16;
+  int read_nice = 0;
   bool fsync = false;
   std::string sources_text = "outbox,broker";
   std::string json_file = std::string(SHOPCQRS_BENCH_RESULTS_DIR) + "/lag-latest.json";
@@ -183,6 +184,9 @@ int Run(int argc, char** argv) {
   cli.add_option("--threads", threads, "client threads (= write pool size)")
       ->check(CLI::Range(1, 256));
   cli.add_flag("--fsync", fsync, "run the servers with fsync on (default: off, like the tests)");
+  cli.add_option("--read-nice", read_nice,
+                 "niceness added to the read server (default 0; `shopcqrs up` uses 5)")
+      ->check(CLI::Range(0, 19));
   cli.add_option("--sources", sources_text,
                  "event paths to measure, comma-separated: outbox (direct), broker (NATS)");
   cli.add_option("--json", json_file, "where to write the JSON result");
@@ -207,7 +211,7 @@ int Run(int argc, char** argv) {
   }
 
   const std::string dir = MakeTempDir("shopcqrs-lag-");
-  BenchServers servers(dir, fsync);
+  BenchServers servers(dir, fsync, {}, read_nice);
   const auto& write = servers.write;
   auto& read_server = servers.read_server;
   std::unique_ptr<devstack::NatsServer> nats_server;

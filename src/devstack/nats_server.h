@@ -32,6 +32,8 @@ class NatsServer final : public SupervisedServer {
     std::chrono::milliseconds start_timeout{30'000};
     std::chrono::milliseconds stop_timeout{10'000};
     std::chrono::milliseconds check_interval{200};
+    // > 0: the server runs at a lower CPU priority (ServerSupervisor::Options::nice).
+    int nice = 0;
   };
 
   explicit NatsServer(Options options);

@@ -58,6 +58,9 @@ class PostgresServer final : public SupervisedServer {
     std::chrono::milliseconds stop_timeout{30'000};
     // How often the supervisor checks that the postmaster is alive.
     std::chrono::milliseconds check_interval{200};
+    // > 0: the server (postmaster and every backend it forks) runs at a lower CPU priority,
+    // e.g. a read server, so that it never takes the CPU the write server's commands need.
+    int nice = 0;
     // The kernel fast-shuts-down the server (SIGINT) when this process dies (PR_SET_PDEATHSIG,
     // tied to the supervisor thread, which lives as long as the server is supervised).
     // false: the server outlives a killed process, unsupervised until the next Start on the

@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,10 +56,10 @@ struct ChildFailure {
 };
 
 constexpr const char* kStageNames[] = {
-    "redirect stdio", "change directory",        "setgroups", "setgid", "setuid", "exec",
-    "setpgid",        "set parent-death signal",
+    "redirect stdio", "change directory",        "setgroups",    "setgid", "setuid", "exec",
+    "setpgid",        "set parent-death signal", "set niceness",
 };
-enum Stage { kStdio, kChdir, kSetgroups, kSetgid, kSetuid, kExec, kSetpgid, kPdeathsig };
+enum Stage { kStdio, kChdir, kSetgroups, kSetgid, kSetuid, kExec, kSetpgid, kPdeathsig, kNice };
 
 [[noreturn]] void ChildFail(int fd, Stage stage) {
   ChildFailure failure{stage, errno};
@@ -339,6 +340,13 @@ void ChildProcess::Start(ChildProcessOptions options) {
       ChildFail(wfd, kStdio);
     }
     if (!working_dir.empty() && ::chdir(working_dir.c_str()) != 0) ChildFail(wfd, kChdir);
+    if (options.nice != 0) {
+      errno = 0;
+      const int current = ::getpriority(PRIO_PROCESS, 0);
+      if (errno != 0 || ::setpriority(PRIO_PROCESS, 0, current + options.nice) != 0) {
+        ChildFail(wfd, kNice);
+      }
+    }
     if (user) {
       if (::setgroups(user->groups.size(), user->groups.data()) != 0) ChildFail(wfd, kSetgroups);
       if (::setgid(user->gid) != 0) ChildFail(wfd, kSetgid);

@@ -87,6 +87,9 @@ struct ChildProcessOptions {
   // as long as the child should (typically the main thread). It is set after the user
   // switch (which would clear it) and survives exec unless the program is setuid.
   int parent_death_signal = 0;
+  // Added to the child's niceness before exec (setpriority); > 0 lowers its CPU priority, so a
+  // server that can wait (a read store) yields the CPU to one that must not (the write store).
+  int nice = 0;
 };
 
 // One child process: fork + exec with stdio redirected. Not copyable; movable only before

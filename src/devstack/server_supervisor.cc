@@ -254,6 +254,7 @@ void ServerSupervisor::Spawn() {
   child.new_process_group = true;  // StopLeftovers and Stop rely on it
   // Spawned by the supervisor thread, which lives as long as the child is supervised.
   child.parent_death_signal = options_.parent_death_signal;
+  child.nice = options_.nice;
   child_.Start(std::move(child));
 }
 

@@ -51,6 +51,8 @@ class ServerSupervisor {
     // Sent by the kernel to the child when this process dies; 0: the child outlives us (the
     // next Start on `data_dir` then stops it as a leftover).
     int parent_death_signal = SIGKILL;
+    // Added to the server's niceness (ChildProcessOptions::nice) at every start.
+    int nice = 0;
     // The child's command line for `port` (log file, working dir and parent-death signal are
     // set by the supervisor).
     std::function<ChildProcessOptions(int port)> command;

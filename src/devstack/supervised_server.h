@@ -62,6 +62,7 @@ class SupervisedServer {
           supervisor.start_timeout = options.start_timeout;
           supervisor.stop_timeout = options.stop_timeout;
           supervisor.check_interval = options.check_interval;
+          supervisor.nice = options.nice;
           supervisor.command = [this](int port) { return Command(port); };
           supervisor.probe = [this](int port) { return Probe(port); };
           return std::move(supervisor);

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,11 +21,13 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -371,6 +374,30 @@ TEST_F(PostgresServerTest, UsesAnExplicitPortAndExtraSettings) {
   EXPECT_EQ(QueryValue(server.ConnectionString("extra"), "SELECT 1"), std::nullopt);
 }
 
+// The niceness field of /proc/<pid>/stat (the 17th after "pid (comm)"); nullopt if gone.
+std::optional<int> NicenessOf(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string field;
+  for (int i = 0; i < 17 && fields >> field; ++i) {
+  }
+  return std::stoi(field);
+}
+
+TEST_F(PostgresServerTest, ARaisedNicenessReachesThePostmasterAndEveryBackend) {
+  auto options = TestOptions(data_dir_);
+  options.nice = 5;
+  PostgresServer server(options);
+  server.Start();
+  const int own = ::getpriority(PRIO_PROCESS, 0);
+  EXPECT_EQ(NicenessOf(server.Pid()), std::min(own + 5, 19));
+  const auto backend = QueryValue(server.ConnectionString(), "SELECT pg_backend_pid()");
+  ASSERT_TRUE(backend);
+  EXPECT_EQ(NicenessOf(std::stoi(*backend)), std::min(own + 5, 19));
+}
+
 TEST_F(PostgresServerTest, StartupFailureReportsTheServerLog) {
   auto options = TestOptions(data_dir_);
   options.settings.emplace_back("shared_buffers", "banana");
@@ -508,6 +535,17 @@ TEST(ChildProcess, ParentDeathSignalFiresWhenTheSpawningThreadEnds) {
   auto status = child.Wait(10s);
   ASSERT_TRUE(status);
   EXPECT_EQ(status->signal, SIGKILL);
+}
+
+TEST(ChildProcess, RunsAtTheNicenessItIsGiven) {
+  const int own = ::getpriority(PRIO_PROCESS, 0);
+  for (const int nice : {0, 3}) {
+    ChildProcess child;
+    child.Start({.argv = {"sh", "-c", "nice"}, .stdout_to = ChildOutput::Pipe(), .nice = nice});
+    ASSERT_TRUE(child.Wait(10s));
+    EXPECT_EQ(child.ReadOutput(ChildStream::kStdout),
+              fmt::format("{}\n", std::min(own + nice, 19)));
+  }
 }
 
 TEST(ChildProcess, SendsStdoutAndStderrToFilesOfTheirOwn) {

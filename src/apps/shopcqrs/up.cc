@@ -17,6 +17,10 @@ namespace shopcqrs::apps {
 
 using apps::Config;
 
+// The read stores (read PostgreSQL and Redis) run at this niceness: under load they yield the
+// CPU to the write server, whose commands must not wait; they catch up in the gaps.
+constexpr int kReadSideNice = 5;
+
 Config UpConfig(const EnvLookup& env, const std::optional<std::string>& listen,
                 const std::optional<std::string>& log_level) {
   Config config;
@@ -59,6 +63,7 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   devstack::PostgresServer::Options read_options;
   read_options.data_dir = root / "read-pg";
   read_options.name = "read";
+  read_options.nice = kReadSideNice;
   devstack::PostgresServer read_server(read_options);
 
   // initdb and start-up of the two servers overlap.
@@ -68,6 +73,7 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   devstack::RedisServer::Options redis_options;
   redis_options.data_dir = root / "redis";
   redis_options.name = "redis";
+  redis_options.nice = kReadSideNice;
   devstack::RedisServer redis_server(redis_options);
   redis_server.Start();
   devstack::NatsServer::Options nats_options;
