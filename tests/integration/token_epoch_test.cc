@@ -84,10 +84,24 @@ TEST(ConsistencyTokens, ATokenIssuedAfterAWriteServerCrashWaitsForItsCommand) {
     ASSERT_FALSE(TokenOf(load, "before").empty());
     // xids handed out, then rolled back: nothing of them is flushed.
     infra::pg::Connection c(write);
-    for (int i = 0; i < 300; ++i) c.Exec("BEGIN; SELECT pg_current_xact_id(); ROLLBACK");
-    // A read store that has applied everything so far holds the reader's bound.
+    std::uint64_t last_xid = 0;
+    for (int i = 0; i < 300; ++i) {
+      c.Exec("BEGIN");
+      last_xid = static_cast<std::uint64_t>(
+          c.Exec("SELECT pg_current_xact_id()::text::bigint").Int64(0, 0));
+      c.Exec("ROLLBACK");
+    }
+    // A read store that has applied everything so far holds the reader's bound -- once it is
+    // past the rolled-back xids (a transaction of the commit notifier still open when the reader
+    // looks holds the bound back).
     adapters::pg_outbox::OutboxReader reader({write});
-    store_bound = reader.FetchBatch({}, 100000).next.bound;
+    ASSERT_TRUE(test_support::Eventually(
+        [&] {
+          store_bound = reader.FetchBatch({}, 100000).next.bound;
+          return cqrs::BoundXid(store_bound) > last_xid;
+        },
+        10s, 5ms))
+        << "the reader's bound never passed the rolled-back xids";
     KillServer(server.Pid());
   }
   // The supervisor starts it again (crash recovery replays the WAL).
