@@ -4,9 +4,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <stdexcept>
-
 #include <charconv>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -33,9 +32,7 @@ PgError MakeError(const PGresult* result, std::string_view what) {
 // to unexpected postmaster exit" -- and cannot connect now). The server sends them as FATAL and
 // closes the socket; libpq may report the error result before it has seen the close.
 bool EndsTheSession(const PGresult* result) {
-  const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-  if (sqlstate == nullptr) return false;
-  const std::string_view code(sqlstate);
+  const std::string code = FieldOf(result, PG_DIAG_SQLSTATE);
   return code.starts_with("08") || code == "57P01" || code == "57P02" || code == "57P03";
 }
 
@@ -259,11 +256,12 @@ std::vector<Result> Connection::Pipeline::Run() {
     if (!raw) connection_.ThrowLost("pipeline lost a result");
     Result result(raw);
     const auto status = PQresultStatus(raw);
+    const auto& item = items_[i];
+    const char* what = item.statement ? item.statement->name : "pipeline statement";
     if (status == PGRES_FATAL_ERROR && EndsTheSession(raw)) {
-      connection_.ThrowLost(items_[i].statement ? items_[i].statement->name : "pipeline statement");
+      connection_.ThrowLost(what);
     } else if (status == PGRES_FATAL_ERROR && !first_error) {
-      const auto& item = items_[i];
-      first_error = MakeError(raw, item.statement ? item.statement->name : "pipeline statement");
+      first_error = MakeError(raw, what);
     } else if (status != PGRES_PIPELINE_ABORTED && status != PGRES_FATAL_ERROR &&
                !IsSuccess(status)) {
       connection_.ThrowLost("unexpected pipeline result");
