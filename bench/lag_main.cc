@@ -178,6 +178,8 @@ int Run(int argc, char** argv) {
   bool fsync = false;
   std::string sources_text = "outbox,broker";
   std::string json_file = std::string(SHOPCQRS_BENCH_RESULTS_DIR) + "/lag-latest.json";
+  int stat_statements = 0;
+  bool keep = false;
   CLI::App cli{"shopcqrs-bench-lag: command -> visible in the read database"};
   cli.add_option("--rates", rates_text, "commands/s, comma-separated");
   cli.add_option("--duration", duration, "measured seconds per rate")->check(CLI::PositiveNumber);
@@ -190,6 +192,11 @@ int Run(int argc, char** argv) {
   cli.add_option("--sources", sources_text,
                  "event paths to measure, comma-separated: outbox (direct), broker (NATS)");
   cli.add_option("--json", json_file, "where to write the JSON result");
+  cli.add_option("--stat-statements", stat_statements,
+                 "after each rate, print the N statements of each server that took the most "
+                 "execution time during it (pg_stat_statements, nested statements included)")
+      ->check(CLI::Range(0, 100));
+  cli.add_flag("--keep", keep, "keep the servers' data directories and logs");
   CLI11_PARSE(cli, argc, argv);
   std::vector<std::string> sources;
   {
@@ -211,7 +218,14 @@ int Run(int argc, char** argv) {
   }
 
   const std::string dir = MakeTempDir("shopcqrs-lag-");
-  BenchServers servers(dir, fsync, {}, read_nice);
+  std::vector<std::pair<std::string, std::string>> settings;
+  if (stat_statements > 0) {
+    settings = {{"shared_preload_libraries", "pg_stat_statements,auto_explain"},
+                {"pg_stat_statements.track", "all"},
+                {"auto_explain.log_min_duration", "1ms"},
+                {"auto_explain.log_nested_statements", "on"}};
+  }
+  BenchServers servers(dir, fsync, settings, read_nice);
   const auto& write = servers.write;
   auto& read_server = servers.read_server;
   std::unique_ptr<devstack::NatsServer> nats_server;
@@ -352,6 +366,13 @@ int Run(int argc, char** argv) {
         }
       };
       std::this_thread::sleep_until(measure_from - std::chrono::milliseconds(10));
+      if (stat_statements > 0) {
+        for (const auto* db : {&write, &read}) {
+          infra::pg::Connection c(*db);
+          c.Exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+          c.Exec("SELECT pg_stat_statements_reset()");
+        }
+      }
       std::vector<std::thread> workers;
       for (int t = 0; t < threads; ++t) workers.emplace_back(worker, t);
       std::this_thread::sleep_until(measure_from);
@@ -368,6 +389,23 @@ int Run(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
       observer.recording = false;
+      if (stat_statements > 0) {
+        for (const auto& [label, db] : {std::pair{"write", &write}, std::pair{"read", &read}}) {
+          infra::pg::Connection c(*db);
+          const auto top = c.Exec(fmt::format(
+              "SELECT calls, round(total_exec_time::numeric, 1), "
+              "round((total_exec_time / calls * 1000)::numeric, 1), "
+              "left(regexp_replace(query, '\\s+', ' ', 'g'), 110) FROM pg_stat_statements "
+              "ORDER BY total_exec_time DESC LIMIT {}",
+              stat_statements));
+          fmt::print("{} {:.0f}/s {} server: calls, total ms, mean us, statement\n", source, rate,
+                     label);
+          for (int i = 0; i < top.rows(); ++i) {
+            fmt::print("  {:>8} {:>9} {:>8}  {}\n", top.String(i, 0), top.String(i, 1),
+                       top.String(i, 2), top.String(i, 3));
+          }
+        }
+      }
       std::vector<double> visible_ms;
       for (const auto& [at, bound] : returned) {
         const auto reached = timeline.Reached(bound);
@@ -429,7 +467,11 @@ int Run(int argc, char** argv) {
   WriteJson(json_file, out);
   if (nats_server) nats_server->Stop();
   servers.Stop();
-  fs::remove_all(dir);
+  if (keep) {
+    fmt::print("kept the servers' data and logs in {}\n", dir);
+  } else {
+    fs::remove_all(dir);
+  }
   return 0;
 }
 

@@ -2,6 +2,8 @@
 // CommandService and PgWriteStore, the outbox rows they append, idempotency, tokens and races.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <functional>
@@ -290,6 +292,42 @@ TEST_F(WriteStoreTest, ASessionEndedByTheServerIsStoreUnavailableInEveryCommand)
   // Nothing half-done, and the store recovers with a new session.
   EXPECT_EQ(Scalar("SELECT count(*) FROM outbox"), 3);
   EXPECT_TRUE(service.Handle(app::PayOrder{order, 100, "ref", {}}).has_value());
+}
+
+// The write pool prepares its statements when a session opens, often on an empty database,
+// and PostgreSQL may keep the generic plan made then: for the stock update a hash join over a
+// sequential scan of products, paid by every order on a grown catalogue. Every command statement
+// reads by key, and must stay on the key indexes whatever the statistics were when planned.
+TEST_F(WriteStoreTest, PreparedStatementsStayOnTheKeyIndexesAsTheTablesGrow) {
+  Pool pool(adapters::pg_write::WritePoolOptions(conninfo_, 1));
+  auto session = pool.Acquire();
+  session->Exec("SET plan_cache_mode = force_generic_plan");
+  const std::string id = "00000000-0000-0000-0000-000000000001";
+  const std::string ids = "{" + id + "}";
+  const std::vector<std::pair<std::string, std::string>> statements = {
+      {"w_load_products_for_update", fmt::format("'{}'", ids)},
+      {"w_update_stock", fmt::format("'{}', '{{1}}', now()", ids)},
+      {"w_load_product", fmt::format("'{}'", id)},
+      {"w_load_order", fmt::format("'{}'", id)},
+      {"w_load_order_lines", fmt::format("'{}'", id)},
+      {"w_load_customer", fmt::format("'{}'", id)},
+      {"w_customer_exists", fmt::format("'{}'", id)},
+      {"w_find_idempotency_key", "'k'"}};
+  session->Exec("BEGIN");
+  for (const auto& [name, args] : statements) {
+    session->Exec(fmt::format("EXECUTE {}({})", name, args));  // planned on the empty tables
+  }
+  session->Exec("ROLLBACK");
+  sql_->Exec(
+      "INSERT INTO products (id, sku, name, price_cents, stock, version, created_at, updated_at) "
+      "SELECT gen_random_uuid(), 'sku-' || n, 'p', 1, 1, 1, now(), now() "
+      "FROM generate_series(1, 5000) n");
+  for (const auto& [name, args] : statements) {
+    auto plan = session->Exec(fmt::format("EXPLAIN EXECUTE {}({})", name, args));
+    std::string text;
+    for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
+    EXPECT_EQ(text.find("Seq Scan"), std::string::npos) << name << ":\n" << text;
+  }
 }
 
 TEST_F(WriteStoreTest, CancelFromPaidRefundsAndReturnsStock) {

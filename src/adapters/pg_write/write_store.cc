@@ -343,8 +343,14 @@ infra::pg::Pool::Options WritePoolOptions(std::string conninfo, int size) {
   infra::pg::Pool::Options options;
   options.conninfo = std::move(conninfo);
   options.size = size;
+  // enable_seqscan = off: every command statement reads and writes rows by key. The statements
+  // are prepared when a session opens, often on a still empty database, and PostgreSQL may keep
+  // the generic plan made then -- for the stock update a hash join over a sequential scan of all
+  // products, paid by every order on a grown catalogue. Priced out, the plan is the key index.
+  // jit = off: that price would lift a plan above the JIT thresholds; short statements never gain.
   options.on_connect = [](infra::pg::Connection& connection) {
-    connection.Exec("SET application_name = 'shopcqrs-write'");
+    connection.Exec(
+        "SET application_name = 'shopcqrs-write'; SET enable_seqscan = off; SET jit = off");
     connection.Exec(queries::kRecordSessionEpoch);
     connection.PrepareAll(queries::All());
   };
