@@ -53,7 +53,11 @@ std::uint64_t ParseU64(std::string_view text) {
 OutboxReader::OutboxReader(Options options)
     : options_(std::move(options)),
       connection_({.conninfo = options_.conninfo,
-                   .session = {.application_name = "shopcqrs-outbox-reader"},
+                   // Prepared once per session, maybe on an empty outbox: its generic plans
+                   // must stay on outbox_xid_position_idx as the retained log grows (no
+                   // sequential scan; no JIT for the price of a disabled one).
+                   .session = {.application_name = "shopcqrs-outbox-reader",
+                               .settings = {{"enable_seqscan", "off"}, {"jit", "off"}}},
                    .statements = {kFetch, kOldestBlocking, kCountAfter},
                    .listen = {kOutboxChannel},
                    .on_connect = [this](infra::pg::Connection& connection) {

@@ -5,6 +5,7 @@
 #include <map>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -98,18 +99,43 @@ int DayOf(domain::Timestamp t) {
   return static_cast<int>(std::chrono::floor<std::chrono::days>(t).time_since_epoch().count());
 }
 
+// The rows the projection keeps between batches (projection_support::RowCache).
+struct ReadPgCache final : projection_support::BatchCache {
+  projection_support::RowCache<CustomerRow> customers;
+  projection_support::RowCache<ProductRow> products;
+  projection_support::RowCache<OrderRow> orders;
+  void Clear() override {
+    customers.Clear();
+    products.Clear();
+    orders.Clear();
+  }
+};
+
 // The whole projection state a batch touches, applied in memory.
 class BatchState final : public projection_support::Batch {
  public:
-  explicit BatchState(const std::vector<cqrs::StoredEvent>& events)
-      : decoded_(projection_support::DecodeAll(events)) {
+  using Cache = ReadPgCache;
+
+  BatchState(const std::vector<cqrs::StoredEvent>& events, Cache& cache)
+      : cache_(cache), decoded_(projection_support::DecodeAll(events)) {
     for (const auto& event : decoded_) NoteIds(event);
   }
 
-  void QueueLoads(BatchTransaction& tx) override {
-    LoadRows(tx, queries::kLoadOrders, orders_, kOrderColumns);
-    LoadRows(tx, queries::kLoadCustomers, customers_, kCustomerColumns);
-    LoadRows(tx, queries::kLoadProducts, products_, kProductColumns);
+  void QueueLoads(BatchTransaction& tx, bool fresh) override {
+    // An order whose OrderPlaced is in a fresh batch has no row in the store yet (only that
+    // event creates one).
+    if (fresh) {
+      for (const auto* id : placed_first_) orders_.at(*id).known = true;
+    }
+    LoadRows(tx, queries::kLoadOrders, orders_, kOrderColumns, &cache_.orders);
+    LoadRows(tx, queries::kLoadCustomers, customers_, kCustomerColumns, &cache_.customers);
+    LoadRows(tx, queries::kLoadProducts, products_, kProductColumns, &cache_.products);
+  }
+
+  void Remember() override {
+    projection_support::RememberRows(orders_, cache_.orders);
+    projection_support::RememberRows(customers_, cache_.customers);
+    projection_support::RememberRows(products_, cache_.products);
   }
 
   std::int64_t ApplyEvents(const std::vector<cqrs::StoredEvent>& events) override {
@@ -144,7 +170,10 @@ class BatchState final : public projection_support::Batch {
     std::visit(
         [&](const auto& e) {
           if constexpr (requires { e.order_id; }) {
-            orders_.try_emplace(e.order_id.ToString());
+            const auto [it, inserted] = orders_.try_emplace(e.order_id.ToString());
+            if constexpr (std::is_same_v<std::decay_t<decltype(e)>, domain::OrderPlaced>) {
+              if (inserted && event.aggregate_version == 1) placed_first_.push_back(&it->first);
+            }
             customers_.try_emplace(e.customer_id.ToString());
           } else if constexpr (requires { e.customer_id; }) {
             customers_.try_emplace(e.customer_id.ToString());
@@ -424,13 +453,17 @@ class BatchState final : public projection_support::Batch {
   std::unordered_map<std::string, ProductRow> products_;
   std::unordered_map<std::string, OrderRow> orders_;
   std::map<int, DayDelta> days_;
+  Cache& cache_;
   std::vector<domain::DomainEvent> decoded_;
+  // Orders whose first event in the batch is their OrderPlaced (keys of orders_).
+  std::vector<const std::string*> placed_first_;
 };
 
 }  // namespace
 
 PgReadProjection::PgReadProjection(std::string conninfo, std::string name)
     : BatchProjection(std::move(conninfo), std::move(name),
-                      &projection_support::MakeBatch<BatchState>) {}
+                      &projection_support::MakeBatch<BatchState>,
+                      &projection_support::MakeCache<BatchState>) {}
 
 }  // namespace shopcqrs::adapters::pg_read

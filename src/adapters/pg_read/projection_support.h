@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
@@ -170,10 +172,12 @@ std::optional<std::string> RowsJson(const Rows& rows, Include include, Fields fi
 }
 
 // What every row of a batch carries: the version of the aggregate it stands for (0: the store
-// has no row for it yet) and whether the batch changed it.
+// has no row for it yet), whether the batch changed it, and whether its stored state is already
+// in the batch (from the row cache, or known to be absent) so that it needs no load.
 struct RowState {
   std::int64_t version = 0;
   bool dirty = false;
+  bool known = false;
 };
 
 // One column of a row type: its name in the JSON the upserts take and the member that holds it
@@ -225,7 +229,8 @@ std::vector<std::optional<domain::DomainEvent>> DecodeWanted(
 struct ApplyTimings {
   std::uint64_t batches = 0;
   std::uint64_t events = 0;
-  double decode = 0;  // payload JSON -> domain events
+  std::uint64_t load_trips = 0;  // batches that needed the round trip of loads (cache misses)
+  double decode = 0;             // payload JSON -> domain events
   double load = 0;    // BEGIN, checkpoint lock, loading the touched rows (one round trip)
   double apply = 0;   // the events applied to the rows in memory
   double encode = 0;  // the changed rows encoded for the set-based writes
@@ -243,6 +248,57 @@ struct ApplyTimings {
     encode += seconds(t[4] - t[3]);
     write += seconds(t[5] - t[4]);
   }
+};
+
+// Copies the members `columns` name from `from` to `to` (rows of one type).
+template <class Row, class... Columns>
+void CopyColumns(const std::tuple<Columns...>& columns, const Row& from, Row& to) {
+  std::apply([&](const auto&... column) { ((to.*column.member = from.*column.member), ...); },
+             columns);
+}
+
+// What a projection keeps between batches of one table's rows: for each id, the row as the
+// store holds it at the checkpoint the projection last committed (BatchProjection drops every
+// cache when a batch fails or starts from another checkpoint, so a cached row is never older
+// than the store). Live batches touch rows that recent batches wrote (an order is placed, then
+// paid; a customer and the products come back often): they find them here and need no load,
+// and the whole batch becomes one round trip. Two generations of at most capacity/2 rows each:
+// a lookup promotes nothing, an insert goes to the young one, and when it fills up it becomes
+// the old one (the previous old one is dropped) -- bounded memory, recently used rows kept.
+template <class Row>
+class RowCache {
+ public:
+  explicit RowCache(std::size_t capacity = 20000) : half_(std::max<std::size_t>(capacity / 2, 1)) {}
+  const Row* Find(const std::string& id) const {
+    if (auto it = young_.find(id); it != young_.end()) return &it->second;
+    if (auto it = old_.find(id); it != old_.end()) return &it->second;
+    return nullptr;
+  }
+  void Put(const std::string& id, const Row& row) {
+    young_.insert_or_assign(id, row);
+    if (young_.size() >= half_) {
+      old_ = std::move(young_);
+      young_.clear();
+    }
+  }
+  void Clear() {
+    young_.clear();
+    old_.clear();
+  }
+  std::size_t size() const { return young_.size() + old_.size(); }
+
+ private:
+  std::size_t half_;
+  std::unordered_map<std::string, Row> young_;
+  std::unordered_map<std::string, Row> old_;
+};
+
+// The row caches of one projection (a type of its own per projection, see MakeCache); dropped
+// as a whole.
+class BatchCache {
+ public:
+  virtual ~BatchCache() = default;
+  virtual void Clear() = 0;
 };
 
 // The connection of one projection to the read database: opened on first use with the
@@ -284,7 +340,9 @@ class BatchTransaction {
   using Reader = std::function<void(const infra::pg::Result&)>;
   // Queues a load; RunLoads hands its result to `read`.
   void Load(const infra::pg::Statement& statement, infra::pg::Params params, Reader read);
-  void RunLoads();
+  // Sends the loads (with BEGIN and the claim); answers false, sending nothing, when none is
+  // queued.
+  bool RunLoads();
   // Sends BEGIN and the claim now if they are still queued (before statements outside the
   // pipelines, such as COPY).
   void Begin();
@@ -303,14 +361,27 @@ class BatchTransaction {
   bool committed_ = false;
 };
 
-// Queues the load of the rows of `rows` (a map of id -> row; nothing when it is empty) by
-// `statement`: its one parameter is their ids' uuid[], its columns the id and then `columns`.
+// Queues the load of the rows of `rows` (a map of id -> row) by `statement`: its one parameter
+// is their ids' uuid[], its columns the id and then `columns`. A row found in `cache` is copied
+// from there instead, and a row already `known` is left alone; nothing is queued when every row
+// is known.
 template <class Rows, class... Columns>
 void LoadRows(BatchTransaction& tx, const infra::pg::Statement& statement, Rows& rows,
-              const std::tuple<Columns...>& columns) {
-  if (rows.empty()) return;
+              const std::tuple<Columns...>& columns,
+              const RowCache<typename Rows::mapped_type>* cache = nullptr) {
+  std::vector<std::string_view> missing;
+  for (auto& [id, row] : rows) {
+    if (row.known) continue;
+    if (const auto* cached = cache ? cache->Find(id) : nullptr) {
+      CopyColumns(columns, *cached, row);
+      row.known = true;
+    } else {
+      missing.push_back(id);
+    }
+  }
+  if (missing.empty()) return;
   tx.Load(
-      statement, infra::pg::Params().Add(KeysArray(rows)),
+      statement, infra::pg::Params().Add(UuidArray(missing)),
       [&rows, columns](const infra::pg::Result& r) {
         for (int i = 0; i < r.rows(); ++i) {
           auto& row = rows[r.String(i, 0)];
@@ -322,31 +393,44 @@ void LoadRows(BatchTransaction& tx, const infra::pg::Statement& statement, Rows&
       });
 }
 
+// After a commit: every row of `rows` goes into `cache` as the store now holds it.
+template <class Rows>
+void RememberRows(const Rows& rows, RowCache<typename Rows::mapped_type>& cache) {
+  for (const auto& [id, row] : rows) cache.Put(id, row);
+}
+
 // The state one batch of a projection works on: the rows its events touch, loaded, changed in
 // memory and written back.
 class Batch {
  public:
   virtual ~Batch() = default;
-  // Queues the loads of the rows the events touch (LoadRows).
-  virtual void QueueLoads(BatchTransaction& tx) = 0;
+  // Queues the loads of the rows the events touch that the cache does not hold (LoadRows).
+  // `fresh`: every event of the batch lies after the checkpoint it starts from, so the store
+  // holds nothing of them (an aggregate whose creating event is in the batch has no row yet).
+  virtual void QueueLoads(BatchTransaction& tx, bool fresh) = 0;
   // Applies the events to the loaded rows; answers how many count as applied.
   virtual std::int64_t ApplyEvents(const std::vector<cqrs::StoredEvent>& events) = 0;
   // Queues the writes of the changed rows on tx.Writes() (or sends them, e.g. by COPY).
   virtual void QueueWrites(BatchTransaction& tx) = 0;
+  // The batch committed: its rows go into the projection's cache (RememberRows).
+  virtual void Remember() = 0;
 };
 
 // A projection of the read database: its own connection (reopened after a fault) and
 // checkpoint row, and an Apply that is one BatchTransaction in timed phases -- decode the
 // payloads into the batch's state (`decode`, which notes the rows the events touch); load those
-// rows with the checkpoint claim (one round trip); apply the events in memory; queue the writes;
-// commit them with the checkpoint and the NOTIFY (one round trip).
+// rows with the checkpoint claim (one round trip, skipped when the projection's row cache holds
+// them all or they are new); apply the events in memory; queue the writes; commit them with the
+// checkpoint and the NOTIFY (one round trip).
 class BatchProjection : public cqrs::ProjectionStore {
  public:
   // Cumulative wall time of Apply's phases, in seconds (for benchmarks and profiling).
   using Timings = ApplyTimings;
-  using Decoder = std::unique_ptr<Batch> (*)(const std::vector<cqrs::StoredEvent>& events);
+  using Decoder = std::unique_ptr<Batch> (*)(const std::vector<cqrs::StoredEvent>& events,
+                                             BatchCache& cache);
+  using CacheMaker = std::unique_ptr<BatchCache> (*)();
 
-  BatchProjection(std::string conninfo, std::string name, Decoder decode);
+  BatchProjection(std::string conninfo, std::string name, Decoder decode, CacheMaker make_cache);
   ~BatchProjection() override;
 
   cqrs::Checkpoint LoadCheckpoint() override;
@@ -359,14 +443,22 @@ class BatchProjection : public cqrs::ProjectionStore {
   Decoder decode_;
   std::string name_;
   ProjectorConnection connection_;
+  std::unique_ptr<BatchCache> cache_;
+  // The checkpoint the cache belongs to (the last one committed); a batch from any other drops it.
+  std::optional<cqrs::Checkpoint> cached_at_;
   mutable std::mutex timings_mutex_;
   Timings timings_;
 };
 
-// A Decoder that builds batch state `State` from the events.
+// A Decoder that builds batch state `State` from the events and its cache type State::Cache.
 template <class State>
-std::unique_ptr<Batch> MakeBatch(const std::vector<cqrs::StoredEvent>& events) {
-  return std::make_unique<State>(events);
+std::unique_ptr<Batch> MakeBatch(const std::vector<cqrs::StoredEvent>& events, BatchCache& cache) {
+  return std::make_unique<State>(events, static_cast<typename State::Cache&>(cache));
+}
+// The CacheMaker of State::Cache.
+template <class State>
+std::unique_ptr<BatchCache> MakeCache() {
+  return std::make_unique<typename State::Cache>();
 }
 
 }  // namespace shopcqrs::adapters::pg_read::projection_support

@@ -46,20 +46,42 @@ bool Searchable(std::string_view type) {
          type == "OrderPlaced" || type == "OrderShipped";
 }
 
+// The rows the projection keeps between batches (projection_support::RowCache).
+struct SearchCache final : projection_support::BatchCache {
+  projection_support::RowCache<CustomerRow> customers;
+  projection_support::RowCache<OrderRow> orders;
+  void Clear() override {
+    customers.Clear();
+    orders.Clear();
+  }
+};
+
 // The search state a batch touches, applied in memory.
 class SearchBatch final : public projection_support::Batch {
  public:
-  explicit SearchBatch(const std::vector<cqrs::StoredEvent>& events)
-      : decoded_(projection_support::DecodeWanted(events, &Searchable)) {
+  using Cache = SearchCache;
+
+  SearchBatch(const std::vector<cqrs::StoredEvent>& events, Cache& cache)
+      : cache_(cache), decoded_(projection_support::DecodeWanted(events, &Searchable)) {
     for (const auto& event : decoded_) {
       if (event) NoteIds(*event);
     }
   }
 
-  void QueueLoads(BatchTransaction& tx) override {
-    // With nothing to load (no event of the batch changes a document): one round trip.
-    LoadRows(tx, queries::kLoadSearchOrders, orders_, kOrderColumns);
-    LoadRows(tx, queries::kLoadSearchCustomers, customers_, kCustomerColumns);
+  void QueueLoads(BatchTransaction& tx, bool fresh) override {
+    // A customer or order whose creating event is the first of it in a fresh batch has no row
+    // in the store yet. With nothing left to load: one round trip.
+    if (fresh) {
+      for (const auto* id : created_customers_) customers_.at(*id).known = true;
+      for (const auto* id : created_orders_) orders_.at(*id).known = true;
+    }
+    LoadRows(tx, queries::kLoadSearchOrders, orders_, kOrderColumns, &cache_.orders);
+    LoadRows(tx, queries::kLoadSearchCustomers, customers_, kCustomerColumns, &cache_.customers);
+  }
+
+  void Remember() override {
+    projection_support::RememberRows(orders_, cache_.orders);
+    projection_support::RememberRows(customers_, cache_.customers);
   }
 
   std::int64_t ApplyEvents(const std::vector<cqrs::StoredEvent>& events) override {
@@ -88,12 +110,15 @@ class SearchBatch final : public projection_support::Batch {
     std::visit(
         [&](const auto& e) {
           using E = std::decay_t<decltype(e)>;
+          const bool creating = event.aggregate_version == 1;
           if constexpr (std::is_same_v<E, domain::CustomerRegistered> ||
                         std::is_same_v<E, domain::CustomerDetailsChanged>) {
-            customers_.try_emplace(e.customer_id.ToString());
+            const auto [it, inserted] = customers_.try_emplace(e.customer_id.ToString());
+            if (inserted && creating) created_customers_.push_back(&it->first);
           } else if constexpr (std::is_same_v<E, domain::OrderPlaced> ||
                                std::is_same_v<E, domain::OrderShipped>) {
-            orders_.try_emplace(e.order_id.ToString());
+            const auto [it, inserted] = orders_.try_emplace(e.order_id.ToString());
+            if (inserted && creating) created_orders_.push_back(&it->first);
           }
         },
         event.payload);
@@ -181,13 +206,18 @@ class SearchBatch final : public projection_support::Batch {
 
   std::unordered_map<std::string, CustomerRow> customers_;
   std::unordered_map<std::string, OrderRow> orders_;
+  Cache& cache_;
   std::vector<std::optional<domain::DomainEvent>> decoded_;
+  // Customers and orders whose first event in the batch is their creating one (version 1).
+  std::vector<const std::string*> created_customers_;
+  std::vector<const std::string*> created_orders_;
 };
 
 }  // namespace
 
 SearchProjection::SearchProjection(std::string conninfo, std::string name)
     : BatchProjection(std::move(conninfo), std::move(name),
-                      &projection_support::MakeBatch<SearchBatch>) {}
+                      &projection_support::MakeBatch<SearchBatch>,
+                      &projection_support::MakeCache<SearchBatch>) {}
 
 }  // namespace shopcqrs::adapters::pg_read
