@@ -180,6 +180,7 @@ int Run(int argc, char** argv) {
   std::string json_file = std::string(SHOPCQRS_BENCH_RESULTS_DIR) + "/lag-latest.json";
   int stat_statements = 0;
   bool keep = false;
+  int linger_us = -1;
   CLI::App cli{"shopcqrs-bench-lag: command -> visible in the read database"};
   cli.add_option("--rates", rates_text, "commands/s, comma-separated");
   cli.add_option("--duration", duration, "measured seconds per rate")->check(CLI::PositiveNumber);
@@ -196,6 +197,9 @@ int Run(int argc, char** argv) {
                  "after each rate, print the N statements of each server that took the most "
                  "execution time during it (pg_stat_statements, nested statements included)")
       ->check(CLI::Range(0, 100));
+  cli.add_option("--linger-us", linger_us,
+                 "the projector's group-commit linger in microseconds (default: the projector's)")
+      ->check(CLI::Range(0, 100000));
   cli.add_flag("--keep", keep, "keep the servers' data directories and logs");
   CLI11_PARSE(cli, argc, argv);
   std::vector<std::string> sources;
@@ -290,6 +294,7 @@ int Run(int argc, char** argv) {
     LagObserver observer;
     cqrs::Projector::Options options;
     options.name = "read_pg";
+    if (linger_us >= 0) options.linger = std::chrono::microseconds(linger_us);
     cqrs::Projector projector(options, *reader, projection, &tracker, &observer);
     projector.Start();
     BoundTimeline timeline(tracker);

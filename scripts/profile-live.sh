@@ -6,6 +6,7 @@
 # backends by application_name (shopcqrs-write, shopcqrs-projector, shopcqrs-outbox-reader, ...),
 # their background processes, and nats-server.
 # Usage: scripts/profile-live.sh [RATE] [SECONDS] [SOURCE]   (defaults 1000 20 outbox)
+# PROFILE_LIVE_ARGS: more shopcqrs-bench-lag options, e.g. "--linger-us 0 --read-nice 5".
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RATE=${1:-1000}
@@ -15,7 +16,7 @@ BENCH="$ROOT/build/bench/shopcqrs-bench-lag"
 [[ -x "$BENCH" ]] || { echo "profile-live: build first (scripts/build.sh shopcqrs-bench-lag)" >&2; exit 1; }
 command -v pidstat >/dev/null || { echo "profile-live: needs pidstat (apt-get install sysstat)" >&2; exit 1; }
 OUT=$(mktemp -d)
-"$BENCH" --rates "$RATE" --duration "$SECONDS_" --fsync --sources "$SOURCE" --json "$OUT/lag.json" \
+"$BENCH" --rates "$RATE" --duration "$SECONDS_" --fsync --sources "$SOURCE" --json "$OUT/lag.json" ${PROFILE_LIVE_ARGS:-} \
   > "$OUT/bench.log" 2>&1 &
 BENCH_PID=$!
 # Wait for the measured phase (the seed and catch-up come first), then sample.

@@ -97,7 +97,7 @@ void Projector::Beat() {
   stats_.heartbeat = NowMs();
 }
 
-bool Projector::SleepUnlessStopped(std::chrono::milliseconds duration) {
+bool Projector::SleepUnlessStopped(std::chrono::microseconds duration) {
   std::unique_lock lock(mutex_);
   return !stop_requested_.wait_for(lock, duration, [&] { return stop_; });
 }
@@ -132,6 +132,7 @@ bool Projector::Step(Checkpoint& checkpoint) {
     });
   }
   store_.Apply(checkpoint, batch.events, batch.next);
+  last_batch_events_ = batch.events.size();
   checkpoint = batch.next;
   source_.Acknowledge(checkpoint);
 
@@ -191,7 +192,11 @@ void Projector::Run() {
       const bool more = Step(checkpoint);
       SetStatus(more ? ProjectorStatus::kCatchingUp : ProjectorStatus::kRunning);
       backoff = options_.initial_backoff;
-      if (!more) source_.WaitForChange(options_.idle_wait);
+      if (!more && source_.WaitForChange(options_.idle_wait) && last_batch_events_ > 1 &&
+          options_.linger.count() > 0) {
+        // Under load: let the next batch gather events (see Options::linger).
+        if (!SleepUnlessStopped(options_.linger)) break;
+      }
     } catch (const FatalProjectionError& error) {
       {
         std::lock_guard lock(mutex_);

@@ -145,6 +145,11 @@ class Projector {
     // Fewer, larger read-store transactions; back to batch_size once caught up.
     std::size_t max_batch_size = 0;
     std::chrono::milliseconds idle_wait{500};  // WaitForChange timeout when caught up
+    // Group commit of live batches: after a batch of several events (the events come faster
+    // than one batch transaction takes), the next wake-up waits this long before fetching, so
+    // that a store transaction, its checkpoint and its flush carry several events instead of one
+    // or two. A batch of one event (a quiet stream) never waits. 0: never.
+    std::chrono::microseconds linger{1000};
     std::chrono::milliseconds initial_backoff{50};
     std::chrono::milliseconds max_backoff{2000};
   };
@@ -170,7 +175,7 @@ class Projector {
   void SetStatus(ProjectorStatus status, std::string error = {});
   void Beat();
   // Sleeps up to `duration` unless Stop() is called; answers false when stopping.
-  bool SleepUnlessStopped(std::chrono::milliseconds duration);
+  bool SleepUnlessStopped(std::chrono::microseconds duration);
 
   Options options_;
   EventSource& source_;
@@ -186,6 +191,7 @@ class Projector {
   // Loop thread only: the size of the next fetch, and the next batch being fetched (from
   // prefetch_after_) while the current one is applied.
   std::size_t fetch_size_ = 0;
+  std::size_t last_batch_events_ = 0;
   std::future<EventBatch> prefetch_;
   Checkpoint prefetch_after_;
   std::size_t prefetch_size_ = 0;

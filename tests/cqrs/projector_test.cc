@@ -639,3 +639,90 @@ TEST(Projector, AcknowledgesOnlyReturnedAppliesInIncreasingOrder) {
 
 }  // namespace
 }  // namespace shopcqrs::cqrs
+
+namespace shopcqrs::cqrs {
+namespace {
+
+// A source that wakes its waiter when events are appended, and records when each fetch came.
+class WakingSource final : public EventSource {
+ public:
+  void Append(int events) {
+    {
+      std::lock_guard lock(mutex_);
+      for (int i = 0; i < events; ++i) {
+        const auto position = static_cast<std::int64_t>(log_.size()) + 1;
+        log_.push_back(Event(10u * position, position));
+      }
+      appended_at_ = Clock::now();
+    }
+    changed_.notify_all();
+  }
+  EventBatch FetchBatch(const Checkpoint& after, std::size_t max) override {
+    std::lock_guard lock(mutex_);
+    EventBatch batch;
+    batch.next = after;
+    for (const auto& e : log_) {
+      if (batch.events.size() >= max) break;
+      if (e.position > after.position) batch.events.push_back(e);
+    }
+    if (!batch.events.empty()) {
+      batch.next = {batch.events.back().xid, batch.events.back().position,
+                    batch.events.back().xid + 1};
+      fetched_ = batch.events.back().position;
+      waits_.push_back(Clock::now() - appended_at_);
+    }
+    changed_.notify_all();
+    return batch;
+  }
+  bool WaitForChange(std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout,
+                             [&] { return static_cast<std::int64_t>(log_.size()) > fetched_; });
+  }
+  // Waits until every appended event was fetched; answers how long after its append the last
+  // fetch came.
+  Clock::duration WaitFetched() {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, 5s, [&] { return static_cast<std::int64_t>(log_.size()) == fetched_; });
+    return waits_.empty() ? Clock::duration::max() : waits_.back();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<StoredEvent> log_;
+  std::int64_t fetched_ = 0;
+  Clock::time_point appended_at_;
+  std::vector<Clock::duration> waits_;
+};
+
+class CountingStore final : public ProjectionStore {
+ public:
+  Checkpoint LoadCheckpoint() override { return {}; }
+  void Apply(const Checkpoint&, const std::vector<StoredEvent>&, const Checkpoint&) override {}
+};
+
+// Group commit: after a batch of several events the next wake-up lingers before fetching, so the
+// next batch gathers what arrives meanwhile; after a batch of one event (a quiet stream) the next
+// event is fetched at once.
+TEST(Projector, LingersBeforeTheNextFetchOnlyAfterABatchOfSeveralEvents) {
+  WakingSource source;
+  CountingStore store;
+  auto options = Fast(100);
+  options.idle_wait = 1s;
+  options.linger = 300ms;
+  Projector projector(options, source, store);
+  projector.Start();
+  source.Append(1);
+  source.WaitFetched();
+  source.Append(1);  // after a batch of one: no linger
+  EXPECT_LT(source.WaitFetched(), 200ms);
+  source.Append(3);
+  source.WaitFetched();
+  source.Append(1);  // after a batch of three: the fetch waits for more
+  EXPECT_GE(source.WaitFetched(), 300ms);
+  projector.Stop();
+}
+
+}  // namespace
+}  // namespace shopcqrs::cqrs
