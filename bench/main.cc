@@ -2,6 +2,7 @@
 //
 //   shopcqrs-bench place --url http://127.0.0.1:8080 -c 8 -d 20 [--rate R] [--json FILE]
 //   shopcqrs-bench pay   --url http://127.0.0.1:8080 -c 8 -d 20 [--orders N] [--json FILE]
+//   shopcqrs-bench visible --url URL --rate R -c 32 -d 20    (pay, then read with its token)
 //   shopcqrs-bench seed  --url URL --orders N --dataset FILE      (orders for the queries)
 //   shopcqrs-bench view|history|search|mix --url URL [--url URL2 ...] --dataset FILE -c 8 -d 20
 //                  [--json FILE]
@@ -16,9 +17,15 @@
 // the services round-robin (client c talks to URL c mod n), e.g. two API processes over two
 // read databases; every other scenario, and seeding, uses the first URL.
 //
-// Setup seeds customers and products (huge stock) through the HTTP API; `pay` also places the
-// orders it will pay. Then the scenario runs closed-loop (default) or open-loop (--rate) for a
-// warm-up and a measured window, and the result is printed as a table and written as JSON.
+// visible = the lag a client sees: open loop of PayOrder as `pay`, and after each answer the
+// same client reads the order (GET /v1/orders/{id}) with the command's X-Consistency-Token; the
+// time from the command's answer to that read's 200 is the visible lag, reported beside the
+// commands' latency.
+//
+// Setup seeds customers and products (huge stock) through the HTTP API; `pay` and `visible` also
+// place the orders they will pay. Then the scenario runs closed-loop (default) or open-loop
+// (--rate) for a warm-up and a measured window, and the result is printed as a table and written as
+// JSON.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -26,6 +33,8 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -814,7 +823,7 @@ int Run(const Options& options) {
 
   if (options.scenario == "seed") return RunSeed(options, *endpoint);
   if (options.scenario == "isolation") return RunIsolation(options, *endpoint);
-  if (options.scenario != "place" && options.scenario != "pay") {
+  if (options.scenario != "place" && options.scenario != "pay" && options.scenario != "visible") {
     return RunQuery(options, endpoints);
   }
 
@@ -827,6 +836,7 @@ int Run(const Options& options) {
   ServerMetrics before, after;
   std::string command;
   json::object setup{{"customers", seeded.customers.size()}, {"products", seeded.products.size()}};
+  json::object visible_result;  // the visible scenario's lag
 
   if (options.scenario == "place") {
     command = "place_order";
@@ -843,15 +853,86 @@ int Run(const Options& options) {
     setup["orders"] = orders.size();
     setup["seconds"] = Seconds(Clock::now() - setup_start).count();
     std::atomic<std::size_t> next{0};
+    // visible: per client, a connection of its own for the token reads and the lags measured.
+    const bool visible = options.scenario == "visible";
+    std::vector<std::unique_ptr<HttpClient>> readers;
+    std::vector<std::vector<std::pair<Clock::time_point, std::int64_t>>> lags(
+        static_cast<std::size_t>(options.clients));
+    std::atomic<std::int64_t> read_errors{0};
+    std::string first_read_error;
+    std::mutex read_error_mutex;
+    if (visible) {
+      for (int c = 0; c < options.clients; ++c) {
+        readers.push_back(std::make_unique<HttpClient>(endpoint->host, endpoint->port,
+                                                       std::chrono::milliseconds(15'000)));
+      }
+    }
+    ResponseHook read_back;
+    if (visible) {
+      read_back = [&](int client, const HttpRequest& request, const HttpResponse& response,
+                      Clock::duration) {
+        if (!response.ok()) return;
+        const auto answered = Clock::now();
+        const auto* token = response.Header("X-Consistency-Token");
+        if (!token) {
+          ++read_errors;
+          return;
+        }
+        // "/v1/orders/{id}/pay" -> "/v1/orders/{id}"
+        HttpRequest read;
+        read.method = "GET";
+        read.target = request.target.substr(0, request.target.size() - 4);
+        read.headers = {{"X-Consistency-Token", *token}, {"X-Consistency-Wait-Ms", "10000"}};
+        const auto answer = readers[static_cast<std::size_t>(client)]->Send(read);
+        if (answer.status != 200) {
+          ++read_errors;
+          std::lock_guard lock(read_error_mutex);
+          if (first_read_error.empty()) {
+            first_read_error = fmt::format("{} {}", answer.status, answer.error + answer.body);
+          }
+          return;
+        }
+        lags[static_cast<std::size_t>(client)].emplace_back(
+            answered,
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - answered).count());
+      };
+    }
     before = ScrapeCommandDurations(*endpoint);
-    result = RunLoad(load, [&](int, std::uint64_t) -> std::optional<HttpRequest> {
-      const auto i = next.fetch_add(1);
-      if (i >= orders.size()) return std::nullopt;
-      return Post(fmt::format("/v1/orders/{}/pay", orders[i].id),
-                  json::object{{"amount_cents", orders[i].total_cents},
-                               {"payment_reference", fmt::format("bench-{}-{}", tag, i)}});
-    });
+    const auto measure_from =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(Seconds(options.warmup));
+    result = RunLoad(
+        load,
+        [&](int, std::uint64_t) -> std::optional<HttpRequest> {
+          const auto i = next.fetch_add(1);
+          if (i >= orders.size()) return std::nullopt;
+          return Post(fmt::format("/v1/orders/{}/pay", orders[i].id),
+                      json::object{{"amount_cents", orders[i].total_cents},
+                                   {"payment_reference", fmt::format("bench-{}-{}", tag, i)}});
+        },
+        read_back);
     after = ScrapeCommandDurations(*endpoint);
+    if (visible) {
+      LatencyHistogram lag;
+      for (const auto& part : lags) {
+        for (const auto& [at, ns] : part) {
+          if (at >= measure_from) lag.Record(ns);
+        }
+      }
+      auto ms = [&](double p) { return static_cast<double>(lag.ValueAtPercentile(p)) / 1e6; };
+      fmt::print(
+          "visible lag (pay answered -> GET with its token 200): {} reads, {} failed; p50 {:.2f} "
+          "ms, p90 {:.2f} ms, p99 {:.2f} ms, p99.9 {:.2f} ms, max {:.2f} ms\n",
+          lag.count(), read_errors.load(), ms(50), ms(90), ms(99), ms(99.9),
+          static_cast<double>(lag.max()) / 1e6);
+      if (!first_read_error.empty()) fmt::print("first failed read: {}\n", first_read_error);
+      visible_result = json::object{{"reads", lag.count()},
+                                    {"failed", read_errors.load()},
+                                    {"p50_ms", ms(50)},
+                                    {"p90_ms", ms(90)},
+                                    {"p99_ms", ms(99)},
+                                    {"p999_ms", ms(99.9)},
+                                    {"max_ms", static_cast<double>(lag.max()) / 1e6}};
+    }
   }
 
   const auto server = Delta(before, after, command);
@@ -860,6 +941,7 @@ int Run(const Options& options) {
   if (!options.json_file.empty()) {
     json::object out = ResultJson(options, result);
     out["setup"] = std::move(setup);
+    if (!visible_result.empty()) out["visible"] = std::move(visible_result);
     if (server) {
       out["server"] = json::object{{"command", command},
                                    {"count", server->count},
@@ -914,12 +996,17 @@ int main(int argc, char** argv) {
   auto* place = cli.add_subcommand("place", "PlaceOrder: 3 lines of distinct products, qty 1");
   add_common(place);
   auto* pay = cli.add_subcommand("pay", "PayOrder: each request pays a distinct placed order");
-  add_common(pay);
-  pay->add_option("--orders", options.orders, "orders to place in setup (0 = time-based)")
-      ->capture_default_str();
-  pay->add_option("--setup-factor", options.setup_factor,
-                  "with --orders 0: place orders for FACTOR x (warm-up + duration) seconds")
-      ->capture_default_str();
+  auto* visible = cli.add_subcommand(
+      "visible", "PayOrder, then GET the order with the command's consistency token (lag)");
+  for (auto* command : {pay, visible}) {
+    add_common(command);
+    command->add_option("--orders", options.orders, "orders to place in setup (0 = time-based)")
+        ->capture_default_str();
+    command
+        ->add_option("--setup-factor", options.setup_factor,
+                     "with --orders 0: place orders for FACTOR x (warm-up + duration) seconds")
+        ->capture_default_str();
+  }
   auto add_dataset = [&](CLI::App* command) {
     command->add_option("--dataset", options.dataset,
                         "dataset JSON (ids of customers, products, orders); seeded and written "
@@ -952,7 +1039,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(cli, argc, argv);
   if (options.urls.empty()) options.urls.push_back(options.url);
   options.url = options.urls.front();
-  options.scenario = *place ? "place" : "pay";
+  options.scenario = *place ? "place" : *visible ? "visible" : "pay";
   for (auto* command : others) {
     if (*command) options.scenario = command->get_name();
   }
