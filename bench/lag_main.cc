@@ -376,6 +376,7 @@ int Run(int argc, char** argv) {
           infra::pg::Connection c(*db);
           c.Exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
           c.Exec("SELECT pg_stat_statements_reset()");
+          c.Exec("SELECT pg_stat_reset_shared('wal')");
         }
       }
       std::vector<std::thread> workers;
@@ -403,6 +404,14 @@ int Run(int argc, char** argv) {
               "left(regexp_replace(query, '\\s+', ' ', 'g'), 110) FROM pg_stat_statements "
               "ORDER BY total_exec_time DESC LIMIT {}",
               stat_statements));
+          const auto wal = c.Exec(
+              "SELECT wal_records, wal_bytes, wal_write, wal_sync, wal_buffers_full FROM "
+              "pg_stat_wal");
+          fmt::print(
+              "{} {:.0f}/s {} server WAL: {} records, {} bytes, {} writes, {} syncs, {} "
+              "buffers full\n",
+              source, rate, label, wal.String(0, 0), wal.String(0, 1), wal.String(0, 2),
+              wal.String(0, 3), wal.String(0, 4));
           fmt::print("{} {:.0f}/s {} server: calls, total ms, mean us, statement\n", source, rate,
                      label);
           for (int i = 0; i < top.rows(); ++i) {
