@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -14,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "adapters/pg_outbox/outbox_reader.h"
+#include "cqrs/projector.h"
 #include "devstack/postgres_server.h"
 #include "infra/pg/connection.h"
 #include "infra/pg/migrator.h"
@@ -360,7 +363,7 @@ TEST_F(LogicalReaderTest, RetainedWalGrowsUntilAcknowledgedAndDropsAfter) {
         after = Reader().Slot();
         return after.retained_wal_bytes < before.retained_wal_bytes / 4;
       },
-      milliseconds(15'000)))
+      milliseconds(30'000)))
       << "retained " << after.retained_wal_bytes << " (was " << before.retained_wal_bytes << ")";
   EXPECT_LT(after.confirmed_lag_bytes, before.confirmed_lag_bytes);
   std::printf("retained WAL: %lld bytes unacknowledged, %lld after acknowledge\n",
@@ -383,6 +386,83 @@ TEST_F(LogicalReaderTest, ADroppedSlotIsReportedAsLost) {
   }
   EXPECT_FALSE(Reader().Slot().exists);
   adapters::pg_outbox::EnsureLogicalOutbox(conninfo_, names_);  // for TearDown
+}
+
+// A projection store in memory: the checkpoint is a compare-and-set, like the real stores'.
+class MemoryStore final : public cqrs::ProjectionStore {
+ public:
+  Checkpoint LoadCheckpoint() override {
+    std::lock_guard lock(mutex_);
+    return checkpoint_;
+  }
+  void Apply(const Checkpoint& from, const std::vector<StoredEvent>& events,
+             const Checkpoint& to) override {
+    std::lock_guard lock(mutex_);
+    if (from != checkpoint_) throw std::runtime_error("checkpoint moved");
+    events_.insert(events_.end(), events.begin(), events.end());
+    checkpoint_ = to;
+  }
+  std::vector<StoredEvent> Events() {
+    std::lock_guard lock(mutex_);
+    return events_;
+  }
+
+ private:
+  std::mutex mutex_;
+  Checkpoint checkpoint_;
+  std::vector<StoredEvent> events_;
+};
+
+TEST_F(LogicalReaderTest, AProjectorAppliesConcurrentCommitsExactlyOnceAcrossALostSession) {
+  MemoryStore store;
+  cqrs::ProgressTracker tracker;
+  cqrs::Projector projector({.name = "logical",
+                             .batch_size = 7,
+                             .idle_wait = milliseconds(100),
+                             .initial_backoff = milliseconds(20),
+                             .max_backoff = milliseconds(200)},
+                            Reader(), store, &tracker);
+  projector.Start();
+
+  std::mutex mutex;
+  std::set<std::string> written;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (int t = 0; t < 40; ++t) {
+        auto ids = InsertTransaction(conninfo_, 1 + (w + t) % 3);
+        std::lock_guard lock(mutex);
+        written.insert(ids.begin(), ids.end());
+      }
+    });
+  }
+  // Mid-way, the walsender session dies: the projector reconnects from its checkpoint.
+  ASSERT_TRUE(Eventually([&] { return store.Events().size() > 20; }, milliseconds(10'000)));
+  test_support::Column(conninfo_, fmt::format("SELECT pg_terminate_backend(active_pid)::text FROM "
+                                              "pg_replication_slots WHERE slot_name = '{}'",
+                                              names_.slot));
+  for (auto& writer : writers) writer.join();
+
+  ASSERT_TRUE(
+      Eventually([&] { return store.Events().size() >= written.size(); }, milliseconds(20'000)))
+      << store.Events().size() << " of " << written.size() << ": " << projector.Stats().last_error;
+  std::this_thread::sleep_for(milliseconds(300));  // nothing more may come
+  projector.Stop();
+  const auto events = store.Events();
+  std::set<std::string> applied;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    applied.insert(events[i].envelope.event_id);
+    if (i > 0) {
+      EXPECT_LT(std::tie(events[i - 1].xid, events[i - 1].position),
+                std::tie(events[i].xid, events[i].position));
+    }
+  }
+  EXPECT_EQ(events.size(), written.size()) << "an event applied twice";
+  EXPECT_EQ(applied, written);
+  EXPECT_GE(projector.Stats().errors, 1u) << "the lost session was noticed";
+  const auto bound = store.LoadCheckpoint().bound;
+  EXPECT_EQ(tracker.Bound(), bound);
+  EXPECT_GE(Reader().Slot().confirmed_flush_lsn.value_or(0), events.back().xid);
 }
 
 TEST(LogicalReaderWithoutLogicalWal, RefusesClearlyAtStart) {
