@@ -465,6 +465,56 @@ TEST_F(LogicalReaderTest, AProjectorAppliesConcurrentCommitsExactlyOnceAcrossALo
   EXPECT_GE(Reader().Slot().confirmed_flush_lsn.value_or(0), events.back().xid);
 }
 
+// A server that keeps at most 1 MB of WAL for slots: a slot that falls further behind is
+// invalidated at the next checkpoint (wal_status 'lost').
+TEST(LogicalReaderOnASmallWalBudget, AnInvalidatedSlotIsReportedAsLost) {
+  test_support::TempDir dir("shopcqrs-small-wal-");
+  devstack::PostgresServer server({.data_dir = dir.Path() / "data",
+                                   .name = "small-wal",
+                                   .settings = {{"wal_level", "logical"},
+                                                {"max_replication_slots", "4"},
+                                                {"max_wal_senders", "4"},
+                                                {"max_slot_wal_keep_size", "1MB"},
+                                                {"log_min_messages", "warning"}},
+                                   .database = "shopcqrs",
+                                   .fsync = false});
+  server.Start();
+  const auto conninfo = server.ConnectionString();
+  infra::pg::ApplyMigrations(conninfo, "pg_write");
+  adapters::pg_outbox::EnsureLogicalOutbox(conninfo);
+  LogicalOutboxReader reader({.conninfo = conninfo});
+  Checkpoint cp;
+  cp = reader.FetchBatch(cp, 10).next;  // streaming, never acknowledging
+
+  // Some 40 MB of WAL (more than two segments past the slot), then a checkpoint.
+  test_support::Column(conninfo,
+                       "CREATE TABLE filler AS SELECT g, md5(g::text) AS m FROM "
+                       "generate_series(1, 400000) g");
+  test_support::Column(conninfo, "SELECT pg_switch_wal()::text");
+  test_support::Column(conninfo, "CHECKPOINT");
+  ASSERT_TRUE(Eventually([&] { return reader.Slot().wal_status == "lost"; }, milliseconds(20'000)))
+      << reader.Slot().wal_status;
+
+  // The checkpointer ends the slot's session; the next one is refused as lost.
+  bool lost = false;
+  Eventually(
+      [&] {
+        try {
+          reader.WaitForChange(milliseconds(50));
+          cp = reader.FetchBatch(cp, 10).next;
+        } catch (const adapters::pg_outbox::ReplicationSlotLost& e) {
+          EXPECT_NE(std::string(e.what()).find("invalidated"), std::string::npos) << e.what();
+          lost = true;
+        } catch (const std::exception&) {
+          // the session ending, or the slot still held by the ending walsender
+        }
+        return lost;
+      },
+      milliseconds(20'000));
+  EXPECT_TRUE(lost);
+  server.Stop();
+}
+
 TEST(LogicalReaderWithoutLogicalWal, RefusesClearlyAtStart) {
   test_support::TempDir dir("shopcqrs-replica-wal-");
   devstack::PostgresServer server({.data_dir = dir.Path() / "data",
