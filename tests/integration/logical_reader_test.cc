@@ -178,6 +178,22 @@ TEST_F(LogicalReaderTest, DeliversEventsInCommitOrderNotXidOrder) {
   EXPECT_GT(events[0].committed_at.time_since_epoch().count(), 1'700'000'000'123);
 }
 
+TEST_F(LogicalReaderTest, FetchBatchAloneReadsWhatHasArrived) {
+  Checkpoint cp;
+  cp = Reader().FetchBatch(cp, 10).next;
+  const auto id = InsertTransaction(conninfo_, 1)[0];
+  std::vector<StoredEvent> events;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto b = Reader().FetchBatch(cp, 10);  // no WaitForChange in between
+        cp = b.next;
+        events.insert(events.end(), b.events.begin(), b.events.end());
+        return !events.empty();
+      },
+      milliseconds(5000)));
+  EXPECT_EQ(Ids(events), std::vector<std::string>{id});
+}
+
 TEST_F(LogicalReaderTest, ATransactionLargerThanTheBatchComesWhole) {
   Checkpoint cp;
   Reader().FetchBatch(cp, 10);

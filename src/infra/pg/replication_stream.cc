@@ -205,6 +205,7 @@ std::optional<StreamMessage> ReplicationStream::Read(std::chrono::milliseconds t
   if (lost_) throw ConnectionLost("replication stream: the session was lost");
   PGconn* conn = connection_->raw();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool consumed = false;  // PQconsumeInput ran since PQgetCopyData last found nothing
   while (true) {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_status_ >= options_.status_interval) SendStatus();
@@ -221,6 +222,13 @@ std::optional<StreamMessage> ReplicationStream::Read(std::chrono::milliseconds t
     }
     if (n == -1) ThrowStreamEnd();
     if (n < -1) ThrowLost("reading the stream failed");
+    // Nothing complete in libpq's buffer: take what the socket holds (without blocking) first.
+    if (!consumed) {
+      if (PQconsumeInput(conn) != 1) ThrowLost("reading the stream failed");
+      consumed = true;
+      continue;
+    }
+    consumed = false;
     // Nothing complete yet: wait for the socket (or the next status update), then read it.
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
     if (left.count() <= 0) return std::nullopt;
@@ -231,7 +239,10 @@ std::optional<StreamMessage> ReplicationStream::Read(std::chrono::milliseconds t
     if (fd.fd < 0) ThrowLost("the connection has no socket");
     const int ready = ::poll(&fd, 1, static_cast<int>(wait));
     if (ready < 0 && errno != EINTR) ThrowLost("poll failed");
-    if (ready > 0 && PQconsumeInput(conn) != 1) ThrowLost("reading the stream failed");
+    if (ready > 0) {
+      if (PQconsumeInput(conn) != 1) ThrowLost("reading the stream failed");
+      consumed = true;
+    }
     if (ready == 0 && std::chrono::steady_clock::now() >= deadline) return std::nullopt;
   }
 }
