@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <variant>
 #include <vector>
 
 #include <fmt/format.h>
@@ -20,6 +21,7 @@
 #include "devstack/postgres_server.h"
 #include "infra/pg/connection.h"
 #include "infra/pg/migrator.h"
+#include "infra/pg/replication_stream.h"
 #include "support/eventually.h"
 #include "support/sql.h"
 #include "support/temp_dir.h"
@@ -402,6 +404,39 @@ TEST_F(LogicalReaderTest, ADroppedSlotIsReportedAsLost) {
   }
   EXPECT_FALSE(Reader().Slot().exists);
   adapters::pg_outbox::EnsureLogicalOutbox(conninfo_, names_);  // for TearDown
+}
+
+TEST_F(LogicalReaderTest, TheStreamAnswersKeepalivesThatAskForAReply) {
+  // A walsender that drops a client silent for 1 s asks for a reply after 0.5 s.
+  infra::pg::ReplicationStream stream(
+      {.conninfo = conninfo_, .session = {.settings = {{"wal_sender_timeout", "1s"}}}});
+  const auto identity = stream.IdentifySystem();
+  EXPECT_FALSE(identity.system_id.empty());
+  EXPECT_GT(identity.timeline, 0);
+  EXPECT_GT(identity.xlogpos, 0u);
+  EXPECT_EQ(identity.dbname, test_support::Column(conninfo_, "SELECT current_database()")[0]);
+  const auto confirmed = Reader().Slot().confirmed_flush_lsn.value_or(0);
+  stream.StartLogical(names_.slot, 0, confirmed,
+                      {{"proto_version", "1"}, {"publication_names", names_.publication}});
+
+  int asked = 0;
+  const auto until = std::chrono::steady_clock::now() + milliseconds(3000);
+  while (std::chrono::steady_clock::now() < until) {
+    auto message = stream.Read(milliseconds(100));  // throws if the server gave up on us
+    if (message && std::holds_alternative<infra::pg::Keepalive>(*message)) {
+      if (std::get<infra::pg::Keepalive>(*message).reply_requested) ++asked;
+    }
+  }
+  EXPECT_GE(asked, 2) << "keepalives asking for a reply, answered";
+
+  // Silent for longer than the timeout: the server ends the session.
+  std::this_thread::sleep_for(milliseconds(2500));
+  EXPECT_THROW(
+      {
+        for (int i = 0; i < 50; ++i) stream.Read(milliseconds(100));
+      },
+      infra::pg::ConnectionLost);
+  EXPECT_TRUE(stream.IsBroken());
 }
 
 // A projection store in memory: the checkpoint is a compare-and-set, like the real stores'.
