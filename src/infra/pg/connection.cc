@@ -18,7 +18,13 @@ std::string FieldOf(const PGresult* result, int field) {
   return value ? value : "";
 }
 
-PgError MakeError(const PGresult* result, std::string_view what) {
+bool IsSuccess(ExecStatusType status) {
+  return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_PIPELINE_SYNC;
+}
+
+}  // namespace
+
+PgError ErrorOf(const PGresult* result, std::string_view what) {
   std::string message = PQresultErrorMessage(result);
   while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
     message.pop_back();
@@ -35,12 +41,6 @@ bool EndsTheSession(const PGresult* result) {
   const std::string code = FieldOf(result, PG_DIAG_SQLSTATE);
   return code.starts_with("08") || code == "57P01" || code == "57P02" || code == "57P03";
 }
-
-bool IsSuccess(ExecStatusType status) {
-  return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_PIPELINE_SYNC;
-}
-
-}  // namespace
 
 std::vector<const char*> Params::Pointers() const {
   std::vector<const char*> pointers(values_.size());
@@ -86,6 +86,10 @@ Connection::Connection(const std::string& conninfo, const SessionSettings& sessi
     keys.push_back("options");
     values.push_back(options.c_str());
   }
+  if (!session.replication.empty()) {
+    keys.push_back("replication");
+    values.push_back(session.replication.c_str());
+  }
   keys.push_back(nullptr);
   values.push_back(nullptr);
   conn_ = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
@@ -112,7 +116,7 @@ Result Connection::Check(PGresult* raw, std::string_view what) {
   const auto status = PQresultStatus(raw);
   if (IsSuccess(status)) return result;
   if (IsBroken() || EndsTheSession(raw)) ThrowLost(what);
-  throw MakeError(raw, what);
+  throw ErrorOf(raw, what);
 }
 
 Result Connection::Exec(std::string_view sql) {
@@ -261,7 +265,7 @@ std::vector<Result> Connection::Pipeline::Run() {
     if (status == PGRES_FATAL_ERROR && EndsTheSession(raw)) {
       connection_.ThrowLost(what);
     } else if (status == PGRES_FATAL_ERROR && !first_error) {
-      first_error = MakeError(raw, what);
+      first_error = ErrorOf(raw, what);
     } else if (status != PGRES_PIPELINE_ABORTED && status != PGRES_FATAL_ERROR &&
                !IsSuccess(status)) {
       connection_.ThrowLost("unexpected pipeline result");

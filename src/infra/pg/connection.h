@@ -140,7 +140,16 @@ struct Notification {
 struct SessionSettings {
   std::string application_name;
   std::vector<std::pair<std::string, std::string>> settings;  // e.g. {"work_mem", "64MB"}
+  // libpq `replication`: "database" opens a logical walsender session (replication commands
+  // and simple-protocol SQL only; see ReplicationStream). Empty: an ordinary session.
+  std::string replication;
 };
+
+// The PgError a failed result reports, its message prefixed with `what`.
+PgError ErrorOf(const PGresult* result, std::string_view what);
+// Whether a failed result means the session is gone: class 08 (connection exception) and
+// 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now).
+bool EndsTheSession(const PGresult* result);
 
 // One libpq connection. Not thread-safe: one user at a time (see Pool).
 class Connection {
