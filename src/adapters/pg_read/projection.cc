@@ -11,21 +11,24 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "adapters/pg_read/copy_text.h"
 #include "adapters/pg_read/queries.h"
 
 namespace shopcqrs::adapters::pg_read {
 
 using infra::pg::Params;
+using projection_support::AppendColumnsCopy;
 using projection_support::BatchTransaction;
 using projection_support::Col;
+using projection_support::ColumnsJson;
 using projection_support::JsonOut;
 using projection_support::LoadRows;
 using projection_support::RawJsonCol;
 
 namespace {
 
-// Batches with at least this many changed orders send them by COPY (see QueueWrites).
-constexpr std::size_t kCopyOrdersFrom = 256;
+// A table with at least this many changed rows in a batch gets them by COPY (see QueueWrites).
+constexpr std::size_t kCopyRowsFrom = 256;
 
 struct CustomerRow : projection_support::RowState {
   std::optional<std::string> name;
@@ -61,10 +64,13 @@ struct OrderRow : projection_support::RowState {
   std::optional<std::string> tracking_number;
   std::optional<std::string> cancel_reason;
   std::string line_text;
+  bool placed = false;  // placed in this batch: a new row, written whole
 };
 
-// The columns of the rows: what kLoadOrders, kLoadCustomers and kLoadProducts answer after the
-// id, and what kUpsertOrders, kUpsertCustomers and kUpsertProducts take.
+// The columns of the rows: what kLoadOrders (kOrderLoadColumns), kLoadCustomers and
+// kLoadProducts answer after the id, and what the writes take: kUpsertOrders (kOrderColumns,
+// orders placed in the batch), kUpdateOrders (kOrderUpdateColumns, orders already stored),
+// kUpsertCustomers and kUpsertProducts -- from JSON or from their COPY staging tables.
 constexpr auto kOrderColumns = std::tuple(
     Col("customer_id", &OrderRow::customer_id), Col("customer_name", &OrderRow::customer_name),
     Col("customer_email", &OrderRow::customer_email), Col("status", &OrderRow::status),
@@ -76,6 +82,23 @@ constexpr auto kOrderColumns = std::tuple(
     Col("tracking_number", &OrderRow::tracking_number),
     Col("cancel_reason", &OrderRow::cancel_reason), Col("version", &OrderRow::version),
     Col("line_text", &OrderRow::line_text));
+constexpr auto kOrderLoadColumns = std::tuple(
+    Col("customer_id", &OrderRow::customer_id), Col("customer_name", &OrderRow::customer_name),
+    Col("customer_email", &OrderRow::customer_email), Col("status", &OrderRow::status),
+    Col("total_cents", &OrderRow::total_cents), Col("paid_at", &OrderRow::paid_at),
+    Col("shipped_at", &OrderRow::shipped_at), Col("delivered_at", &OrderRow::delivered_at),
+    Col("cancelled_at", &OrderRow::cancelled_at),
+    Col("payment_reference", &OrderRow::payment_reference),
+    Col("tracking_number", &OrderRow::tracking_number),
+    Col("cancel_reason", &OrderRow::cancel_reason), Col("version", &OrderRow::version));
+constexpr auto kOrderUpdateColumns = std::tuple(
+    Col("customer_name", &OrderRow::customer_name),
+    Col("customer_email", &OrderRow::customer_email), Col("status", &OrderRow::status),
+    Col("paid_at", &OrderRow::paid_at), Col("shipped_at", &OrderRow::shipped_at),
+    Col("delivered_at", &OrderRow::delivered_at), Col("cancelled_at", &OrderRow::cancelled_at),
+    Col("payment_reference", &OrderRow::payment_reference),
+    Col("tracking_number", &OrderRow::tracking_number),
+    Col("cancel_reason", &OrderRow::cancel_reason), Col("version", &OrderRow::version));
 constexpr auto kCustomerColumns =
     std::tuple(Col("name", &CustomerRow::name), Col("email", &CustomerRow::email),
                Col("order_count", &CustomerRow::order_count),
@@ -107,7 +130,7 @@ class BatchState final : public projection_support::Batch {
   }
 
   void QueueLoads(BatchTransaction& tx) override {
-    LoadRows(tx, queries::kLoadOrders, orders_, kOrderColumns);
+    LoadRows(tx, queries::kLoadOrders, orders_, kOrderLoadColumns);
     LoadRows(tx, queries::kLoadCustomers, customers_, kCustomerColumns);
     LoadRows(tx, queries::kLoadProducts, products_, kProductColumns);
   }
@@ -122,19 +145,61 @@ class BatchState final : public projection_support::Batch {
   }
 
   void QueueWrites(BatchTransaction& tx) override {
-    // Large batches (catching up) move the order rows by COPY into a staging table: one round
-    // trip more, but no JSON for the server to parse.
-    auto& write = tx.Writes();
-    if (DirtyOrders() >= kCopyOrdersFrom) {
+    // A table with many changed rows (catching up) sends them by COPY into its staging table:
+    // one round trip more, but no JSON for the server to parse.
+    std::string copy;
+    std::vector<std::pair<const char*, std::string>> copies;  // COPY statement, rows
+    std::vector<const char*> from_stage;
+    auto stage = [&](const char* copy_sql, const char* write_sql, auto append) {
+      copy.clear();
+      if (append(copy) < kCopyRowsFrom) return false;
+      copies.emplace_back(copy_sql, std::move(copy));
+      from_stage.push_back(write_sql);
+      return true;
+    };
+    const bool stage_new =
+        stage(queries::kCopyOrderStage, queries::kUpsertOrdersFromStage, [&](std::string& out) {
+          return AppendColumnsCopy(out, orders_, IsNewOrder, kOrderColumns);
+        });
+    const bool stage_stored = stage(
+        queries::kCopyOrderUpdateStage, queries::kUpdateOrdersFromStage, [&](std::string& out) {
+          return AppendColumnsCopy(out, orders_, IsStoredOrder, kOrderUpdateColumns);
+        });
+    const bool stage_customers = stage(
+        queries::kCopyCustomerStage, queries::kUpsertCustomersFromStage, [&](std::string& out) {
+          return AppendColumnsCopy(out, customers_, &CustomerRow::dirty, kCustomerColumns);
+        });
+    const bool stage_products =
+        stage(queries::kCopyProductStage, queries::kUpsertProductsFromStage, [&](std::string& out) {
+          return AppendColumnsCopy(out, products_, &ProductRow::dirty, kProductColumns);
+        });
+    if (!copies.empty()) {
       tx.Begin();
-      tx.connection().Exec(queries::kCreateOrderStage);
-      tx.connection().CopyIn(queries::kCopyOrderStage, OrdersCopyText());
-      write.AddText(queries::kUpsertOrdersFromStage);
-    } else if (auto rows = OrdersJson()) {
-      write.Add(queries::kUpsertOrders, Params().Add(*rows));
+      tx.connection().Exec(queries::kCreateStages);
+      for (const auto& [sql, rows] : copies) tx.connection().CopyIn(sql, rows);
     }
-    if (auto rows = CustomersJson()) write.Add(queries::kUpsertCustomers, Params().Add(*rows));
-    if (auto rows = ProductsJson()) write.Add(queries::kUpsertProducts, Params().Add(*rows));
+    auto& write = tx.Writes();
+    for (const char* sql : from_stage) write.AddText(sql);
+    if (!stage_new) {
+      if (auto rows = ColumnsJson(orders_, IsNewOrder, kOrderColumns)) {
+        write.Add(queries::kUpsertOrders, Params().Add(*rows));
+      }
+    }
+    if (!stage_stored) {
+      if (auto rows = ColumnsJson(orders_, IsStoredOrder, kOrderUpdateColumns)) {
+        write.Add(queries::kUpdateOrders, Params().Add(*rows));
+      }
+    }
+    if (!stage_customers) {
+      if (auto rows = ColumnsJson(customers_, &CustomerRow::dirty, kCustomerColumns)) {
+        write.Add(queries::kUpsertCustomers, Params().Add(*rows));
+      }
+    }
+    if (!stage_products) {
+      if (auto rows = ColumnsJson(products_, &ProductRow::dirty, kProductColumns)) {
+        write.Add(queries::kUpsertProducts, Params().Add(*rows));
+      }
+    }
     if (auto rows = DailyJson()) write.Add(queries::kAddDailySales, Params().Add(*rows));
     if (auto ids = ChangedCustomers()) write.Add(queries::kPropagateCustomers, Params().Add(*ids));
   }
@@ -197,99 +262,8 @@ class BatchState final : public projection_support::Batch {
     }
   }
 
-  std::optional<std::string> OrdersJson() const {
-    return projection_support::ColumnsJson(orders_, &OrderRow::dirty, kOrderColumns);
-  }
-  std::size_t DirtyOrders() const {
-    std::size_t n = 0;
-    for (const auto& [id, o] : orders_) n += o.dirty ? 1 : 0;
-    return n;
-  }
-  // The dirty order rows in COPY text format, columns as queries::kCreateOrderStage.
-  std::string OrdersCopyText() const {
-    std::string out;
-    auto text = [&](std::string_view value) {
-      for (const char c : value) {
-        switch (c) {
-          case '\\':
-            out += "\\\\";
-            break;
-          case '\t':
-            out += "\\t";
-            break;
-          case '\n':
-            out += "\\n";
-            break;
-          case '\r':
-            out += "\\r";
-            break;
-          default:
-            out.push_back(c);
-        }
-      }
-    };
-    auto opt_text = [&](const std::optional<std::string>& value) {
-      if (value) {
-        text(*value);
-      } else {
-        out += "\\N";
-      }
-    };
-    auto number = [&](std::int64_t value) { out += std::to_string(value); };
-    auto opt_number = [&](const std::optional<std::int64_t>& value) {
-      if (value) {
-        number(*value);
-      } else {
-        out += "\\N";
-      }
-    };
-    for (const auto& [id, o] : orders_) {
-      if (!o.dirty) continue;
-      text(id);
-      out += '\t';
-      text(o.customer_id);
-      out += '\t';
-      opt_text(o.customer_name);
-      out += '\t';
-      opt_text(o.customer_email);
-      out += '\t';
-      text(o.status);
-      out += '\t';
-      text(o.lines);
-      out += '\t';
-      number(o.item_count);
-      out += '\t';
-      number(o.total_cents);
-      out += '\t';
-      number(o.placed_at);
-      out += '\t';
-      opt_number(o.paid_at);
-      out += '\t';
-      opt_number(o.shipped_at);
-      out += '\t';
-      opt_number(o.delivered_at);
-      out += '\t';
-      opt_number(o.cancelled_at);
-      out += '\t';
-      opt_text(o.payment_reference);
-      out += '\t';
-      opt_text(o.tracking_number);
-      out += '\t';
-      opt_text(o.cancel_reason);
-      out += '\t';
-      number(o.version);
-      out += '\t';
-      text(o.line_text);
-      out += '\n';
-    }
-    return out;
-  }
-  std::optional<std::string> CustomersJson() const {
-    return projection_support::ColumnsJson(customers_, &CustomerRow::dirty, kCustomerColumns);
-  }
-  std::optional<std::string> ProductsJson() const {
-    return projection_support::ColumnsJson(products_, &ProductRow::dirty, kProductColumns);
-  }
+  static bool IsNewOrder(const OrderRow& o) { return o.dirty && o.placed; }
+  static bool IsStoredOrder(const OrderRow& o) { return o.dirty && !o.placed; }
   std::optional<std::string> DailyJson() const {
     return projection_support::RowsJson(
         days_, [](const auto&) { return true; },
@@ -347,6 +321,7 @@ class BatchState final : public projection_support::Batch {
   }
   void On(const domain::OrderPlaced& e, domain::Timestamp at) {
     auto& o = Order(e.order_id);
+    o.placed = true;
     o.customer_id = e.customer_id.ToString();
     o.status = "placed";
     o.item_count = 0;
