@@ -259,6 +259,10 @@ int Run(int argc, char** argv) {
   cli.add_option("--events", events, "events in the backlog")->check(CLI::Range(100, 50'000'000));
   cli.add_option("--batch", batch, "the projector's batch_size (its default if omitted)")
       ->check(CLI::Range(1, 1'000'000));
+  std::size_t max_batch = adapters::pg_read::kCatchUpMaxBatch;
+  cli.add_option("--max-batch", max_batch,
+                 "the projector's max_batch_size (default: what the service uses for read_pg)")
+      ->check(CLI::Range(1, 10'000'000));
   cli.add_option("--block", block, "orders per generating transaction")
       ->check(CLI::Range(1, 10'000'000));
   cli.add_flag("--fsync", fsync, "run the servers with fsync on (default: off, like the tests)");
@@ -314,6 +318,7 @@ int Run(int argc, char** argv) {
   cqrs::Projector::Options options;
   options.name = "read_pg";
   options.batch_size = batch;
+  options.max_batch_size = max_batch;
   adapters::pg_outbox::OutboxReader reader({write});
   adapters::pg_read::PgReadProjection store(read);
   cqrs::ProgressTracker tracker;

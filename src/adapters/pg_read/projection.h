@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "adapters/pg_read/projection_support.h"
@@ -10,6 +11,12 @@ inline constexpr const char* kProjectionName = "read_pg";
 // NOTIFYed on the read database after every checkpoint commit of a read-database projection
 // (read_pg, search); payload "<name>:<bound>".
 inline constexpr const char* kProgressChannel = "shopcqrs_progress";
+
+// The largest batch the read_pg projector grows to while catching up (Projector::Options::
+// max_batch_size): every batch rewrites each customer it touches and each order whose events it
+// holds, so larger batches write fewer row versions (measured on 500,000 events: 16,000-event
+// batches 36 s, 64,000 27 s). Memory grows with it (the batch and its prefetched successor).
+inline constexpr std::size_t kCatchUpMaxBatch = 65'536;
 
 // The "read_pg" projection: order, customer, product and daily-sales views in the read
 // PostgreSQL database. Each Apply is one transaction (projection_support::BatchProjection): lock
