@@ -117,6 +117,18 @@ struct DayDelta {
 };
 
 std::int64_t Ms(domain::Timestamp t) { return t.time_since_epoch().count(); }
+
+// `ms` since the epoch as timestamptz input, UTC ("2026-01-31 23:59:59.123+00").
+void AppendTimestamp(std::string& out, std::int64_t ms) {
+  const std::chrono::sys_time<std::chrono::milliseconds> t{std::chrono::milliseconds(ms)};
+  const auto day = std::chrono::floor<std::chrono::days>(t);
+  const std::chrono::year_month_day ymd{day};
+  const std::chrono::hh_mm_ss hms{t - day};
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}+00",
+                 static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                 static_cast<unsigned>(ymd.day()), hms.hours().count(), hms.minutes().count(),
+                 hms.seconds().count(), hms.subseconds().count());
+}
 int DayOf(domain::Timestamp t) {
   return static_cast<int>(std::chrono::floor<std::chrono::days>(t).time_since_epoch().count());
 }
@@ -157,10 +169,8 @@ class BatchState final : public projection_support::Batch {
       from_stage.push_back(write_sql);
       return true;
     };
-    const bool stage_new =
-        stage(queries::kCopyOrderStage, queries::kUpsertOrdersFromStage, [&](std::string& out) {
-          return AppendColumnsCopy(out, orders_, IsNewOrder, kOrderColumns);
-        });
+    const bool stage_new = NewOrdersCopy(copy) >= kCopyRowsFrom;
+    if (stage_new) copies.emplace_back(queries::kCopyNewOrders, std::move(copy));
     const bool stage_stored = stage(
         queries::kCopyOrderUpdateStage, queries::kUpdateOrdersFromStage, [&](std::string& out) {
           return AppendColumnsCopy(out, orders_, IsStoredOrder, kOrderUpdateColumns);
@@ -263,6 +273,48 @@ class BatchState final : public projection_support::Batch {
   }
 
   static bool IsNewOrder(const OrderRow& o) { return o.dirty && o.placed; }
+  // The new orders as COPY text for queries::kCopyNewOrders (appended to `out`); answers how
+  // many.
+  std::size_t NewOrdersCopy(std::string& out) const {
+    using projection_support::AppendCopyValue;
+    auto value = [&](const auto& v) {
+      AppendCopyValue(out, v);
+      out.push_back('\t');
+    };
+    auto at = [&](const std::optional<std::int64_t>& ms) {
+      if (ms) {
+        AppendTimestamp(out, *ms);
+      } else {
+        out += "\\N";
+      }
+      out.push_back('\t');
+    };
+    std::size_t n = 0;
+    for (const auto& [id, o] : orders_) {
+      if (!IsNewOrder(o)) continue;
+      value(id);
+      value(o.customer_id);
+      value(o.customer_name);
+      value(o.customer_email);
+      value(o.status);
+      value(o.lines);
+      value(o.item_count);
+      value(o.total_cents);
+      at(o.placed_at);
+      at(o.paid_at);
+      at(o.shipped_at);
+      at(o.delivered_at);
+      at(o.cancelled_at);
+      value(o.payment_reference);
+      value(o.tracking_number);
+      value(o.cancel_reason);
+      value(o.version);
+      AppendCopyValue(out, o.line_text);
+      out.push_back('\n');
+      ++n;
+    }
+    return n;
+  }
   static bool IsStoredOrder(const OrderRow& o) { return o.dirty && !o.placed; }
   std::optional<std::string> DailyJson() const {
     return projection_support::RowsJson(
