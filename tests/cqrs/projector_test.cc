@@ -202,6 +202,15 @@ class MemoryStore final : public ProjectionStore {
     loads_.push_back(checkpoint_);
     return checkpoint_;
   }
+  // The number of events applied at each CaughtUp call.
+  std::vector<std::size_t> CaughtUpAt() {
+    std::lock_guard lock(mutex_);
+    return caught_up_at_;
+  }
+  void CaughtUp() override {
+    std::lock_guard lock(mutex_);
+    caught_up_at_.push_back(applied_.size());
+  }
   void Apply(const Checkpoint& from, const std::vector<StoredEvent>& events,
              const Checkpoint& checkpoint) override {
     ApplyCall record{from, checkpoint, events.size(), false, Clock::now()};
@@ -268,6 +277,7 @@ class MemoryStore final : public ProjectionStore {
   Checkpoint undo_checkpoint_;
   std::size_t undo_size_ = 0;
   std::vector<std::int64_t> applied_;
+  std::vector<std::size_t> caught_up_at_;
   std::vector<std::int64_t> history_;
   std::vector<ApplyCall> log_;
   std::vector<Checkpoint> loads_;
@@ -426,6 +436,27 @@ TEST(Projector, DoublesFetchSizeWhileFullUpToEightTimesBatchSizeAndResetsWhenNot
   }
   EXPECT_EQ(store.Applied(), Positions(1, 115));
   EXPECT_EQ(projector.Stats().errors, 0u);
+}
+
+// CaughtUp comes once the source runs dry (a short or empty batch), once per catch-up: not
+// again while idling, again after the next full batches.
+TEST(Projector, CallsCaughtUpOnceAfterEachCatchUp) {
+  MemorySource source(95);  // 4 + 8 + 16 + 32 + 32 + 3
+  MemoryStore store;
+  ProgressTracker tracker;
+  Projector projector(Fast(4), source, store, &tracker);
+  projector.Start();
+  ASSERT_TRUE(tracker.WaitFor(951, 5s));
+  ASSERT_TRUE(source.WaitForFetches(LastFetchAfter(At(95)), 5s));
+  std::this_thread::sleep_for(50ms);  // idle fetches
+  EXPECT_EQ(store.CaughtUpAt(), (std::vector<std::size_t>{95}));
+  source.Append(2);  // short: caught up again without a full batch in between
+  ASSERT_TRUE(tracker.WaitFor(971, 5s));
+  source.Append(20);  // 4 + 8 + 8 (of 16)
+  ASSERT_TRUE(tracker.WaitFor(1171, 5s));
+  ASSERT_TRUE(source.WaitForFetches(LastFetchAfter(At(117)), 5s));
+  projector.Stop();
+  EXPECT_EQ(store.CaughtUpAt(), (std::vector<std::size_t>{95, 117}));
 }
 
 TEST(Projector, CapsFetchSizeGrowthAtMaxBatchSize) {
