@@ -339,6 +339,15 @@ int Run(int argc, char** argv) {
       throw std::runtime_error("projector failed: " + stats.last_error);
     }
   }
+  // Built from zero, the projection creates the secondary indexes of order_views once caught up
+  // (PgReadProjection::CaughtUp): part of the catch-up.
+  const auto indexes_left = [&] {
+    return Scalar(read, "SELECT count(*) FROM projection_deferred_indexes");
+  };
+  for (auto until = Clock::now() + std::chrono::seconds(600); indexes_left() > 0;) {
+    if (Clock::now() > until) throw std::runtime_error("deferred indexes never created");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   const Phase project{"project (reader + read_pg + projector)", total, Seconds(t0)};
   const auto stats = projector.Stats();
   projector.Stop();
@@ -348,6 +357,9 @@ int Run(int argc, char** argv) {
   const auto order_views = Scalar(read, "SELECT count(*) FROM order_views");
   const auto stored_events =
       Scalar(read, "SELECT events FROM projection_checkpoints WHERE name = 'read_pg'");
+  const auto indexes =
+      Scalar(read, "SELECT count(*) FROM pg_indexes WHERE tablename = 'order_views'");
+  if (indexes != 4) throw std::runtime_error(fmt::format("order_views has {} indexes", indexes));
   if (order_views != shape.orders || stored_events != total) {
     throw std::runtime_error(fmt::format("read model incomplete: {} order views of {}, {} events",
                                          order_views, shape.orders, stored_events));

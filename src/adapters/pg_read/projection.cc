@@ -27,6 +27,11 @@ using projection_support::RawJsonCol;
 
 namespace {
 
+// Whether a batch of `events` events from `from` starts building the projection from zero.
+bool StartsBuildFromZero(const cqrs::Checkpoint& from, std::size_t events) {
+  return from == cqrs::Checkpoint{} && events >= kBuildFromZeroEvents;
+}
+
 // A table with at least this many changed rows in a batch gets them by COPY (see QueueWrites).
 constexpr std::size_t kCopyRowsFrom = 256;
 
@@ -142,6 +147,10 @@ class BatchState final : public projection_support::Batch {
   }
 
   void QueueLoads(BatchTransaction& tx) override {
+    if (StartsBuildFromZero(tx.from(), decoded_.size())) {
+      // Before any write of the batch: its rows go in without the secondary indexes.
+      tx.Load(queries::kDeferIndexes, Params().Add(tx.name()), [](const infra::pg::Result&) {});
+    }
     LoadRows(tx, queries::kLoadOrders, orders_, kOrderLoadColumns);
     LoadRows(tx, queries::kLoadCustomers, customers_, kCustomerColumns);
     LoadRows(tx, queries::kLoadProducts, products_, kProductColumns);
@@ -457,7 +466,33 @@ class BatchState final : public projection_support::Batch {
 }  // namespace
 
 PgReadProjection::PgReadProjection(std::string conninfo, std::string name)
-    : BatchProjection(std::move(conninfo), std::move(name),
-                      &projection_support::MakeBatch<BatchState>) {}
+    : BatchProjection(conninfo, name, &projection_support::MakeBatch<BatchState>),
+      name_(std::move(name)),
+      maintenance_(std::move(conninfo)) {}
+
+void PgReadProjection::Apply(const cqrs::Checkpoint& from,
+                             const std::vector<cqrs::StoredEvent>& events,
+                             const cqrs::Checkpoint& to) {
+  BatchProjection::Apply(from, events, to);
+  if (StartsBuildFromZero(from, events.size())) check_deferred_ = true;
+}
+
+void PgReadProjection::CaughtUp() {
+  if (!check_deferred_) return;
+  try {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto restored =
+        maintenance_.Get().ExecPrepared(queries::kRestoreIndexes, Params().Add(name_)).Int64(0, 0);
+    if (restored > 0) {
+      spdlog::info("{}: caught up, created the {} deferred indexes in {:.2f} s", name_, restored,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  } catch (...) {
+    maintenance_.Reset();
+    throw;
+  }
+  check_deferred_ = false;
+  maintenance_.Reset();
+}
 
 }  // namespace shopcqrs::adapters::pg_read

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "adapters/pg_read/projection_support.h"
 
@@ -25,9 +26,26 @@ inline constexpr std::size_t kCatchUpMaxBatch = 65'536;
 // cqrs::FatalProjectionError), write the rows back set-based, store the checkpoint, NOTIFY,
 // COMMIT -- two round trips per batch. Uses its own connection, reopened after a fault. Order
 // search is a projection of its own (SearchProjection, search_projection.h).
+//
+// Built from zero (the first batch starts at the zero checkpoint and holds at least
+// kBuildFromZeroEvents): that batch drops the secondary indexes of order_views (their definitions
+// kept in projection_deferred_indexes, migration 0005), so the catch-up writes its row versions
+// without maintaining them; CaughtUp creates them again (also those a crashed process left).
+// Queries of order_views scan it meanwhile.
 class PgReadProjection final : public projection_support::BatchProjection {
  public:
   explicit PgReadProjection(std::string conninfo, std::string name = kProjectionName);
+
+  void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
+             const cqrs::Checkpoint& to) override;
+  void CaughtUp() override;
+
+ private:
+  std::string name_;
+  projection_support::ProjectorConnection maintenance_;  // for CaughtUp, closed after use
+  bool check_deferred_ = true;  // deferred indexes may exist (at start, after a build)
 };
+
+inline constexpr std::size_t kBuildFromZeroEvents = 1000;
 
 }  // namespace shopcqrs::adapters::pg_read

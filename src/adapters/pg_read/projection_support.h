@@ -290,6 +290,8 @@ class BatchTransaction {
   void Begin();
   infra::pg::Connection& connection() { return connection_.Get(); }
   infra::pg::Connection::Pipeline& Writes() { return writes_; }
+  const std::string& name() const { return name_; }
+  const cqrs::Checkpoint& from() const { return from_; }
   void Commit(const cqrs::Checkpoint& to, std::int64_t applied);
 
  private:

@@ -29,6 +29,12 @@ inline constexpr Statement kStoreCheckpoint{
     "UPDATE projection_checkpoints SET xid = $2, position = $3, bound = $4, "
     "events = events + CASE WHEN (xid, position) < ($2, $3) THEN $5 ELSE 0 END, "
     "updated_at = now() WHERE name = $1"};
+// Building from zero (migration 0005): the secondary indexes of order_views are dropped in the
+// first batch's transaction and created again once the projector has caught up.
+inline constexpr Statement kDeferIndexes{
+    "r_defer_indexes", "SELECT shopcqrs_defer_indexes($1, ARRAY['order_views']::regclass[])"};
+inline constexpr Statement kRestoreIndexes{"r_restore_indexes",
+                                           "SELECT shopcqrs_restore_indexes($1)"};
 inline constexpr Statement kNotifyProgress{"r_notify_progress",
                                            "SELECT pg_notify('shopcqrs_progress', $1)"};
 
@@ -317,6 +323,8 @@ inline std::vector<Statement> All() {
           kLoadCheckpoint,
           kStoreCheckpoint,
           kNotifyProgress,
+          kDeferIndexes,
+          kRestoreIndexes,
           kLoadOrders,
           kLoadCustomers,
           kLoadProducts,
