@@ -131,7 +131,9 @@ bool Projector::Step(Checkpoint& checkpoint) {
     prefetch_after_ = batch.next;
     prefetch_size_ = fetch_size_;
     prefetch_ = std::async(std::launch::async, [this, after = batch.next, size = fetch_size_] {
-      return source_.FetchBatch(after, size);
+      auto next = source_.FetchBatch(after, size);
+      store_.Prepare(next.events);
+      return next;
     });
   }
   store_.Apply(checkpoint, batch.events, batch.next);

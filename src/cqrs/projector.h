@@ -81,6 +81,10 @@ class ProjectionStore {
   // or empty), for the first time since it started or since a full batch: work a store deferred
   // while catching up can be done now. A throw is a fault like any other (retried).
   virtual void CaughtUp() {}
+  // The projector's prefetch thread hands over the batch it fetched ahead, while the previous one
+  // is being applied: pure work on it (decoding) can start now. Apply gets the same events later,
+  // or never (after a fault). Must not throw; runs concurrently with Apply.
+  virtual void Prepare(const std::vector<StoredEvent>& /*events*/) {}
 };
 
 // An error no retry can cure (e.g. an aggregate version gap): the projector stops and reports

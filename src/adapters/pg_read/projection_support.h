@@ -13,6 +13,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -355,10 +356,20 @@ class BatchProjection : public cqrs::ProjectionStore {
   void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
              const cqrs::Checkpoint& to) override;
   void Reset() override;
+  // Decodes a prefetched batch ahead of its Apply (which then skips its decode phase).
+  void Prepare(const std::vector<cqrs::StoredEvent>& events) override;
   Timings GetTimings() const;
 
  private:
+  // The batch Prepare decoded, if `events` are its events (else null).
+  std::unique_ptr<Batch> TakePrepared(const std::vector<cqrs::StoredEvent>& events);
+
   Decoder decode_;
+  std::mutex prepared_mutex_;
+  std::unique_ptr<Batch> prepared_;
+  std::size_t prepared_size_ = 0;
+  std::pair<std::uint64_t, std::int64_t> prepared_first_;  // (xid, position) of its first event
+  std::pair<std::uint64_t, std::int64_t> prepared_last_;   // and of its last
   std::string name_;
   ProjectorConnection connection_;
   mutable std::mutex timings_mutex_;
