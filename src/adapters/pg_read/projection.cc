@@ -41,6 +41,7 @@ struct CustomerRow : projection_support::RowState {
   std::int64_t order_count = 0;
   std::int64_t lifetime_value_cents = 0;
   bool details_changed = false;
+  std::int64_t stored = 0;  // 1: the store has a row (a placeholder too) from an earlier batch
 };
 
 struct ProductRow : projection_support::RowState {
@@ -109,6 +110,9 @@ constexpr auto kCustomerColumns =
                Col("order_count", &CustomerRow::order_count),
                Col("lifetime_value_cents", &CustomerRow::lifetime_value_cents),
                Col("version", &CustomerRow::version));
+// kLoadCustomers also answers whether the row is stored.
+constexpr auto kCustomerLoadColumns =
+    std::tuple_cat(kCustomerColumns, std::tuple(Col("stored", &CustomerRow::stored)));
 constexpr auto kProductColumns = std::tuple(
     Col("sku", &ProductRow::sku), Col("name", &ProductRow::name),
     Col("price_cents", &ProductRow::price_cents), Col("stock", &ProductRow::stock),
@@ -152,7 +156,7 @@ class BatchState final : public projection_support::Batch {
       tx.Load(queries::kDeferIndexes, Params().Add(tx.name()), [](const infra::pg::Result&) {});
     }
     LoadRows(tx, queries::kLoadOrders, orders_, kOrderLoadColumns);
-    LoadRows(tx, queries::kLoadCustomers, customers_, kCustomerColumns);
+    LoadRows(tx, queries::kLoadCustomers, customers_, kCustomerLoadColumns);
     LoadRows(tx, queries::kLoadProducts, products_, kProductColumns);
   }
 
@@ -335,8 +339,12 @@ class BatchState final : public projection_support::Batch {
           out.Field("revenue", d.revenue);
         });
   }
+  // Customers whose new details must reach order views of earlier batches: only a stored
+  // customer row can have them (an order writes its customer's row, a placeholder if need be);
+  // the orders of this batch got the details in Finish.
   std::optional<std::string> ChangedCustomers() const {
-    return projection_support::KeysArrayWhere(customers_, &CustomerRow::details_changed);
+    return projection_support::KeysArrayWhere(
+        customers_, [](const CustomerRow& c) { return c.details_changed && c.stored != 0; });
   }
 
   CustomerRow& Customer(const domain::CustomerId& id) {

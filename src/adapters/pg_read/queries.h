@@ -62,7 +62,7 @@ inline constexpr Statement kLoadOrders{
     "o.cancel_reason, o.version FROM order_views o WHERE o.id = ANY ($1::uuid[])"};
 inline constexpr Statement kLoadCustomers{
     "r_load_customers",
-    "SELECT id::text, name, email, order_count, lifetime_value_cents, version "
+    "SELECT id::text, name, email, order_count, lifetime_value_cents, version, 1::bigint "
     "FROM customer_views WHERE id = ANY ($1::uuid[])"};
 inline constexpr Statement kLoadProducts{
     "r_load_products",
