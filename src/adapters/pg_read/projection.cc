@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <exception>
+#include <future>
 #include <map>
 #include <thread>
 #include <tuple>
@@ -183,7 +184,18 @@ class BatchState final : public projection_support::Batch {
       return true;
     };
     const bool stage_new = NewOrdersCopy(copy) >= kCopyRowsFrom;
-    if (stage_new) copies.emplace_back(queries::kCopyNewOrders, std::move(copy));
+    // The new orders go first, from a helper thread: the server takes them while this one
+    // encodes the other tables' rows (the connection is not touched here until they are sent).
+    std::string new_orders;
+    std::future<void> sent;
+    if (stage_new) {
+      new_orders = std::move(copy);
+      copy = std::string();
+      tx.Begin();
+      sent = std::async(std::launch::async, [&tx, &new_orders] {
+        tx.connection().CopyIn(queries::kCopyNewOrders, new_orders);
+      });
+    }
     const bool stage_stored = stage(
         queries::kCopyOrderUpdateStage, queries::kUpdateOrdersFromStage, [&](std::string& out) {
           return AppendColumnsCopy(out, orders_, IsStoredOrder, kOrderUpdateColumns);
@@ -196,6 +208,7 @@ class BatchState final : public projection_support::Batch {
         stage(queries::kCopyProductStage, queries::kUpsertProductsFromStage, [&](std::string& out) {
           return AppendColumnsCopy(out, products_, &ProductRow::dirty, kProductColumns);
         });
+    if (sent.valid()) sent.get();  // rethrows its fault
     if (!copies.empty()) {
       tx.Begin();
       tx.connection().Exec(queries::kCreateStages);
