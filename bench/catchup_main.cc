@@ -31,6 +31,7 @@
 
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/projection.h"
+#include "cqrs/commit_bound.h"
 #include "cqrs/projector.h"
 #include "devstack/postgres_server.h"
 #include "infra/pg/connection.h"
@@ -258,12 +259,20 @@ int Run(int argc, char** argv) {
   cli.add_option("--events", events, "events in the backlog")->check(CLI::Range(100, 50'000'000));
   cli.add_option("--batch", batch, "the projector's batch_size (its default if omitted)")
       ->check(CLI::Range(1, 1'000'000));
+  std::size_t max_batch = adapters::pg_read::kCatchUpMaxBatch;
+  cli.add_option("--max-batch", max_batch,
+                 "the projector's max_batch_size (default: what the service uses for read_pg)")
+      ->check(CLI::Range(1, 10'000'000));
   cli.add_option("--block", block, "orders per generating transaction")
       ->check(CLI::Range(1, 10'000'000));
   cli.add_flag("--fsync", fsync, "run the servers with fsync on (default: off, like the tests)");
   cli.add_option("--dir", dir, "data directory (default: a fresh temporary one, removed)");
   cli.add_flag("--keep", keep, "keep the data directory");
   cli.add_option("--json", json_file, "where to write the JSON result");
+  bool statements = false;
+  cli.add_flag("--statements", statements,
+               "load pg_stat_statements on the read server and print what the projection's "
+               "statements cost");
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
@@ -274,7 +283,13 @@ int Run(int argc, char** argv) {
   }
   std::cout << "data in " << dir << "\n";
 
-  BenchServers servers(dir, fsync, {{"max_wal_size", "4GB"}, {"shared_buffers", "256MB"}});
+  std::vector<std::pair<std::string, std::string>> settings = {{"max_wal_size", "4GB"},
+                                                               {"shared_buffers", "256MB"}};
+  if (statements) {
+    settings.emplace_back("shared_preload_libraries", "pg_stat_statements");
+    settings.emplace_back("pg_stat_statements.track", "all");
+  }
+  BenchServers servers(dir, fsync, settings);
   const auto& write = servers.write;
   const auto read = servers.read_server.ConnectionString();
   infra::pg::ApplyMigrations(read, "pg_read");
@@ -285,8 +300,10 @@ int Run(int argc, char** argv) {
   const double generate_seconds = Seconds(t0);
   const auto total = Scalar(write, "SELECT count(*) FROM outbox");
   const auto transactions = Scalar(write, "SELECT count(DISTINCT xid) FROM outbox");
-  const auto bound =
-      static_cast<std::uint64_t>(Scalar(write, "SELECT pg_current_xact_id()::text::bigint"));
+  // Bounds carry the write server's epoch (cqrs/commit_bound.h).
+  const auto bound = cqrs::ComposeBound(
+      static_cast<std::uint64_t>(Scalar(write, "SELECT shopcqrs_write_epoch()::text::bigint")),
+      static_cast<std::uint64_t>(Scalar(write, "SELECT pg_current_xact_id()::text::bigint")));
   fmt::print(
       "generated {} events ({} customers, {} products, {} orders) in {} transactions, "
       "{:.1f} s\n",
@@ -301,11 +318,19 @@ int Run(int argc, char** argv) {
   cqrs::Projector::Options options;
   options.name = "read_pg";
   options.batch_size = batch;
+  options.max_batch_size = max_batch;
   adapters::pg_outbox::OutboxReader reader({write});
   adapters::pg_read::PgReadProjection store(read);
   cqrs::ProgressTracker tracker;
   CountingObserver observer;
   cqrs::Projector projector(options, reader, store, &tracker, &observer);
+  if (statements) {
+    Connection c(read);
+    c.Exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    c.Exec("SELECT pg_stat_statements_reset()");
+  }
+  fmt::print("projecting (bench pid {})\n", ::getpid());
+  std::fflush(stdout);
   t0 = Clock::now();
   projector.Start();
   while (!tracker.WaitFor(bound, std::chrono::seconds(600))) {
@@ -313,6 +338,15 @@ int Run(int argc, char** argv) {
     if (stats.status == cqrs::ProjectorStatus::kError) {
       throw std::runtime_error("projector failed: " + stats.last_error);
     }
+  }
+  // Built from zero, the projection creates the secondary indexes of order_views once caught up
+  // (PgReadProjection::CaughtUp): part of the catch-up.
+  const auto indexes_left = [&] {
+    return Scalar(read, "SELECT count(*) FROM projection_deferred_indexes");
+  };
+  for (auto until = Clock::now() + std::chrono::seconds(600); indexes_left() > 0;) {
+    if (Clock::now() > until) throw std::runtime_error("deferred indexes never created");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const Phase project{"project (reader + read_pg + projector)", total, Seconds(t0)};
   const auto stats = projector.Stats();
@@ -323,11 +357,27 @@ int Run(int argc, char** argv) {
   const auto order_views = Scalar(read, "SELECT count(*) FROM order_views");
   const auto stored_events =
       Scalar(read, "SELECT events FROM projection_checkpoints WHERE name = 'read_pg'");
+  const auto indexes =
+      Scalar(read, "SELECT count(*) FROM pg_indexes WHERE tablename = 'order_views'");
+  if (indexes != 4) throw std::runtime_error(fmt::format("order_views has {} indexes", indexes));
   if (order_views != shape.orders || stored_events != total) {
     throw std::runtime_error(fmt::format("read model incomplete: {} order views of {}, {} events",
                                          order_views, shape.orders, stored_events));
   }
 
+  if (statements) {
+    Connection c(read);
+    auto r = c.Exec(
+        "SELECT round(total_exec_time::numeric / 1000, 2), calls, rows, "
+        "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements "
+        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "ORDER BY total_exec_time DESC LIMIT 12");
+    fmt::print("\nread server statements (s, calls, rows, statement):\n");
+    for (int i = 0; i < r.rows(); ++i) {
+      fmt::print("{:>8} {:>6} {:>8}  {}\n", r.String(i, 0), r.String(i, 1), r.String(i, 2),
+                 r.String(i, 3));
+    }
+  }
   fmt::print("\n{:<42} {:>10} {:>9} {:>12} {:>12}\n", "phase", "events", "seconds", "events/s",
              "project/x");
   for (const auto* p : {&fetch, &copy, &project}) {

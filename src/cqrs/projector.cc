@@ -117,7 +117,10 @@ bool Projector::Step(Checkpoint& checkpoint) {
     batch = source_.FetchBatch(checkpoint, requested);
   }
   batch.next.bound = std::max(batch.next.bound, checkpoint.bound);
-  if (batch.events.empty() && batch.next == checkpoint) return false;
+  if (batch.events.empty() && batch.next == checkpoint) {
+    NoteCaughtUp();
+    return false;
+  }
   const bool full = batch.events.size() >= requested;
   // Catching up: grow the batches and fetch the next one while this one is applied. The
   // prefetch starts from batch.next and is used only if this Apply succeeds (checkpoint then
@@ -128,7 +131,9 @@ bool Projector::Step(Checkpoint& checkpoint) {
     prefetch_after_ = batch.next;
     prefetch_size_ = fetch_size_;
     prefetch_ = std::async(std::launch::async, [this, after = batch.next, size = fetch_size_] {
-      return source_.FetchBatch(after, size);
+      auto next = source_.FetchBatch(after, size);
+      store_.Prepare(next.events);
+      return next;
     });
   }
   store_.Apply(checkpoint, batch.events, batch.next);
@@ -157,7 +162,18 @@ bool Projector::Step(Checkpoint& checkpoint) {
   }
   if (tracker_) tracker_->Publish(checkpoint.bound);
   if (observer_) observer_->OnProgress(options_.name, checkpoint);
+  if (full) {
+    caught_up_ = false;
+  } else {
+    NoteCaughtUp();
+  }
   return full;
+}
+
+void Projector::NoteCaughtUp() {
+  if (caught_up_) return;
+  store_.CaughtUp();
+  caught_up_ = true;
 }
 
 void Projector::DropPrefetch() {

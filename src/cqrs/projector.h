@@ -77,6 +77,14 @@ class ProjectionStore {
   virtual void Apply(const Checkpoint& from, const std::vector<StoredEvent>& events,
                      const Checkpoint& to) = 0;
   virtual void Reset() {}
+  // The projector has applied everything its source had (a batch came back short of the fetch,
+  // or empty), for the first time since it started or since a full batch: work a store deferred
+  // while catching up can be done now. A throw is a fault like any other (retried).
+  virtual void CaughtUp() {}
+  // The projector's prefetch thread hands over the batch it fetched ahead, while the previous one
+  // is being applied: pure work on it (decoding) can start now. Apply gets the same events later,
+  // or never (after a fault). Must not throw; runs concurrently with Apply.
+  virtual void Prepare(const std::vector<StoredEvent>& /*events*/) {}
 };
 
 // An error no retry can cure (e.g. an aggregate version gap): the projector stops and reports
@@ -170,6 +178,8 @@ class Projector {
   void Run();
   // One fetch + apply; answers whether the batch was full (more is waiting).
   bool Step(Checkpoint& checkpoint);
+  // Calls store_.CaughtUp() unless it was called since the last full batch.
+  void NoteCaughtUp();
   // Waits for a prefetched batch still in flight and forgets it (after a fault or on stop).
   void DropPrefetch();
   void SetStatus(ProjectorStatus status, std::string error = {});
@@ -195,6 +205,7 @@ class Projector {
   std::future<EventBatch> prefetch_;
   Checkpoint prefetch_after_;
   std::size_t prefetch_size_ = 0;
+  bool caught_up_ = false;  // ProjectionStore::CaughtUp was called since the last full batch
 };
 
 }  // namespace shopcqrs::cqrs

@@ -202,6 +202,30 @@ class MemoryStore final : public ProjectionStore {
     loads_.push_back(checkpoint_);
     return checkpoint_;
   }
+  // The number of events applied at each CaughtUp call.
+  std::vector<std::size_t> CaughtUpAt() {
+    std::lock_guard lock(mutex_);
+    return caught_up_at_;
+  }
+  void CaughtUp() override {
+    std::lock_guard lock(mutex_);
+    caught_up_at_.push_back(applied_.size());
+  }
+  // The positions of every batch handed to Prepare, and of every batch Apply committed.
+  std::vector<std::vector<std::int64_t>> Prepared() {
+    std::lock_guard lock(mutex_);
+    return prepared_;
+  }
+  std::vector<std::vector<std::int64_t>> Batches() {
+    std::lock_guard lock(mutex_);
+    return batches_;
+  }
+  void Prepare(const std::vector<StoredEvent>& events) override {
+    std::vector<std::int64_t> positions;
+    for (const auto& e : events) positions.push_back(e.position);
+    std::lock_guard lock(mutex_);
+    prepared_.push_back(std::move(positions));
+  }
   void Apply(const Checkpoint& from, const std::vector<StoredEvent>& events,
              const Checkpoint& checkpoint) override {
     ApplyCall record{from, checkpoint, events.size(), false, Clock::now()};
@@ -222,6 +246,8 @@ class MemoryStore final : public ProjectionStore {
         history_.push_back(e.position);
       }
       checkpoint_ = checkpoint;
+      batches_.emplace_back();
+      for (const auto& e : events) batches_.back().push_back(e.position);
       if (call == throw_after_commit_on_call_) throw std::runtime_error("commit answer lost");
     } catch (...) {
       Record(record);
@@ -268,6 +294,9 @@ class MemoryStore final : public ProjectionStore {
   Checkpoint undo_checkpoint_;
   std::size_t undo_size_ = 0;
   std::vector<std::int64_t> applied_;
+  std::vector<std::size_t> caught_up_at_;
+  std::vector<std::vector<std::int64_t>> prepared_;
+  std::vector<std::vector<std::int64_t>> batches_;
   std::vector<std::int64_t> history_;
   std::vector<ApplyCall> log_;
   std::vector<Checkpoint> loads_;
@@ -426,6 +455,44 @@ TEST(Projector, DoublesFetchSizeWhileFullUpToEightTimesBatchSizeAndResetsWhenNot
   }
   EXPECT_EQ(store.Applied(), Positions(1, 115));
   EXPECT_EQ(projector.Stats().errors, 0u);
+}
+
+// CaughtUp comes once the source runs dry (a short or empty batch), once per catch-up: not
+// again while idling, again after the next full batches.
+TEST(Projector, CallsCaughtUpOnceAfterEachCatchUp) {
+  MemorySource source(95);  // 4 + 8 + 16 + 32 + 32 + 3
+  MemoryStore store;
+  ProgressTracker tracker;
+  Projector projector(Fast(4), source, store, &tracker);
+  projector.Start();
+  ASSERT_TRUE(tracker.WaitFor(951, 5s));
+  ASSERT_TRUE(source.WaitForFetches(LastFetchAfter(At(95)), 5s));
+  std::this_thread::sleep_for(50ms);  // idle fetches
+  EXPECT_EQ(store.CaughtUpAt(), (std::vector<std::size_t>{95}));
+  source.Append(2);  // short: caught up again without a full batch in between
+  ASSERT_TRUE(tracker.WaitFor(971, 5s));
+  source.Append(20);  // 4 + 8 + 8 (of 16)
+  ASSERT_TRUE(tracker.WaitFor(1171, 5s));
+  ASSERT_TRUE(source.WaitForFetches(LastFetchAfter(At(117)), 5s));
+  projector.Stop();
+  EXPECT_EQ(store.CaughtUpAt(), (std::vector<std::size_t>{95, 117}));
+}
+
+// Each prefetched batch is handed to Prepare before its Apply, with the same events.
+TEST(Projector, PreparesEachPrefetchedBatchBeforeApplyingIt) {
+  MemorySource source(95);  // 4 + 8 + 16 + 32 + 32 + 3: all but the first prefetched
+  MemoryStore store;
+  ProgressTracker tracker;
+  Projector projector(Fast(4), source, store, &tracker);
+  projector.Start();
+  ASSERT_TRUE(tracker.WaitFor(951, 5s));
+  projector.Stop();
+  const auto batches = store.Batches();
+  ASSERT_EQ(batches.size(), 6u);
+  auto prepared = store.Prepared();
+  // The prefetch after the last (short) batch found nothing.
+  std::erase_if(prepared, [](const auto& positions) { return positions.empty(); });
+  EXPECT_EQ(prepared, std::vector(batches.begin() + 1, batches.end()));
 }
 
 TEST(Projector, CapsFetchSizeGrowthAtMaxBatchSize) {

@@ -192,6 +192,102 @@ TEST(ReadProjection, RowCacheMakesLiveBatchesOneRoundTripAndIsNeverStale) {
   ExpectReadMatchesWrite(db.write, db.read);
 }
 
+// Everything the read_pg projection stores, in a comparable form (ids and values).
+std::vector<std::string> ReadPgState(const std::string& read) {
+  std::vector<std::string> all;
+  for (const char* sql :
+       {"SELECT o.*, o.lines::text FROM order_views o ORDER BY id",
+        "SELECT * FROM customer_views ORDER BY id", "SELECT * FROM product_views ORDER BY id",
+        "SELECT * FROM daily_sales ORDER BY date",
+        "SELECT name, xid, position, events FROM projection_checkpoints ORDER BY name",
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename IN "
+        "('order_views', 'customer_views', 'product_views', 'daily_sales') ORDER BY indexname"}) {
+    auto rows = Dump(read, sql);
+    all.push_back(fmt::format("-- {} ({} rows)", sql, rows.size()));
+    all.insert(all.end(), rows.begin(), rows.end());
+  }
+  return all;
+}
+
+std::int64_t DeferredIndexes(const std::string& read) {
+  return Scalar(read, "SELECT count(*) FROM projection_deferred_indexes");
+}
+
+std::int64_t IndexOid(const std::string& read, const char* name) {
+  return Scalar(read, fmt::format("SELECT '{}'::regclass::oid::bigint", name));
+}
+
+// Built from zero in large batches, read_pg defers the secondary indexes of order_views until it
+// has caught up: the result, indexes included, equals an incremental build in small batches.
+TEST(ProjectorCatchUp, BuildFromZeroDefersIndexesAndEqualsIncrementalBuild) {
+  Databases db;
+  Workload load(db.write, 20, 10);
+  load.Steps(4000, 11);
+  ASSERT_GT(Scalar(db.write, "SELECT count(*) FROM outbox"),
+            static_cast<std::int64_t>(2 * adapters::pg_read::kBuildFromZeroEvents));
+  const auto incremental = MigratedDatabase("r", "pg_read");
+  const auto status_idx = IndexOid(db.read, "order_views_status_idx");
+  {
+    ReadPgRig bulk(db.write, db.read, 2000);
+    ReadPgRig small(db.write, incremental, 100);
+    bulk.WaitCaughtUp(db.write, 60s);
+    small.WaitCaughtUp(db.write, 60s);
+    EXPECT_TRUE(Eventually([&] { return DeferredIndexes(db.read) == 0; }, 30s, 10ms));
+    EXPECT_EQ(bulk.projector.Stats().errors, 0u) << bulk.projector.Stats().last_error;
+  }
+  // The bulk build dropped and recreated the index; the incremental one never touched it.
+  EXPECT_NE(IndexOid(db.read, "order_views_status_idx"), status_idx);
+  EXPECT_EQ(DeferredIndexes(incremental), 0);
+  ExpectReadMatchesWrite(db.write, db.read);
+  EXPECT_EQ(ReadPgState(db.read), ReadPgState(incremental));
+}
+
+// A projector killed (SIGKILL) in the middle of a build from zero leaves the indexes deferred;
+// the next one resumes from the stored checkpoint, creates them once caught up and ends with
+// exactly what an incremental build holds.
+TEST(ProjectorCrash, KilledMidBuildFromZeroResumesExactly) {
+  Databases db;
+  {
+    Connection c(db.write);
+    InsertCatchUpBacklog(c);
+  }
+  const auto total = Scalar(db.write, "SELECT count(*) FROM outbox");
+  char self[4096] = {};
+  const auto len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  ASSERT_GT(len, 0);
+  devstack::ChildProcess child;
+  devstack::ChildProcessOptions options;
+  options.argv = {self, "--gtest_filter=ProjectorChild.RunsUntilKilled"};
+  options.env = {{"SHOPCQRS_CHILD_WRITE", db.write},
+                 {"SHOPCQRS_CHILD_READ", db.read},
+                 {"SHOPCQRS_CHILD_BATCH", "2000"}};
+  child.Start(options);
+  const auto applied = [&] {
+    return Scalar(db.read,
+                  "SELECT coalesce(max(events), 0) FROM projection_checkpoints "
+                  "WHERE name = 'read_pg'");
+  };
+  ASSERT_TRUE(Eventually([&] { return applied() >= 10'000; }, 60s, 2ms));
+  child.Kill(SIGKILL);
+  child.Wait(5s);
+  ASSERT_LT(applied(), total) << "the build ended before the kill";
+  EXPECT_GT(DeferredIndexes(db.read), 0);
+  EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM pg_indexes WHERE tablename = 'order_views'"), 1);
+
+  const auto incremental = MigratedDatabase("r", "pg_read");
+  {
+    ReadPgRig resumed(db.write, db.read, 2000);
+    ReadPgRig small(db.write, incremental, 100);
+    resumed.WaitCaughtUp(db.write, 120s);
+    small.WaitCaughtUp(db.write, 120s);
+    EXPECT_TRUE(Eventually([&] { return DeferredIndexes(db.read) == 0; }, 30s, 10ms));
+    EXPECT_EQ(resumed.projector.Stats().errors, 0u) << resumed.projector.Stats().last_error;
+  }
+  EXPECT_EQ(applied(), total);
+  EXPECT_EQ(Scalar(db.read, "SELECT count(*) FROM pg_indexes WHERE tablename = 'order_views'"), 4);
+  EXPECT_EQ(ReadPgState(db.read), ReadPgState(incremental));
+}
+
 TEST(ProjectorCommands, ProjectsTheCommandSideAndSatisfiesTokens) {
   Databases db;
   Workload load(db.write, 5, 5);
@@ -237,7 +333,8 @@ TEST(OutboxReader, AdversarialCommitOrderAppliesEveryEventExactlyOnce) {
           c.Exec(
               "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, "
               "aggregate_id, aggregate_version, occurred_at, payload) VALUES "
-              "(gen_random_uuid(), $1, 1, 'Customer', $2::text::uuid, $3, now(), json_build_object("
+              "(gen_random_uuid(), $1, 1, 'Customer', $2::text::uuid, $3, now(), "
+              "json_build_object("
               "'customer_id', $2::text, 'name', $4::text, 'email', $4::text || '@x'))",
               infra::pg::Params().Add(type).Add(id).Add(version).Add(
                   fmt::format("n{}-{}-{}", t, n++, version)));
@@ -309,7 +406,8 @@ TEST(ReadProjection, PreparedStatementsStayOnTheKeyIndexesAsTheStoreGrows) {
   {
     Connection fill(db.read);
     fill.Exec(
-        "INSERT INTO customer_views (id, name, email, order_count, lifetime_value_cents, version) "
+        "INSERT INTO customer_views (id, name, email, order_count, lifetime_value_cents, "
+        "version) "
         "SELECT gen_random_uuid(), 'c' || n, 'c' || n || '@x', 1, 0, 1 "
         "FROM generate_series(1, 2000) n");
     fill.Exec(
@@ -327,13 +425,14 @@ TEST(ReadProjection, PreparedStatementsStayOnTheKeyIndexesAsTheStoreGrows) {
         "INSERT INTO search_orders (id, customer_id, line_text, version, document) "
         "SELECT id, customer_id, line_text, version, line_text FROM order_views");
   }
-  // The staging table of large batches can only be scanned: the plan must not be JIT-compiled for
-  // the price of a disabled scan (that took 0.4 s per batch).
+  // The staging tables of large batches can only be scanned: the plans must not be JIT-compiled
+  // for the price of a disabled scan (that took 0.4 s per batch).
   c.Exec("BEGIN");
-  c.Exec(adapters::pg_read::queries::kCreateOrderStage);
-  {
-    auto plan =
-        c.Exec(std::string("EXPLAIN ") + adapters::pg_read::queries::kUpsertOrdersFromStage);
+  c.Exec(adapters::pg_read::queries::kCreateStages);
+  for (const char* sql : {adapters::pg_read::queries::kUpdateOrdersFromStage,
+                          adapters::pg_read::queries::kUpsertCustomersFromStage,
+                          adapters::pg_read::queries::kUpsertProductsFromStage}) {
+    auto plan = c.Exec(std::string("EXPLAIN ") + sql);
     std::string text;
     for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
     EXPECT_EQ(text.find("JIT"), std::string::npos) << text;
@@ -432,7 +531,8 @@ TEST(ProjectorChild, RunsUntilKilled) {
   const char* write = std::getenv("SHOPCQRS_CHILD_WRITE");
   const char* read = std::getenv("SHOPCQRS_CHILD_READ");
   if (!write || !read) GTEST_SKIP() << "only run as a child of ProjectorCrash";
-  ReadPgRig rig(write, read, 50);
+  const char* batch = std::getenv("SHOPCQRS_CHILD_BATCH");
+  ReadPgRig rig(write, read, batch ? std::stoul(batch) : 50);
   std::this_thread::sleep_for(60s);
 }
 

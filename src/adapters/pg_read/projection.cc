@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <exception>
+#include <future>
 #include <map>
 #include <thread>
 #include <tuple>
@@ -12,21 +13,29 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "adapters/pg_read/copy_text.h"
 #include "adapters/pg_read/queries.h"
 
 namespace shopcqrs::adapters::pg_read {
 
 using infra::pg::Params;
+using projection_support::AppendColumnsCopy;
 using projection_support::BatchTransaction;
 using projection_support::Col;
+using projection_support::ColumnsJson;
 using projection_support::JsonOut;
 using projection_support::LoadRows;
 using projection_support::RawJsonCol;
 
 namespace {
 
-// Batches with at least this many changed orders send them by COPY (see QueueWrites).
-constexpr std::size_t kCopyOrdersFrom = 256;
+// Whether a batch of `events` events from `from` starts building the projection from zero.
+bool StartsBuildFromZero(const cqrs::Checkpoint& from, std::size_t events) {
+  return from == cqrs::Checkpoint{} && events >= kBuildFromZeroEvents;
+}
+
+// A table with at least this many changed rows in a batch gets them by COPY (see QueueWrites).
+constexpr std::size_t kCopyRowsFrom = 256;
 
 struct CustomerRow : projection_support::RowState {
   std::optional<std::string> name;
@@ -34,6 +43,7 @@ struct CustomerRow : projection_support::RowState {
   std::int64_t order_count = 0;
   std::int64_t lifetime_value_cents = 0;
   bool details_changed = false;
+  std::int64_t stored = 0;  // 1: the store has a row (a placeholder too) from an earlier batch
 };
 
 struct ProductRow : projection_support::RowState {
@@ -62,10 +72,13 @@ struct OrderRow : projection_support::RowState {
   std::optional<std::string> tracking_number;
   std::optional<std::string> cancel_reason;
   std::string line_text;
+  bool placed = false;  // placed in this batch: a new row, written whole
 };
 
-// The columns of the rows: what kLoadOrders, kLoadCustomers and kLoadProducts answer after the
-// id, and what kUpsertOrders, kUpsertCustomers and kUpsertProducts take.
+// The columns of the rows: what kLoadOrders (kOrderLoadColumns), kLoadCustomers and
+// kLoadProducts answer after the id, and what the writes take: kUpsertOrders (kOrderColumns,
+// orders placed in the batch), kUpdateOrders (kOrderUpdateColumns, orders already stored),
+// kUpsertCustomers and kUpsertProducts -- from JSON or from their COPY staging tables.
 constexpr auto kOrderColumns = std::tuple(
     Col("customer_id", &OrderRow::customer_id), Col("customer_name", &OrderRow::customer_name),
     Col("customer_email", &OrderRow::customer_email), Col("status", &OrderRow::status),
@@ -77,11 +90,31 @@ constexpr auto kOrderColumns = std::tuple(
     Col("tracking_number", &OrderRow::tracking_number),
     Col("cancel_reason", &OrderRow::cancel_reason), Col("version", &OrderRow::version),
     Col("line_text", &OrderRow::line_text));
+constexpr auto kOrderLoadColumns = std::tuple(
+    Col("customer_id", &OrderRow::customer_id), Col("customer_name", &OrderRow::customer_name),
+    Col("customer_email", &OrderRow::customer_email), Col("status", &OrderRow::status),
+    Col("total_cents", &OrderRow::total_cents), Col("paid_at", &OrderRow::paid_at),
+    Col("shipped_at", &OrderRow::shipped_at), Col("delivered_at", &OrderRow::delivered_at),
+    Col("cancelled_at", &OrderRow::cancelled_at),
+    Col("payment_reference", &OrderRow::payment_reference),
+    Col("tracking_number", &OrderRow::tracking_number),
+    Col("cancel_reason", &OrderRow::cancel_reason), Col("version", &OrderRow::version));
+constexpr auto kOrderUpdateColumns = std::tuple(
+    Col("customer_name", &OrderRow::customer_name),
+    Col("customer_email", &OrderRow::customer_email), Col("status", &OrderRow::status),
+    Col("paid_at", &OrderRow::paid_at), Col("shipped_at", &OrderRow::shipped_at),
+    Col("delivered_at", &OrderRow::delivered_at), Col("cancelled_at", &OrderRow::cancelled_at),
+    Col("payment_reference", &OrderRow::payment_reference),
+    Col("tracking_number", &OrderRow::tracking_number),
+    Col("cancel_reason", &OrderRow::cancel_reason), Col("version", &OrderRow::version));
 constexpr auto kCustomerColumns =
     std::tuple(Col("name", &CustomerRow::name), Col("email", &CustomerRow::email),
                Col("order_count", &CustomerRow::order_count),
                Col("lifetime_value_cents", &CustomerRow::lifetime_value_cents),
                Col("version", &CustomerRow::version));
+// kLoadCustomers also answers whether the row is stored.
+constexpr auto kCustomerLoadColumns =
+    std::tuple_cat(kCustomerColumns, std::tuple(Col("stored", &CustomerRow::stored)));
 constexpr auto kProductColumns = std::tuple(
     Col("sku", &ProductRow::sku), Col("name", &ProductRow::name),
     Col("price_cents", &ProductRow::price_cents), Col("stock", &ProductRow::stock),
@@ -95,6 +128,18 @@ struct DayDelta {
 };
 
 std::int64_t Ms(domain::Timestamp t) { return t.time_since_epoch().count(); }
+
+// `ms` since the epoch as timestamptz input, UTC ("2026-01-31 23:59:59.123+00").
+void AppendTimestamp(std::string& out, std::int64_t ms) {
+  const std::chrono::sys_time<std::chrono::milliseconds> t{std::chrono::milliseconds(ms)};
+  const auto day = std::chrono::floor<std::chrono::days>(t);
+  const std::chrono::year_month_day ymd{day};
+  const std::chrono::hh_mm_ss hms{t - day};
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}+00",
+                 static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                 static_cast<unsigned>(ymd.day()), hms.hours().count(), hms.minutes().count(),
+                 hms.seconds().count(), hms.subseconds().count());
+}
 int DayOf(domain::Timestamp t) {
   return static_cast<int>(std::chrono::floor<std::chrono::days>(t).time_since_epoch().count());
 }
@@ -122,17 +167,25 @@ class BatchState final : public projection_support::Batch {
   }
 
   void QueueLoads(BatchTransaction& tx, bool fresh) override {
+    if (StartsBuildFromZero(tx.from(), decoded_.size())) {
+      // Before any write of the batch: its rows go in without the secondary indexes.
+      tx.Load(queries::kDeferIndexes, Params().Add(tx.name()), [](const infra::pg::Result&) {});
+    }
     // An order whose OrderPlaced is in a fresh batch has no row in the store yet (only that
     // event creates one).
     if (fresh) {
       for (const auto* id : placed_first_) orders_.at(*id).known = true;
     }
-    LoadRows(tx, queries::kLoadOrders, orders_, kOrderColumns, &cache_.orders);
-    LoadRows(tx, queries::kLoadCustomers, customers_, kCustomerColumns, &cache_.customers);
+    LoadRows(tx, queries::kLoadOrders, orders_, kOrderLoadColumns, &cache_.orders);
+    LoadRows(tx, queries::kLoadCustomers, customers_, kCustomerLoadColumns, &cache_.customers);
     LoadRows(tx, queries::kLoadProducts, products_, kProductColumns, &cache_.products);
   }
 
   void Remember() override {
+    // What the store holds now: a customer row the batch wrote is stored from now on.
+    for (auto& [id, c] : customers_) {
+      if (c.dirty) c.stored = 1;
+    }
     projection_support::RememberRows(orders_, cache_.orders);
     projection_support::RememberRows(customers_, cache_.customers);
     projection_support::RememberRows(products_, cache_.products);
@@ -148,19 +201,71 @@ class BatchState final : public projection_support::Batch {
   }
 
   void QueueWrites(BatchTransaction& tx) override {
-    // Large batches (catching up) move the order rows by COPY into a staging table: one round
-    // trip more, but no JSON for the server to parse.
-    auto& write = tx.Writes();
-    if (DirtyOrders() >= kCopyOrdersFrom) {
+    // A table with many changed rows (catching up) sends them by COPY into its staging table:
+    // one round trip more, but no JSON for the server to parse.
+    std::string copy;
+    std::vector<std::pair<const char*, std::string>> copies;  // COPY statement, rows
+    std::vector<const char*> from_stage;
+    auto stage = [&](const char* copy_sql, const char* write_sql, auto append) {
+      copy.clear();
+      if (append(copy) < kCopyRowsFrom) return false;
+      copies.emplace_back(copy_sql, std::move(copy));
+      from_stage.push_back(write_sql);
+      return true;
+    };
+    const bool stage_new = NewOrdersCopy(copy) >= kCopyRowsFrom;
+    // The new orders go first, from a helper thread: the server takes them while this one
+    // encodes the other tables' rows (the connection is not touched here until they are sent).
+    std::string new_orders;
+    std::future<void> sent;
+    if (stage_new) {
+      new_orders = std::move(copy);
+      copy = std::string();
       tx.Begin();
-      tx.connection().Exec(queries::kCreateOrderStage);
-      tx.connection().CopyIn(queries::kCopyOrderStage, OrdersCopyText());
-      write.AddText(queries::kUpsertOrdersFromStage);
-    } else if (auto rows = OrdersJson()) {
-      write.Add(queries::kUpsertOrders, Params().Add(*rows));
+      sent = std::async(std::launch::async, [&tx, &new_orders] {
+        tx.connection().CopyIn(queries::kCopyNewOrders, new_orders);
+      });
     }
-    if (auto rows = CustomersJson()) write.Add(queries::kUpsertCustomers, Params().Add(*rows));
-    if (auto rows = ProductsJson()) write.Add(queries::kUpsertProducts, Params().Add(*rows));
+    const bool stage_stored = stage(
+        queries::kCopyOrderUpdateStage, queries::kUpdateOrdersFromStage, [&](std::string& out) {
+          return AppendColumnsCopy(out, orders_, IsStoredOrder, kOrderUpdateColumns);
+        });
+    const bool stage_customers = stage(
+        queries::kCopyCustomerStage, queries::kUpsertCustomersFromStage, [&](std::string& out) {
+          return AppendColumnsCopy(out, customers_, &CustomerRow::dirty, kCustomerColumns);
+        });
+    const bool stage_products =
+        stage(queries::kCopyProductStage, queries::kUpsertProductsFromStage, [&](std::string& out) {
+          return AppendColumnsCopy(out, products_, &ProductRow::dirty, kProductColumns);
+        });
+    if (sent.valid()) sent.get();  // rethrows its fault
+    if (!copies.empty()) {
+      tx.Begin();
+      tx.connection().Exec(queries::kCreateStages);
+      for (const auto& [sql, rows] : copies) tx.connection().CopyIn(sql, rows);
+    }
+    auto& write = tx.Writes();
+    for (const char* sql : from_stage) write.AddText(sql);
+    if (!stage_new) {
+      if (auto rows = ColumnsJson(orders_, IsNewOrder, kOrderColumns)) {
+        write.Add(queries::kUpsertOrders, Params().Add(*rows));
+      }
+    }
+    if (!stage_stored) {
+      if (auto rows = ColumnsJson(orders_, IsStoredOrder, kOrderUpdateColumns)) {
+        write.Add(queries::kUpdateOrders, Params().Add(*rows));
+      }
+    }
+    if (!stage_customers) {
+      if (auto rows = ColumnsJson(customers_, &CustomerRow::dirty, kCustomerColumns)) {
+        write.Add(queries::kUpsertCustomers, Params().Add(*rows));
+      }
+    }
+    if (!stage_products) {
+      if (auto rows = ColumnsJson(products_, &ProductRow::dirty, kProductColumns)) {
+        write.Add(queries::kUpsertProducts, Params().Add(*rows));
+      }
+    }
     if (auto rows = DailyJson()) write.Add(queries::kAddDailySales, Params().Add(*rows));
     if (auto ids = ChangedCustomers()) write.Add(queries::kPropagateCustomers, Params().Add(*ids));
   }
@@ -226,99 +331,50 @@ class BatchState final : public projection_support::Batch {
     }
   }
 
-  std::optional<std::string> OrdersJson() const {
-    return projection_support::ColumnsJson(orders_, &OrderRow::dirty, kOrderColumns);
-  }
-  std::size_t DirtyOrders() const {
+  static bool IsNewOrder(const OrderRow& o) { return o.dirty && o.placed; }
+  // The new orders as COPY text for queries::kCopyNewOrders (appended to `out`); answers how
+  // many.
+  std::size_t NewOrdersCopy(std::string& out) const {
+    using projection_support::AppendCopyValue;
+    auto value = [&](const auto& v) {
+      AppendCopyValue(out, v);
+      out.push_back('\t');
+    };
+    auto at = [&](const std::optional<std::int64_t>& ms) {
+      if (ms) {
+        AppendTimestamp(out, *ms);
+      } else {
+        out += "\\N";
+      }
+      out.push_back('\t');
+    };
     std::size_t n = 0;
-    for (const auto& [id, o] : orders_) n += o.dirty ? 1 : 0;
+    for (const auto& [id, o] : orders_) {
+      if (!IsNewOrder(o)) continue;
+      value(id);
+      value(o.customer_id);
+      value(o.customer_name);
+      value(o.customer_email);
+      value(o.status);
+      value(o.lines);
+      value(o.item_count);
+      value(o.total_cents);
+      at(o.placed_at);
+      at(o.paid_at);
+      at(o.shipped_at);
+      at(o.delivered_at);
+      at(o.cancelled_at);
+      value(o.payment_reference);
+      value(o.tracking_number);
+      value(o.cancel_reason);
+      value(o.version);
+      AppendCopyValue(out, o.line_text);
+      out.push_back('\n');
+      ++n;
+    }
     return n;
   }
-  // The dirty order rows in COPY text format, columns as queries::kCreateOrderStage.
-  std::string OrdersCopyText() const {
-    std::string out;
-    auto text = [&](std::string_view value) {
-      for (const char c : value) {
-        switch (c) {
-          case '\\':
-            out += "\\\\";
-            break;
-          case '\t':
-            out += "\\t";
-            break;
-          case '\n':
-            out += "\\n";
-            break;
-          case '\r':
-            out += "\\r";
-            break;
-          default:
-            out.push_back(c);
-        }
-      }
-    };
-    auto opt_text = [&](const std::optional<std::string>& value) {
-      if (value) {
-        text(*value);
-      } else {
-        out += "\\N";
-      }
-    };
-    auto number = [&](std::int64_t value) { out += std::to_string(value); };
-    auto opt_number = [&](const std::optional<std::int64_t>& value) {
-      if (value) {
-        number(*value);
-      } else {
-        out += "\\N";
-      }
-    };
-    for (const auto& [id, o] : orders_) {
-      if (!o.dirty) continue;
-      text(id);
-      out += '\t';
-      text(o.customer_id);
-      out += '\t';
-      opt_text(o.customer_name);
-      out += '\t';
-      opt_text(o.customer_email);
-      out += '\t';
-      text(o.status);
-      out += '\t';
-      text(o.lines);
-      out += '\t';
-      number(o.item_count);
-      out += '\t';
-      number(o.total_cents);
-      out += '\t';
-      number(o.placed_at);
-      out += '\t';
-      opt_number(o.paid_at);
-      out += '\t';
-      opt_number(o.shipped_at);
-      out += '\t';
-      opt_number(o.delivered_at);
-      out += '\t';
-      opt_number(o.cancelled_at);
-      out += '\t';
-      opt_text(o.payment_reference);
-      out += '\t';
-      opt_text(o.tracking_number);
-      out += '\t';
-      opt_text(o.cancel_reason);
-      out += '\t';
-      number(o.version);
-      out += '\t';
-      text(o.line_text);
-      out += '\n';
-    }
-    return out;
-  }
-  std::optional<std::string> CustomersJson() const {
-    return projection_support::ColumnsJson(customers_, &CustomerRow::dirty, kCustomerColumns);
-  }
-  std::optional<std::string> ProductsJson() const {
-    return projection_support::ColumnsJson(products_, &ProductRow::dirty, kProductColumns);
-  }
+  static bool IsStoredOrder(const OrderRow& o) { return o.dirty && !o.placed; }
   std::optional<std::string> DailyJson() const {
     return projection_support::RowsJson(
         days_, [](const auto&) { return true; },
@@ -329,8 +385,12 @@ class BatchState final : public projection_support::Batch {
           out.Field("revenue", d.revenue);
         });
   }
+  // Customers whose new details must reach order views of earlier batches: only a stored
+  // customer row can have them (an order writes its customer's row, a placeholder if need be);
+  // the orders of this batch got the details in Finish.
   std::optional<std::string> ChangedCustomers() const {
-    return projection_support::KeysArrayWhere(customers_, &CustomerRow::details_changed);
+    return projection_support::KeysArrayWhere(
+        customers_, [](const CustomerRow& c) { return c.details_changed && c.stored != 0; });
   }
 
   CustomerRow& Customer(const domain::CustomerId& id) {
@@ -376,6 +436,7 @@ class BatchState final : public projection_support::Batch {
   }
   void On(const domain::OrderPlaced& e, domain::Timestamp at) {
     auto& o = Order(e.order_id);
+    o.placed = true;
     o.customer_id = e.customer_id.ToString();
     o.status = "placed";
     o.item_count = 0;
@@ -462,8 +523,34 @@ class BatchState final : public projection_support::Batch {
 }  // namespace
 
 PgReadProjection::PgReadProjection(std::string conninfo, std::string name)
-    : BatchProjection(std::move(conninfo), std::move(name),
-                      &projection_support::MakeBatch<BatchState>,
-                      &projection_support::MakeCache<BatchState>) {}
+    : BatchProjection(conninfo, name, &projection_support::MakeBatch<BatchState>,
+                      &projection_support::MakeCache<BatchState>),
+      name_(std::move(name)),
+      maintenance_(std::move(conninfo)) {}
+
+void PgReadProjection::Apply(const cqrs::Checkpoint& from,
+                             const std::vector<cqrs::StoredEvent>& events,
+                             const cqrs::Checkpoint& to) {
+  BatchProjection::Apply(from, events, to);
+  if (StartsBuildFromZero(from, events.size())) check_deferred_ = true;
+}
+
+void PgReadProjection::CaughtUp() {
+  if (!check_deferred_) return;
+  try {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto restored =
+        maintenance_.Get().ExecPrepared(queries::kRestoreIndexes, Params().Add(name_)).Int64(0, 0);
+    if (restored > 0) {
+      spdlog::info("{}: caught up, created the {} deferred indexes in {:.2f} s", name_, restored,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  } catch (...) {
+    maintenance_.Reset();
+    throw;
+  }
+  check_deferred_ = false;
+  maintenance_.Reset();
+}
 
 }  // namespace shopcqrs::adapters::pg_read

@@ -15,6 +15,7 @@
 #include <tuple>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -286,6 +287,8 @@ class RowCache {
     old_.clear();
   }
   std::size_t size() const { return young_.size() + old_.size(); }
+  // Whether `rows` rows fit into one generation.
+  bool Fits(std::size_t rows) const { return rows < half_; }
 
  private:
   std::size_t half_;
@@ -348,6 +351,8 @@ class BatchTransaction {
   void Begin();
   infra::pg::Connection& connection() { return connection_.Get(); }
   infra::pg::Connection::Pipeline& Writes() { return writes_; }
+  const std::string& name() const { return name_; }
+  const cqrs::Checkpoint& from() const { return from_; }
   void Commit(const cqrs::Checkpoint& to, std::int64_t applied);
 
  private:
@@ -393,9 +398,15 @@ void LoadRows(BatchTransaction& tx, const infra::pg::Statement& statement, Rows&
       });
 }
 
-// After a commit: every row of `rows` goes into `cache` as the store now holds it.
+// After a commit: every row of `rows` goes into `cache` as the store now holds it. A batch with
+// more rows than a generation holds (catching up) empties the cache instead: most of its rows
+// would be evicted at once, and the cache's older copies of them are stale now.
 template <class Rows>
 void RememberRows(const Rows& rows, RowCache<typename Rows::mapped_type>& cache) {
+  if (!cache.Fits(rows.size())) {
+    cache.Clear();
+    return;
+  }
   for (const auto& [id, row] : rows) cache.Put(id, row);
 }
 
@@ -437,10 +448,20 @@ class BatchProjection : public cqrs::ProjectionStore {
   void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
              const cqrs::Checkpoint& to) override;
   void Reset() override;
+  // Decodes a prefetched batch ahead of its Apply (which then skips its decode phase).
+  void Prepare(const std::vector<cqrs::StoredEvent>& events) override;
   Timings GetTimings() const;
 
  private:
+  // The batch Prepare decoded, if `events` are its events (else null).
+  std::unique_ptr<Batch> TakePrepared(const std::vector<cqrs::StoredEvent>& events);
+
   Decoder decode_;
+  std::mutex prepared_mutex_;
+  std::unique_ptr<Batch> prepared_;
+  std::size_t prepared_size_ = 0;
+  std::pair<std::uint64_t, std::int64_t> prepared_first_;  // (xid, position) of its first event
+  std::pair<std::uint64_t, std::int64_t> prepared_last_;   // and of its last
   std::string name_;
   ProjectorConnection connection_;
   std::unique_ptr<BatchCache> cache_;

@@ -113,6 +113,7 @@ std::vector<ProjectorPlan> PlanProjectors(const Config& config) {
   const auto default_batch = cqrs::Projector::Options{}.batch_size;
   const auto read_identity = DatabaseIdentity(config.read_db);
   add(adapters::pg_read::kProjectionName, "read_pg", read_identity, default_batch);
+  plans.back().projector.max_batch_size = adapters::pg_read::kCatchUpMaxBatch;
   // search lives in the read PostgreSQL too
   add(adapters::pg_read::kSearchProjectionName, "read_pg", read_identity, default_batch);
   if (!config.redis.empty()) {
