@@ -403,6 +403,14 @@ TEST(ReadProjection, PreparedStatementsStayOnTheKeyIndexesAsTheStoreGrows) {
     c.ExecPrepared(*statement, infra::pg::Params().Add(ids));  // planned on the empty tables
     c.Exec("ROLLBACK");
   }
+  const std::vector<const infra::pg::Statement*> json_writes = {
+      &adapters::pg_read::queries::kUpdateOrders};
+  const std::string one_row = "[{\"id\": \"00000000-0000-0000-0000-000000000001\"}]";
+  for (const auto* statement : json_writes) {
+    c.Exec("BEGIN");
+    c.ExecPrepared(*statement, infra::pg::Params().Add(one_row));
+    c.Exec("ROLLBACK");
+  }
   {
     Connection fill(db.read);
     fill.Exec(
@@ -459,6 +467,17 @@ TEST(ReadProjection, PreparedStatementsStayOnTheKeyIndexesAsTheStoreGrows) {
     std::string text;
     for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
     EXPECT_EQ(text.find("Seq Scan"), std::string::npos) << statement->name << ":\n" << text;
+    EXPECT_EQ(text.find("Hash Join"), std::string::npos) << statement->name << ":\n" << text;
+    EXPECT_EQ(text.find("Merge Join"), std::string::npos) << statement->name << ":\n" << text;
+  }
+  // The writes that join a batch's rows (JSON) to the stored ones: by the primary key, row by row.
+  for (const auto* statement : json_writes) {
+    auto plan = c.Exec(fmt::format("EXPLAIN EXECUTE {}('{}')", statement->name, one_row));
+    std::string text;
+    for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
+    EXPECT_EQ(text.find("Seq Scan"), std::string::npos) << statement->name << ":\n" << text;
+    EXPECT_EQ(text.find("Hash Join"), std::string::npos) << statement->name << ":\n" << text;
+    EXPECT_EQ(text.find("Merge Join"), std::string::npos) << statement->name << ":\n" << text;
   }
   for (const auto& [name, args] : queries) {
     auto plan = q.Exec(fmt::format("EXPLAIN EXECUTE {}({})", name, args));
