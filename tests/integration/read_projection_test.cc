@@ -368,13 +368,12 @@ TEST(OutboxReader, FetchUsesTheXidPositionIndex) {
   c.Exec("SET enable_seqscan = off");
   // The reader's statement (outbox_reader.cc): the scan sits under a lateral join that also
   // yields the snapshot bound.
-  auto plan = c.Exec(
-      "EXPLAIN SELECT s.xmin, o.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) "
-      "s LEFT JOIN LATERAL (SELECT * FROM outbox WHERE (outbox.xid, outbox.position) > "
-      "('5'::xid8, 7::bigint) AND outbox.xid < s.xmin ORDER BY outbox.xid, outbox.position "
-      "LIMIT 100) o ON true");
-  std::string text;
-  for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
+  const auto text =
+      Plan(c,
+           "SELECT s.xmin, o.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) "
+           "s LEFT JOIN LATERAL (SELECT * FROM outbox WHERE (outbox.xid, outbox.position) > "
+           "('5'::xid8, 7::bigint) AND outbox.xid < s.xmin ORDER BY outbox.xid, outbox.position "
+           "LIMIT 100) o ON true");
   EXPECT_NE(text.find("outbox_xid_position_idx"), std::string::npos) << text;
   EXPECT_NE(text.find("Index Cond: ((ROW(xid, \"position\") > ROW"), std::string::npos) << text;
 }
@@ -440,9 +439,7 @@ TEST(ReadProjection, PreparedStatementsStayOnTheKeyIndexesAsTheStoreGrows) {
   for (const char* sql : {adapters::pg_read::queries::kUpdateOrdersFromStage,
                           adapters::pg_read::queries::kUpsertCustomersFromStage,
                           adapters::pg_read::queries::kUpsertProductsFromStage}) {
-    auto plan = c.Exec(std::string("EXPLAIN ") + sql);
-    std::string text;
-    for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
+    const auto text = Plan(c, sql);
     EXPECT_EQ(text.find("JIT"), std::string::npos) << text;
   }
   c.Exec("ROLLBACK");
@@ -462,27 +459,18 @@ TEST(ReadProjection, PreparedStatementsStayOnTheKeyIndexesAsTheStoreGrows) {
       {"r_get_product", fmt::format("'{}'", uuid)},
       {"r_top_products", "10"}};
   for (const auto& [name, args] : queries) q.Exec(fmt::format("EXECUTE {}({})", name, args));
-  for (const auto* statement : statements) {
-    auto plan = c.Exec(fmt::format("EXPLAIN EXECUTE {}('{}')", statement->name, ids));
-    std::string text;
-    for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
-    EXPECT_EQ(text.find("Seq Scan"), std::string::npos) << statement->name << ":\n" << text;
-    EXPECT_EQ(text.find("Hash Join"), std::string::npos) << statement->name << ":\n" << text;
-    EXPECT_EQ(text.find("Merge Join"), std::string::npos) << statement->name << ":\n" << text;
-  }
+  // Keyed: no sequential scan, and no hash or merge join (which reads a whole side).
+  auto expect_keyed = [&](const infra::pg::Statement& statement, const std::string& arg) {
+    const auto text = Plan(c, fmt::format("EXECUTE {}('{}')", statement.name, arg));
+    for (const char* node : {"Seq Scan", "Hash Join", "Merge Join"}) {
+      EXPECT_EQ(text.find(node), std::string::npos) << statement.name << ":\n" << text;
+    }
+  };
+  for (const auto* statement : statements) expect_keyed(*statement, ids);
   // The writes that join a batch's rows (JSON) to the stored ones: by the primary key, row by row.
-  for (const auto* statement : json_writes) {
-    auto plan = c.Exec(fmt::format("EXPLAIN EXECUTE {}('{}')", statement->name, one_row));
-    std::string text;
-    for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
-    EXPECT_EQ(text.find("Seq Scan"), std::string::npos) << statement->name << ":\n" << text;
-    EXPECT_EQ(text.find("Hash Join"), std::string::npos) << statement->name << ":\n" << text;
-    EXPECT_EQ(text.find("Merge Join"), std::string::npos) << statement->name << ":\n" << text;
-  }
+  for (const auto* statement : json_writes) expect_keyed(*statement, one_row);
   for (const auto& [name, args] : queries) {
-    auto plan = q.Exec(fmt::format("EXPLAIN EXECUTE {}({})", name, args));
-    std::string text;
-    for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
+    const auto text = Plan(q, fmt::format("EXECUTE {}({})", name, args));
     EXPECT_EQ(text.find("Seq Scan"), std::string::npos) << name << ":\n" << text;
   }
 }

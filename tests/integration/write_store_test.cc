@@ -18,6 +18,7 @@
 #include "infra/pg/embedded_migrations.h"
 #include "infra/pg/migrator.h"
 #include "infra/pg/pool.h"
+#include "support/sql.h"
 #include "support/test_postgres.h"
 
 namespace shopcqrs {
@@ -323,9 +324,7 @@ TEST_F(WriteStoreTest, PreparedStatementsStayOnTheKeyIndexesAsTheTablesGrow) {
       "SELECT gen_random_uuid(), 'sku-' || n, 'p', 1, 1, 1, now(), now() "
       "FROM generate_series(1, 5000) n");
   for (const auto& [name, args] : statements) {
-    auto plan = session->Exec(fmt::format("EXPLAIN EXECUTE {}({})", name, args));
-    std::string text;
-    for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
+    const auto text = test_support::Plan(*session, fmt::format("EXECUTE {}({})", name, args));
     EXPECT_EQ(text.find("Seq Scan"), std::string::npos) << name << ":\n" << text;
   }
 }

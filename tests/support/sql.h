@@ -17,6 +17,15 @@
 
 namespace shopcqrs::test_support {
 
+// The plan of `statement` in session `c` (EXPLAIN, its lines joined): for a prepared statement
+// (`EXECUTE name(...)`) the plan that session has cached.
+inline std::string Plan(infra::pg::Connection& c, const std::string& statement) {
+  const auto plan = c.Exec("EXPLAIN " + statement);
+  std::string text;
+  for (int i = 0; i < plan.rows(); ++i) text += plan.String(i, 0) + "\n";
+  return text;
+}
+
 // The first column of the first row, as an integer.
 inline std::int64_t Scalar(const std::string& conninfo, const std::string& sql) {
   infra::pg::Connection c(conninfo);

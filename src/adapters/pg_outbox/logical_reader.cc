@@ -24,18 +24,9 @@ constexpr infra::pg::Statement kSlotStatus{
     "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint "
     "FROM pg_replication_slots WHERE slot_name = $1"};
 
-bool IsSimpleIdentifier(std::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  if (!(std::islower(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::islower(static_cast<unsigned char>(c)) ||
-           std::isdigit(static_cast<unsigned char>(c)) || c == '_';
-  });
-}
-
 void CheckNames(const LogicalOutboxNames& names) {
   for (const auto* name : {&names.slot, &names.publication}) {
-    if (!IsSimpleIdentifier(*name)) {
+    if (!infra::pg::IsSimpleIdentifier(*name)) {
       throw std::invalid_argument(
           fmt::format("logical outbox name '{}' is not [a-z_][a-z0-9_]* (at most 63)", *name));
     }

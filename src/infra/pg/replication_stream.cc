@@ -26,15 +26,6 @@ void PutBigEndian(std::string& out, std::uint64_t value) {
   }
 }
 
-bool IsSimpleIdentifier(std::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  if (!(std::islower(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::islower(static_cast<unsigned char>(c)) ||
-           std::isdigit(static_cast<unsigned char>(c)) || c == '_';
-  });
-}
-
 // A string constant of a replication command ('...' with quotes doubled).
 std::string QuoteLiteral(std::string_view value) {
   std::string out = "'";
@@ -73,6 +64,15 @@ pgoutput::PgTimestamp PgNow() {
   const auto since_unix = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::system_clock::now().time_since_epoch());
   return since_unix.count() - pgoutput::kPgEpochUnixMs * 1000;
+}
+
+bool IsSimpleIdentifier(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!(std::islower(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c)) || c == '_';
+  });
 }
 
 ReplicationStream::ReplicationStream(Options options) : options_(std::move(options)) {

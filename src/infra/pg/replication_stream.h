@@ -37,6 +37,10 @@ Lsn ParseLsn(std::string_view text);
 // The now of PostgreSQL's clock format (microseconds since 2000-01-01 UTC).
 pgoutput::PgTimestamp PgNow();
 
+// Whether `name` is [a-z_][a-z0-9_]* of at most 63 bytes: a slot, publication or option name
+// that needs no quoting in a replication command or in SQL.
+bool IsSimpleIdentifier(std::string_view name);
+
 struct SystemIdentity {
   std::string system_id;
   int timeline = 0;
