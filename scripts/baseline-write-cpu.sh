@@ -21,7 +21,9 @@ command -v pidstat >/dev/null || { echo "baseline-write-cpu: needs pidstat (syss
 
 DIR=$(mktemp -d /tmp/shopcqrs-baseline-XXXXXX)
 chmod 755 "$DIR"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+PORT=$(free_port)
 as_pg() { if [[ $(id -u) == 0 ]]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi; }
 [[ $(id -u) == 0 ]] && chown postgres "$DIR"
 cleanup() { as_pg "$PGBIN/pg_ctl -D $DIR/data -m immediate stop" >/dev/null 2>&1 || true; rm -rf "$DIR"; }

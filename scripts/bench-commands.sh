@@ -66,18 +66,8 @@ if ! { cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release &&
 fi
 rm -f "$BUILD_LOG"
 
-# A port nothing listens on (connecting is refused).
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 DATA=$(mktemp -d /tmp/shopcqrs-bench.XXXXXX)
 chmod 755 "$DATA"  # PostgreSQL runs as the postgres user when we are root
@@ -117,22 +107,6 @@ log "starting shopcqrs up on 127.0.0.1:$PORT (data $DATA/var)"
 "$SHOPCQRS" up --data-dir "$DATA/var" --listen "127.0.0.1:$PORT" >"$SERVICE_LOG" 2>&1 &
 SERVICE_PID=$!
 
-# Prints the URL process $1 reports serving in log $2, once it does.
-wait_serving() {
-  local pid=$1 logfile=$2 url=""
-  for _ in $(seq 1 600); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      log "shopcqrs exited during start:"
-      tail -n 20 "$logfile" >&2
-      return 1
-    fi
-    url=$(sed -n 's/^shopcqrs serving \(http:\/\/[^ ]*\).*$/\1/p' "$logfile" 2>/dev/null | head -n 1)
-    [[ -n "$url" ]] && { echo "$url"; return 0; }
-    sleep 0.2
-  done
-  log "shopcqrs did not report serving within 120 s"
-  return 1
-}
 
 URL=$(wait_serving "$SERVICE_PID" "$SERVICE_LOG")
 WRITE_DB=$(sed -n 's/^write PostgreSQL: \(.*\) (data .*$/\1/p' "$SERVICE_LOG" | head -n 1)

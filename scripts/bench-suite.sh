@@ -149,24 +149,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  return 1
-}
-wait_serving() {
-  local pid=$1 logfile=$2 url=""
-  for _ in $(seq 1 600); do
-    kill -0 "$pid" 2>/dev/null || { log "shopcqrs exited during start:"; tail -n 20 "$logfile" >&2; return 1; }
-    url=$(sed -n 's/^shopcqrs serving \(http:\/\/[^ ]*\).*$/\1/p' "$logfile" 2>/dev/null | head -n 1)
-    [[ -n "$url" ]] && { echo "$url"; return 0; }
-    sleep 0.2
-  done
-  return 1
-}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 # Polls GET $1/v1/admin/projections until every read_pg projection there has no committed event
 # left to apply; gives up after $2 seconds.

@@ -26,20 +26,18 @@ BENCH="$ROOT/build/bench/shopcqrs-bench"
 [[ -x "$SHOPCQRS" && -x "$BENCH" ]] || { echo "bench-visible: build first (scripts/build.sh)" >&2; exit 1; }
 DATA=$(mktemp -d /tmp/shopcqrs-visible-XXXXXX)
 chmod 755 "$DATA"  # the servers may run as the postgres user
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL="http://127.0.0.1:$PORT"
+log() { printf '[bench-visible] %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+PORT=$(free_port)
 "$SHOPCQRS" up --data-dir "$DATA/up" --listen "127.0.0.1:$PORT" --log-level warn >"$DATA/up.log" 2>&1 &
 UP=$!
 cleanup() { kill "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; rm -rf "$DATA"; }
 trap cleanup EXIT
-for _ in $(seq 120); do
-  curl -sf "$URL/metrics" >/dev/null 2>&1 && break
-  kill -0 "$UP" 2>/dev/null || { cat "$DATA/up.log" >&2; exit 1; }
-  sleep 0.5
-done
+URL=$(wait_serving "$UP" "$DATA/up.log")
 IFS=, read -ra LIST <<<"$RATES"
 for rate in "${LIST[@]}"; do
-  echo "== visible at $rate/s" >&2
+  log "visible at $rate/s"
   "$BENCH" visible --url "$URL" --rate "$rate" -c "$CLIENTS" -d "$DURATION" --warmup 2 \
     --json "$DATA/visible-$rate.json" >"$DATA/visible-$rate.log" 2>&1 ||
     { tail -n 5 "$DATA/visible-$rate.log" >&2; }
