@@ -9,6 +9,7 @@
 
 #include "infra/http/router.h"
 #include "infra/metrics/registry.h"
+#include "support/empty_read_model.h"
 
 namespace shopcqrs::adapters::http {
 namespace {
@@ -17,36 +18,7 @@ using namespace infra::http;
 
 using namespace std::chrono_literals;
 
-// Answers every query with nothing (the consistency waits are what is tested here).
-class EmptyReadModel final : public app::ReadModel {
- public:
-  std::optional<app::OrderView> GetOrder(const domain::OrderId&) override { return std::nullopt; }
-  domain::Result<app::OrderPage> ListOrders(const app::OrderListQuery&) override {
-    return app::OrderPage{};
-  }
-  domain::Result<app::OrderPage> ListCustomerOrders(const domain::CustomerId&, int,
-                                                    const std::optional<std::string>&) override {
-    return app::OrderPage{};
-  }
-  std::optional<app::CustomerView> GetCustomer(const domain::CustomerId&) override {
-    return std::nullopt;
-  }
-  std::optional<app::ProductView> GetProduct(const domain::ProductId&) override {
-    return std::nullopt;
-  }
-  domain::Result<std::vector<app::TopProduct>> TopProducts(int) override {
-    return std::vector<app::TopProduct>{};
-  }
-  domain::Result<std::vector<app::OrderSummary>> SearchOrders(std::string_view, int) override {
-    ++searches;
-    return std::vector<app::OrderSummary>{};
-  }
-  domain::Result<std::vector<app::DailySalesItem>> DailySales(std::chrono::sys_days,
-                                                              std::chrono::sys_days) override {
-    return std::vector<app::DailySalesItem>{};
-  }
-  int searches = 0;
-};
+using test_support::EmptyReadModel;
 
 class QueryRoutesTest : public ::testing::Test {
  protected:

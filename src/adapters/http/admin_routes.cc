@@ -2,12 +2,15 @@
 
 #include <boost/json.hpp>
 
+#include "adapters/http/route_table.h"
+
 namespace shopcqrs::adapters::http {
 
 using namespace infra::http;
 
 void RegisterAdminRoutes(Router& router, std::function<std::vector<ProjectionInfo>()> projections) {
-  router.Add("GET", "/v1/admin/projections", [projections](const Request&) {
+  const RouteSpec& route = Route("list_projections");
+  router.Add(route.method, route.pattern, [projections](const Request&) {
     boost::json::array items;
     for (const auto& p : projections()) {
       items.push_back(boost::json::object{

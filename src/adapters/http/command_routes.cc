@@ -15,6 +15,7 @@
 
 #include "adapters/http/json_input.h"
 #include "adapters/http/problem.h"
+#include "adapters/http/route_table.h"
 #include "domain/ids.h"
 #include "infra/http/json_body.h"
 
@@ -425,23 +426,23 @@ std::expected<std::optional<std::int64_t>, Problem> ParseIfMatch(const Request& 
 
 void RegisterCommandRoutes(Router& router, app::CommandService& service,
                            infra::metrics::Registry& registry) {
-  auto add = [&](std::string_view method, std::string_view pattern, std::string command,
-                 Outcome (*fn)(app::CommandService&, const Request&)) {
-    router.Add(method, pattern,
-               Instrumented(registry, std::move(command), [&service, fn](const Request& request) {
-                 return fn(service, request);
-               }));
+  auto add = [&](std::string_view name, Outcome (*fn)(app::CommandService&, const Request&)) {
+    const RouteSpec& route = Route(name);
+    router.Add(
+        route.method, route.pattern,
+        Instrumented(registry, std::string(route.name),
+                     [&service, fn](const Request& request) { return fn(service, request); }));
   };
-  add("POST", "/v1/customers", "register_customer", RegisterCustomer);
-  add("PATCH", "/v1/customers/{id}", "change_customer_details", ChangeCustomerDetails);
-  add("POST", "/v1/products", "add_product", AddProduct);
-  add("POST", "/v1/products/{id}/price", "change_product_price", ChangeProductPrice);
-  add("POST", "/v1/products/{id}/restock", "restock_product", RestockProduct);
-  add("POST", "/v1/orders", "place_order", PlaceOrder);
-  add("POST", "/v1/orders/{id}/pay", "pay_order", PayOrder);
-  add("POST", "/v1/orders/{id}/ship", "ship_order", ShipOrder);
-  add("POST", "/v1/orders/{id}/deliver", "deliver_order", DeliverOrder);
-  add("POST", "/v1/orders/{id}/cancel", "cancel_order", CancelOrder);
+  add("register_customer", RegisterCustomer);
+  add("change_customer_details", ChangeCustomerDetails);
+  add("add_product", AddProduct);
+  add("change_product_price", ChangeProductPrice);
+  add("restock_product", RestockProduct);
+  add("place_order", PlaceOrder);
+  add("pay_order", PayOrder);
+  add("ship_order", ShipOrder);
+  add("deliver_order", DeliverOrder);
+  add("cancel_order", CancelOrder);
 }
 
 }  // namespace shopcqrs::adapters::http

@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "adapters/http/route_table.h"
 #include "infra/http/problem.h"
 
 namespace shopcqrs::adapters::http {
@@ -49,12 +50,12 @@ Response Readiness(const std::vector<ReadinessCheck>& checks) {
 
 void RegisterOpsRoutes(Router& router, infra::metrics::Registry& registry,
                        std::vector<ReadinessCheck> checks) {
-  router.Add("GET", "/healthz",
+  router.Add(Route("healthz").method, Route("healthz").pattern,
              [](const Request&) { return Response::Json(200, R"({"status":"ok"})"); });
   auto shared_checks = std::make_shared<const std::vector<ReadinessCheck>>(std::move(checks));
-  router.Add("GET", "/readyz",
+  router.Add(Route("readyz").method, Route("readyz").pattern,
              [shared_checks](const Request&) { return Readiness(*shared_checks); });
-  router.Add("GET", "/metrics", [&registry](const Request&) {
+  router.Add(Route("metrics").method, Route("metrics").pattern, [&registry](const Request&) {
     return Response::Text(200, registry.Render(), std::string(kPrometheusContentType));
   });
 }

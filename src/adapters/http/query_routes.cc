@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include "adapters/http/problem.h"
+#include "adapters/http/route_table.h"
 #include "application/ports.h"
 #include "domain/events.h"
 #include "domain/time.h"
@@ -353,19 +354,20 @@ void RegisterQueryRoutes(Router& router, app::ReadModel& model,
                          const cqrs::ProgressTracker* cache_progress, QueryRouteOptions options,
                          const cqrs::ProgressTracker* search_progress) {
   auto context = std::make_shared<Context>(Context{model, tokens, progress, options});
-  router.Add("GET", "/v1/orders/{id}",
-             Query(context, registry, "get_order", GetOrder, cache_progress));
-  router.Add("GET", "/v1/orders", Query(context, registry, "list_orders", ListOrders));
-  router.Add("GET", "/v1/customers/{id}/orders",
-             Query(context, registry, "customer_orders", ListCustomerOrders));
-  router.Add("GET", "/v1/customers/{id}", Query(context, registry, "get_customer", GetCustomer));
-  // Registered before /v1/products/{id} so that "top" is not taken for an id.
-  router.Add("GET", "/v1/products/top",
-             Query(context, registry, "top_products", TopProducts, cache_progress));
-  router.Add("GET", "/v1/products/{id}", Query(context, registry, "get_product", GetProduct));
-  router.Add("GET", "/v1/search/orders",
-             Query(context, registry, "search_orders", SearchOrders, search_progress));
-  router.Add("GET", "/v1/stats/daily-sales", Query(context, registry, "daily_sales", DailySales));
+  auto add = [&](std::string_view name, QueryFn fn, const cqrs::ProgressTracker* store_progress) {
+    const RouteSpec& route = Route(name);
+    router.Add(route.method, route.pattern,
+               Query(context, registry, std::string(route.name), fn, store_progress));
+  };
+  // In the table's order, so that /v1/products/top is registered before /v1/products/{id}.
+  add("get_order", GetOrder, cache_progress);
+  add("list_orders", ListOrders, nullptr);
+  add("customer_orders", ListCustomerOrders, nullptr);
+  add("get_customer", GetCustomer, nullptr);
+  add("top_products", TopProducts, cache_progress);
+  add("get_product", GetProduct, nullptr);
+  add("search_orders", SearchOrders, search_progress);
+  add("daily_sales", DailySales, nullptr);
 }
 
 }  // namespace shopcqrs::adapters::http

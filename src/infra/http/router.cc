@@ -190,6 +190,14 @@ void Router::Add(std::string_view method, std::string_view pattern, Handler hand
   it->methods.emplace_back(std::string(method), std::move(handler));
 }
 
+std::vector<std::pair<std::string, std::string>> Router::Routes() const {
+  std::vector<std::pair<std::string, std::string>> added;
+  for (const Route& route : routes_) {
+    for (const auto& [method, handler] : route.methods) added.emplace_back(method, route.pattern);
+  }
+  return added;
+}
+
 Response Router::Dispatch(Request& request) const {
   std::vector<std::string_view> raw;
   raw.reserve(8);

@@ -80,6 +80,9 @@ class Router {
   // the handler propagate (the server turns them into 500 internal_error).
   Response Dispatch(Request& request) const;
 
+  // Every (method, pattern) added, in the order added (HEAD's fallback to GET not listed).
+  std::vector<std::pair<std::string, std::string>> Routes() const;
+
  private:
   struct Segment {
     std::string text;  // literal text, or the parameter name

@@ -1,0 +1,92 @@
+#include "adapters/http/route_table.h"
+
+#include <array>
+#include <stdexcept>
+
+#include "infra/http/problem.h"
+
+namespace shopcqrs::adapters::http {
+
+namespace {
+
+using enum ServingRole;
+
+constexpr std::array kRoutes{
+    // Commands (API.md "Commands").
+    RouteSpec{"POST", "/v1/customers", "register_customer", kCommand},
+    RouteSpec{"PATCH", "/v1/customers/{id}", "change_customer_details", kCommand},
+    RouteSpec{"POST", "/v1/products", "add_product", kCommand},
+    RouteSpec{"POST", "/v1/products/{id}/price", "change_product_price", kCommand},
+    RouteSpec{"POST", "/v1/products/{id}/restock", "restock_product", kCommand},
+    RouteSpec{"POST", "/v1/orders", "place_order", kCommand},
+    RouteSpec{"POST", "/v1/orders/{id}/pay", "pay_order", kCommand},
+    RouteSpec{"POST", "/v1/orders/{id}/ship", "ship_order", kCommand},
+    RouteSpec{"POST", "/v1/orders/{id}/deliver", "deliver_order", kCommand},
+    RouteSpec{"POST", "/v1/orders/{id}/cancel", "cancel_order", kCommand},
+    // Queries (API.md "Queries").
+    RouteSpec{"GET", "/v1/orders/{id}", "get_order", kQuery},
+    RouteSpec{"GET", "/v1/orders", "list_orders", kQuery},
+    RouteSpec{"GET", "/v1/customers/{id}/orders", "customer_orders", kQuery},
+    RouteSpec{"GET", "/v1/customers/{id}", "get_customer", kQuery},
+    RouteSpec{"GET", "/v1/products/top", "top_products", kQuery},
+    RouteSpec{"GET", "/v1/products/{id}", "get_product", kQuery},
+    RouteSpec{"GET", "/v1/search/orders", "search_orders", kQuery},
+    RouteSpec{"GET", "/v1/stats/daily-sales", "daily_sales", kQuery},
+    // Operations.
+    RouteSpec{"GET", "/v1/admin/projections", "list_projections", kProjector},
+    RouteSpec{"GET", "/healthz", "healthz", kEvery},
+    RouteSpec{"GET", "/readyz", "readyz", kEvery},
+    RouteSpec{"GET", "/metrics", "metrics", kEvery},
+};
+
+}  // namespace
+
+std::string_view RoleName(ServingRole role) {
+  switch (role) {
+    case kCommand:
+      return "command";
+    case kQuery:
+      return "query";
+    case kProjector:
+      return "projector";
+    case kEvery:
+      return "every";
+  }
+  return "unknown";
+}
+
+std::span<const RouteSpec> RouteTable() { return kRoutes; }
+
+const RouteSpec& Route(std::string_view name) {
+  for (const RouteSpec& route : kRoutes) {
+    if (route.name == name) return route;
+  }
+  throw std::logic_error("no route named " + std::string(name));
+}
+
+bool ServedRoles::Serves(ServingRole role) const {
+  switch (role) {
+    case kCommand:
+      return command;
+    case kQuery:
+      return query;
+    case kProjector:
+      return projector;
+    case kEvery:
+      return true;
+  }
+  return false;
+}
+
+void RegisterRoutesNotServed(infra::http::Router& router, ServedRoles served) {
+  for (const RouteSpec& route : kRoutes) {
+    if (served.Serves(route.role)) continue;
+    const std::string detail =
+        "this process does not run the " + std::string(RoleName(route.role)) + " role";
+    router.Add(route.method, route.pattern, [detail](const infra::http::Request&) {
+      return infra::http::ToResponse(infra::http::MakeProblem(404, "route_not_served", detail));
+    });
+  }
+}
+
+}  // namespace shopcqrs::adapters::http
