@@ -105,6 +105,9 @@ ChildProcessOptions NatsServer::Command(int port) const {
                 options_.bind,
                 "--port",
                 std::to_string(port)};
+  if (options_.monitor_port > 0) {
+    child.argv.insert(child.argv.end(), {"--http_port", std::to_string(options_.monitor_port)});
+  }
   return child;
 }
 

@@ -34,6 +34,8 @@ class NatsServer final : public SupervisedServer {
     std::chrono::milliseconds check_interval{200};
     // > 0: the server runs at a lower CPU priority (ServerSupervisor::Options::nice).
     int nice = 0;
+    // > 0: the HTTP monitoring endpoint (/varz, /connz, ...) on this port of the bind address.
+    int monitor_port = 0;
   };
 
   explicit NatsServer(Options options);

@@ -25,6 +25,7 @@ namespace shopcqrs::apps {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::Not;
 
 Config ValidConfig() {
@@ -82,19 +83,44 @@ TEST(ConfigEffect, DatabasesAndPoolSizesMakeTheApiPools) {
 
 TEST(ConfigEffect, SwitchesPickTheRoles) {
   Config config = ValidConfig();
-  EXPECT_EQ(PlanRoles(config), (RolePlan{.api = true, .projectors = true}));
+  EXPECT_EQ(PlanRoles(config), (RolePlan{.command = true, .query = true, .projectors = true}));
   config.nats = "nats://127.0.0.1:4222";  // the relay needs a broker
-  EXPECT_EQ(PlanRoles(config), (RolePlan{.api = true, .relay = true, .projectors = true}));
+  EXPECT_EQ(PlanRoles(config),
+            (RolePlan{.command = true, .query = true, .relay = true, .projectors = true}));
   // The same switches as a process gets them from its environment.
   config = LoadConfig(std::nullopt, MapEnvironment({{"SHOPCQRS_WRITE_DB", config.write_db},
                                                     {"SHOPCQRS_READ_DB", config.read_db},
                                                     {"SHOPCQRS_NATS", config.nats},
                                                     {"SHOPCQRS_RUN_RELAY", "off"},
                                                     {"SHOPCQRS_RUN_PROJECTORS", "0"}}));
-  EXPECT_EQ(PlanRoles(config), (RolePlan{.api = true, .follower = true}));
+  EXPECT_EQ(PlanRoles(config), (RolePlan{.command = true, .query = true, .follower = true}));
   config.run_api = false;
   config.run_projectors = true;
   EXPECT_EQ(PlanRoles(config), (RolePlan{.projectors = true}));
+}
+
+// roles (file, SHOPCQRS_ROLES, --role) name the roles exactly; a query process without the
+// projector role follows their progress.
+TEST(ConfigEffect, RolesPickTheRolesExactly) {
+  Config config = ValidConfig();
+  config.nats = "nats://127.0.0.1:4222";
+  config.roles = {"query"};
+  EXPECT_EQ(PlanRoles(config), (RolePlan{.query = true, .follower = true}));
+  config.roles = {"command"};
+  EXPECT_EQ(PlanRoles(config), (RolePlan{.command = true}));
+  config.roles = {"relay"};
+  EXPECT_EQ(PlanRoles(config), (RolePlan{.relay = true}));
+  config.roles = {"projector", "query"};
+  EXPECT_EQ(PlanRoles(config), (RolePlan{.query = true, .projectors = true}));
+  config.roles = {"command", "query", "relay", "projector"};
+  EXPECT_EQ(PlanRoles(config),
+            (RolePlan{.command = true, .query = true, .relay = true, .projectors = true}));
+  EXPECT_EQ(DescribeRoles(PlanRoles(config)), "command,query,relay,projector");
+  EXPECT_TRUE(ValidateConfig(config).empty());
+  // The relay role needs a broker.
+  config.nats.clear();
+  config.roles = {"relay"};
+  EXPECT_THAT(ValidateConfig(config), ElementsAre(HasSubstr("'relay' needs nats")));
 }
 
 TEST(ConfigEffect, ReadDbAndRedisNameTheProjections) {

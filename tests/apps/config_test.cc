@@ -286,6 +286,62 @@ TEST(LoadConfig, ReadsBrokerKeysFromFileAndEnvironment) {
   EXPECT_THROW(ApplyToml(config, "[relay]\nenable = true\n"), ConfigError);
 }
 
+TEST(LoadConfig, ReadsRolesFromFileEnvironmentAndText) {
+  Config config;
+  EXPECT_TRUE(config.roles.empty()) << "no roles: the switches decide";
+  ApplyToml(config, "roles = [\"command\", \"query\"]\n");
+  EXPECT_THAT(config.roles, ElementsAre("command", "query"));
+  ApplyEnvironment(config, MapEnvironment({{"SHOPCQRS_ROLES", "relay, projector"}}));
+  EXPECT_THAT(config.roles, ElementsAre("relay", "projector"));
+  EXPECT_THAT(ParseRoles("query", "--role"), ElementsAre("query"));
+  EXPECT_THAT(ErrorOf([] { ParseRoles("command,querry", "--role"); }),
+              AllOf(HasSubstr("--role"), HasSubstr("'querry' is not a role")));
+  EXPECT_THAT(ErrorOf([] { ParseRoles("command,", "--role"); }), HasSubstr("'' is not a role"));
+  EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "roles = \"query\""); }),
+              AllOf(HasSubstr("roles"), HasSubstr("expected an array")));
+  EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "roles = [1]"); }), HasSubstr("role names"));
+  EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "roles = []"); }), HasSubstr("at least one"));
+  EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "roles = [\"writer\"]"); }),
+              HasSubstr("'writer' is not a role"));
+  EXPECT_THAT(ErrorOf([] {
+                LoadConfig(std::nullopt, MapEnvironment({{"SHOPCQRS_ROLES", "everything"}}));
+              }),
+              AllOf(HasSubstr("SHOPCQRS_ROLES"), HasSubstr("not a role")));
+}
+
+TEST(ConfigToml, WritesAFileThatReadsBackAsTheSameConfig) {
+  Config config = ValidConfig();
+  config.listen = "[::1]:9000";
+  config.write_db = "host=/tmp port=5432 dbname=\"w\" password='p\\'q'";
+  config.write_pool_size = 7;
+  config.read_pool_size = 9;
+  config.http_threads = 33;
+  config.query_source = "redis";
+  config.redis = "127.0.0.1:6379";
+  config.nats = "nats://127.0.0.1:4222";
+  config.projection_source = "broker";
+  config.token_secret = "secret-0123456789\n\"x\"";
+  config.roles = {"query", "projector"};
+  config.log_level = "debug";
+  Config read;
+  ApplyToml(read, ConfigToml(config));
+  EXPECT_EQ(read, config);
+  config.roles.clear();
+  config.run_relay = false;
+  read = Config{};
+  ApplyToml(read, ConfigToml(config));
+  EXPECT_EQ(read, config);
+}
+
+TEST(ValidateConfig, RolesAreNamedOnceAndNotMixedWithTheSwitches) {
+  Config config = ValidConfig();
+  config.roles = {"query", "query"};
+  EXPECT_THAT(ValidateConfig(config), ElementsAre(HasSubstr("'query' is named twice")));
+  config.roles = {"query"};
+  config.run_projectors = false;
+  EXPECT_THAT(ValidateConfig(config), ElementsAre(HasSubstr("not both")));
+}
+
 TEST(ParseListenAddress, SplitsHostAndPort) {
   auto v4 = ParseListenAddress("127.0.0.1:8080");
   ASSERT_TRUE(v4);

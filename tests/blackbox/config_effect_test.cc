@@ -37,6 +37,7 @@
 #include "devstack/nats_server.h"
 #include "devstack/redis_server.h"
 #include "infra/nats/jetstream.h"
+#include "infra/redis/redis_client.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 
@@ -324,7 +325,8 @@ TEST(ConfigEffectTest, HttpThreadsBoundTheRequestsHandledAtOnce) {
 
 // api.enabled and projectors.enabled (here --api and --projectors, which override the file): an
 // API process without projectors answers a token only once another process, without the API,
-// has projected it.
+// has projected it. The process without the API serves only what every process serves (and the
+// projections it runs); the API process does not list projections it does not run.
 TEST(ConfigEffectTest, ApiAndProjectorsRunInTheProcessesThatAskForThem) {
   const Databases db = Databases::Fresh("roles");
   ServeInstance api_only(db.Toml() + "listen = \"127.0.0.1:0\"\nprojectors.enabled = true\n",
@@ -336,19 +338,22 @@ TEST(ConfigEffectTest, ApiAndProjectorsRunInTheProcessesThatAskForThem) {
   const std::string token = created.Str("consistency_token");
   EXPECT_TRUE(IsProblem(GetWithToken(api, target, token, 1000ms), 503, "read_model_behind"))
       << "nothing projects yet";
-  EXPECT_EQ(Projections(api), (std::set<std::string>{"read_pg=remote", "search=remote"}));
+  EXPECT_TRUE(IsProblem(api.Get("/v1/admin/projections"), 404, "route_not_served"));
   EXPECT_EQ(ReadinessChecks(api), (std::set<std::string>{"read_db", "write_db"}));
 
-  const unsigned short port = FreeTcpPort();
-  ServeInstance projectors_only(
-      db.Toml() + "listen = \"127.0.0.1:" + std::to_string(port) + "\"\napi.enabled = true\n",
-      {"--api", "false"});
-  projectors_only.Spawn();
+  ServeInstance projectors_only(db.Toml() + "listen = \"127.0.0.1:0\"\napi.enabled = true\n",
+                                {"--api", "false"});
+  Api projector(projectors_only.Start());
   EXPECT_TRUE(Eventually([&] { return GetWithToken(api, target, token, 500ms).status == 200; }))
       << projectors_only.Diagnostics();
-  EXPECT_TRUE(projectors_only.running());
-  EXPECT_FALSE(projectors_only.ServingEndpoint().has_value());
-  EXPECT_EQ(TryBind(port), port) << "the process without the API listens nowhere";
+  EXPECT_TRUE(Eventually([&] {
+    return Projections(projector) == std::set<std::string>{"read_pg=running", "search=running"};
+  })) << projectors_only.Diagnostics();
+  EXPECT_EQ(ReadinessChecks(projector),
+            (std::set<std::string>{"projector_read_pg", "projector_search"}));
+  EXPECT_TRUE(IsProblem(projector.Get(target), 404, "route_not_served"));
+  EXPECT_TRUE(IsProblem(projector.Post("/v1/customers", CustomerBody("No", UniqueEmail())), 404,
+                        "route_not_served"));
   EXPECT_EQ(
       Scalar(db.read, "SELECT count(*) FROM customer_views WHERE id = '" + created.Id() + "'"), 1);
 }
@@ -514,6 +519,137 @@ TEST(ConfigEffectTest, NatsRelayAndProjectionSourceDecideHowEventsTravel) {
           .status,
       200)
       << "through the relay and the stream" << relay.Diagnostics();
+}
+
+// Client connections to the database of `conninfo`, other than the asking one.
+std::int64_t DatabaseClients(const std::string& conninfo) {
+  return Scalar(conninfo,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                "backend_type = 'client backend' AND pid <> pg_backend_pid()");
+}
+
+// Clients of the Redis at `endpoint`, other than the asking one.
+std::int64_t RedisClients(const infra::redis::RedisEndpoint& endpoint) {
+  infra::redis::RedisClient client(endpoint);
+  const std::string list = client.Command({"CLIENT", "LIST"}).str;
+  return std::count(list.begin(), list.end(), '\n') - 1;
+}
+
+// Client connections of the nats-server whose monitoring endpoint is on `monitor_port`.
+std::int64_t NatsClients(unsigned short monitor_port) {
+  Api monitor(Endpoint{"127.0.0.1", monitor_port});
+  const auto r = monitor.Get("/connz");
+  if (r.status != 200) return -1;
+  return r.Object().at("num_connections").to_number<std::int64_t>();
+}
+
+// roles (API.md "Process roles"): a process of each role runs exactly its part and opens no
+// connection its row does not name; a route of another role is 404 route_not_served; /readyz
+// covers its own roles; and the four, each in its own process, make one working service.
+TEST(ConfigEffectTest, EachRoleOpensOnlyTheConnectionsItsRowNames) {
+  const Databases db = Databases::Fresh("each_role");
+  TempRoot dir("shopcqrs-config-roles");
+  devstack::RedisServer redis({.data_dir = dir.data_dir() + "/redis"});
+  redis.Start();
+  const unsigned short monitor_port = FreeTcpPort();
+  devstack::NatsServer nats({.data_dir = dir.data_dir() + "/nats", .monitor_port = monitor_port});
+  nats.Start();
+  const std::string toml = db.Toml() +
+                           "listen = \"127.0.0.1:0\"\nquery_source = \"redis\"\nredis = " +
+                           Quoted("127.0.0.1:" + std::to_string(redis.Port())) +
+                           "\nnats = " + Quoted(nats.Url()) + "\nprojection_source = \"broker\"\n";
+  struct Opened {
+    std::int64_t write, read, redis, nats;
+  };
+  auto opened = [&] {
+    return Opened{DatabaseClients(db.write), DatabaseClients(db.read),
+                  RedisClients(redis.Endpoint()), NatsClients(monitor_port)};
+  };
+  const std::string order_id = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+  // The order of the migrations: the command role migrates the write database, the query role
+  // the read one.
+  {
+    ServeInstance command(toml, {"--role", "command"});
+    Api api(command.Start());
+    EXPECT_EQ(api.Post("/v1/customers", CustomerBody("Role", UniqueEmail())).status, 201);
+    EXPECT_TRUE(IsProblem(api.Get("/v1/orders/" + order_id), 404, "route_not_served"));
+    EXPECT_TRUE(IsProblem(api.Get("/v1/admin/projections"), 404, "route_not_served"));
+    EXPECT_EQ(ReadinessChecks(api), (std::set<std::string>{"write_db"}));
+    const Opened o = opened();
+    EXPECT_GT(o.write, 0);
+    EXPECT_EQ(o.read, 0) << "the command role never connects to the read database";
+    EXPECT_EQ(o.redis, 0);
+    EXPECT_EQ(o.nats, 0);
+  }
+  {
+    ServeInstance query(toml, {"--role", "query"});
+    Api api(query.Start());
+    EXPECT_TRUE(IsProblem(api.Get("/v1/orders/" + order_id), 404, "not_found"));
+    EXPECT_EQ(api.Get("/v1/search/orders?q=role").status, 200);
+    EXPECT_TRUE(IsProblem(api.Post("/v1/customers", CustomerBody("No", UniqueEmail())), 404,
+                          "route_not_served"));
+    EXPECT_EQ(ReadinessChecks(api), (std::set<std::string>{"read_db", "redis"}));
+    const Opened o = opened();
+    EXPECT_EQ(o.write, 0) << "the query role never connects to the write database";
+    EXPECT_GT(o.read, 0);
+    EXPECT_GT(o.redis, 0);
+    EXPECT_EQ(o.nats, 0) << "its tokens follow the read stores' progress";
+  }
+  {
+    ServeInstance relay(toml, {"--role", "relay"});
+    Api api(relay.Start());
+    EXPECT_TRUE(Eventually([&] { return StreamLength(nats.Url()) >= 1; })) << relay.Diagnostics();
+    EXPECT_EQ(Projections(api), (std::set<std::string>{"relay=leader"}));
+    EXPECT_EQ(ReadinessChecks(api), (std::set<std::string>{"relay", "nats"}));
+    const Opened o = opened();
+    EXPECT_GT(o.write, 0);
+    EXPECT_EQ(o.read, 0);
+    EXPECT_EQ(o.redis, 0);
+    EXPECT_GT(o.nats, 0);
+  }
+  {
+    ServeInstance projector(toml, {"--role", "projector"});
+    Api api(projector.Start());
+    EXPECT_TRUE(Eventually([&] {
+      const auto listed = api.Get("/v1/admin/projections");
+      if (listed.status != 200) return false;
+      for (const auto& item : listed.Object().at("items").as_array()) {
+        if (item.at("events_behind").as_int64() != 0) return false;
+      }
+      return true;
+    })) << projector.Diagnostics();
+    EXPECT_TRUE(Eventually([&] {
+      return Projections(api) ==
+             std::set<std::string>{"read_pg=running", "search=running", "redis=running"};
+    })) << projector.Diagnostics();
+    EXPECT_TRUE(IsProblem(api.Get("/v1/orders/" + order_id), 404, "route_not_served"));
+    const Opened o = opened();
+    EXPECT_EQ(o.write, 0) << "with projection_source = broker the projectors read the broker only";
+    EXPECT_GT(o.read, 0);
+    EXPECT_GT(o.redis, 0);
+    EXPECT_GT(o.nats, 0);
+  }
+  // All four at once, each in its own process: a command's token is answered by the query
+  // process once the relay and the projector have carried the event.
+  ServeInstance command(toml, {"--role", "command"});
+  ServeInstance query(toml, {"--role", "query"});
+  ServeInstance relay(toml, {"--role", "relay"});
+  ServeInstance projector(toml, {"--role", "projector"});
+  Api commands(command.Start());
+  Api queries(query.Start());
+  relay.Start();
+  projector.Start();
+  const Customer customer = CreateCustomer(commands);
+  const Product product = CreateProduct(commands, 250, 10);
+  const auto order = PlaceOrder(commands, customer.id, {{product.id, 2}});
+  ASSERT_EQ(order.status, 201) << order;
+  const auto got =
+      GetWithToken(queries, "/v1/orders/" + order.Id(), order.Str("consistency_token"), 10s);
+  EXPECT_EQ(got.status, 200) << got << relay.Diagnostics() << projector.Diagnostics();
+  EXPECT_EQ(
+      GetWithToken(queries, "/v1/customers/" + customer.id, order.Str("consistency_token"), 10s)
+          .status,
+      200);
 }
 
 }  // namespace

@@ -41,7 +41,9 @@ namespace shopcqrs::blackbox::fault {
 // unless SHOPCQRS_BLACKBOX_KEEP is set.
 class UpInstance : public ShopcqrsProcess {
  public:
-  explicit UpInstance(std::string name = "shopcqrs-fault") : root_(name), port_(FreeTcpPort()) {}
+  // `extra_args` go after up's own (e.g. "--split").
+  explicit UpInstance(std::string name = "shopcqrs-fault", std::vector<std::string> extra_args = {})
+      : root_(name), port_(FreeTcpPort()), extra_args_(std::move(extra_args)) {}
   ~UpInstance() override {
     try {
       Stop();
@@ -55,10 +57,12 @@ class UpInstance : public ShopcqrsProcess {
   void Start(std::chrono::seconds timeout = std::chrono::seconds(120)) {
     if (running()) throw std::runtime_error("already running");
     ++starts_;
-    Spawn(
-        {.args = {"up", "--data-dir", data_dir(), "--listen", host() + ":" + std::to_string(port_)},
-         .stdout_path = stdout_path(),
-         .stderr_path = stderr_path()});
+    Launch launch{
+        .args = {"up", "--data-dir", data_dir(), "--listen", host() + ":" + std::to_string(port_)},
+        .stdout_path = stdout_path(),
+        .stderr_path = stderr_path()};
+    launch.args.insert(launch.args.end(), extra_args_.begin(), extra_args_.end());
+    Spawn(std::move(launch));
     const Endpoint served = WaitUntilServing(timeout);
     if (served.port != port_) {
       Kill();
@@ -97,6 +101,7 @@ class UpInstance : public ShopcqrsProcess {
 
   TempRoot root_;
   unsigned short port_ = 0;
+  std::vector<std::string> extra_args_;
   int starts_ = 0;
 };
 

@@ -107,6 +107,23 @@ void JetStreamSource::Reset() {
 
 std::uint64_t JetStreamSource::Reseats() const { return reseats_.load(); }
 
+std::int64_t JetStreamSource::Backlog() {
+  std::lock_guard lock(monitor_mutex_);
+  if (!monitor_ || !monitor_->IsConnected()) {
+    auto options = options_.nats;
+    options.name += "-monitor";
+    monitor_ = std::make_unique<infra::nats::JetStreamConnection>(std::move(options));
+  }
+  jsConsumerInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status = js_GetConsumerInfo(&info, monitor_->js(), options_.stream.c_str(),
+                                               options_.consumer.c_str(), nullptr, &code);
+  Check(status, "js_GetConsumerInfo " + options_.consumer, code);
+  std::unique_ptr<jsConsumerInfo, decltype(&jsConsumerInfo_Destroy)> owned(info,
+                                                                           jsConsumerInfo_Destroy);
+  return static_cast<std::int64_t>(info->NumPending) + info->NumAckPending;
+}
+
 std::string JetStreamSource::ConsumerMatches(const cqrs::Checkpoint& after) {
   jsConsumerInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);

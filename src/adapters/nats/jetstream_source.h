@@ -53,6 +53,12 @@ class JetStreamSource final : public cqrs::EventSource {
   // How often the consumer was re-seated (created at a searched position).
   std::uint64_t Reseats() const;
 
+  // The stream messages the durable consumer has not had acknowledged: pending delivery plus
+  // delivered and not yet applied (the projection's backlog, as the broker counts it). Asked on a
+  // connection of its own, so it never waits for a fetch. Throws infra::nats::NatsError (also
+  // while the consumer does not exist yet).
+  std::int64_t Backlog();
+
  private:
   void EnsureConnected();                    // mutex_ held
   void Seat(const cqrs::Checkpoint& after);  // mutex_ held
@@ -78,6 +84,8 @@ class JetStreamSource final : public cqrs::EventSource {
   std::mutex ack_mutex_;
   std::deque<std::pair<cqrs::Checkpoint, std::string>> unacked_;
   std::atomic<std::uint64_t> reseats_ = 0;
+  std::mutex monitor_mutex_;
+  std::unique_ptr<infra::nats::JetStreamConnection> monitor_;  // for Backlog
 };
 
 }  // namespace shopcqrs::adapters::nats

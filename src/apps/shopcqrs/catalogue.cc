@@ -34,13 +34,13 @@ std::vector<CatalogueEntry> ProjectionCatalogue(const apps::Config& config) {
 
 adapters::http::ProjectionInfo Describe(std::string name, std::string store,
                                         const cqrs::Checkpoint& checkpoint,
-                                        adapters::pg_outbox::OutboxReader& monitor) {
+                                        const BacklogCounter& backlog) {
   adapters::http::ProjectionInfo info;
   info.name = std::move(name);
   info.store = std::move(store);
   info.position = checkpoint.position;
   try {
-    info.events_behind = monitor.CountAfter(checkpoint);
+    info.events_behind = backlog(checkpoint);
   } catch (const std::exception& error) {
     info.events_behind = -1;
     info.last_error = error.what();
@@ -56,7 +56,9 @@ int Status(const apps::Config& config) {
   for (const auto& entry : ProjectionCatalogue(config)) {
     try {
       const auto checkpoint = entry.load_checkpoint();
-      const auto info = Describe(entry.name, entry.store, checkpoint, monitor);
+      const auto info =
+          Describe(entry.name, entry.store, checkpoint,
+                   [&monitor](const cqrs::Checkpoint& c) { return monitor.CountAfter(c); });
       std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>20}\n", info.name, info.store,
                                info.position, info.events_behind,
                                fmt::format("{}.{}", cqrs::BoundEpoch(checkpoint.bound),

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -9,8 +10,7 @@
 #include "apps/shopcqrs/config.h"
 #include "cqrs/projector.h"
 
-// The projections of an installation, defined once: what `/v1/admin/projections` lists for a
-// process that does not run them, and what `shopcqrs status` prints.
+// The projections of an installation, defined once: what `shopcqrs status` prints.
 namespace shopcqrs::apps {
 
 struct CatalogueEntry {
@@ -23,11 +23,15 @@ struct CatalogueEntry {
 // read_pg and search always; redis when the configuration names a Redis.
 std::vector<CatalogueEntry> ProjectionCatalogue(const apps::Config& config);
 
+// Counts the events after a checkpoint that its reader has not applied (the outbox's committed
+// events after it, or a durable consumer's unacknowledged messages); throws when it cannot.
+using BacklogCounter = std::function<std::int64_t(const cqrs::Checkpoint&)>;
+
 // What the admin API and `status` say about a projection whose checkpoint is `checkpoint`:
-// position and events behind (counted on the write database's outbox).
+// position and events behind (`backlog`; -1 with the error as last_error when it fails).
 adapters::http::ProjectionInfo Describe(std::string name, std::string store,
                                         const cqrs::Checkpoint& checkpoint,
-                                        adapters::pg_outbox::OutboxReader& monitor);
+                                        const BacklogCounter& backlog);
 
 // `shopcqrs status`: each projection's position, what it still has to apply, and what holds
 // the outbox readers back. Exit code 3 while any projection is behind.

@@ -110,7 +110,6 @@ class TomlReader {
     }
   }
 
- private:
   static std::string_view TypeName(const toml::node& node) {
     switch (node.type()) {
       case toml::node_type::string:
@@ -130,6 +129,7 @@ class TomlReader {
     }
   }
 
+ private:
   std::string source_;
 };
 
@@ -182,7 +182,7 @@ void ApplyToml(Config& config, std::string_view toml_text, std::string_view sour
   TomlReader reader(source);
   constexpr std::string_view kTopLevel =
       "listen, http_threads, query_source, token_secret, write_db, read_db, redis, nats, "
-      "projection_source, api, projectors, relay, log";
+      "projection_source, roles, api, projectors, relay, log";
   for (const auto& [key, node] : root) {
     const std::string_view name = key.str();
     if (name == "listen") {
@@ -203,6 +203,27 @@ void ApplyToml(Config& config, std::string_view toml_text, std::string_view sour
       reader.Database(node, name, config.write_db, config.write_pool_size);
     } else if (name == "read_db") {
       reader.Database(node, name, config.read_db, config.read_pool_size);
+    } else if (name == "roles") {
+      const toml::array* list = node.as_array();
+      if (!list)
+        reader.Fail(
+            node, name,
+            fmt::format("expected an array of role names, got {}", TomlReader::TypeName(node)));
+      config.roles.clear();
+      for (const auto& item : *list) {
+        const auto* role = item.as_string();
+        if (!role)
+          reader.Fail(
+              item, name,
+              fmt::format("expected role names (strings), got {}", TomlReader::TypeName(item)));
+        for (auto& parsed : ParseRoles(role->get(), fmt::format("{}: roles", source))) {
+          config.roles.push_back(std::move(parsed));
+        }
+      }
+      if (config.roles.empty()) {
+        throw ConfigError(
+            fmt::format("{}: roles: name at least one of {}", source, fmt::join(kRoles, ", ")));
+      }
     } else if (name == "api" || name == "projectors" || name == "relay") {
       bool& enabled = name == "api"          ? config.run_api
                       : name == "projectors" ? config.run_projectors
@@ -274,6 +295,52 @@ void ApplyEnvironment(Config& config, const EnvLookup& env) {
   string_var("SHOPCQRS_NATS", config.nats);
   string_var("SHOPCQRS_PROJECTION_SOURCE", config.projection_source);
   bool_var("SHOPCQRS_RUN_RELAY", config.run_relay);
+  if (auto value = get("SHOPCQRS_ROLES")) config.roles = ParseRoles(*value, "SHOPCQRS_ROLES");
+}
+
+std::string ConfigToml(const Config& config) {
+  toml::table root;
+  root.insert("listen", config.listen);
+  root.insert("http_threads", config.http_threads);
+  root.insert("query_source", config.query_source);
+  root.insert("token_secret", config.token_secret);
+  root.insert("redis", config.redis);
+  root.insert("nats", config.nats);
+  root.insert("projection_source", config.projection_source);
+  root.insert("write_db",
+              toml::table{{"conninfo", config.write_db}, {"pool_size", config.write_pool_size}});
+  root.insert("read_db",
+              toml::table{{"conninfo", config.read_db}, {"pool_size", config.read_pool_size}});
+  if (!config.roles.empty()) {
+    toml::array roles;
+    for (const auto& role : config.roles) roles.push_back(role);
+    root.insert("roles", std::move(roles));
+  }
+  root.insert("api", toml::table{{"enabled", config.run_api}});
+  root.insert("projectors", toml::table{{"enabled", config.run_projectors}});
+  root.insert("relay", toml::table{{"enabled", config.run_relay}});
+  root.insert("log", toml::table{{"level", config.log_level}});
+  std::ostringstream out;
+  out << root << "\n";
+  return out.str();
+}
+
+std::vector<std::string> ParseRoles(std::string_view text, std::string_view source) {
+  std::vector<std::string> roles;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    std::string_view name = text.substr(start, comma - start);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (std::find(std::begin(kRoles), std::end(kRoles), name) == std::end(kRoles)) {
+      throw ConfigError(fmt::format("{}: '{}' is not a role; expected a comma-separated list of {}",
+                                    source, name, fmt::join(kRoles, ", ")));
+    }
+    roles.emplace_back(name);
+    start = comma + 1;
+  }
+  return roles;
 }
 
 Config LoadConfig(const std::optional<std::filesystem::path>& file, const EnvLookup& env) {
@@ -411,6 +478,25 @@ std::vector<std::string> ValidateConfig(const Config& config) {
       errors.push_back(fmt::format("nats: '{}' must be nats://HOST:PORT", config.nats));
     }
   }
+  if (!config.roles.empty()) {
+    std::vector<std::string> seen;
+    for (const auto& role : config.roles) {
+      if (std::find(seen.begin(), seen.end(), role) != seen.end()) {
+        errors.push_back(fmt::format("roles: '{}' is named twice", role));
+      }
+      seen.push_back(role);
+    }
+    const auto has = [&](std::string_view role) {
+      return std::find(seen.begin(), seen.end(), role) != seen.end();
+    };
+    if (has("relay") && config.nats.empty()) {
+      errors.push_back("roles: 'relay' needs nats (the nats-server URL)");
+    }
+    if (!config.run_api || !config.run_projectors || !config.run_relay) {
+      errors.push_back(
+          "roles: set either roles or the api/projectors/relay switches (off here), not both");
+    }
+  }
   if (!config.token_secret.empty() && config.token_secret.size() < kMinTokenSecretLength) {
     errors.push_back(fmt::format("token_secret: must be at least {} characters (or empty)",
                                  kMinTokenSecretLength));
@@ -469,13 +555,16 @@ std::string DescribeConfig(const Config& config) {
   return fmt::format(
       "listen={} write_db=[{}] write_pool_size={} read_db=[{}] read_pool_size={} "
       "http_threads={} api={} projectors={} log_level={} query_source={} redis={} nats={} "
-      "projection_source={} relay={} token_secret={}",
+      "projection_source={} relay={} roles={} token_secret={}",
       config.listen, RedactConninfo(config.write_db), config.write_pool_size,
       RedactConninfo(config.read_db), config.read_pool_size, config.http_threads,
       config.run_api ? "on" : "off", config.run_projectors ? "on" : "off", config.log_level,
       config.query_source, config.redis.empty() ? "(none)" : config.redis,
       config.nats.empty() ? "(none)" : config.nats, config.projection_source,
-      config.run_relay ? "on" : "off", config.token_secret.empty() ? "(unset)" : "***");
+      config.run_relay ? "on" : "off",
+      config.roles.empty() ? "(from the switches)"
+                           : fmt::format("{}", fmt::join(config.roles, ",")),
+      config.token_secret.empty() ? "(unset)" : "***");
 }
 
 }  // namespace shopcqrs::apps

@@ -41,6 +41,9 @@ struct Config {
   std::string projection_source = "outbox";
   // Run the relay in this process (with `nats` set). Several may run: one leads at a time.
   bool run_relay = true;
+  // The process roles (API.md "Process roles"): some of command, query, relay, projector.
+  // Empty: the switches above decide (api: command and query; projectors; relay with nats).
+  std::vector<std::string> roles;
 
   friend bool operator==(const Config&, const Config&) = default;
 };
@@ -66,6 +69,9 @@ Config LoadConfig(const std::optional<std::filesystem::path>& file,
 // Applies TOML text on top of `config`. `source` names it in error messages.
 // Unknown keys and wrong types are errors. Throws ConfigError.
 void ApplyToml(Config& config, std::string_view toml_text, std::string_view source = "config");
+// `config` as a configuration file: ApplyToml of it onto a default Config gives `config` back.
+// It holds the secrets (token_secret, passwords in conninfo): write it where only we can read.
+std::string ConfigToml(const Config& config);
 // Applies the SHOPCQRS_* variables that are set and non-empty. Throws ConfigError on
 // an unparsable integer or boolean.
 void ApplyEnvironment(Config& config, const EnvLookup& env);
@@ -88,6 +94,11 @@ inline constexpr std::string_view kLogLevels[] = {"trace",   "debug", "info",   
 // the write PostgreSQL itself ("write": single-database mode, normalized joins on the write
 // database; the benchmarks' baseline and a migration path, see adapters/pg_single).
 inline constexpr std::string_view kQuerySources[] = {"read", "redis", "write"};
+// The process roles, in their canonical order (see Config::roles).
+inline constexpr std::string_view kRoles[] = {"command", "query", "relay", "projector"};
+// "command,query" (or "command, query") as roles; a ConfigError for an empty or unknown name.
+std::vector<std::string> ParseRoles(std::string_view text, std::string_view source);
+
 // Where projectors read events (see Config::projection_source).
 inline constexpr std::string_view kProjectionSources[] = {"broker", "outbox"};
 

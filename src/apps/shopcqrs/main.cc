@@ -46,11 +46,20 @@ int main(int argc, char** argv) {
   up->add_option("--data-dir", data_dir, "where the local servers keep their data");
   up->add_option("--listen", listen, "HOST:PORT to serve HTTP on (default 127.0.0.1:8080)");
   up->add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  bool split = false;
+  up->add_flag("--split", split,
+               "run each role (command, query, relay, projector) in a supervised process of its "
+               "own, each on its own address");
+  int query_processes = 1;
+  up->add_option("--query-processes", query_processes,
+                 "with --split: how many query processes (each on its own address)")
+      ->check(CLI::Range(1, 64));
 
   // serve/migrate/status: file, then SHOPCQRS_* environment, then these flags.
   std::string config_file;
   std::optional<std::string> flag_listen, flag_write_db, flag_read_db, flag_log_level;
   std::optional<bool> flag_api, flag_projectors;
+  std::optional<std::string> flag_roles;
   auto add_config_options = [&](CLI::App* command) {
     command->add_option("--config", config_file, "TOML configuration file");
     command->add_option("--listen", flag_listen, "HOST:PORT to serve HTTP on");
@@ -62,6 +71,9 @@ int main(int argc, char** argv) {
   add_config_options(serve);
   serve->add_option("--api", flag_api, "serve the HTTP API (true/false)");
   serve->add_option("--projectors", flag_projectors, "run the projectors (true/false)");
+  serve->add_option("--role", flag_roles,
+                    "the roles to run, comma-separated: command, query, relay, projector "
+                    "(default all)");
   auto* migrate = cli.add_subcommand("migrate", "apply pending migrations and exit");
   add_config_options(migrate);
   auto* status = cli.add_subcommand(
@@ -72,7 +84,7 @@ int main(int argc, char** argv) {
 
   try {
     if (*up) {
-      return apps::Up(data_dir, listen, log_level, signals);
+      return apps::Up(data_dir, listen, log_level, signals, split, query_processes);
     }
     auto config = apps::LoadConfig(
         config_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(config_file));
@@ -82,6 +94,7 @@ int main(int argc, char** argv) {
     if (flag_log_level) config.log_level = *flag_log_level;
     if (flag_api) config.run_api = *flag_api;
     if (flag_projectors) config.run_projectors = *flag_projectors;
+    if (flag_roles) config.roles = apps::ParseRoles(*flag_roles, "--role");
     apps::ValidateConfigOrThrow(config);
     apps::ApplyLogLevel(config);
     spdlog::info("configuration: {}", apps::DescribeConfig(config));

@@ -2,8 +2,13 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
+#include <limits>
+
 #include <fmt/format.h>
 
+#include "adapters/http/command_routes.h"
+#include "adapters/http/query_routes.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/read_model.h"
 #include "adapters/pg_read/search_projection.h"
@@ -51,10 +56,35 @@ std::string ConsumerName(std::string_view projection, std::string_view store_ide
 // ---- What a configuration asks for ----
 
 RolePlan PlanRoles(const Config& config) {
-  return {.api = config.run_api,
-          .relay = config.run_relay && !config.nats.empty(),
-          .projectors = config.run_projectors,
-          .follower = !config.run_projectors};
+  RolePlan plan;
+  if (config.roles.empty()) {
+    plan.command = plan.query = config.run_api;
+    plan.relay = config.run_relay && !config.nats.empty();
+    plan.projectors = config.run_projectors;
+  } else {
+    const auto has = [&](std::string_view role) {
+      return std::find(config.roles.begin(), config.roles.end(), role) != config.roles.end();
+    };
+    plan.command = has("command");
+    plan.query = has("query");
+    plan.relay = has("relay");
+    plan.projectors = has("projector");
+  }
+  plan.follower = plan.query && !plan.projectors;
+  return plan;
+}
+
+std::string DescribeRoles(const RolePlan& roles) {
+  std::string text;
+  for (const auto& [on, name] : {std::pair{roles.command, "command"},
+                                 {roles.query, "query"},
+                                 {roles.relay, "relay"},
+                                 {roles.projectors, "projector"}}) {
+    if (!on) continue;
+    if (!text.empty()) text += ',';
+    text += name;
+  }
+  return text.empty() ? "none" : text;
 }
 
 cqrs::ConsistencyTokens ConsistencyTokensOf(const Config& config) {
@@ -123,6 +153,66 @@ std::vector<ProjectorPlan> PlanProjectors(const Config& config) {
   return plans;
 }
 
+// ---- CommandRole ----
+
+CommandRole::CommandRole(const Config& config, const cqrs::ConsistencyTokens& tokens)
+    : write_pool_(ApiPools(config).write),
+      write_store_(write_pool_, tokens),
+      commands_(write_store_, clock_, ids_) {}
+
+void CommandRole::AddRoutes(infra::http::Router& router, infra::metrics::Registry& registry) {
+  adapters::http::RegisterCommandRoutes(router, commands_, registry);
+}
+
+void CommandRole::AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks) {
+  checks.push_back({"write_db", [this] { return write_pool_.Ping(); }});
+}
+
+// ---- QueryRole ----
+
+QueryRole::QueryRole(const Config& config, const cqrs::ConsistencyTokens& tokens,
+                     ProgressTrackers& trackers)
+    : tokens_(tokens),
+      trackers_(trackers),
+      read_pool_(ApiPools(config).read),
+      read_model_(read_pool_) {
+  // query_source = redis: the order view and top sellers from Redis (the read PostgreSQL
+  // answers the rest, and whatever Redis cannot); with query_source = read Redis is only
+  // projected.
+  if (config.query_source == "redis") {
+    adapters::redis::RedisReadModel::Options options;
+    options.endpoint = *RedisEndpointOf(config);
+    redis_model_ = std::make_unique<adapters::redis::RedisReadModel>(options);
+    redis_queries_ = std::make_unique<adapters::redis::RedisQueries>(*redis_model_, read_pool_);
+  }
+  // Single-database mode: the same queries as normalized joins on the write database, through
+  // a pool of their own -- the baseline and a migration path. Every commit is visible at once.
+  if (auto single = ApiPools(config).single) {
+    single_pool_ = std::make_unique<infra::pg::Pool>(std::move(*single));
+    single_model_ = std::make_unique<adapters::pg_single::PgSingleReadModel>(*single_pool_);
+    committed_.Publish(std::numeric_limits<std::uint64_t>::max());
+  }
+}
+
+QueryRole::~QueryRole() = default;
+
+void QueryRole::AddRoutes(infra::http::Router& router, infra::metrics::Registry& registry) {
+  app::ReadModel& queries = single_model_    ? static_cast<app::ReadModel&>(*single_model_)
+                            : redis_queries_ ? static_cast<app::ReadModel&>(*redis_queries_)
+                                             : static_cast<app::ReadModel&>(read_model_);
+  adapters::http::RegisterQueryRoutes(
+      router, queries, tokens_, single_model_ ? committed_ : trackers_.read_pg, registry,
+      redis_model_ ? &trackers_.redis : nullptr, {}, single_model_ ? nullptr : &trackers_.search);
+}
+
+void QueryRole::AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks) {
+  checks.push_back({"read_db", [this] { return read_pool_.Ping(); }});
+  if (redis_model_) checks.push_back({"redis", [this] { return redis_model_->Ping(); }});
+  if (single_pool_) {
+    checks.push_back({"write_db_queries", [this] { return single_pool_->Ping(); }});
+  }
+}
+
 // ---- RelayRole ----
 
 RelayRole::RelayRole(const Config& config) : relay_(RelayOptions(config)) {}
@@ -158,7 +248,8 @@ void RelayRole::AddMetrics(infra::metrics::Registry& registry) {
 
 adapters::http::ProjectionInfo RelayRole::Info(adapters::pg_outbox::OutboxReader& monitor) const {
   const auto stats = relay_.GetStats();
-  auto info = Describe("relay", "nats", stats.checkpoint, monitor);
+  auto info = Describe("relay", "nats", stats.checkpoint,
+                       [&monitor](const cqrs::Checkpoint& c) { return monitor.CountAfter(c); });
   info.status = std::string(adapters::relay::ToString(stats.role));
   info.lag_ms = stats.last_lag.count();
   if (!stats.last_error.empty() && stats.role == adapters::relay::Relay::Role::kStalled) {
@@ -196,8 +287,13 @@ void ProjectorsRole::Add(ProjectorPlan plan, std::unique_ptr<cqrs::ProjectionSto
   Running r;
   r.store = std::move(plan.store);
   if (plan.broker) {
-    r.source = std::make_unique<adapters::nats::JetStreamSource>(std::move(*plan.broker));
+    auto source = std::make_unique<adapters::nats::JetStreamSource>(std::move(*plan.broker));
+    r.backlog = [broker = source.get()](const cqrs::Checkpoint&) { return broker->Backlog(); };
+    r.source = std::move(source);
   } else {
+    // A reader of its own counts (the projector's is busy reading).
+    auto monitor = std::make_shared<adapters::pg_outbox::OutboxReader>(plan.outbox);
+    r.backlog = [monitor](const cqrs::Checkpoint& c) { return monitor->CountAfter(c); };
     r.source = std::make_unique<adapters::pg_outbox::OutboxReader>(std::move(plan.outbox));
   }
   r.projection = std::move(projection);
@@ -237,12 +333,11 @@ void ProjectorsRole::AddMetrics(infra::metrics::Registry& registry) {
       });
 }
 
-std::vector<adapters::http::ProjectionInfo> ProjectorsRole::Infos(
-    adapters::pg_outbox::OutboxReader& monitor) const {
+std::vector<adapters::http::ProjectionInfo> ProjectorsRole::Infos() const {
   std::vector<adapters::http::ProjectionInfo> items;
   for (const auto& r : running_) {
     const auto stats = r.projector->Stats();
-    auto info = Describe(r.projector->name(), r.store, stats.checkpoint, monitor);
+    auto info = Describe(r.projector->name(), r.store, stats.checkpoint, r.backlog);
     info.status = std::string(cqrs::ToString(stats.status));
     info.lag_ms = stats.last_lag.count();
     if (!stats.last_error.empty()) info.last_error = stats.last_error;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,10 +14,17 @@
 #include "adapters/nats/jetstream_source.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
+#include "adapters/pg_read/read_model.h"
+#include "adapters/pg_single/read_model.h"
+#include "adapters/pg_write/write_store.h"
+#include "adapters/redis/redis_read_model.h"
 #include "adapters/relay/relay.h"
+#include "adapters/system/system.h"
+#include "application/command_service.h"
 #include "apps/shopcqrs/config.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "infra/http/router.h"
 #include "infra/http/server.h"
 #include "infra/metrics/registry.h"
 #include "infra/pg/pool.h"
@@ -40,25 +49,30 @@ std::optional<infra::redis::RedisEndpoint> RedisEndpointOf(const apps::Config& c
 
 // ---- What a configuration asks for: Serve and the roles build exactly this ----
 
-// The roles a process runs.
+// The roles a process runs: `roles` when set, else the switches (api.enabled: command and
+// query; relay.enabled with nats set: relay; projectors.enabled: projector).
 struct RolePlan {
-  bool api = false;         // api.enabled
-  bool relay = false;       // relay.enabled, with nats set
-  bool projectors = false;  // projectors.enabled
-  bool follower = false;    // without the projectors: their progress, followed for the tokens
+  bool command = false;
+  bool query = false;
+  bool relay = false;
+  bool projectors = false;
+  bool follower = false;  // query without the projectors: their progress, followed for the tokens
 
   friend bool operator==(const RolePlan&, const RolePlan&) = default;
 };
 RolePlan PlanRoles(const apps::Config& config);
+// "command,query,relay,projector" (the roles of the plan, in kRoles' order).
+std::string DescribeRoles(const RolePlan& roles);
 
 // The installation's consistency tokens: HMAC-SHA256 keyed with token_secret.
 cqrs::ConsistencyTokens ConsistencyTokensOf(const apps::Config& config);
 
-// The API role's HTTP server: the listen address, one I/O thread and http_threads handler
-// threads (handlers block on PostgreSQL, so these bound the requests handled at once).
+// The process's HTTP server (every process has one: /healthz, /readyz, /metrics): the listen
+// address, one I/O thread and http_threads handler threads (handlers block on PostgreSQL, so
+// these bound the requests handled at once).
 infra::http::HttpServer::Options HttpServerOptions(const apps::Config& config);
 
-// The API role's connection pools, each of its own size.
+// The command and query roles' connection pools, each of its own size.
 struct ApiPoolOptions {
   infra::pg::Pool::Options write;  // commands: write_db, write_db.pool_size connections
   infra::pg::Pool::Options read;   // queries: read_db, read_db.pool_size connections
@@ -83,6 +97,45 @@ struct ProjectorPlan {
 };
 // read_pg and search (in read_db) always; redis (its own batch size) when redis is set.
 std::vector<ProjectorPlan> PlanProjectors(const apps::Config& config);
+
+// The command role: the command routes, on a pool of the write database (its only connection).
+class CommandRole {
+ public:
+  CommandRole(const apps::Config& config, const cqrs::ConsistencyTokens& tokens);
+  void AddRoutes(infra::http::Router& router, infra::metrics::Registry& registry);
+  void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
+
+ private:
+  adapters::system::SystemClock clock_;
+  adapters::system::RandomIds ids_;
+  infra::pg::Pool write_pool_;
+  adapters::pg_write::PgWriteStore write_store_;
+  app::CommandService commands_;
+};
+
+// The query role: the query routes, on the read stores (a pool of the read PostgreSQL and, with
+// query_source = redis, Redis), waiting for consistency tokens on the projections' progress.
+// With query_source = write (single-database mode) the queries run as normalized joins on a
+// read-only pool of the write database instead, where every commit is visible at once.
+class QueryRole {
+ public:
+  QueryRole(const apps::Config& config, const cqrs::ConsistencyTokens& tokens,
+            ProgressTrackers& trackers);
+  ~QueryRole();
+  void AddRoutes(infra::http::Router& router, infra::metrics::Registry& registry);
+  void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
+
+ private:
+  const cqrs::ConsistencyTokens& tokens_;
+  ProgressTrackers& trackers_;
+  infra::pg::Pool read_pool_;
+  adapters::pg_read::PgReadModel read_model_;
+  std::unique_ptr<adapters::redis::RedisReadModel> redis_model_;
+  std::unique_ptr<adapters::redis::RedisQueries> redis_queries_;
+  std::unique_ptr<infra::pg::Pool> single_pool_;
+  std::unique_ptr<adapters::pg_single::PgSingleReadModel> single_model_;
+  cqrs::ProgressTracker committed_;  // single-database mode: everything committed is visible
+};
 
 // The relay: appends the outbox to the JetStream event stream (one leader among any number of
 // relays, elected by an advisory lock on the write database).
@@ -110,13 +163,15 @@ class ProjectorsRole {
   void Stop();
   void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
   void AddMetrics(infra::metrics::Registry& registry);
-  std::vector<adapters::http::ProjectionInfo> Infos(
-      adapters::pg_outbox::OutboxReader& monitor) const;
+  // Each projection's state; events_behind counted where it reads (the outbox's committed
+  // events after its checkpoint, or its durable consumer's unacknowledged messages).
+  std::vector<adapters::http::ProjectionInfo> Infos() const;
 
  private:
   struct Running {
     std::string store;
     std::unique_ptr<cqrs::EventSource> source;
+    std::function<std::int64_t(const cqrs::Checkpoint&)> backlog;
     std::unique_ptr<cqrs::ProjectionStore> projection;
     std::unique_ptr<cqrs::Projector> projector;
   };

@@ -9,6 +9,7 @@
 #include "adapters/system/system.h"
 #include "apps/shopcqrs/config.h"
 #include "apps/shopcqrs/serve.h"
+#include "apps/shopcqrs/split.h"
 #include "devstack/nats_server.h"
 #include "devstack/postgres_server.h"
 #include "devstack/redis_server.h"
@@ -47,7 +48,8 @@ std::string UpTokenSecret(const Config& config, const std::filesystem::path& roo
 }
 
 int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& listen,
-       const std::optional<std::string>& log_level, const sigset_t& signals) {
+       const std::optional<std::string>& log_level, const sigset_t& signals, bool split,
+       int query_processes) {
   // The databases, Redis and NATS are our own (filled in below).
   Config config = UpConfig(apps::ProcessEnvironment(), listen, log_level);
   apps::ApplyLogLevel(config);
@@ -100,7 +102,8 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
             << std::endl;
   config.token_secret = UpTokenSecret(config, root);
   apps::ValidateConfigOrThrow(config);
-  const int code = Serve(config, signals);
+  const int code =
+      split ? ServeSplit(config, root, signals, query_processes) : Serve(config, signals);
   nats_server.Stop();
   redis_server.Stop();
   read_server.Stop();

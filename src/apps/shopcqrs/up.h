@@ -23,8 +23,11 @@ std::string UpTokenSecret(const Config& config, const std::filesystem::path& roo
 // `shopcqrs up`: zero configuration. Starts local write and read PostgreSQL servers,
 // redis-server and nats-server (JetStream) under `data_dir`, each supervised (restarted on its
 // port when it dies; what a killed predecessor left running is stopped first), then serves every
-// role in this process (Serve) until SIGINT/SIGTERM, and stops the servers.
+// role in this process (Serve) -- or, with `split`, each role in a supervised child process of
+// its own (ServeSplit, with `query_processes` query processes) -- until SIGINT/SIGTERM, and stops
+// the servers.
 int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& listen,
-       const std::optional<std::string>& log_level, const sigset_t& signals);
+       const std::optional<std::string>& log_level, const sigset_t& signals, bool split = false,
+       int query_processes = 1);
 
 }  // namespace shopcqrs::apps

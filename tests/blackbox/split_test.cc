@@ -1,0 +1,123 @@
+// `shopcqrs up --split` (API.md "Process roles"): each role in a supervised process of its own,
+// each on its own address, working together as one service.
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "blackbox/fault_support.h"
+
+namespace shopcqrs::blackbox {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct RoleServed {
+  std::string role;
+  Endpoint endpoint;
+  pid_t pid = 0;
+};
+
+// The "shopcqrs serving http://HOST:PORT (roles R, pid N)" lines of `text`, in order.
+std::vector<RoleServed> ServingLines(const std::string& text) {
+  std::vector<RoleServed> roles;
+  std::istringstream in(text);
+  std::string line;
+  constexpr std::string_view kPrefix = "shopcqrs serving http://";
+  while (std::getline(in, line)) {
+    if (!line.starts_with(kPrefix)) continue;
+    const std::string rest = line.substr(kPrefix.size());
+    const std::string address = rest.substr(0, rest.find(' '));
+    const auto role_at = rest.find("(roles ");
+    const auto pid_at = rest.find(", pid ");
+    if (role_at == std::string::npos || pid_at == std::string::npos) continue;
+    const std::string role = rest.substr(role_at + 7, pid_at - role_at - 7);
+    const auto colon = address.rfind(':');
+    roles.push_back({role,
+                     Endpoint{address.substr(0, colon),
+                              static_cast<unsigned short>(std::stoi(address.substr(colon + 1)))},
+                     static_cast<pid_t>(std::stol(rest.substr(pid_at + 6)))});
+  }
+  return roles;
+}
+
+bool Eventually(const std::function<bool()>& what, std::chrono::milliseconds timeout = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!what()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(50ms);
+  }
+  return true;
+}
+
+ApiResponse GetWithToken(Api& api, const std::string& target, const std::string& token) {
+  return api.Get(target, {{"X-Consistency-Token", token}, {"X-Consistency-Wait-Ms", "10000"}});
+}
+
+TEST(SplitTest, UpSplitRunsEachRoleInASupervisedProcessOfItsOwn) {
+  fault::UpInstance up("shopcqrs-split", {"--split", "--query-processes", "2"});
+  up.Start();  // its first serving line is the command process's, on up's --listen port
+  std::vector<RoleServed> served_lines;
+  ASSERT_TRUE(Eventually([&] {
+    served_lines = ServingLines(ReadFile(up.stdout_path()));
+    return served_lines.size() == 5;
+  })) << ReadFile(up.stdout_path());
+  // command on P, the query processes on P+1 and P+2, relay on P+3, projector on P+4.
+  std::vector<std::string> sequence;
+  for (std::size_t i = 0; i < served_lines.size(); ++i) {
+    sequence.push_back(served_lines[i].role);
+    EXPECT_EQ(served_lines[i].endpoint.port, up.port() + i) << served_lines[i].role;
+  }
+  EXPECT_EQ(sequence,
+            (std::vector<std::string>{"command", "query", "query", "relay", "projector"}));
+  std::map<std::string, RoleServed> roles;
+  for (const auto& line : served_lines) roles.emplace(line.role, line);
+  for (const RoleServed& served : served_lines) {
+    EXPECT_NE(served.pid, up.pid()) << served.role;
+    EXPECT_NE(Cmdline(served.pid).find("--role " + served.role), std::string::npos) << served.role;
+    Api api(served.endpoint);
+    EXPECT_TRUE(Eventually([&] { return api.Get("/readyz").status == 200; }))
+        << served.role << ": " << api.Get("/readyz");
+  }
+
+  Api commands(roles["command"].endpoint);
+  Api queries(roles["query"].endpoint);
+  const Customer customer = CreateCustomer(commands, "Split Customer");
+  const Product product = CreateProduct(commands, 300, 10);
+  const auto order = PlaceOrder(commands, customer.id, {{product.id, 1}});
+  ASSERT_EQ(order.status, 201) << order;
+  EXPECT_EQ(
+      GetWithToken(queries, "/v1/orders/" + order.Id(), order.Str("consistency_token")).status,
+      200);
+  EXPECT_TRUE(
+      IsProblem(queries.Post("/v1/orders", std::string_view("{}")), 404, "route_not_served"));
+  EXPECT_TRUE(IsProblem(commands.Get("/v1/orders/" + order.Id()), 404, "route_not_served"));
+
+  // A projector that dies is started again on its address, and carries on where it stopped.
+  ASSERT_EQ(::kill(roles["projector"].pid, SIGKILL), 0);
+  const auto paid = Pay(commands, order.Id(), 300);
+  ASSERT_EQ(paid.status, 200) << paid;
+  const auto got = GetWithToken(queries, "/v1/orders/" + order.Id(), paid.Str("consistency_token"));
+  ASSERT_EQ(got.status, 200) << got << ReadFile(up.stdout_path());
+  EXPECT_EQ(got.Str("status"), "paid");
+  Api projector(roles["projector"].endpoint);
+  EXPECT_TRUE(Eventually([&] { return projector.Get("/readyz").status == 200; }));
+  const std::string log = ReadFile(up.stdout_path()) + ReadFile(up.stderr_path());
+  EXPECT_NE(log.find("the projector process"), std::string::npos) << log;
+
+  // SIGTERM stops every role process, then the servers.
+  const auto status = up.Stop();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->Success()) << status->Describe();
+  EXPECT_TRUE(up.Leftovers().empty());
+}
+
+}  // namespace
+}  // namespace shopcqrs::blackbox
