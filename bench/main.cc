@@ -26,6 +26,8 @@
 // place the orders they will pay. Then the scenario runs closed-loop (default) or open-loop
 // (--rate) for a warm-up and a measured window, and the result is printed as a table and written as
 // JSON.
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -67,6 +69,8 @@ struct Options {
   std::string json_file;
   std::string dataset;      // seed: written; query scenarios: read (seeded when missing)
   std::string read_url;     // isolation: the readers' URL (default --url)
+  int writer_cpu = -1;      // isolation: pin the writer clients to this CPU (-1: not pinned)
+  int reader_cpu = -1;      // isolation: pin the reader clients to this CPU
   int readers = 16;         // isolation: reader clients
   double paid_share = 0.5;  // seed: share of the orders paid (half of those also shipped)
 };
@@ -530,7 +534,9 @@ Dataset SeedDataset(const Options& options, const Endpoint& endpoint, const std:
   wait.headers = {
       {"X-Consistency-Token", std::string(created->at("consistency_token").as_string())},
       {"X-Consistency-Wait-Ms", "10000"}};
-  SendOk(endpoint, wait);
+  // On the query side, which may be another process (--read-url).
+  const auto read_endpoint = ParseUrl(options.read_url.empty() ? options.url : options.read_url);
+  SendOk(read_endpoint ? *read_endpoint : endpoint, wait);
   fmt::print("setup: {} orders ({} paid, {} shipped), query side caught up\n", d.orders.size(),
              paid, paid / 2);
   return d;
@@ -738,7 +744,19 @@ class WriterPhase {
   std::string tag_;
 };
 
+// Pins the calling thread (and the threads it starts afterwards) to `cpu`; -1: leaves it.
+void PinThisThread(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+    throw std::runtime_error(fmt::format("cannot pin to CPU {}", cpu));
+  }
+}
+
 int RunIsolation(const Options& options, const Endpoint& endpoint) {
+  PinThisThread(options.writer_cpu);
   const auto read_endpoint = ParseUrl(options.read_url.empty() ? options.url : options.read_url);
   if (!read_endpoint) throw std::runtime_error("--read-url must look like http://HOST:PORT");
   const Dataset dataset = DatasetFor(options, endpoint);
@@ -761,6 +779,7 @@ int RunIsolation(const Options& options, const Endpoint& endpoint) {
   QueryRequests queries(dataset, options.readers);
   LoadResult readers;
   std::thread reader_thread([&] {
+    PinThisThread(options.reader_cpu);
     readers = RunLoad(MeasuredLoad(reader_options, *read_endpoint),
                       [&](int client, std::uint64_t) -> std::optional<HttpRequest> {
                         return queries.Mix(client);
@@ -783,6 +802,8 @@ int RunIsolation(const Options& options, const Endpoint& endpoint) {
                                             {"read_url", reader_options.url},
                                             {"writers", options.clients},
                                             {"readers", options.readers},
+                                            {"writer_cpu", options.writer_cpu},
+                                            {"reader_cpu", options.reader_cpu},
                                             {"idle", std::move(idle)},
                                             {"saturated", std::move(saturated)},
                                             {"ratio", ratio}});
@@ -1035,7 +1056,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
   others.back()->add_option("--read-url", options.read_url,
-                            "isolation: the readers' service (default --url)");
+                            "isolation: the readers' service (default --url; also where the "
+                            "seeding waits for the query side)");
+  others.back()->add_option("--writer-cpu", options.writer_cpu,
+                            "isolation: pin the writer clients to this CPU");
+  others.back()->add_option("--reader-cpu", options.reader_cpu,
+                            "isolation: pin the reader clients to this CPU");
   CLI11_PARSE(cli, argc, argv);
   if (options.urls.empty()) options.urls.push_back(options.url);
   options.url = options.urls.front();
