@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -768,6 +769,7 @@ int RunIsolation(const Options& options, const Endpoint& endpoint) {
 
   fmt::print("isolation: saturated phase ({} writer clients + {} reader clients, mix)\n",
              options.clients, options.readers);
+  std::fflush(stdout);  // scripts watch for this line to mark the phase
   Options reader_options = options;
   reader_options.scenario = "isolation-readers";
   reader_options.clients = options.readers;
