@@ -3,10 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <signal.h>
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -113,6 +116,68 @@ TEST(SplitTest, UpSplitRunsEachRoleInASupervisedProcessOfItsOwn) {
   EXPECT_NE(log.find("the projector process"), std::string::npos) << log;
 
   // SIGTERM stops every role process, then the servers.
+  const auto status = up.Stop();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->Success()) << status->Describe();
+  EXPECT_TRUE(up.Leftovers().empty());
+}
+
+// The names of the items of /v1/admin/projections.
+std::set<std::string> ProjectionNames(Api& api) {
+  std::set<std::string> names;
+  const auto r = api.Get("/v1/admin/projections");
+  if (r.status != 200) return names;
+  for (const auto& item : r.Object().at("items").as_array()) {
+    names.insert(std::string(item.at("name").as_string()));
+  }
+  return names;
+}
+
+// --read-servers 2: a second read PostgreSQL, fed by a projector process of its own; the query
+// processes are spread over the two, and each answers tokens from its own read server.
+TEST(SplitTest, UpSplitFeedsEachReadServerFromAProjectorOfItsOwn) {
+  fault::UpInstance up("shopcqrs-split2",
+                       {"--split", "--query-processes", "2", "--read-servers", "2"});
+  up.Start();
+  std::vector<RoleServed> served;
+  ASSERT_TRUE(Eventually([&] {
+    served = ServingLines(ReadFile(up.stdout_path()));
+    return served.size() == 6;
+  })) << ReadFile(up.stdout_path());
+  std::vector<RoleServed> queries, projectors;
+  for (const auto& line : served) {
+    if (line.role == "query") queries.push_back(line);
+    if (line.role == "projector") projectors.push_back(line);
+  }
+  ASSERT_EQ(queries.size(), 2u);
+  ASSERT_EQ(projectors.size(), 2u);
+  const std::string out = ReadFile(up.stdout_path());
+  EXPECT_NE(out.find("read PostgreSQL 2: "), std::string::npos) << out;
+  EXPECT_NE(out.find(fmt::format("query http://127.0.0.1:{} uses read PostgreSQL 2",
+                                 queries[1].endpoint.port)),
+            std::string::npos)
+      << out;
+  // The first projector feeds read server 1 and Redis, the second only read server 2.
+  Api first(projectors[0].endpoint), second(projectors[1].endpoint);
+  EXPECT_TRUE(Eventually([&] {
+    return ProjectionNames(first) == std::set<std::string>{"read_pg", "search", "redis"};
+  }));
+  EXPECT_TRUE(Eventually([&] {
+    return ProjectionNames(second) == std::set<std::string>{"read_pg", "search"};
+  }));
+
+  Api commands(served.front().endpoint);
+  const Customer customer = CreateCustomer(commands, "Two Servers");
+  const auto changed = commands.Patch("/v1/customers/" + customer.id,
+                                      boost::json::object{{"name", "Two Servers Renamed"}});
+  ASSERT_EQ(changed.status, 200) << changed;
+  for (const auto& query : queries) {
+    Api api(query.endpoint);
+    const auto got =
+        GetWithToken(api, "/v1/customers/" + customer.id, changed.Str("consistency_token"));
+    ASSERT_EQ(got.status, 200) << got << " from " << query.endpoint.port;
+    EXPECT_EQ(got.Str("name"), "Two Servers Renamed");
+  }
   const auto status = up.Stop();
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(status->Success()) << status->Describe();

@@ -50,10 +50,14 @@ int main(int argc, char** argv) {
   up->add_flag("--split", split,
                "run each role (command, query, relay, projector) in a supervised process of its "
                "own, each on its own address");
-  int query_processes = 1;
-  up->add_option("--query-processes", query_processes,
+  apps::UpSplit layout;
+  up->add_option("--query-processes", layout.query_processes,
                  "with --split: how many query processes (each on its own address)")
       ->check(CLI::Range(1, 64));
+  up->add_option("--read-servers", layout.read_servers,
+                 "with --split: how many read PostgreSQL servers, each fed by a projector "
+                 "process of its own")
+      ->check(CLI::Range(1, 8));
 
   // serve/migrate/status: file, then SHOPCQRS_* environment, then these flags.
   std::string config_file;
@@ -84,7 +88,8 @@ int main(int argc, char** argv) {
 
   try {
     if (*up) {
-      return apps::Up(data_dir, listen, log_level, signals, split, query_processes);
+      return apps::Up(data_dir, listen, log_level, signals,
+                      split ? std::optional<apps::UpSplit>(layout) : std::nullopt);
     }
     auto config = apps::LoadConfig(
         config_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(config_file));

@@ -149,13 +149,12 @@ class RoleProcess {
 
 }  // namespace
 
-int ServeSplit(const Config& config, const std::filesystem::path& root, const sigset_t& signals,
-               int query_processes) {
-  if (query_processes < 1) throw std::runtime_error("--query-processes must be at least 1");
-  auto listen = ParseListenAddress(config.listen);
-  if (!listen) throw std::runtime_error(listen.error());
-  // The children's configuration: everything but the roles (each gets its own) and the address.
-  const auto file = root / "split.toml";
+namespace {
+
+// Writes `config` as <root>/<name> (mode 0600: it holds the token secret and any passwords).
+std::filesystem::path WriteConfigFile(const Config& config, const std::filesystem::path& root,
+                                      const std::string& name) {
+  const auto file = root / name;
   {
     std::ofstream out(file, std::ios::trunc);
     out << ConfigToml(config);
@@ -163,6 +162,35 @@ int ServeSplit(const Config& config, const std::filesystem::path& root, const si
   }
   std::filesystem::permissions(
       file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return file;
+}
+
+}  // namespace
+
+int ServeSplit(const Config& config, const std::filesystem::path& root, const sigset_t& signals,
+               const SplitOptions& split) {
+  if (split.query_processes < 1) throw std::runtime_error("--query-processes must be at least 1");
+  auto listen = ParseListenAddress(config.listen);
+  if (!listen) throw std::runtime_error(listen.error());
+  // The children's configuration files: everything but the roles (each gets its own) and the
+  // address. Read server k > 1: its own file, and its projector's without Redis (the first
+  // projector feeds the one Redis).
+  std::vector<std::string> read_dbs{config.read_db};
+  read_dbs.insert(read_dbs.end(), split.more_read_dbs.begin(), split.more_read_dbs.end());
+  std::vector<std::filesystem::path> query_files, projector_files;
+  for (std::size_t k = 0; k < read_dbs.size(); ++k) {
+    Config on = config;
+    on.read_db = read_dbs[k];
+    const std::string suffix = k == 0 ? "" : fmt::format("-read-{}", k + 1);
+    query_files.push_back(WriteConfigFile(on, root, "split" + suffix + ".toml"));
+    if (k > 0) {
+      on.redis.clear();
+      if (on.query_source == "redis") on.query_source = "read";
+      projector_files.push_back(WriteConfigFile(on, root, "split" + suffix + "-projector.toml"));
+    } else {
+      projector_files.push_back(query_files.back());
+    }
+  }
   const auto logs = root / "logs";
   std::filesystem::create_directories(logs);
   const std::string exe = OwnExecutable().string();
@@ -170,11 +198,19 @@ int ServeSplit(const Config& config, const std::filesystem::path& root, const si
       listen->host.find(':') != std::string::npos ? "[" + listen->host + "]" : listen->host;
 
   std::vector<std::unique_ptr<RoleProcess>> children;
+  std::vector<std::string> reads;  // which read server each child uses ("" when none)
   int offset = 0;
   for (const std::string_view role : kRoles) {
-    const int count = role == "query" ? query_processes : 1;
+    const bool per_server = role == "projector";
+    const int count = role == "query" ? split.query_processes
+                      : per_server    ? static_cast<int>(read_dbs.size())
+                                      : 1;
     for (int i = 0; i < count; ++i) {
       const int port = listen->port == 0 ? 0 : listen->port + offset++;
+      const std::size_t server = static_cast<std::size_t>(i) % read_dbs.size();
+      const auto& file = role == "query" ? query_files[server]
+                         : per_server    ? projector_files[server]
+                                         : query_files[0];
       const std::string log_name =
           count == 1 ? std::string(role) : fmt::format("{}-{}", role, i + 1);
       children.push_back(std::make_unique<RoleProcess>(
@@ -182,6 +218,7 @@ int ServeSplit(const Config& config, const std::filesystem::path& root, const si
           std::vector<std::string>{exe, "serve", "--config", file.string(), "--role",
                                    std::string(role), "--listen", fmt::format("{}:{}", host, port)},
           logs / (log_name + ".log")));
+      reads.push_back(role == "query" || per_server ? fmt::format("{}", server + 1) : "");
     }
   }
   auto stop_all = [&] {
@@ -202,6 +239,14 @@ int ServeSplit(const Config& config, const std::filesystem::path& root, const si
     std::cout << fmt::format("shopcqrs serving http://{} (roles {}, pid {})", child->address(),
                              child->role(), child->pid())
               << std::endl;
+  }
+  if (read_dbs.size() > 1) {
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      if (reads[i].empty()) continue;
+      std::cout << fmt::format("  {} http://{} uses read PostgreSQL {}", children[i]->role(),
+                               children[i]->address(), reads[i])
+                << std::endl;
+    }
   }
 
   std::mutex mutex;

@@ -3,6 +3,8 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <memory>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -48,8 +50,8 @@ std::string UpTokenSecret(const Config& config, const std::filesystem::path& roo
 }
 
 int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& listen,
-       const std::optional<std::string>& log_level, const sigset_t& signals, bool split,
-       int query_processes) {
+       const std::optional<std::string>& log_level, const sigset_t& signals,
+       const std::optional<UpSplit>& split) {
   // The databases, Redis and NATS are our own (filled in below).
   Config config = UpConfig(apps::ProcessEnvironment(), listen, log_level);
   apps::ApplyLogLevel(config);
@@ -102,8 +104,25 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
             << std::endl;
   config.token_secret = UpTokenSecret(config, root);
   apps::ValidateConfigOrThrow(config);
-  const int code =
-      split ? ServeSplit(config, root, signals, query_processes) : Serve(config, signals);
+  // --split --read-servers N: read PostgreSQL servers 2..N, each fed by a projector of its own.
+  std::vector<std::unique_ptr<devstack::PostgresServer>> more_read;
+  SplitOptions layout;
+  if (split) {
+    layout.query_processes = split->query_processes;
+    for (int k = 2; k <= split->read_servers; ++k) {
+      devstack::PostgresServer::Options options = read_options;
+      options.data_dir = root / fmt::format("read-pg-{}", k);
+      options.name = fmt::format("read-{}", k);
+      more_read.push_back(std::make_unique<devstack::PostgresServer>(options));
+      more_read.back()->Start();
+      layout.more_read_dbs.push_back(more_read.back()->ConnectionString());
+      std::cout << fmt::format("read PostgreSQL {}: {} (data {})", k,
+                               more_read.back()->ConnectionString(), options.data_dir.string())
+                << std::endl;
+    }
+  }
+  const int code = split ? ServeSplit(config, root, signals, layout) : Serve(config, signals);
+  for (auto& server : more_read) server->Stop();
   nats_server.Stop();
   redis_server.Stop();
   read_server.Stop();

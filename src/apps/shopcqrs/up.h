@@ -20,14 +20,21 @@ Config UpConfig(const EnvLookup& env, const std::optional<std::string>& listen,
 // else the one kept in `root`/token-secret (created on first use), so tokens survive restarts.
 std::string UpTokenSecret(const Config& config, const std::filesystem::path& root);
 
+// `up --split`: how many query processes and read PostgreSQL servers.
+struct UpSplit {
+  int query_processes = 1;
+  int read_servers = 1;
+};
+
 // `shopcqrs up`: zero configuration. Starts local write and read PostgreSQL servers,
 // redis-server and nats-server (JetStream) under `data_dir`, each supervised (restarted on its
 // port when it dies; what a killed predecessor left running is stopped first), then serves every
 // role in this process (Serve) -- or, with `split`, each role in a supervised child process of
-// its own (ServeSplit, with `query_processes` query processes) -- until SIGINT/SIGTERM, and stops
-// the servers.
+// its own (ServeSplit: `query_processes` query processes, and `read_servers` read PostgreSQL
+// servers, each fed by a projector process of its own) -- until SIGINT/SIGTERM, and stops the
+// servers.
 int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& listen,
-       const std::optional<std::string>& log_level, const sigset_t& signals, bool split = false,
-       int query_processes = 1);
+       const std::optional<std::string>& log_level, const sigset_t& signals,
+       const std::optional<UpSplit>& split = std::nullopt);
 
 }  // namespace shopcqrs::apps
