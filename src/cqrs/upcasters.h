@@ -167,7 +167,10 @@ class UpcasterRegistry {
     // UpcasterRegistrationError otherwise. Leaves the builder empty.
     UpcasterRegistry Build() {
       table_.Validate();
-      return UpcasterRegistry(std::move(table_), std::move(upcasters_));
+      UpcasterRegistry registry(std::move(table_), std::move(upcasters_));
+      table_ = detail::SchemaTable();
+      upcasters_.clear();
+      return registry;
     }
 
    private:

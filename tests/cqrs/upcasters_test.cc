@@ -184,5 +184,18 @@ TEST(Upcasters, BuiltRegistryMovesWithItsChains) {
   EXPECT_EQ(payload, "p|Old1>New2");
 }
 
+TEST(Upcasters, BuildLeavesTheBuilderEmpty) {
+  Registry::Builder builder;
+  builder.Current("Thing", 2).Add("Thing", 1, Append("a"));
+  const auto first = builder.Build();
+  EXPECT_EQ(first.CurrentVersion("Thing"), 2);
+  builder.Current("Thing", 1);  // no duplicate: the builder starts afresh
+  const auto second = builder.Build();
+  EXPECT_EQ(second.CurrentVersion("Thing"), 1);
+  std::string payload = "p";
+  ASSERT_TRUE(first.Upcast("Thing", 1, payload).has_value());
+  EXPECT_EQ(payload, "pa");
+}
+
 }  // namespace
 }  // namespace shopcqrs::cqrs
