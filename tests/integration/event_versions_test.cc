@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -22,6 +23,7 @@
 #include "domain/ids.h"
 #include "infra/pg/connection.h"
 #include "infra/redis/redis_client.h"
+#include "support/eventually.h"
 #include "support/projector_rig.h"
 #include "support/sql.h"
 #include "support/temp_servers.h"
@@ -197,6 +199,57 @@ TEST(EventVersions, RebuildFromALogWithV1PriceChangesEqualsTheLiveV2Projection) 
   const auto live_keys = RedisDump(endpoint, live_prefix);
   EXPECT_GT(live_keys.size(), 10u);
   EXPECT_EQ(RedisDump(endpoint, rebuilt_prefix), live_keys);
+}
+
+// An event written by a newer build (a version above the current one) stops every projection
+// that reads its type at that event, with the same clear error, and nothing of it is applied.
+TEST(EventVersions, FutureVersionStopsTheProjectionsAtThatEvent) {
+  TempRedis redis;
+  const Databases db;
+  const std::string product = "00000000-0000-4000-8000-0000000000aa";
+  auto insert = [&](const char* type, int version, std::int64_t aggregate_version,
+                    const std::string& payload) {
+    Connection(db.write).Exec(
+        "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, "
+        "aggregate_id, aggregate_version, occurred_at, payload) VALUES (gen_random_uuid(), "
+        "$1, $2::text::integer, 'Product', $3::text::uuid, $4::text::bigint, now(), "
+        "$5::text::json)",
+        infra::pg::Params()
+            .Add(type)
+            .Add(version)
+            .Add(product)
+            .Add(aggregate_version)
+            .Add(payload));
+  };
+  insert("ProductAdded", 1, 1,
+         fmt::format(R"({{"product_id":"{}","sku":"S","name":"N","price_cents":100,"stock":5}})",
+                     product));
+  Projections projections(db.write, db.read, redis.server.Endpoint(), redis.prefix, 20);
+  projections.WaitCaughtUp(db.write);
+  insert("ProductPriceChanged", 3, 2,
+         fmt::format(R"({{"product_id":"{}","price_cents":200,"currency":"EUR"}})", product));
+
+  for (cqrs::Projector* p : {&projections.read_pg.projector, &projections.redis.projector}) {
+    ASSERT_TRUE(Eventually([&] { return p->Stats().status == cqrs::ProjectorStatus::kError; }, 10s))
+        << p->name();
+  }
+  std::this_thread::sleep_for(300ms);  // stopped for good: no retries
+  for (cqrs::Projector* p : {&projections.read_pg.projector, &projections.redis.projector}) {
+    const auto stats = p->Stats();
+    EXPECT_EQ(stats.status, cqrs::ProjectorStatus::kError) << p->name();
+    EXPECT_EQ(stats.errors, 1u) << p->name();
+    EXPECT_NE(stats.last_error.find("ProductPriceChanged v3 is newer than this build reads "
+                                    "(current version v2)"),
+              std::string::npos)
+        << p->name() << ": " << stats.last_error;
+    EXPECT_NE(stats.last_error.find("cannot decode event"), std::string::npos) << stats.last_error;
+  }
+  EXPECT_EQ(Dump(db.read, "SELECT price_cents, version FROM product_views"),
+            std::vector<std::string>{"100|1"});
+  EXPECT_EQ(Scalar(db.read, "SELECT events FROM projection_checkpoints WHERE name = 'read_pg'"), 1);
+  // The search projection does not read price changes: it goes on.
+  projections.search.WaitCaughtUp(db.write);
+  EXPECT_EQ(projections.search.projector.Stats().errors, 0u);
 }
 
 }  // namespace
