@@ -41,8 +41,8 @@ struct ProductAdded {
 struct ProductPriceChanged {
   static constexpr std::string_view kTypeName = "ProductPriceChanged";
   ProductId product_id;
-  std::int64_t old_price_cents;
-  std::int64_t new_price_cents;
+  std::int64_t price_cents;           // the price from now on
+  std::int64_t previous_price_cents;  // the price before the change
 };
 struct ProductRestocked {
   static constexpr std::string_view kTypeName = "ProductRestocked";

@@ -39,9 +39,12 @@ Result<void> Product::ChangePrice(std::int64_t price_cents, Timestamp now) {
   auto valid_price = CheckRange(price_cents, 0, kMaxPriceCents, "price_cents");
   if (!valid_price) return std::unexpected(valid_price.error());
 
-  const std::int64_t old_price = price_cents_;
+  const std::int64_t previous_price = price_cents_;
   price_cents_ = price_cents;
-  Record(ProductPriceChanged{id_, old_price, price_cents_}, now);
+  Record(
+      ProductPriceChanged{
+          .product_id = id_, .price_cents = price_cents_, .previous_price_cents = previous_price},
+      now);
   return {};
 }
 

@@ -99,8 +99,8 @@ TEST(ProductTest, GivenAddedProduct_WhenPriceChanged_ThenVersionTwoAndOldAndNewP
   const auto* changed = LastEvent<ProductPriceChanged>(product, kLaterAt);
   ASSERT_NE(changed, nullptr);
   EXPECT_EQ(changed->product_id, kId);
-  EXPECT_EQ(changed->old_price_cents, 1999);
-  EXPECT_EQ(changed->new_price_cents, 2500);
+  EXPECT_EQ(changed->price_cents, 2500);
+  EXPECT_EQ(changed->previous_price_cents, 1999);
 }
 
 TEST(ProductTest,

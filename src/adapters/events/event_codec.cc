@@ -1,8 +1,14 @@
 #include "adapters/events/event_codec.h"
 
+#include <cstddef>
 #include <stdexcept>
+#include <utility>
+#include <variant>
 
+#include <fmt/format.h>
 #include <boost/json.hpp>
+
+#include "adapters/events/upcasters.h"
 
 namespace shopcqrs::adapters::events {
 
@@ -37,10 +43,10 @@ json::object ToJson(const ProductAdded& e) {
           {"price_cents", e.price_cents},
           {"stock", e.stock}};
 }
-json::object ToJson(const ProductPriceChanged& e) {
+json::object ToJson(const ProductPriceChanged& e) {  // v2
   return {{"product_id", e.product_id.ToString()},
-          {"old_price_cents", e.old_price_cents},
-          {"new_price_cents", e.new_price_cents}};
+          {"price_cents", e.price_cents},
+          {"previous_price_cents", e.previous_price_cents}};
 }
 json::object ToJson(const ProductRestocked& e) {
   return {{"product_id", e.product_id.ToString()},
@@ -120,8 +126,9 @@ EventPayload Decode(std::string_view type, const json::object& o) {
                         Int(o, "price_cents"), Int(o, "stock")};
   }
   if (type == "ProductPriceChanged") {
-    return ProductPriceChanged{IdField<ProductId>(o, "product_id"), Int(o, "old_price_cents"),
-                               Int(o, "new_price_cents")};
+    return ProductPriceChanged{.product_id = IdField<ProductId>(o, "product_id"),
+                               .price_cents = Int(o, "price_cents"),
+                               .previous_price_cents = Int(o, "previous_price_cents")};
   }
   if (type == "ProductRestocked") {
     return ProductRestocked{IdField<ProductId>(o, "product_id"), Int(o, "quantity"),
@@ -155,7 +162,29 @@ EventPayload Decode(std::string_view type, const json::object& o) {
   throw std::runtime_error("unknown event type " + std::string(type));
 }
 
+// Every event type has a current version.
+constexpr bool Listed(std::string_view type) {
+  for (const auto& entry : kCurrentVersions) {
+    if (entry.type == type) return true;
+  }
+  return false;
+}
+template <std::size_t... I>
+constexpr bool EveryTypeListed(std::index_sequence<I...>) {
+  return (Listed(std::variant_alternative_t<I, EventPayload>::kTypeName) && ...);
+}
+static_assert(kCurrentVersions.size() == std::variant_size_v<EventPayload> &&
+                  EveryTypeListed(std::make_index_sequence<std::variant_size_v<EventPayload>>()),
+              "kCurrentVersions lists every event type once");
+
 }  // namespace
+
+int CurrentVersion(std::string_view type) {
+  for (const auto& entry : kCurrentVersions) {
+    if (entry.type == type) return entry.version;
+  }
+  return 0;
+}
 
 std::string PayloadJson(const EventPayload& payload) {
   return json::serialize(std::visit([](const auto& e) { return ToJson(e); }, payload));
@@ -165,7 +194,7 @@ cqrs::EventEnvelope ToEnvelope(const DomainEvent& event, const std::string& even
   cqrs::EventEnvelope envelope;
   envelope.event_id = event_id;
   envelope.type = std::string(EventTypeName(event.payload));
-  envelope.schema_version = kSchemaVersion;
+  envelope.schema_version = CurrentVersion(envelope.type);
   envelope.aggregate_type = std::string(ToString(AggregateTypeOf(event.payload)));
   envelope.aggregate_id = AggregateIdOf(event.payload).ToString();
   envelope.aggregate_version = event.aggregate_version;
@@ -175,13 +204,28 @@ cqrs::EventEnvelope ToEnvelope(const DomainEvent& event, const std::string& even
 }
 
 DomainEvent FromEnvelope(const cqrs::EventEnvelope& envelope) {
-  if (envelope.schema_version != kSchemaVersion) {
-    throw std::runtime_error("unsupported schema version of " + envelope.type);
-  }
   json::value parsed = json::parse(envelope.payload);
   if (!parsed.is_object()) throw std::runtime_error("event payload is not an object");
-  return DomainEvent{Decode(envelope.type, parsed.as_object()), envelope.aggregate_version,
+  auto& payload = parsed.as_object();
+  const auto schema = Upcasters().Upcast(envelope.type, envelope.schema_version, payload);
+  if (!schema) throw std::runtime_error(schema.error().message);
+  return DomainEvent{Decode(schema->type, payload), envelope.aggregate_version,
                      envelope.occurred_at};
+}
+
+DomainEvent DecodeStored(const cqrs::StoredEvent& stored) {
+  try {
+    return FromEnvelope(stored.envelope);
+  } catch (const std::exception& error) {
+    throw cqrs::FatalProjectionError(fmt::format("cannot decode event {} at position {}: {}",
+                                                 stored.envelope.event_id, stored.position,
+                                                 error.what()));
+  }
+}
+
+std::string_view DecodedTypeName(const cqrs::EventEnvelope& envelope) {
+  const auto schema = Upcasters().Resolve(envelope.type, envelope.schema_version);
+  return schema ? schema->type : std::string_view(envelope.type);
 }
 
 }  // namespace shopcqrs::adapters::events

@@ -429,7 +429,7 @@ class BatchState final : public projection_support::Batch {
     p.stock += e.stock;  // orders projected before this event may already have moved it
   }
   void On(const domain::ProductPriceChanged& e, domain::Timestamp) {
-    Product(e.product_id).price_cents = e.new_price_cents;
+    Product(e.product_id).price_cents = e.price_cents;
   }
   void On(const domain::ProductRestocked& e, domain::Timestamp) {
     Product(e.product_id).stock += e.quantity;

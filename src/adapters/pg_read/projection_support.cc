@@ -12,27 +12,15 @@ namespace shopcqrs::adapters::pg_read::projection_support {
 
 using infra::pg::Params;
 
-namespace {
-
-domain::DomainEvent Decode(const cqrs::StoredEvent& stored) {
-  try {
-    return events::FromEnvelope(stored.envelope);
-  } catch (const std::exception& error) {
-    throw cqrs::FatalProjectionError(fmt::format("cannot decode event {} at position {}: {}",
-                                                 stored.envelope.event_id, stored.position,
-                                                 error.what()));
-  }
-}
-
-}  // namespace
-
 std::vector<std::optional<domain::DomainEvent>> DecodeWanted(
     const std::vector<cqrs::StoredEvent>& events, bool (*wanted)(std::string_view type)) {
   constexpr std::size_t kParallelFrom = 1000;
   std::vector<std::optional<domain::DomainEvent>> slots(events.size());
   auto decode = [&](std::size_t from, std::size_t to) {
     for (std::size_t i = from; i < to; ++i) {
-      if (wanted == nullptr || wanted(events[i].envelope.type)) slots[i].emplace(Decode(events[i]));
+      if (wanted == nullptr || wanted(events::DecodedTypeName(events[i].envelope))) {
+        slots[i].emplace(events::DecodeStored(events[i]));
+      }
     }
   };
   if (events.size() >= kParallelFrom && std::thread::hardware_concurrency() > 1) {

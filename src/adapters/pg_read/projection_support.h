@@ -218,10 +218,12 @@ std::optional<std::string> ColumnsJson(const Rows& rows, Include include,
   });
 }
 
-// Decodes the payloads (JSON parsing is most of the client-side work of a batch); large
-// batches are split across two threads. An undecodable event is a cqrs::FatalProjectionError.
+// Decodes the payloads (JSON parsing is most of the client-side work of a batch) through
+// events::DecodeStored, which reads an older schema version through the upcasters; large batches
+// are split across two threads. An undecodable event is a cqrs::FatalProjectionError.
 std::vector<domain::DomainEvent> DecodeAll(const std::vector<cqrs::StoredEvent>& events);
-// The same for the events whose type `wanted` accepts; the others stay nullopt (not parsed).
+// The same for the events whose type (as the upcasters name it, events::DecodedTypeName)
+// `wanted` accepts; the others stay nullopt (not parsed).
 std::vector<std::optional<domain::DomainEvent>> DecodeWanted(
     const std::vector<cqrs::StoredEvent>& events, bool (*wanted)(std::string_view type));
 

@@ -249,7 +249,7 @@ json::object EventJson(const cqrs::StoredEvent& stored, const domain::DomainEven
   json::object out{{"agg", stored.envelope.aggregate_type},
                    {"id", stored.envelope.aggregate_id},
                    {"v", event.aggregate_version},
-                   {"type", stored.envelope.type},
+                   {"type", domain::EventTypeName(event.payload)},  // as upcast
                    {"at", domain::FormatTimestamp(event.occurred_at)}};
   std::visit(
       [&](const auto& e) {
@@ -377,15 +377,7 @@ void RedisProjection::Apply(const cqrs::Checkpoint& from,
   json::array batch;
   batch.reserve(events.size());
   for (const auto& stored : events) {
-    domain::DomainEvent event;
-    try {
-      event = events::FromEnvelope(stored.envelope);
-    } catch (const std::exception& error) {
-      throw cqrs::FatalProjectionError(fmt::format("cannot decode event {} at position {}: {}",
-                                                   stored.envelope.event_id, stored.position,
-                                                   error.what()));
-    }
-    batch.push_back(EventJson(stored, event));
+    batch.push_back(EventJson(stored, events::DecodeStored(stored)));
   }
   // A new connection may mean a restarted server: its AOF is compacted before the first write.
   if (!client_.IsConnected() || verified_connection_ != client_.Connections()) {
