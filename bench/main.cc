@@ -1038,6 +1038,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     command->add_option("--paid-share", options.paid_share, "seeding: share of orders paid")
         ->capture_default_str();
+    command->add_option("--read-url", options.read_url,
+                        "a query process where seeding waits for the query side (default --url; "
+                        "when commands and queries are served apart); isolation: the readers'");
   };
   std::vector<CLI::App*> others;
   for (const char* name : {"seed", "view", "history", "search", "mix", "isolation"}) {
@@ -1057,9 +1060,6 @@ int main(int argc, char** argv) {
       ->add_option("--readers", options.readers, "isolation: reader clients (mix)")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
-  others.back()->add_option("--read-url", options.read_url,
-                            "isolation: the readers' service (default --url; also where the "
-                            "seeding waits for the query side)");
   others.back()->add_option("--writer-cpu", options.writer_cpu,
                             "isolation: pin the writer clients to this CPU");
   others.back()->add_option("--reader-cpu", options.reader_cpu,
