@@ -112,8 +112,24 @@ auto RedisReadModel::WithClient(F&& f) {
     throw RedisConnectionError(fmt::format("redis {}:{} is down (recently unreachable)",
                                            options_.endpoint.host, options_.endpoint.port));
   }
-  auto& slot = *slots_[next_slot_.fetch_add(1) % slots_.size()];
-  std::lock_guard lock(slot.mutex);
+  // A free connection if there is one (callers never queue behind each other while another
+  // connection idles), else the round robin's.
+  const std::size_t first = next_slot_.fetch_add(1);
+  Slot* chosen = nullptr;
+  std::unique_lock<std::mutex> lock;
+  for (std::size_t i = 0; i < slots_.size() && !chosen; ++i) {
+    Slot& candidate = *slots_[(first + i) % slots_.size()];
+    std::unique_lock<std::mutex> attempt(candidate.mutex, std::try_to_lock);
+    if (attempt.owns_lock()) {
+      chosen = &candidate;
+      lock = std::move(attempt);
+    }
+  }
+  if (!chosen) {
+    chosen = slots_[first % slots_.size()].get();
+    lock = std::unique_lock<std::mutex>(chosen->mutex);
+  }
+  Slot& slot = *chosen;
   try {
     if (slot.client->IsConnected()) {
       // The connection may be stale (Redis restarted since its last use): reads are safe to

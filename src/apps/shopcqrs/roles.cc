@@ -182,6 +182,8 @@ QueryRole::QueryRole(const Config& config, const cqrs::ConsistencyTokens& tokens
   if (config.query_source == "redis") {
     adapters::redis::RedisReadModel::Options options;
     options.endpoint = *RedisEndpointOf(config);
+    // One connection per handler thread: no query waits for another's Redis round trip.
+    options.connections = config.http_threads;
     redis_model_ = std::make_unique<adapters::redis::RedisReadModel>(options);
     redis_queries_ = std::make_unique<adapters::redis::RedisQueries>(*redis_model_, read_pool_);
   }
