@@ -148,6 +148,69 @@ bool IsHostName(std::string_view host) {
   return label > 0 || host.back() == '.';
 }
 
+// The first byte of a non-ASCII character outside strings and comments, if any: TOML allows
+// none there (bare keys, numbers, dates and whitespace are ASCII), and toml++ 3.3.0 must not
+// see one: its whitespace test reaches __builtin_unreachable for U+00A1..U+0499 and
+// U+FB26..U+FEFE (undefined behaviour; found by tests/fuzz/config_fuzz). A small scanner of
+// TOML's four string forms and comments finds them.
+std::optional<std::size_t> NonAsciiOutsideStrings(std::string_view text) {
+  enum class State { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
+  State state = State::kCode;
+  const auto at = [&](std::size_t i, std::string_view s) { return text.substr(i).starts_with(s); };
+  // Past a multi-line closing delimiter at i, with up to two quotes before it that belong to
+  // the string ("""a"""" is a + '"').
+  const auto close = [&](std::size_t& i, char quote) {
+    i += 2;
+    for (int extra = 0; extra < 2 && i + 1 < text.size() && text[i + 1] == quote; ++extra) ++i;
+    state = State::kCode;
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    switch (state) {
+      case State::kCode:
+        if (static_cast<unsigned char>(c) >= 0x80) return i;
+        if (c == '#') {
+          state = State::kComment;
+        } else if (at(i, R"(""")")) {
+          state = State::kMultiBasic;
+          i += 2;
+        } else if (at(i, "'''")) {
+          state = State::kMultiLiteral;
+          i += 2;
+        } else if (c == '"') {
+          state = State::kBasic;
+        } else if (c == '\'') {
+          state = State::kLiteral;
+        }
+        break;
+      case State::kComment:
+        if (c == '\n') state = State::kCode;
+        break;
+      case State::kBasic:
+        if (c == '\\') {
+          ++i;
+        } else if (c == '"' || c == '\n') {
+          state = State::kCode;
+        }
+        break;
+      case State::kLiteral:
+        if (c == '\'' || c == '\n') state = State::kCode;
+        break;
+      case State::kMultiBasic:
+        if (c == '\\') {
+          ++i;
+        } else if (at(i, R"(""")")) {
+          close(i, '"');
+        }
+        break;
+      case State::kMultiLiteral:
+        if (at(i, "'''")) close(i, '\'');
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 EnvLookup ProcessEnvironment() {
@@ -172,6 +235,18 @@ std::optional<bool> ParseBool(std::string_view text) {
 }
 
 void ApplyToml(Config& config, std::string_view toml_text, std::string_view source) {
+  if (const auto offset = NonAsciiOutsideStrings(toml_text)) {
+    const auto before = toml_text.substr(0, *offset);
+    const auto line_start = before.rfind('\n');
+    const auto line = before.substr(line_start == std::string_view::npos ? 0 : line_start + 1);
+    // Columns count characters, as toml++'s do: every byte but UTF-8 continuation bytes.
+    const auto column = std::count_if(line.begin(), line.end(), [](char c) {
+      return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    });
+    throw ConfigError(
+        fmt::format("{}:{}:{}: invalid TOML: a non-ASCII character outside a string or comment",
+                    source, std::count(before.begin(), before.end(), '\n') + 1, column + 1));
+  }
   toml::table root;
   try {
     root = toml::parse(toml_text, source);
