@@ -37,11 +37,11 @@ if [[ ${#names[@]} -eq 0 ]]; then
   done
 fi
 
-# ccache, shared with the other builds; paths relative to the checkout so clones share hits.
+# ccache (its CCACHE_DIR, or its default), with paths relative to the checkout so that other
+# clones and worktrees share hits.
 launcher=()
 if command -v ccache >/dev/null 2>&1; then
-  export CCACHE_DIR="${CCACHE_DIR:-$ROOT/../.ccache}" CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
-  export CCACHE_NOHASHDIR=1
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 
