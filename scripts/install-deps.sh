@@ -4,7 +4,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  cmake g++ pkg-config git ninja-build clang-format
+  cmake g++ pkg-config git ninja-build clang-format ccache
+  clang libclang-rt-14-dev
   libpq-dev libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libcli11-dev
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev libnats-dev
   prometheus-cpp-dev

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -217,10 +218,66 @@ TEST(LoadConfig, FileErrorsNameTheFileKeyAndLine) {
   EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "api = true"); }), HasSubstr("expected a table"));
   EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "api.enabled = \"yes\""); }),
               AllOf(HasSubstr("api.enabled"), HasSubstr("true or false")));
+  // The stray quote is the first error (the fuzzer's input, shortened).
+  EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "[read_db]\npool_size = 1\"\xD1\xA3\"\n"); }),
+              AllOf(HasSubstr(":2:14: invalid TOML"), HasSubstr("expected digit")));
   EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "write_db = 5"); }),
               HasSubstr("conninfo string or a table"));
   EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "http_threads = 10000000000"); }),
               HasSubstr("out of range"));
+}
+
+// From tests/fuzz/config_fuzz: a table header whose key starts with a character no key starts
+// with (a NUL byte, a backtick) trips a debug assertion of toml++ 3.3.0's parser, which then
+// reports the error. The release library that the service links reports it: invalid TOML.
+TEST(LoadConfig, ATableHeaderWithABadKeyCharacterIsInvalidToml) {
+  using namespace std::string_literals;
+  Config config;
+  for (const std::string& text :
+       {"[\0"s, "listen = \"a\"\n[\0]\n"s, "[`read_db]\nconninfo = \"x\"\n"s, "[ \x01]\n"s}) {
+    EXPECT_THAT(ErrorOf([&] { ApplyToml(config, text, "shop.toml"); }),
+                AllOf(HasSubstr("shop.toml:"), HasSubstr("invalid TOML")))
+        << text;
+  }
+  EXPECT_EQ(config, Config{});
+}
+
+// Found by tests/fuzz/config_fuzz: toml++ 3.3.0 reaches __builtin_unreachable when it asks
+// whether a non-ASCII character (U+00A1..U+0499, U+FB26..U+FEFE) is whitespace: outside strings
+// and comments, where TOML allows none (also where a stray quote would make a naive scanner
+// think one starts: `1"é`), and after a line-ending backslash. The loader finds both before
+// toml++ sees them, and still reads such characters in strings and comments.
+TEST(LoadConfig, NonAsciiOutsideStringsIsInvalidTomlWithItsPosition) {
+  Config config;
+  const std::pair<const char*, const char*> cases[] = {
+      {"caf\xC3\xA9 = 1\n", "shop.toml:1:4:"},
+      {"listen = \"a:1\" \xC3\xA9\n", "shop.toml:1:16:"},
+      {"[log]\nlevel = \"info\"\n\xEF\xBB\xB7\n", "shop.toml:3:1:"},
+      {"token_secret = \"\"\"x\"\"\"\"\xC2\xA1\n", "shop.toml:1:24:"},
+      {"a = [1, \xC3\xA9]\n", "shop.toml:1:9:"}};
+  for (const auto& [text, where] : cases) {
+    EXPECT_THAT(ErrorOf([&] { ApplyToml(config, text, "shop.toml"); }),
+                AllOf(HasSubstr(where), HasSubstr("non-ASCII character outside a string")))
+        << text;
+  }
+  EXPECT_THAT(ErrorOf([&] { ApplyToml(config, "write_db = \"\"\"x \\\n  \xC3\xA9\"\"\"\n"); }),
+              AllOf(HasSubstr(":2:3:"), HasSubstr("line-ending backslash")));
+  EXPECT_EQ(config, Config{});
+  ApplyToml(config, "nats = \"\"\"a \\\n  b \xC3\xA9 \\\\\n\xC3\xA9\"\"\"\n");
+  EXPECT_EQ(config.nats, "a b \xC3\xA9 \\\n\xC3\xA9");
+  ApplyToml(config,
+            "# caf\xC3\xA9 \xEF\xBB\xB7\n"
+            "listen = \"h\xC3\xA9:1\" # \xC3\xA9\n"
+            "\"token_secret\" = 'caf\xC3\xA9 \" \xEF\xBB\xB7 0123456789abcdef'\n"
+            "write_db = \"\"\"caf\xC3\xA9 \"\" \\\"\"\" \xC3\xA9\"\"\"\"\n"
+            "read_db = '''\n\xC2\xA1 ''''\n"
+            "[log] # \xC3\xA9\n"
+            "level = \"d\xC3\xA9\\\"bug\"\n");
+  EXPECT_EQ(config.listen, "h\xC3\xA9:1");
+  EXPECT_EQ(config.token_secret, "caf\xC3\xA9 \" \xEF\xBB\xB7 0123456789abcdef");
+  EXPECT_EQ(config.write_db, "caf\xC3\xA9 \"\" \"\"\" \xC3\xA9\"");
+  EXPECT_EQ(config.read_db, "\xC2\xA1 '");
+  EXPECT_EQ(config.log_level, "d\xC3\xA9\"bug");
 }
 
 TEST(ValidateConfig, AcceptsAValidConfig) {

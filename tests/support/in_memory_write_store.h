@@ -218,8 +218,10 @@ class InMemoryWriteTransaction : public app::WriteTransaction {
       // Emails after this commit: stored ones not rewritten here, plus ours.
       std::map<std::string, domain::CustomerId> emails;
       for (const auto& [id, customer] : state.customers) {
-        const bool rewritten = std::any_of(customers_.begin(), customers_.end(),
-                                           [&](const auto& w) { return w.value.id() == id; });
+        // (An init-capture: clang before 16 cannot capture a structured binding.)
+        const bool rewritten =
+            std::any_of(customers_.begin(), customers_.end(),
+                        [&stored = id](const auto& w) { return w.value.id() == stored; });
         if (!rewritten) emails.emplace(InMemoryWriteStore::Lower(customer.email()), id);
       }
       for (const auto& [customer, previous] : customers_) {

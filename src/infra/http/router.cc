@@ -118,7 +118,11 @@ std::optional<std::string> PercentDecode(std::string_view text, bool plus_as_spa
 }
 
 std::optional<ParamMap> ParseQuery(std::string_view query) {
-  const auto parsed = boost::urls::parse_query(query);
+  // Boost.URL 1.81's parse_query measures its argument with strlen (it passes s.data() where
+  // a string_view is taken), so it is given a NUL-terminated copy: a view into a larger buffer
+  // would be read past its end. The grammar refuses a NUL byte, so strlen finds the real end.
+  const std::string terminated(query);
+  const auto parsed = boost::urls::parse_query(terminated);
   if (!parsed) return std::nullopt;
   boost::urls::encoding_opts options;
   options.space_as_plus = true;
