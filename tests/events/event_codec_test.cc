@@ -172,6 +172,23 @@ TEST(EventCodec, FutureAndUnknownVersionsAreClearErrors) {
   EXPECT_EQ(DecodedTypeName(Envelope("ProductDiscontinued", 1, payload)), "ProductDiscontinued");
 }
 
+// A field of the wrong JSON type is the codec's own std::runtime_error naming the field, like a
+// missing one (it used to escape as Boost.JSON's std::invalid_argument; fuzz finding 4).
+TEST(EventCodec, FieldsOfTheWrongJsonTypeAreClearErrors) {
+  const std::string product = R"("product_id":")" + kProduct.ToString() + R"(")";
+  EXPECT_EQ(Error(Envelope("ProductAdded", 1,
+                           "{" + product + R"(,"sku":10,"name":"n","price_cents":1,"stock":1})")),
+            "event payload field sku is not a string");
+  EXPECT_EQ(Error(Envelope("ProductAdded", 1, R"({"product_id":7})")),
+            "event payload field product_id is not a string");
+  const std::string order_ids = R"({"order_id":")" + kProduct.ToString() + R"(","customer_id":")" +
+                                kProduct.ToString() + R"(")";
+  EXPECT_EQ(Error(Envelope("OrderPlaced", 1, order_ids + R"(,"lines":{},"total_cents":1})")),
+            "event payload field lines is not an array");
+  EXPECT_EQ(Error(Envelope("OrderPlaced", 1, order_ids + R"(,"lines":[1],"total_cents":1})")),
+            "event payload field lines is not an array of objects");
+}
+
 TEST(EventCodec, DecodeStoredNamesTheEventAndItsPosition) {
   cqrs::StoredEvent stored;
   stored.envelope = Envelope("ProductPriceChanged", 3, "{}");

@@ -89,22 +89,35 @@ const json::value& Field(const json::object& o, std::string_view name) {
   if (!v) throw std::runtime_error("event payload lacks field " + std::string(name));
   return *v;
 }
-std::string Str(const json::object& o, std::string_view name) {
-  return std::string(Field(o, name).as_string());
+// A field's JSON type is checked before it is read: a payload of the wrong shape is a
+// std::runtime_error naming the field, like a missing one (never Boost.JSON's logic errors).
+[[noreturn]] void WrongType(std::string_view name, std::string_view expected) {
+  throw std::runtime_error("event payload field " + std::string(name) + " is not " +
+                           std::string(expected));
 }
+std::string_view Text(const json::object& o, std::string_view name) {
+  const auto* text = Field(o, name).if_string();
+  if (!text) WrongType(name, "a string");
+  return *text;
+}
+std::string Str(const json::object& o, std::string_view name) { return std::string(Text(o, name)); }
 std::int64_t Int(const json::object& o, std::string_view name) {
   return Field(o, name).to_number<std::int64_t>();
 }
 template <class IdT>
 IdT IdField(const json::object& o, std::string_view name) {
-  auto id = IdT::Parse(Field(o, name).as_string());
+  auto id = IdT::Parse(Text(o, name));
   if (!id) throw std::runtime_error("event payload field " + std::string(name) + " is no uuid");
   return *id;
 }
 std::vector<PlacedLine> Lines(const json::object& o) {
   std::vector<PlacedLine> lines;
-  for (const auto& v : Field(o, "lines").as_array()) {
-    const auto& l = v.as_object();
+  const auto* array = Field(o, "lines").if_array();
+  if (!array) WrongType("lines", "an array");
+  for (const auto& v : *array) {
+    const auto* line = v.if_object();
+    if (!line) WrongType("lines", "an array of objects");
+    const auto& l = *line;
     lines.push_back(PlacedLine{IdField<ProductId>(l, "product_id"), Str(l, "sku"),
                                Str(l, "product_name"), Int(l, "quantity"),
                                Int(l, "unit_price_cents")});
@@ -150,7 +163,7 @@ EventPayload Decode(std::string_view type, const json::object& o) {
     return OrderDelivered{IdField<OrderId>(o, "order_id"), IdField<CustomerId>(o, "customer_id")};
   }
   if (type == "OrderCancelled") {
-    auto previous = ParseOrderStatus(Field(o, "previous_status").as_string());
+    auto previous = ParseOrderStatus(Text(o, "previous_status"));
     if (!previous) throw std::runtime_error("OrderCancelled has a bad previous_status");
     return OrderCancelled{IdField<OrderId>(o, "order_id"),
                           IdField<CustomerId>(o, "customer_id"),
