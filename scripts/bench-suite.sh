@@ -805,15 +805,17 @@ if have_gnuplot:
 else:
     lines += ["", "_Plots missing: gnuplot was not installed when the suite ran._"]
 
-# Sections other scripts maintain (scripts/fault-matrix.sh: "## Fault matrix") are kept as they
-# are: everything from such a heading to the next "## " heading of the previous file.
+# Sections other scripts maintain (scripts/fault-matrix.sh: "## Fault matrix";
+# scripts/bench-isolation.sh and bench-scaling.sh: "## Process roles: ..."; scripts/bench-search.sh:
+# "## Search ...") are kept as they are: everything from such a heading to the next "## "
+# heading of the previous file.
 kept = []
 if os.path.exists(md_path):
     previous = open(md_path).read().split("\n")
     keep = False
     for line in previous:
         if line.startswith("## "):
-            keep = line.startswith("## Fault matrix")
+            keep = line.startswith(("## Fault matrix", "## Process roles", "## Search"))
         if keep:
             kept.append(line)
 with open(md_path, "w") as fh:
