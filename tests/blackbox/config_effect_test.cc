@@ -36,6 +36,7 @@
 #include "blackbox/service_fixture.h"
 #include "devstack/nats_server.h"
 #include "devstack/redis_server.h"
+#include "infra/jwt/jwt.h"
 #include "infra/nats/jetstream.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
@@ -57,6 +58,17 @@ std::string Quoted(std::string_view text) {
   return out + "\"";
 }
 
+// The signing key of every `serve` here; requests to them send an admin token made with it.
+const std::string kSigningKey = "config-effect-test-signing-key-0123456789";
+
+std::string AdminBearer() {
+  const infra::jwt::KeyRing keys({{infra::jwt::DerivedKid(kSigningKey), kSigningKey}});
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  return "Bearer " + keys.Sign({"admin", "admin", now, now + 3600, {}});
+}
+
 // A write and a read database of their own, empty (serve migrates them).
 struct Databases {
   std::string write;
@@ -66,9 +78,10 @@ struct Databases {
     return {test_support::FreshDatabase(std::string(hint) + "_write"),
             test_support::FreshDatabase(std::string(hint) + "_read")};
   }
-  // The database keys of a config file.
+  // The database keys of a config file (and the signing key every instance here uses).
   std::string Toml() const {
-    return "write_db.conninfo = " + Quoted(write) + "\nread_db.conninfo = " + Quoted(read) + "\n";
+    return "write_db.conninfo = " + Quoted(write) + "\nread_db.conninfo = " + Quoted(read) +
+           "\nauth.signing_key = " + Quoted(kSigningKey) + "\n";
   }
 };
 
@@ -92,7 +105,9 @@ class ServeInstance : public ShopcqrsProcess {
   // Spawns it and waits for its "serving" line.
   Endpoint Start() {
     Spawn();
-    return WaitUntilServing(60s);
+    const Endpoint endpoint = WaitUntilServing(60s);
+    shopcqrs::testing::DefaultCredentials::Set(endpoint.port, AdminBearer());
+    return endpoint;
   }
   // Spawns it without waiting for anything (a process without the API prints no "serving").
   void Spawn() { ShopcqrsProcess::Spawn(serve_); }

@@ -19,6 +19,7 @@
 #include "adapters/redis/redis_read_model.h"
 #include "adapters/system/system.h"
 #include "application/command_service.h"
+#include "apps/shopcqrs/auth.h"
 #include "apps/shopcqrs/catalogue.h"
 #include "apps/shopcqrs/roles.h"
 #include "cqrs/consistency_token.h"
@@ -55,6 +56,7 @@ class ApiRole {
   ApiRole(const Config& config, const cqrs::ConsistencyTokens& tokens, ProgressTrackers& trackers,
           infra::metrics::Registry& metrics)
       : config_(config),
+        auth_(AuthorizerOf(config)),
         write_pool_(ApiPools(config).write),
         write_store_(write_pool_, tokens),
         commands_(write_store_, clock_, ids_),
@@ -79,7 +81,8 @@ class ApiRole {
     app::ReadModel& queries = single_model_    ? static_cast<app::ReadModel&>(*single_model_)
                               : redis_queries_ ? static_cast<app::ReadModel&>(*redis_queries_)
                                                : static_cast<app::ReadModel&>(read_model_);
-    adapters::http::RegisterCommandRoutes(router_, commands_, metrics);
+    router_.SetGuard(auth_->Guard());  // authentication: every route's policy, before its handler
+    adapters::http::RegisterCommandRoutes(router_, commands_, metrics, auth_);
     adapters::http::RegisterQueryRoutes(
         router_, queries, tokens, single_model_ ? committed_ : trackers.read_pg, metrics,
         redis_model_ ? &trackers.redis : nullptr, {}, single_model_ ? nullptr : &trackers.search);
@@ -101,7 +104,7 @@ class ApiRole {
 
   void Start(infra::metrics::Registry& metrics,
              std::vector<adapters::http::ReadinessCheck> checks) {
-    adapters::http::RegisterOpsRoutes(router_, metrics, std::move(checks));
+    adapters::http::RegisterOpsRoutes(router_, metrics, std::move(checks), auth_->enabled());
     const auto options = HttpServerOptions(config_);
     server_ = std::make_unique<infra::http::HttpServer>(options, router_);
     server_->Start();
@@ -130,6 +133,7 @@ class ApiRole {
   }
 
   const Config& config_;
+  std::shared_ptr<adapters::http::Authorizer> auth_;  // outlives router_ and server_
   adapters::system::SystemClock clock_;
   adapters::system::RandomIds ids_;
   infra::pg::Pool write_pool_;  // commands only

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "adapters/system/system.h"
+#include "apps/shopcqrs/auth.h"
 #include "apps/shopcqrs/config.h"
 #include "apps/shopcqrs/serve.h"
 #include "devstack/nats_server.h"
@@ -99,7 +100,11 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
                            nats_options.data_dir.string())
             << std::endl;
   config.token_secret = UpTokenSecret(config, root);
+  config.auth.signing_key = UpSigningKey(config, root);  // <data-dir>/auth-key unless set
   apps::ValidateConfigOrThrow(config);
+  std::cout << fmt::format("admin token:      {} (valid 30 days, renewed at each start)",
+                           WriteAdminToken(config, root).string())
+            << std::endl;
   const int code = Serve(config, signals);
   nats_server.Stop();
   redis_server.Stop();
