@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -301,6 +302,49 @@ TEST_F(AuthMatrixTest, ReplayedSignUpHoldsNoToken) {
   ASSERT_EQ(replay.status, 201) << replay;
   EXPECT_EQ(replay.Id(), first.Id());
   EXPECT_FALSE(replay.Object().contains("access_token")) << replay;
+}
+
+TEST_F(AuthMatrixTest, CustomersListAndSearchTheirOwnOrdersOnly) {
+  const std::string name = "Twin" + UniqueSuffix();
+  auto sign_up = [&] {
+    const auto r = api().Post("/v1/customers", CustomerBody(name, UniqueEmail("twin")),
+                              {{"Authorization", ""}});
+    EXPECT_EQ(r.status, 201) << r;
+    return std::pair{r.Id(), "Bearer " + r.Str("access_token")};
+  };
+  const auto [a, as_a] = sign_up();
+  const auto [b, as_b] = sign_up();
+  const auto product = api().Post("/v1/products", ProductBody(UniqueSku("TW"), "Twin", 10, 100));
+  ASSERT_EQ(product.status, 201);
+  const auto a_order = PlaceOrder(api(), a, {{product.Id(), 1}}, {{"Authorization", as_a}});
+  ASSERT_EQ(a_order.status, 201) << a_order;
+  const auto b_order = PlaceOrder(api(), b, {{product.Id(), 1}}, {{"Authorization", as_b}});
+  ASSERT_EQ(b_order.status, 201) << b_order;
+  const std::string ct = b_order.Str("consistency_token");
+  auto ids = [](const ApiResponse& r) {
+    std::set<std::string> out;
+    for (const auto& item : r.Object().at("items").as_array()) {
+      out.insert(std::string(item.as_object().at("id").as_string()));
+    }
+    return out;
+  };
+  const std::string search = "/v1/search/orders?q=" + name;
+  const auto mine = api().Get(search, {{"Authorization", as_a}, {"X-Consistency-Token", ct}});
+  ASSERT_EQ(mine.status, 200) << mine;
+  EXPECT_EQ(ids(mine), std::set<std::string>{a_order.Id()});
+  const auto all = api().Get(search, {{"X-Consistency-Token", ct}});
+  EXPECT_EQ(ids(all), (std::set<std::string>{a_order.Id(), b_order.Id()}));
+  // GET /v1/orders is limited to its own; naming the other customer lists nothing.
+  const auto listed =
+      api().Get("/v1/orders?limit=100", {{"Authorization", as_a}, {"X-Consistency-Token", ct}});
+  ASSERT_EQ(listed.status, 200);
+  EXPECT_TRUE(ids(listed).contains(a_order.Id()));
+  EXPECT_FALSE(ids(listed).contains(b_order.Id()));
+  const auto other = api().Get("/v1/orders?customer_id=" + b,
+                               {{"Authorization", as_a}, {"X-Consistency-Token", ct}});
+  ASSERT_EQ(other.status, 200);
+  EXPECT_TRUE(ids(other).empty()) << other;
+  EXPECT_EQ(api().Get("/v1/orders/" + b_order.Id(), {{"Authorization", as_a}}).status, 404);
 }
 
 TEST_F(AuthMatrixTest, ReadyzSaysAuthIsOn) {
