@@ -422,6 +422,46 @@ TEST(ConfigEffectTest, LogLevelFiltersWhatIsLogged) {
       << debug;
 }
 
+// auth: on by default (a request without a token is 401 and the log shows no key); off only by
+// `auth.mode = "off"` in the file -- then a warning at start and /readyz says so -- and never
+// by the environment; `shopcqrs token --config` mints tokens the service accepts.
+TEST(ConfigEffectTest, AuthIsOnUnlessTheFileTurnsItOff) {
+  const Databases db = Databases::Fresh("auth");
+  const std::string base = db.Toml() + "listen = \"127.0.0.1:0\"\n";
+  {
+    ServeInstance on(base, {}, {{"SHOPCQRS_AUTH_MODE", "off"}});
+    Api api(on.Start());
+    const auto anonymous = api.Get("/v1/orders", {{"Authorization", ""}});
+    EXPECT_EQ(anonymous.status, 401) << anonymous;
+    EXPECT_EQ(anonymous.Header("WWW-Authenticate"), "Bearer");
+    EXPECT_EQ(api.Get("/v1/orders").status, 200);  // the admin token made with the file's key
+    EXPECT_EQ(api.Get("/readyz", {{"Authorization", ""}}).Str("auth"), "on");
+    // A token from `shopcqrs token --config` (a customer's: its own record only).
+    ShopcqrsProcess token;
+    token.Spawn({.args = {"token", "--config", on.config_path(), "--customer",
+                          "3f2504e0-4f89-41d3-9a0c-0305e82c3301", "--ttl", "60"},
+                 .stdout_path = on.config_path() + ".token",
+                 .stderr_path = on.config_path() + ".token.err"});
+    const auto status = token.Wait(30s);
+    ASSERT_TRUE(status && status->Success()) << ReadFile(on.config_path() + ".token.err");
+    std::string minted = ReadFile(on.config_path() + ".token");
+    while (!minted.empty() && minted.back() == '\n') minted.pop_back();
+    EXPECT_EQ(api.Get("/v1/orders", {{"Authorization", "Bearer " + minted}}).status, 200);
+    EXPECT_EQ(api.Get("/metrics", {{"Authorization", "Bearer " + minted}}).status, 403);
+    on.Stop();
+    EXPECT_EQ(on.Stdout().find(kSigningKey), std::string::npos);
+    EXPECT_EQ(ReadFile(on.stderr_path()).find(kSigningKey), std::string::npos);
+  }
+  {
+    ServeInstance off(base + "auth.mode = \"off\"\n");
+    Api api(off.Start());
+    EXPECT_EQ(api.Get("/v1/orders", {{"Authorization", ""}}).status, 200);
+    EXPECT_EQ(api.Get("/readyz", {{"Authorization", ""}}).Str("auth"), "off");
+    off.Stop();
+    EXPECT_NE(off.Stdout().find("auth.mode is off"), std::string::npos) << off.Stdout();
+  }
+}
+
 // redis: the Redis projection runs (its checkpoint is in that Redis), /readyz checks it, and with
 // query_source = redis the order view is answered from it.
 TEST(ConfigEffectTest, RedisRunsTheRedisProjection) {
