@@ -101,6 +101,9 @@ class HttpClient::Impl {
   Impl(std::string host, std::uint16_t port, std::chrono::milliseconds timeout)
       : host_(std::move(host)), port_(port), timeout_(timeout) {
     host_header_ = host_ + ":" + std::to_string(port_);
+    if (const char* token = std::getenv("SHOPCQRS_ACCESS_TOKEN"); token != nullptr && *token) {
+      access_token_ = std::string("Bearer ") + token;
+    }
   }
 
   bool Connect(std::string* error) {
@@ -133,6 +136,9 @@ class HttpClient::Impl {
     message.set(bhttp::field::host, host_header_);
     message.set(bhttp::field::user_agent, "shopcqrs-bench");
     if (!request.body.empty()) message.set(bhttp::field::content_type, "application/json");
+    // The service's access token (SHOPCQRS_ACCESS_TOKEN, e.g. the content of `up`'s
+    // <data-dir>/admin-token) unless the request names its own.
+    if (!access_token_.empty()) message.set(bhttp::field::authorization, access_token_);
     for (const auto& [name, value] : request.headers) message.set(name, value);
     message.body() = request.body;
     message.keep_alive(true);
@@ -203,6 +209,7 @@ class HttpClient::Impl {
   std::uint16_t port_;
   std::chrono::milliseconds timeout_;
   std::string host_header_;
+  std::string access_token_;  // "Bearer ..." or empty
   net::io_context ioc_{1};
   std::vector<tcp::endpoint> endpoints_;
   std::optional<beast::tcp_stream> stream_;

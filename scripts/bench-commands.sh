@@ -109,6 +109,9 @@ SERVICE_PID=$!
 
 
 URL=$(wait_serving "$SERVICE_PID" "$SERVICE_LOG")
+# shopcqrs-bench sends the admin token `up` wrote; a second `serve` verifies with up's key.
+export SHOPCQRS_ACCESS_TOKEN=$(head -n 1 "$DATA/var/admin-token")
+AUTH_KEY=$(head -n 1 "$DATA/var/auth-key")
 WRITE_DB=$(sed -n 's/^write PostgreSQL: \(.*\) (data .*$/\1/p' "$SERVICE_LOG" | head -n 1)
 READ_DB=$(sed -n 's/^read PostgreSQL: *\(.*\) (data .*$/\1/p' "$SERVICE_LOG" | head -n 1)
 [[ -n "$WRITE_DB" ]] || { log "no write PostgreSQL conninfo in the service output"; exit 1; }
@@ -119,7 +122,7 @@ if [[ "$DIAGNOSE" == "1" ]]; then
   DIAGNOSE_THREADS=${DIAGNOSE_THREADS:-$CLIENTS}
   PORT2=$(free_port)
   log "diagnose: starting shopcqrs serve with SHOPCQRS_HTTP_THREADS=$DIAGNOSE_THREADS on 127.0.0.1:$PORT2"
-  SHOPCQRS_HTTP_THREADS=$DIAGNOSE_THREADS \
+  SHOPCQRS_HTTP_THREADS=$DIAGNOSE_THREADS SHOPCQRS_AUTH_SIGNING_KEY="$AUTH_KEY" \
     SHOPCQRS_TOKEN_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') \
     "$SHOPCQRS" serve --write-db "$WRITE_DB" --read-db "$READ_DB" --projectors false \
     --listen "127.0.0.1:$PORT2" >"$DATA/serve.log" 2>&1 &

@@ -209,6 +209,9 @@ log "starting shopcqrs up on 127.0.0.1:$PORT"
 "$SHOPCQRS" up --data-dir "$DATA/var" --listen "127.0.0.1:$PORT" >"$DATA/up.log" 2>&1 &
 UP_PID=$!
 URL_READ=$(wait_serving "$UP_PID" "$DATA/up.log")
+# shopcqrs-bench sends the admin token `up` wrote; the other `serve`s verify with up's key.
+export SHOPCQRS_ACCESS_TOKEN=$(head -n 1 "$DATA/var/admin-token")
+export SHOPCQRS_AUTH_SIGNING_KEY=$(head -n 1 "$DATA/var/auth-key")
 WRITE_DB=$(sed -n 's/^write PostgreSQL: \(.*\) (data .*$/\1/p' "$DATA/up.log" | head -n 1)
 READ_DB=$(sed -n 's/^read PostgreSQL: *\(.*\) (data .*$/\1/p' "$DATA/up.log" | head -n 1)
 URL_WRITE=""

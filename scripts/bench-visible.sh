@@ -35,6 +35,7 @@ UP=$!
 cleanup() { kill "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; rm -rf "$DATA"; }
 trap cleanup EXIT
 URL=$(wait_serving "$UP" "$DATA/up.log")
+export SHOPCQRS_ACCESS_TOKEN=$(head -n 1 "$DATA/up/admin-token")  # sent by shopcqrs-bench
 IFS=, read -ra LIST <<<"$RATES"
 for rate in "${LIST[@]}"; do
   log "visible at $rate/s"

@@ -64,6 +64,22 @@ CommandResult CreatedResult(const Aggregate& aggregate) {
   return result;
 }
 
+// A client's key within the principal's scope. '\n' cannot occur in a key (printable ASCII), so
+// two scopes never produce the same text; System's scope is empty: the keys stored before
+// authentication existed.
+std::string ScopedKey(const Principal& who, const std::string& key) {
+  const std::string scope = who.IdempotencyScope();
+  return scope.empty() ? key : scope + "\n" + key;
+}
+
+Error NeedsAdmin() { return domain::Forbidden("this command needs the admin role"); }
+
+// Admin and System may do anything; the others only what each use case allows them below.
+Result<void> RequireUnrestricted(const Principal& who) {
+  if (!who.Unrestricted()) return std::unexpected(NeedsAdmin());
+  return {};
+}
+
 void Backoff(int attempt) {
   thread_local std::minstd_rand rng{std::random_device{}()};
   const int cap_us = std::min(200 << attempt, 20'000);
@@ -75,7 +91,11 @@ void Backoff(int attempt) {
 CommandService::CommandService(WriteStore& store, Clock& clock, IdGenerator& ids, Options options)
     : store_(store), clock_(clock), ids_(ids), options_(options) {}
 
-Result<CommandResult> CommandService::Run(const Key& key, const Body& body) {
+Result<CommandResult> CommandService::Run(const Key& given_key, const Principal& who,
+                                          const Body& body) {
+  // Keys are the caller's own: another principal's key of the same text is another key.
+  Key key = given_key;
+  if (key) key->key = ScopedKey(who, key->key);
   for (int attempt = 1;; ++attempt) {
     try {
       auto tx = store_.Begin();
@@ -90,6 +110,7 @@ Result<CommandResult> CommandService::Run(const Key& key, const Body& body) {
                 "the Idempotency-Key was already used for a different request"));
           }
           CommandResult replay = std::move(stored->result);
+          replay.replayed = true;
           if (replay.consistency_token.empty()) replay.consistency_token = store_.CurrentToken();
           return replay;
         }
@@ -108,8 +129,9 @@ Result<CommandResult> CommandService::Run(const Key& key, const Body& body) {
   }
 }
 
-Result<CommandResult> CommandService::Handle(const RegisterCustomer& cmd, const Key& key) {
-  return Run(key, [&](WriteTransaction& tx) -> Result<CommandResult> {
+Result<CommandResult> CommandService::Handle(const RegisterCustomer& cmd, const Key& key,
+                                             const Principal& who) {
+  return Run(key, who, [&](WriteTransaction& tx) -> Result<CommandResult> {
     auto customer =
         Customer::Register(domain::CustomerId(ids_.NewId()), cmd.name, cmd.email, clock_.Now());
     if (!customer) return std::unexpected(customer.error());
@@ -121,8 +143,13 @@ Result<CommandResult> CommandService::Handle(const RegisterCustomer& cmd, const 
   });
 }
 
-Result<CommandResult> CommandService::Handle(const ChangeCustomerDetails& cmd, const Key& key) {
-  return Run(key, [&](WriteTransaction& tx) -> Result<CommandResult> {
+Result<CommandResult> CommandService::Handle(const ChangeCustomerDetails& cmd, const Key& key,
+                                             const Principal& who) {
+  if (who.IsCustomer() && !who.IsCustomer(cmd.id)) {
+    return std::unexpected(domain::NotFound("customer not found"));  // not revealed
+  }
+  if (!who.IsCustomer() && !who.Unrestricted()) return std::unexpected(NeedsAdmin());
+  return Run(key, who, [&](WriteTransaction& tx) -> Result<CommandResult> {
     tx.LockAggregate(cmd.id.value());
     auto customer = tx.LoadCustomer(cmd.id);
     const auto previous =
@@ -135,8 +162,10 @@ Result<CommandResult> CommandService::Handle(const ChangeCustomerDetails& cmd, c
   });
 }
 
-Result<CommandResult> CommandService::Handle(const AddProduct& cmd, const Key& key) {
-  return Run(key, [&](WriteTransaction& tx) -> Result<CommandResult> {
+Result<CommandResult> CommandService::Handle(const AddProduct& cmd, const Key& key,
+                                             const Principal& who) {
+  if (auto allowed = RequireUnrestricted(who); !allowed) return std::unexpected(allowed.error());
+  return Run(key, who, [&](WriteTransaction& tx) -> Result<CommandResult> {
     auto product = Product::Add(domain::ProductId(ids_.NewId()), cmd.sku, cmd.name, cmd.price_cents,
                                 cmd.stock, clock_.Now());
     if (!product) return std::unexpected(product.error());
@@ -184,16 +213,20 @@ Result<CommandResult> ChangeOrder(WriteTransaction& tx, const domain::OrderId& i
 
 }  // namespace
 
-Result<CommandResult> CommandService::Handle(const ChangeProductPrice& cmd, const Key& key) {
-  return Run(key, [&](WriteTransaction& tx) {
+Result<CommandResult> CommandService::Handle(const ChangeProductPrice& cmd, const Key& key,
+                                             const Principal& who) {
+  if (auto allowed = RequireUnrestricted(who); !allowed) return std::unexpected(allowed.error());
+  return Run(key, who, [&](WriteTransaction& tx) {
     return ChangeProduct(tx, cmd.id, cmd.expected_version, [&](Product& product) {
       return product.ChangePrice(cmd.price_cents, clock_.Now());
     });
   });
 }
 
-Result<CommandResult> CommandService::Handle(const RestockProduct& cmd, const Key& key) {
-  return Run(key, [&](WriteTransaction& tx) {
+Result<CommandResult> CommandService::Handle(const RestockProduct& cmd, const Key& key,
+                                             const Principal& who) {
+  if (auto allowed = RequireUnrestricted(who); !allowed) return std::unexpected(allowed.error());
+  return Run(key, who, [&](WriteTransaction& tx) {
     return ChangeProduct(tx, cmd.id, cmd.expected_version, [&](Product& product) {
       return product.Restock(cmd.quantity, clock_.Now());
     });
@@ -214,8 +247,12 @@ std::vector<domain::ProductId> SortedDistinctProducts(
 
 }  // namespace
 
-Result<CommandResult> CommandService::Handle(const PlaceOrder& cmd, const Key& key) {
-  return Run(key, [&](WriteTransaction& tx) -> Result<CommandResult> {
+Result<CommandResult> CommandService::Handle(const PlaceOrder& cmd, const Key& key,
+                                             const Principal& who) {
+  if (!who.Unrestricted() && !who.IsCustomer(cmd.customer_id)) {
+    return std::unexpected(domain::Forbidden("a customer places orders for itself only"));
+  }
+  return Run(key, who, [&](WriteTransaction& tx) -> Result<CommandResult> {
     // Validate the request's shape before touching the database.
     if (cmd.lines.empty() || cmd.lines.size() > domain::kMaxOrderLines) {
       return std::unexpected(
@@ -250,32 +287,52 @@ Result<CommandResult> CommandService::Handle(const PlaceOrder& cmd, const Key& k
   });
 }
 
-Result<CommandResult> CommandService::Handle(const PayOrder& cmd, const Key& key) {
-  return Run(key, [&](WriteTransaction& tx) {
+Result<CommandResult> CommandService::Handle(const PayOrder& cmd, const Key& key,
+                                             const Principal& who) {
+  if (!who.Unrestricted() && who.role != PrincipalRole::kPayments) {
+    return std::unexpected(domain::Forbidden("paying needs the payments or admin role"));
+  }
+  return Run(key, who, [&](WriteTransaction& tx) {
     return ChangeOrder(tx, cmd.id, cmd.expected_version, [&](Order& order) {
       return order.Pay(cmd.amount_cents, cmd.payment_reference, clock_.Now());
     });
   });
 }
 
-Result<CommandResult> CommandService::Handle(const ShipOrder& cmd, const Key& key) {
-  return Run(key, [&](WriteTransaction& tx) {
+Result<CommandResult> CommandService::Handle(const ShipOrder& cmd, const Key& key,
+                                             const Principal& who) {
+  if (auto allowed = RequireUnrestricted(who); !allowed) return std::unexpected(allowed.error());
+  return Run(key, who, [&](WriteTransaction& tx) {
     return ChangeOrder(tx, cmd.id, cmd.expected_version,
                        [&](Order& order) { return order.Ship(cmd.tracking_number, clock_.Now()); });
   });
 }
 
-Result<CommandResult> CommandService::Handle(const DeliverOrder& cmd, const Key& key) {
-  return Run(key, [&](WriteTransaction& tx) {
+Result<CommandResult> CommandService::Handle(const DeliverOrder& cmd, const Key& key,
+                                             const Principal& who) {
+  if (auto allowed = RequireUnrestricted(who); !allowed) return std::unexpected(allowed.error());
+  return Run(key, who, [&](WriteTransaction& tx) {
     return ChangeOrder(tx, cmd.id, cmd.expected_version,
                        [&](Order& order) { return order.Deliver(clock_.Now()); });
   });
 }
 
-Result<CommandResult> CommandService::Handle(const CancelOrder& cmd, const Key& key) {
-  return Run(key, [&](WriteTransaction& tx) -> Result<CommandResult> {
+Result<CommandResult> CommandService::Handle(const CancelOrder& cmd, const Key& key,
+                                             const Principal& who) {
+  if (!who.Unrestricted() && !who.IsCustomer()) return std::unexpected(NeedsAdmin());
+  return Run(key, who, [&](WriteTransaction& tx) -> Result<CommandResult> {
     tx.LockAggregate(cmd.id.value());
     auto order = tx.LoadOrder(cmd.id);
+    if (order && who.IsCustomer()) {
+      // A customer cancels its own orders (another's is not revealed), and only while placed.
+      if (!who.IsCustomer(order->customer_id())) {
+        return std::unexpected(domain::NotFound("order not found"));
+      }
+      if (order->status() != domain::OrderStatus::kPlaced) {
+        return std::unexpected(
+            domain::Forbidden("a customer cancels its orders only while they are placed"));
+      }
+    }
     const auto previous = Decide(order ? &*order : nullptr, "order not found", cmd.expected_version,
                                  [&](Order& o) { return o.Cancel(cmd.reason, clock_.Now()); });
     if (!previous) return std::unexpected(previous.error());

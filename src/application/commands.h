@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "domain/ids.h"
@@ -87,8 +88,17 @@ struct CommandResult {
   std::optional<std::string> sku;    // products
   std::optional<std::int64_t> price_cents;
   std::optional<std::int64_t> stock;
+  // Answered from a stored Idempotency-Key rather than done now (not part of the answer's
+  // value: a replay equals the first answer).
+  bool replayed = false;
 
-  friend bool operator==(const CommandResult&, const CommandResult&) = default;
+  friend bool operator==(const CommandResult& a, const CommandResult& b) {
+    auto fields = [](const CommandResult& r) {
+      return std::tie(r.id, r.version, r.consistency_token, r.created, r.status, r.total_cents,
+                      r.name, r.email, r.sku, r.price_cents, r.stock);
+    };
+    return fields(a) == fields(b);
+  }
 };
 
 }  // namespace shopcqrs::app

@@ -7,8 +7,16 @@
 namespace shopcqrs::domain {
 
 // Expected business failures. The HTTP layer alone maps a category to a status code:
-// validation 400, not found 404, conflict 409, precondition 412, business rule 422.
-enum class ErrorCategory { kValidation, kNotFound, kConflict, kPrecondition, kBusinessRule };
+// validation 400, not found 404, conflict 409, precondition 412, business rule 422, forbidden
+// 403 (the caller may not do this; see app::Principal).
+enum class ErrorCategory {
+  kValidation,
+  kNotFound,
+  kConflict,
+  kPrecondition,
+  kBusinessRule,
+  kForbidden
+};
 
 struct Error {
   ErrorCategory category;
@@ -35,6 +43,9 @@ inline Error BusinessRule(std::string code, std::string detail) {
 }
 inline Error VersionMismatch(std::string detail) {
   return {ErrorCategory::kPrecondition, "version_mismatch", std::move(detail)};
+}
+inline Error Forbidden(std::string detail) {
+  return {ErrorCategory::kForbidden, "forbidden", std::move(detail)};
 }
 inline Error InvalidTransition(std::string detail) {
   return Conflict("invalid_transition", std::move(detail));

@@ -254,5 +254,114 @@ TEST_F(CommandServiceTest, GivenFullLifecycle_WhenDriven_ThenEveryTransitionBump
   EXPECT_EQ(service_.Handle(CancelOrder{id, "", {}}).error().code, "invalid_transition");
 }
 
+// ---- principals ----
+
+Principal As(const std::string& customer) {
+  return Principal::Customer(*domain::CustomerId::Parse(customer));
+}
+
+TEST_F(CommandServiceTest, GivenCustomer_WhenPlacingForAnother_ThenForbiddenAndNothingChanges) {
+  const auto ann = Customer("ann@example.com");
+  const auto bob = Customer("bob@example.com");
+  const auto product = Product("A", 100, 5);
+  const PlaceOrder for_bob{*domain::CustomerId::Parse(bob),
+                           {{*domain::ProductId::Parse(product), 2}}};
+  auto r = service_.Handle(for_bob, {}, As(ann));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().category, domain::ErrorCategory::kForbidden);
+  EXPECT_EQ(Stock(product), 5);
+  EXPECT_TRUE(service_.Handle(for_bob, {}, As(bob)).has_value());
+  EXPECT_EQ(Stock(product), 3);
+}
+
+TEST_F(CommandServiceTest, GivenCustomer_WhenChangingAnother_ThenNotFound) {
+  const auto ann = Customer("ann@example.com");
+  const auto bob = Customer("bob@example.com");
+  auto r = service_.Handle(
+      ChangeCustomerDetails{*domain::CustomerId::Parse(bob), std::string("X"), {}, {}}, {},
+      As(ann));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, "not_found");
+  EXPECT_TRUE(
+      service_
+          .Handle(ChangeCustomerDetails{*domain::CustomerId::Parse(ann), std::string("A"), {}, {}},
+                  {}, As(ann))
+          .has_value());
+}
+
+TEST_F(CommandServiceTest, GivenCustomer_WhenCancelling_ThenOwnPlacedOrdersOnly) {
+  const auto ann = Customer("ann@example.com");
+  const auto bob = Customer("bob@example.com");
+  const auto product = Product("A", 100, 5);
+  const auto bobs = Place(bob, product, 1)->id;
+  auto other = service_.Handle(CancelOrder{*domain::OrderId::Parse(bobs), "", {}}, {}, As(ann));
+  ASSERT_FALSE(other.has_value());
+  EXPECT_EQ(other.error().code, "not_found");
+  const auto paid = Place(ann, product, 1)->id;
+  ASSERT_TRUE(service_.Handle(PayOrder{*domain::OrderId::Parse(paid), 100, "ref", {}}));
+  auto after_pay = service_.Handle(CancelOrder{*domain::OrderId::Parse(paid), "", {}}, {}, As(ann));
+  ASSERT_FALSE(after_pay.has_value());
+  EXPECT_EQ(after_pay.error().category, domain::ErrorCategory::kForbidden);
+  const auto placed = Place(ann, product, 1)->id;
+  EXPECT_TRUE(service_.Handle(CancelOrder{*domain::OrderId::Parse(placed), "", {}}, {}, As(ann)));
+  // An admin cancels a paid order.
+  EXPECT_TRUE(service_.Handle(CancelOrder{*domain::OrderId::Parse(paid), "", {}}, {},
+                              Principal::Admin("admin")));
+}
+
+TEST_F(CommandServiceTest, GivenRoles_WhenOutsideTheirCommands_ThenForbidden) {
+  const auto ann = Customer("ann@example.com");
+  const auto product = Product("A", 100, 5);
+  const auto order = Place(ann, product, 1)->id;
+  const auto id = *domain::OrderId::Parse(order);
+  const Principal payments = Principal::Payments("psp");
+  EXPECT_EQ(service_.Handle(AddProduct{"B", "B", 1, 1}, {}, As(ann)).error().code, "forbidden");
+  EXPECT_EQ(service_.Handle(AddProduct{"B", "B", 1, 1}, {}, payments).error().code, "forbidden");
+  EXPECT_EQ(service_.Handle(ShipOrder{id, "T", {}}, {}, As(ann)).error().code, "forbidden");
+  EXPECT_EQ(service_.Handle(PayOrder{id, 100, "r", {}}, {}, As(ann)).error().code, "forbidden");
+  EXPECT_EQ(service_
+                .Handle(PlaceOrder{*domain::CustomerId::Parse(ann),
+                                   {{*domain::ProductId::Parse(product), 1}}},
+                        {}, payments)
+                .error()
+                .code,
+            "forbidden");
+  EXPECT_EQ(
+      service_
+          .Handle(ChangeCustomerDetails{*domain::CustomerId::Parse(ann), std::string("X"), {}, {}},
+                  {}, Principal::Anonymous())
+          .error()
+          .code,
+      "forbidden");
+  EXPECT_TRUE(service_.Handle(PayOrder{id, 100, "r", {}}, {}, payments).has_value());
+  EXPECT_TRUE(
+      service_.Handle(RegisterCustomer{"Zed", "zed@example.com"}, {}, Principal::Anonymous())
+          .has_value());
+}
+
+TEST_F(CommandServiceTest, GivenTwoPrincipals_WhenSameIdempotencyKey_ThenTwoRequests) {
+  const auto ann = Customer("ann@example.com");
+  const auto bob = Customer("bob@example.com");
+  const auto product = Product("A", 100, 5);
+  const Idempotency key{"same", "fp-a"};
+  auto a = service_.Handle(
+      PlaceOrder{*domain::CustomerId::Parse(ann), {{*domain::ProductId::Parse(product), 1}}}, key,
+      As(ann));
+  auto b = service_.Handle(
+      PlaceOrder{*domain::CustomerId::Parse(bob), {{*domain::ProductId::Parse(product), 1}}},
+      Idempotency{"same", "fp-b"}, As(bob));
+  ASSERT_TRUE(a.has_value());
+  ASSERT_TRUE(b.has_value());  // not idempotency_key_reused, and not A's stored answer
+  EXPECT_NE(a->id, b->id);
+  EXPECT_FALSE(a->replayed);
+  auto again = service_.Handle(
+      PlaceOrder{*domain::CustomerId::Parse(ann), {{*domain::ProductId::Parse(product), 1}}}, key,
+      As(ann));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(again->id, a->id);
+  EXPECT_EQ(Stock(product), 3);
+}
+
 }  // namespace
 }  // namespace shopcqrs::app

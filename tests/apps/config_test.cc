@@ -380,11 +380,16 @@ TEST(ConfigToml, WritesAFileThatReadsBackAsTheSameConfig) {
   config.token_secret = "secret-0123456789\n\"x\"";
   config.roles = {"query", "projector"};
   config.log_level = "debug";
+  config.auth.signing_key = "signing-key-0123456789-0123456789-\"quoted\"";
+  config.auth.signing_keys = {{"old", "old-signing-key-0123456789-0123456789"}};
+  config.auth.max_ttl_s = 3600;
   Config read;
   ApplyToml(read, ConfigToml(config));
   EXPECT_EQ(read, config);
   config.roles.clear();
   config.run_relay = false;
+  config.auth = {};
+  config.auth.mode = "off";
   read = Config{};
   ApplyToml(read, ConfigToml(config));
   EXPECT_EQ(read, config);

@@ -208,6 +208,10 @@ class SharedService {
       const auto colon = rest.rfind(':');
       endpoint_ = Endpoint{rest.substr(0, colon),
                            static_cast<unsigned short>(std::stoi(rest.substr(colon + 1)))};
+      // That service's admin token (e.g. the content of its <data-dir>/admin-token).
+      if (const char* token = std::getenv("SHOPCQRS_BLACKBOX_TOKEN"); token && *token) {
+        shopcqrs::testing::DefaultCredentials::Set(endpoint_->port, std::string("Bearer ") + token);
+      }
       return;
     }
     try {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "devstack/process.h"
+#include "support/http_client.h"
 
 #ifndef SHOPCQRS_BINARY
 #error "SHOPCQRS_BINARY must name the shopcqrs executable"
@@ -288,7 +289,10 @@ class ShopcqrsProcess {
     if (child_.Pid() == 0) Fail("not spawned");
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
-      if (const auto endpoint = ServingEndpoint()) return *endpoint;
+      if (const auto endpoint = ServingEndpoint()) {
+        RegisterAdminToken(*endpoint);
+        return *endpoint;
+      }
       if (const auto status = Wait(std::chrono::milliseconds(0))) {
         Fail("exited before serving (" + status->Describe() + ")");
       }
@@ -373,6 +377,19 @@ class ShopcqrsProcess {
     const std::string chunk = child_.ReadOutput(devstack::ChildStream::kStdout);
     if (chunk.empty()) return;
     std::ofstream(launch_.stdout_path, std::ios::binary | std::ios::app) << chunk;
+  }
+
+  // `up --data-dir DIR` writes DIR/admin-token before it serves: requests to it send that token
+  // by default (testing::DefaultCredentials).
+  void RegisterAdminToken(const Endpoint& endpoint) const {
+    const auto& args = launch_.args;
+    for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] != "--data-dir") continue;
+      std::string token = ReadFile(args[i + 1] + "/admin-token");
+      while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+      if (!token.empty())
+        shopcqrs::testing::DefaultCredentials::Set(endpoint.port, "Bearer " + token);
+    }
   }
 
   Endpoint ParseAddress(const std::string& rest) const {

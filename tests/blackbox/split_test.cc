@@ -60,6 +60,15 @@ bool Eventually(const std::function<bool()>& what, std::chrono::milliseconds tim
   return true;
 }
 
+// Requests to every role process carry the admin token `up` wrote.
+void UseAdminToken(const fault::UpInstance& up, const std::vector<RoleServed>& served) {
+  std::string token = ReadFile(up.data_dir() + "/admin-token");
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  for (const auto& line : served) {
+    shopcqrs::testing::DefaultCredentials::Set(line.endpoint.port, "Bearer " + token);
+  }
+}
+
 ApiResponse GetWithToken(Api& api, const std::string& target, const std::string& token) {
   return api.Get(target, {{"X-Consistency-Token", token}, {"X-Consistency-Wait-Ms", "10000"}});
 }
@@ -72,6 +81,7 @@ TEST(SplitTest, UpSplitRunsEachRoleInASupervisedProcessOfItsOwn) {
     served_lines = ServingLines(ReadFile(up.stdout_path()));
     return served_lines.size() == 5;
   })) << ReadFile(up.stdout_path());
+  UseAdminToken(up, served_lines);
   // command on P, the query processes on P+1 and P+2, relay on P+3, projector on P+4.
   std::vector<std::string> sequence;
   for (std::size_t i = 0; i < served_lines.size(); ++i) {
@@ -144,6 +154,7 @@ TEST(SplitTest, UpSplitFeedsEachReadServerFromAProjectorOfItsOwn) {
     served = ServingLines(ReadFile(up.stdout_path()));
     return served.size() == 6;
   })) << ReadFile(up.stdout_path());
+  UseAdminToken(up, served);
   std::vector<RoleServed> queries, projectors;
   for (const auto& line : served) {
     if (line.role == "query") queries.push_back(line);

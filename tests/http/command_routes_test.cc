@@ -24,7 +24,8 @@ constexpr const char* kUnknownId = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
 class CommandRoutesTest : public ::testing::Test {
  protected:
   CommandRoutesTest() : service_(store_, clock_, ids_) {
-    RegisterCommandRoutes(router_, service_, registry_);
+    router_.SetGuard(auth_->Guard());  // auth.mode = "off": every request may do everything
+    RegisterCommandRoutes(router_, service_, registry_, auth_);
   }
 
   // Sends a request through the router, as the server would (JSON content type unless the
@@ -91,6 +92,7 @@ class CommandRoutesTest : public ::testing::Test {
   testing::CountingIds ids_;
   app::CommandService service_;
   infra::metrics::Registry registry_;
+  std::shared_ptr<Authorizer> auth_ = Authorizer::Off();
   Router router_;
 };
 

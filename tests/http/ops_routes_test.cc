@@ -35,8 +35,16 @@ TEST(OpsRoutesTest, ReadyWhenEveryCheckPasses) {
                     {{"write_db", [] { return true; }}, {"read_db", [] { return true; }}});
   const Response r = Get(router, "/readyz");
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(json::parse(r.body),
-            json::parse(R"({"status":"ready","checks":{"write_db":"up","read_db":"up"}})"));
+  EXPECT_EQ(
+      json::parse(r.body),
+      json::parse(R"({"status":"ready","checks":{"write_db":"up","read_db":"up"},"auth":"on"})"));
+}
+
+TEST(OpsRoutesTest, ReadyzReportsAuthenticationOff) {
+  Router router;
+  infra::metrics::Registry registry;
+  RegisterOpsRoutes(router, registry, {}, /*auth_on=*/false);
+  EXPECT_EQ(json::parse(Get(router, "/readyz").body).at("auth"), "off");
 }
 
 TEST(OpsRoutesTest, NotReadyNamesWhatIsDown) {

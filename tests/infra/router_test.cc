@@ -202,5 +202,33 @@ TEST(MessageTest, HeadersAreCaseInsensitive) {
   EXPECT_EQ(response.Header("LOCATION"), "/b");
 }
 
+TEST(RouterGuardTest, RunsBeforeTheHandlerWithTheRoutePattern) {
+  Router router;
+  router.Add("GET", "/v1/orders/{id}", Echo("order"));
+  router.Add("POST", "/v1/orders", Echo("place"));
+  std::vector<std::string> seen;
+  router.SetGuard([&](Request& request, std::string_view method,
+                      std::string_view pattern) -> std::optional<Response> {
+    seen.push_back(std::string(method) + " " + std::string(pattern));
+    if (request.Header("Authorization")) {
+      request.principal = std::string("someone");
+      return std::nullopt;
+    }
+    return Response::Json(401, R"({"code":"unauthorized"})");
+  });
+  Request anonymous = MakeRequest("GET", "/v1/orders/abc?x=%zz");
+  EXPECT_EQ(router.Dispatch(anonymous).status, 401);  // before the malformed query's 400
+  Request head = MakeRequest("HEAD", "/v1/orders/abc");
+  head.headers.emplace_back("Authorization", "x");
+  EXPECT_EQ(router.Dispatch(head).status, 200);
+  EXPECT_EQ(std::any_cast<std::string>(head.principal), "someone");
+  // Unknown paths and methods are answered without the guard.
+  Request unknown = MakeRequest("GET", "/nothing");
+  EXPECT_EQ(router.Dispatch(unknown).status, 404);
+  Request wrong = MakeRequest("DELETE", "/v1/orders");
+  EXPECT_EQ(router.Dispatch(wrong).status, 405);
+  EXPECT_EQ(seen, (std::vector<std::string>{"GET /v1/orders/{id}", "GET /v1/orders/{id}"}));
+}
+
 }  // namespace
 }  // namespace shopcqrs::infra::http

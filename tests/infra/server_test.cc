@@ -7,9 +7,12 @@
 #include <future>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
 #include "infra/http/json_body.h"
@@ -50,6 +53,9 @@ class ServerTest : public ::testing::Test {
       throw std::runtime_error("secret internals: password=hunter2");
     });
     router_.Add("GET", "/throw-int", [](const Request&) -> Response { throw 42; });
+    router_.Add("GET", "/peer", [](const Request& request) {
+      return Response::Text(200, request.client_address, "text/plain");
+    });
     router_.Add("GET", "/request-id", [](const Request& request) {
       return Response::Text(200, request.request_id, "text/plain");
     });
@@ -462,6 +468,37 @@ TEST_F(ServerTest, BindFailureThrows) {
   options.port = server_->port();  // taken
   HttpServer second(options, router_);
   EXPECT_THROW(second.Start(), std::system_error);
+}
+
+// Credentials never reach the logs: the access log (debug) and the failure logs name the path,
+// never the query string (an `access_token=` parameter) or a header.
+TEST_F(ServerTest, LogsNameThePathButNeverTheQueryOrHeaders) {
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured));
+  logger->set_level(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+  StartServer();
+  {
+    HttpClient client("127.0.0.1", server_->port());
+    EXPECT_EQ(client
+                  .Request("GET", "/hello?access_token=query-secret-1", {},
+                           {{"Authorization", "Bearer header-secret-2"}})
+                  .status,
+              200);
+    EXPECT_EQ(client.Request("GET", "/throw?access_token=query-secret-3").status, 500);
+    EXPECT_EQ(client.Request("GET", "/nothing?access_token=query-secret-4").status, 404);
+    const auto peer = client.Get("/peer");
+    EXPECT_EQ(peer.body, "127.0.0.1");
+  }
+  server_->Stop();
+  spdlog::set_default_logger(previous);
+  const std::string log = captured.str();
+  EXPECT_NE(log.find("path=/hello "), std::string::npos) << log;
+  EXPECT_NE(log.find("path=/throw "), std::string::npos) << log;
+  EXPECT_EQ(log.find("secret-"), std::string::npos) << log;
+  EXPECT_EQ(log.find("access_token"), std::string::npos) << log;
 }
 
 }  // namespace

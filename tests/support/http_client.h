@@ -14,6 +14,8 @@
 // tests.
 
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -58,6 +60,49 @@ struct HttpResponse {
   }
 };
 
+// The Authorization header sent by default to a server, by port: the black-box fixtures register
+// the admin token of each instance they start. A request whose headers name Authorization sends
+// theirs instead, and an empty value sends none at all (to test the anonymous answers).
+class DefaultCredentials {
+ public:
+  static void Set(unsigned short port, std::string authorization) {
+    std::lock_guard lock(Mutex());
+    Map()[port] = std::move(authorization);
+  }
+  static std::optional<std::string> For(unsigned short port) {
+    std::lock_guard lock(Mutex());
+    auto it = Map().find(port);
+    if (it == Map().end()) return std::nullopt;
+    return it->second;
+  }
+  // `headers` as a request to `port` sends them.
+  static HttpHeaders Apply(unsigned short port, const HttpHeaders& headers) {
+    HttpHeaders out;
+    bool named = false;
+    for (const auto& [key, value] : headers) {
+      if (boost::beast::iequals(key, "Authorization")) {
+        named = true;
+        if (value.empty()) continue;
+      }
+      out.emplace_back(key, value);
+    }
+    if (!named) {
+      if (auto authorization = For(port)) out.emplace_back("Authorization", *authorization);
+    }
+    return out;
+  }
+
+ private:
+  static std::mutex& Mutex() {
+    static std::mutex mutex;
+    return mutex;
+  }
+  static std::map<unsigned short, std::string>& Map() {
+    static std::map<unsigned short, std::string> map;
+    return map;
+  }
+};
+
 class HttpError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -79,7 +124,8 @@ class HttpClient {
                        const HttpHeaders& headers = {}) {
     const bool reused = IsOpen();
     if (!reused) Connect();
-    const std::string wire = Serialize(method, target, body, headers);
+    const std::string wire =
+        Serialize(method, target, body, DefaultCredentials::Apply(port_, headers));
     try {
       SendRaw(wire);
       return ReadResponse(method == "HEAD");

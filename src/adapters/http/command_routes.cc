@@ -13,6 +13,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "adapters/http/auth_policy.h"
 #include "adapters/http/json_input.h"
 #include "adapters/http/problem.h"
 #include "adapters/http/route_table.h"
@@ -135,14 +136,24 @@ Response Success(int status, const app::CommandResult& result, json::object body
   return response;
 }
 
-Outcome CustomerCreated(const app::CommandResult& r) {
+// A sign-up answers a customer token for the new customer (when the service has a signing key)
+// -- but a replayed one does not: stored answers never hold credentials.
+Outcome CustomerCreated(const app::CommandResult& r, const Authorizer& authorizer) {
   json::object body;
   body["id"] = r.id;
   body["name"] = r.name.value_or("");
   body["email"] = r.email.value_or("");
   body["version"] = r.version;
   body["consistency_token"] = r.consistency_token;
-  return Success(201, r, std::move(body), "/v1/customers");
+  const auto id = domain::CustomerId::Parse(r.id);
+  const bool with_token = !r.replayed && authorizer.can_issue() && id;
+  if (with_token) {
+    body["access_token"] =
+        authorizer.Issue(app::Principal::Customer(*id), authorizer.customer_ttl()).access_token;
+  }
+  Response response = Success(201, r, std::move(body), "/v1/customers");
+  if (with_token) response.SetHeader("Cache-Control", "no-store");
+  return response;
 }
 
 Outcome ProductCreated(const app::CommandResult& r) {
@@ -192,7 +203,8 @@ Outcome Map(const domain::Result<app::CommandResult>& result, Render render) {
 
 // ---- commands ----
 
-Outcome RegisterCustomer(app::CommandService& service, const Request& request) {
+Outcome RegisterCustomer(app::CommandService& service, const Request& request,
+                         const Authorizer& authorizer) {
   auto envelope = ReadEnvelope(request, BodyPolicy::kRequired, false);
   if (!envelope) return std::unexpected(std::move(envelope.error()));
   app::RegisterCustomer cmd;
@@ -202,7 +214,8 @@ Outcome RegisterCustomer(app::CommandService& service, const Request& request) {
   if (!email) return std::unexpected(Invalid(email.error()));
   cmd.name = std::move(*name);
   cmd.email = std::move(*email);
-  return Map(service.Handle(cmd, envelope->key), CustomerCreated);
+  return Map(service.Handle(cmd, envelope->key, PrincipalOf(request)),
+             [&](const app::CommandResult& r) { return CustomerCreated(r, authorizer); });
 }
 
 Outcome ChangeCustomerDetails(app::CommandService& service, const Request& request) {
@@ -222,7 +235,7 @@ Outcome ChangeCustomerDetails(app::CommandService& service, const Request& reque
   }
   cmd.name = std::move(*name);
   cmd.email = std::move(*email);
-  return Map(service.Handle(cmd, envelope->key), VersionOnly);
+  return Map(service.Handle(cmd, envelope->key, PrincipalOf(request)), VersionOnly);
 }
 
 Outcome AddProduct(app::CommandService& service, const Request& request) {
@@ -242,7 +255,7 @@ Outcome AddProduct(app::CommandService& service, const Request& request) {
   cmd.name = std::move(*name);
   cmd.price_cents = *price;
   cmd.stock = *stock;
-  return Map(service.Handle(cmd, envelope->key), ProductCreated);
+  return Map(service.Handle(cmd, envelope->key, PrincipalOf(request)), ProductCreated);
 }
 
 Outcome ChangeProductPrice(app::CommandService& service, const Request& request) {
@@ -256,7 +269,7 @@ Outcome ChangeProductPrice(app::CommandService& service, const Request& request)
   auto price = RequiredInt64(envelope->body, "price_cents");
   if (!price) return std::unexpected(Invalid(price.error()));
   cmd.price_cents = *price;
-  return Map(service.Handle(cmd, envelope->key), VersionOnly);
+  return Map(service.Handle(cmd, envelope->key, PrincipalOf(request)), VersionOnly);
 }
 
 Outcome RestockProduct(app::CommandService& service, const Request& request) {
@@ -270,7 +283,7 @@ Outcome RestockProduct(app::CommandService& service, const Request& request) {
   auto quantity = RequiredInt64(envelope->body, "quantity");
   if (!quantity) return std::unexpected(Invalid(quantity.error()));
   cmd.quantity = *quantity;
-  return Map(service.Handle(cmd, envelope->key), VersionOnly);
+  return Map(service.Handle(cmd, envelope->key, PrincipalOf(request)), VersionOnly);
 }
 
 Outcome PlaceOrder(app::CommandService& service, const Request& request) {
@@ -283,7 +296,7 @@ Outcome PlaceOrder(app::CommandService& service, const Request& request) {
   if (!lines) return std::unexpected(Invalid(lines.error()));
   cmd.customer_id = domain::CustomerId(*customer);
   cmd.lines = std::move(*lines);
-  return Map(service.Handle(cmd, envelope->key), OrderCreated);
+  return Map(service.Handle(cmd, envelope->key, PrincipalOf(request)), OrderCreated);
 }
 
 Outcome PayOrder(app::CommandService& service, const Request& request) {
@@ -300,7 +313,7 @@ Outcome PayOrder(app::CommandService& service, const Request& request) {
   if (!reference) return std::unexpected(Invalid(reference.error()));
   cmd.amount_cents = *amount;
   cmd.payment_reference = std::move(*reference);
-  return Map(service.Handle(cmd, envelope->key),
+  return Map(service.Handle(cmd, envelope->key, PrincipalOf(request)),
              [](const app::CommandResult& r) { return OrderStatus(r, "paid"); });
 }
 
@@ -315,7 +328,7 @@ Outcome ShipOrder(app::CommandService& service, const Request& request) {
   auto tracking = RequiredString(envelope->body, "tracking_number");
   if (!tracking) return std::unexpected(Invalid(tracking.error()));
   cmd.tracking_number = std::move(*tracking);
-  return Map(service.Handle(cmd, envelope->key),
+  return Map(service.Handle(cmd, envelope->key, PrincipalOf(request)),
              [](const app::CommandResult& r) { return OrderStatus(r, "shipped"); });
 }
 
@@ -327,7 +340,7 @@ Outcome DeliverOrder(app::CommandService& service, const Request& request) {
   app::DeliverOrder cmd;
   cmd.id = *id;
   cmd.expected_version = envelope->expected_version;
-  return Map(service.Handle(cmd, envelope->key),
+  return Map(service.Handle(cmd, envelope->key, PrincipalOf(request)),
              [](const app::CommandResult& r) { return OrderStatus(r, "delivered"); });
 }
 
@@ -342,7 +355,7 @@ Outcome CancelOrder(app::CommandService& service, const Request& request) {
   auto reason = OptionalString(envelope->body, "reason");
   if (!reason) return std::unexpected(Invalid(reason.error()));
   cmd.reason = reason->value_or("");
-  return Map(service.Handle(cmd, envelope->key),
+  return Map(service.Handle(cmd, envelope->key, PrincipalOf(request)),
              [](const app::CommandResult& r) { return OrderStatus(r, "cancelled"); });
 }
 
@@ -425,15 +438,19 @@ std::expected<std::optional<std::int64_t>, Problem> ParseIfMatch(const Request& 
 }
 
 void RegisterCommandRoutes(Router& router, app::CommandService& service,
-                           infra::metrics::Registry& registry) {
-  auto add = [&](std::string_view name, Outcome (*fn)(app::CommandService&, const Request&)) {
+                           infra::metrics::Registry& registry,
+                           std::shared_ptr<Authorizer> authorizer) {
+  if (!authorizer) authorizer = Authorizer::Off();
+  auto add = [&](std::string_view name, auto fn) {
     const RouteSpec& route = Route(name);
     router.Add(
         route.method, route.pattern,
         Instrumented(registry, std::string(route.name),
                      [&service, fn](const Request& request) { return fn(service, request); }));
   };
-  add("register_customer", RegisterCustomer);
+  add("register_customer", [authorizer](app::CommandService& service, const Request& request) {
+    return RegisterCustomer(service, request, *authorizer);
+  });
   add("change_customer_details", ChangeCustomerDetails);
   add("add_product", AddProduct);
   add("change_product_price", ChangeProductPrice);
@@ -443,6 +460,7 @@ void RegisterCommandRoutes(Router& router, app::CommandService& service,
   add("ship_order", ShipOrder);
   add("deliver_order", DeliverOrder);
   add("cancel_order", CancelOrder);
+  RegisterTokenRoutes(router, std::move(authorizer));
 }
 
 }  // namespace shopcqrs::adapters::http

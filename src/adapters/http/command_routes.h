@@ -22,10 +22,12 @@
 
 #include <cstdint>
 #include <expected>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "adapters/http/auth_policy.h"
 #include "application/command_service.h"
 #include "application/commands.h"
 #include "infra/http/problem.h"
@@ -34,8 +36,13 @@
 
 namespace shopcqrs::adapters::http {
 
+// Every use case acts for the request's principal (PrincipalOf: set by the Authorizer's guard;
+// anonymous without one). POST /v1/customers also answers `access_token` (a customer token for
+// the new customer) when `authorizer` can issue tokens, except on a replay. Also registers
+// POST /v1/admin/tokens (RegisterTokenRoutes). No authorizer: Authorizer::Off().
 void RegisterCommandRoutes(infra::http::Router& router, app::CommandService& service,
-                           infra::metrics::Registry& registry);
+                           infra::metrics::Registry& registry,
+                           std::shared_ptr<Authorizer> authorizer = nullptr);
 
 // Helpers, exposed for tests and for other write-side routes.
 inline constexpr std::size_t kMaxIdempotencyKeyLength = 200;

@@ -24,8 +24,8 @@ struct ReadinessCheck {
 inline constexpr std::string_view kPrometheusContentType =
     "text/plain; version=0.0.4; charset=utf-8";
 
-// `registry` must outlive the router.
+// `registry` must outlive the router. /readyz also answers "auth": "on" or "off" (auth.mode).
 void RegisterOpsRoutes(infra::http::Router& router, infra::metrics::Registry& registry,
-                       std::vector<ReadinessCheck> checks);
+                       std::vector<ReadinessCheck> checks, bool auth_on = true);
 
 }  // namespace shopcqrs::adapters::http

@@ -17,6 +17,8 @@ int StatusFor(domain::ErrorCategory category) {
       return 412;
     case domain::ErrorCategory::kBusinessRule:
       return 422;
+    case domain::ErrorCategory::kForbidden:
+      return 403;
   }
   return 500;
 }

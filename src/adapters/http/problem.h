@@ -8,7 +8,8 @@
 
 namespace shopcqrs::adapters::http {
 
-// validation 400, not found 404, conflict 409, precondition 412, business rule 422.
+// validation 400, not found 404, conflict 409, precondition 412, business rule 422,
+// forbidden 403.
 int StatusFor(domain::ErrorCategory category);
 
 infra::http::Problem FromError(const domain::Error& error);

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 
+#include "adapters/http/auth_policy.h"
 #include "adapters/http/problem.h"
 #include "adapters/http/route_table.h"
 #include "application/ports.h"
@@ -175,6 +176,20 @@ Outcome Mapped(domain::Result<T> result, auto&& render) {
   return render(*result);
 }
 
+// ---- who may see what ----
+
+// Customers see their own orders only; every other principal the route admits sees them all.
+bool MayRead(const app::Principal& who, std::string_view customer_id) {
+  return !who.IsCustomer() || who.subject == customer_id;
+}
+
+// revenue_cents of products is answered to admins only (null for customers).
+json::value RevenueFor(const app::Principal& who, std::int64_t revenue_cents) {
+  return who.Unrestricted() ? json::value(revenue_cents) : json::value(nullptr);
+}
+
+constexpr int kMaxSearchScan = 100;
+
 // ---- queries ----
 
 struct Context {
@@ -188,7 +203,10 @@ Outcome GetOrder(Context& c, const Request& request) {
   auto id = domain::OrderId::Parse(request.PathParam("id"));
   if (!id) return std::unexpected(NotFound("order not found"));
   auto order = c.model.GetOrder(*id);
-  if (!order) return std::unexpected(NotFound("order not found"));
+  // Another customer's order is not revealed: not found, as if it did not exist.
+  if (!order || !MayRead(PrincipalOf(request), order->customer_id)) {
+    return std::unexpected(NotFound("order not found"));
+  }
   return JsonOk(OrderJson(*order));
 }
 
@@ -208,6 +226,13 @@ Outcome ListOrders(Context& c, const Request& request) {
   if (auto customer = OptionalParam(request, "customer_id"); customer && !customer->empty()) {
     query.customer_id = domain::CustomerId::Parse(*customer);
     if (!query.customer_id) return std::unexpected(ValidationFailed("customer_id must be a UUID"));
+  }
+  // A customer lists its own orders only: another customer_id lists nothing.
+  if (const app::Principal who = PrincipalOf(request); who.IsCustomer()) {
+    if (query.customer_id && !who.IsCustomer(*query.customer_id)) {
+      return PageJson(app::OrderPage{});
+    }
+    query.customer_id = domain::CustomerId::Parse(who.subject);
   }
   return Mapped(c.model.ListOrders(query), PageJson);
 }
@@ -240,27 +265,29 @@ Outcome GetProduct(Context& c, const Request& request) {
   if (!id) return std::unexpected(NotFound("product not found"));
   auto product = c.model.GetProduct(*id);
   if (!product) return std::unexpected(NotFound("product not found"));
-  return JsonOk(json::object{{"id", product->id},
-                             {"sku", product->sku},
-                             {"name", product->name},
-                             {"price_cents", product->price_cents},
-                             {"stock", product->stock},
-                             {"units_sold", product->units_sold},
-                             {"revenue_cents", product->revenue_cents},
-                             {"version", product->version}});
+  return JsonOk(
+      json::object{{"id", product->id},
+                   {"sku", product->sku},
+                   {"name", product->name},
+                   {"price_cents", product->price_cents},
+                   {"stock", product->stock},
+                   {"units_sold", product->units_sold},
+                   {"revenue_cents", RevenueFor(PrincipalOf(request), product->revenue_cents)},
+                   {"version", product->version}});
 }
 
 Outcome TopProducts(Context& c, const Request& request) {
   auto limit = Limit(request);
   if (!limit) return std::unexpected(limit.error());
-  return Mapped(c.model.TopProducts(*limit), [](const std::vector<app::TopProduct>& top) {
+  const app::Principal who = PrincipalOf(request);
+  return Mapped(c.model.TopProducts(*limit), [&](const std::vector<app::TopProduct>& top) {
     json::array items;
     for (const auto& p : top) {
       items.push_back(json::object{{"product_id", p.product_id},
                                    {"sku", p.sku},
                                    {"name", p.name},
                                    {"units_sold", p.units_sold},
-                                   {"revenue_cents", p.revenue_cents}});
+                                   {"revenue_cents", RevenueFor(who, p.revenue_cents)}});
     }
     return JsonOk(json::object{{"items", std::move(items)}});
   });
@@ -272,11 +299,29 @@ Outcome SearchOrders(Context& c, const Request& request) {
   auto q = request.Query("q");
   if (!q || q->empty()) return std::unexpected(ValidationFailed("q is required"));
   if (q->size() > 200) return std::unexpected(ValidationFailed("q must be 1..200 characters"));
-  return Mapped(c.model.SearchOrders(*q, *limit), [](const std::vector<app::OrderSummary>& found) {
-    json::array items;
-    for (const auto& item : found) items.push_back(SummaryJson(item));
-    return JsonOk(json::object{{"items", std::move(items)}, {"next_cursor", nullptr}});
-  });
+  // A customer searches its own orders: its e-mail is one more word every match must contain
+  // (each of its orders matches it), then the matches are filtered to its own (another
+  // customer's order may contain that text too) from up to kMaxSearchScan, newest first, and
+  // cut to the limit.
+  const app::Principal who = PrincipalOf(request);
+  std::string words(*q);
+  int fetch = *limit;
+  if (who.IsCustomer()) {
+    const auto self = domain::CustomerId::Parse(who.subject);
+    const auto me = self ? c.model.GetCustomer(*self) : std::nullopt;
+    if (!me) return JsonOk(json::object{{"items", json::array()}, {"next_cursor", nullptr}});
+    words += " " + me->email;
+    fetch = kMaxSearchScan;
+  }
+  return Mapped(
+      c.model.SearchOrders(words, fetch), [&](const std::vector<app::OrderSummary>& found) {
+        json::array items;
+        for (const auto& item : found) {
+          if (static_cast<int>(items.size()) >= *limit) break;
+          if (MayRead(who, item.customer_id)) items.push_back(SummaryJson(item));
+        }
+        return JsonOk(json::object{{"items", std::move(items)}, {"next_cursor", nullptr}});
+      });
 }
 
 Outcome DailySales(Context& c, const Request& request) {

@@ -24,12 +24,32 @@ enum class ServingRole {
 };
 std::string_view RoleName(ServingRole role);  // "command", "query", "projector", "every"
 
+// Who may call a route (API.md "Authentication and authorization"). The policy of every route
+// is this table's; adapters/http/auth_policy.h enforces it before any handler runs, and the
+// use cases keep a customer to its own aggregates.
+enum class Access {
+  kOpen,          // no token needed (a valid one still names the caller; an unusable one is
+                  // ignored); anonymous callers are rate-limited per client address
+  kAnyToken,      // any valid customer or admin token (products' reads)
+  kCustomerSelf,  // admin, or the customer whose id is the path's {id} (another: 404)
+  kCustomer,      // admin, or a customer: the use case or query keeps it to its own orders
+  kPayments,      // payments or admin
+  kAdmin,         // admin only
+  // Live push (not there yet) will add the stream routes with kCustomerSelf / kCustomer and a
+  // flag accepting a `ticket` query parameter; POST /v1/tickets will be kAnyToken.
+};
+std::string_view AccessName(Access access);  // "open", "any_token", "customer_self", ...
+
 struct RouteSpec {
   std::string_view method;
   std::string_view pattern;
   std::string_view name;  // e.g. "place_order"
   ServingRole role;
+  Access access;
 };
+
+// The route added as (method, pattern); nullptr when the table has none.
+const RouteSpec* FindRoute(std::string_view method, std::string_view pattern);
 
 // Every route of the service, in registration order (literal segments before parameters:
 // /v1/products/top before /v1/products/{id}).

@@ -277,6 +277,81 @@ std::optional<bool> ParseBool(std::string_view text) {
   return std::nullopt;
 }
 
+namespace {
+
+// ---- auth: the [auth] table (auth.mode only here: no environment variable or flag sets it) ----
+void ApplyAuthToml(const TomlReader& reader, const toml::table& table, AuthConfig& auth) {
+  for (const auto& [sub_key, sub_node] : table) {
+    const std::string full = fmt::format("auth.{}", sub_key.str());
+    if (sub_key == "mode") {
+      reader.String(sub_node, full, auth.mode);
+    } else if (sub_key == "signing_key") {
+      reader.String(sub_node, full, auth.signing_key);
+    } else if (sub_key == "max_ttl_s") {
+      if (!sub_node.is_integer()) reader.Fail(sub_node, full, "expected an integer");
+      auth.max_ttl_s = *sub_node.value<std::int64_t>();
+    } else if (sub_key == "signing_keys") {
+      const toml::array* keys = sub_node.as_array();
+      if (keys == nullptr) reader.Fail(sub_node, full, "expected an array of {kid, key} tables");
+      auth.signing_keys.clear();
+      for (std::size_t i = 0; i < keys->size(); ++i) {
+        const std::string item = fmt::format("{}[{}]", full, i);
+        AuthConfig::Key key;
+        for (const auto& [k, v] : reader.Table(*keys->get(i), item)) {
+          const std::string name = fmt::format("{}.{}", item, k.str());
+          if (k == "kid") {
+            reader.String(v, name, key.kid);
+          } else if (k == "key") {
+            reader.String(v, name, key.key);
+          } else {
+            reader.Unknown(v, name, "kid, key");
+          }
+        }
+        auth.signing_keys.push_back(std::move(key));
+      }
+    } else {
+      reader.Unknown(sub_node, full, "mode, signing_key, signing_keys, max_ttl_s");
+    }
+  }
+}
+
+std::vector<std::string> ValidateAuth(const AuthConfig& auth) {
+  std::vector<std::string> errors;
+  if (auth.mode != "on" && auth.mode != "off") {
+    errors.push_back(fmt::format("auth.mode: '{}' is not one of on, off", auth.mode));
+  }
+  if (!auth.signing_key.empty() && auth.signing_key.size() < kMinSigningKeyLength) {
+    errors.push_back(
+        fmt::format("auth.signing_key: must be at least {} bytes", kMinSigningKeyLength));
+  }
+  std::vector<std::string_view> kids;
+  for (std::size_t i = 0; i < auth.signing_keys.size(); ++i) {
+    const auto& key = auth.signing_keys[i];
+    const bool kid_ok =
+        !key.kid.empty() && key.kid.size() <= 64 &&
+        std::all_of(key.kid.begin(), key.kid.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+        });
+    if (!kid_ok) {
+      errors.push_back(
+          fmt::format("auth.signing_keys[{}].kid: must be 1..64 characters [A-Za-z0-9._-]", i));
+    } else if (std::find(kids.begin(), kids.end(), key.kid) != kids.end()) {
+      errors.push_back(fmt::format("auth.signing_keys[{}].kid: '{}' is used twice", i, key.kid));
+    }
+    kids.push_back(key.kid);
+    if (key.key.size() < kMinSigningKeyLength) {
+      errors.push_back(fmt::format("auth.signing_keys[{}].key: must be at least {} bytes", i,
+                                   kMinSigningKeyLength));
+    }
+  }
+  if (auth.max_ttl_s < 1 || auth.max_ttl_s > kMaxTokenTtlLimit) {
+    errors.push_back(fmt::format("auth.max_ttl_s: must be 1..{}", kMaxTokenTtlLimit));
+  }
+  return errors;
+}
+
+}  // namespace
+
 void ApplyToml(Config& config, std::string_view toml_text, std::string_view source) {
   // First the stand-in copy (see AsciiStandIn): it fails where the text has a non-ASCII
   // character outside strings and comments, or any other error.
@@ -320,7 +395,7 @@ void ApplyToml(Config& config, std::string_view toml_text, std::string_view sour
   TomlReader reader(source);
   constexpr std::string_view kTopLevel =
       "listen, http_threads, query_source, token_secret, write_db, read_db, redis, nats, "
-      "projection_source, roles, api, projectors, relay, log";
+      "projection_source, roles, api, projectors, relay, log, auth";
   for (const auto& [key, node] : root) {
     const std::string_view name = key.str();
     if (name == "listen") {
@@ -374,6 +449,8 @@ void ApplyToml(Config& config, std::string_view toml_text, std::string_view sour
           reader.Unknown(sub_node, full, "enabled");
         }
       }
+    } else if (name == "auth") {
+      ApplyAuthToml(reader, reader.Table(node, name), config.auth);
     } else if (name == "log") {
       for (const auto& [sub_key, sub_node] : reader.Table(node, name)) {
         const std::string full = fmt::format("log.{}", sub_key.str());
@@ -429,6 +506,7 @@ void ApplyEnvironment(Config& config, const EnvLookup& env) {
   string_var("SHOPCQRS_LOG_LEVEL", config.log_level);
   string_var("SHOPCQRS_QUERY_SOURCE", config.query_source);
   string_var("SHOPCQRS_TOKEN_SECRET", config.token_secret);
+  string_var("SHOPCQRS_AUTH_SIGNING_KEY", config.auth.signing_key);  // never auth.mode
   string_var("SHOPCQRS_REDIS", config.redis);
   string_var("SHOPCQRS_NATS", config.nats);
   string_var("SHOPCQRS_PROJECTION_SOURCE", config.projection_source);
@@ -458,6 +536,14 @@ std::string ConfigToml(const Config& config) {
   root.insert("projectors", toml::table{{"enabled", config.run_projectors}});
   root.insert("relay", toml::table{{"enabled", config.run_relay}});
   root.insert("log", toml::table{{"level", config.log_level}});
+  toml::array keys;
+  for (const auto& key : config.auth.signing_keys) {
+    keys.push_back(toml::table{{"kid", key.kid}, {"key", key.key}});
+  }
+  root.insert("auth", toml::table{{"mode", config.auth.mode},
+                                  {"signing_key", config.auth.signing_key},
+                                  {"signing_keys", std::move(keys)},
+                                  {"max_ttl_s", config.auth.max_ttl_s}});
   std::ostringstream out;
   out << root << "\n";
   return out.str();
@@ -639,7 +725,18 @@ std::vector<std::string> ValidateConfig(const Config& config) {
     errors.push_back(fmt::format("token_secret: must be at least {} characters (or empty)",
                                  kMinTokenSecretLength));
   }
+  for (auto& error : ValidateAuth(config.auth)) errors.push_back(std::move(error));
   return errors;
+}
+
+std::vector<std::string> ServingAuthErrors(const Config& config) {
+  const AuthConfig& auth = config.auth;
+  if (auth.mode == "on" && auth.signing_key.empty() && auth.signing_keys.empty()) {
+    return {
+        "auth.signing_key: required while auth.mode is on (at least 32 bytes, e.g. from "
+        "`openssl rand -hex 32`; or SHOPCQRS_AUTH_SIGNING_KEY)"};
+  }
+  return {};
 }
 
 void ValidateConfigOrThrow(const Config& config) {
@@ -693,7 +790,7 @@ std::string DescribeConfig(const Config& config) {
   return fmt::format(
       "listen={} write_db=[{}] write_pool_size={} read_db=[{}] read_pool_size={} "
       "http_threads={} api={} projectors={} log_level={} query_source={} redis={} nats={} "
-      "projection_source={} relay={} roles={} token_secret={}",
+      "projection_source={} relay={} roles={} token_secret={} auth.mode={} auth.signing_keys={}",
       config.listen, RedactConninfo(config.write_db), config.write_pool_size,
       RedactConninfo(config.read_db), config.read_pool_size, config.http_threads,
       config.run_api ? "on" : "off", config.run_projectors ? "on" : "off", config.log_level,
@@ -702,7 +799,8 @@ std::string DescribeConfig(const Config& config) {
       config.run_relay ? "on" : "off",
       config.roles.empty() ? "(from the switches)"
                            : fmt::format("{}", fmt::join(config.roles, ",")),
-      config.token_secret.empty() ? "(unset)" : "***");
+      config.token_secret.empty() ? "(unset)" : "***", config.auth.mode,
+      (config.auth.signing_key.empty() ? 0 : 1) + config.auth.signing_keys.size());
 }
 
 }  // namespace shopcqrs::apps

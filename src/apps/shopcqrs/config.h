@@ -13,6 +13,21 @@
 
 namespace shopcqrs::apps {
 
+// Authentication of the HTTP API (API.md "Authentication and authorization";
+// docs/CONFIGURATION.md "Authentication"). `mode` comes from the file only.
+struct AuthConfig {
+  struct Key {
+    std::string kid;
+    std::string key;
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  std::string mode = "on";                  // "on" or "off"
+  std::string signing_key;                  // >= 32 bytes; its kid is derived from it
+  std::vector<Key> signing_keys;            // more keys by kid, newest first
+  std::int64_t max_ttl_s = 30 * 24 * 3600;  // the longest token POST /v1/admin/tokens mints
+  friend bool operator==(const AuthConfig&, const AuthConfig&) = default;
+};
+
 // Process configuration. Layout of the file and precedence: docs/CONFIGURATION.md.
 // Precedence (lowest to highest): defaults, TOML file, SHOPCQRS_* environment, CLI flags
 // (flags are applied by the caller after LoadConfig, then ValidateConfig is called).
@@ -44,6 +59,7 @@ struct Config {
   // The process roles (API.md "Process roles"): some of command, query, relay, projector.
   // Empty: the switches above decide (api: command and query; projectors; relay with nats).
   std::vector<std::string> roles;
+  AuthConfig auth;
 
   friend bool operator==(const Config&, const Config&) = default;
 };
@@ -78,6 +94,9 @@ void ApplyEnvironment(Config& config, const EnvLookup& env);
 
 // Every problem with the final configuration, one clear message each; empty when valid.
 std::vector<std::string> ValidateConfig(const Config& config);
+// What serving the API (and minting tokens) needs beyond ValidateConfig: a signing key while
+// auth.mode is on. (migrate and status need none.)
+std::vector<std::string> ServingAuthErrors(const Config& config);
 // Throws ConfigError listing every problem ValidateConfig finds.
 void ValidateConfigOrThrow(const Config& config);
 
@@ -87,6 +106,8 @@ inline constexpr int kMaxPoolSize = 500;
 inline constexpr int kMinHttpThreads = 1;
 inline constexpr int kMaxHttpThreads = 256;
 inline constexpr std::size_t kMinTokenSecretLength = 16;
+inline constexpr std::size_t kMinSigningKeyLength = 32;
+inline constexpr std::int64_t kMaxTokenTtlLimit = 366LL * 24 * 3600;
 // spdlog level names accepted by log_level.
 inline constexpr std::string_view kLogLevels[] = {"trace",   "debug", "info",     "warn",
                                                   "warning", "error", "critical", "off"};

@@ -1,6 +1,9 @@
 // The shopcqrs binary: its subcommands. The composition of the roles is in serve.cc, the local
 // stack of `up` in up.cc, the projection catalogue and `status` in catalogue.cc.
+#include <chrono>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -8,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "apps/shopcqrs/auth.h"
 #include "apps/shopcqrs/catalogue.h"
 #include "apps/shopcqrs/config.h"
 #include "apps/shopcqrs/serve.h"
@@ -84,6 +88,22 @@ int main(int argc, char** argv) {
       "status", "print each projection's position and backlog (exit 3 while behind)");
   add_config_options(status);
 
+  // token: mints an access token with the configured signing key (or `up`'s, --data-dir).
+  std::optional<std::string> token_customer, token_data_dir;
+  bool token_admin = false, token_payments = false;
+  long long token_ttl = 24 * 3600;
+  auto* token = cli.add_subcommand("token", "print a signed access token (admin by default)");
+  token->add_option("--config", config_file, "TOML configuration file (its auth.signing_key)");
+  token->add_option("--data-dir", token_data_dir,
+                    "use the signing key `up` keeps in this directory");
+  auto* token_customer_option =
+      token->add_option("--customer", token_customer, "a customer token for this customer id");
+  token->add_flag("--admin", token_admin, "an admin token (the default)")
+      ->excludes(token_customer_option);
+  token->add_flag("--payments", token_payments, "a payments token")
+      ->excludes(token_customer_option);
+  token->add_option("--ttl", token_ttl, "lifetime in seconds (default 86400)");
+
   CLI11_PARSE(cli, argc, argv);
 
   try {
@@ -100,6 +120,21 @@ int main(int argc, char** argv) {
     if (flag_api) config.run_api = *flag_api;
     if (flag_projectors) config.run_projectors = *flag_projectors;
     if (flag_roles) config.roles = apps::ParseRoles(*flag_roles, "--role");
+    if (*token) {  // needs a signing key only (no databases)
+      if (token_data_dir) {
+        std::ifstream in(std::filesystem::path(*token_data_dir) / "auth-key");
+        if (!in || !std::getline(in, config.auth.signing_key)) {
+          throw apps::ConfigError("--data-dir: no auth-key there (has `shopcqrs up` run on it?)");
+        }
+      }
+      if (token_admin && token_payments) {
+        throw apps::ConfigError("--admin and --payments exclude each other");
+      }
+      std::cout << apps::MintToken(config, token_customer, token_payments ? "payments" : "admin",
+                                   std::chrono::seconds(token_ttl))
+                << std::endl;
+      return 0;
+    }
     apps::ValidateConfigOrThrow(config);
     apps::ApplyLogLevel(config);
     spdlog::info("configuration: {}", apps::DescribeConfig(config));
@@ -108,6 +143,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*status) return apps::Status(config);
+    // Every process serves HTTP behind the access policy (/metrics and the admin routes at
+    // least), so each needs a signing key (or auth off).
+    if (auto errors = apps::ServingAuthErrors(config); !errors.empty()) {
+      throw apps::ConfigError(errors.front());
+    }
     return apps::Serve(config, signals);
   } catch (const std::exception& error) {
     spdlog::error("{}", error.what());

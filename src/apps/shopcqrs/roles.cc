@@ -160,8 +160,9 @@ CommandRole::CommandRole(const Config& config, const cqrs::ConsistencyTokens& to
       write_store_(write_pool_, tokens),
       commands_(write_store_, clock_, ids_) {}
 
-void CommandRole::AddRoutes(infra::http::Router& router, infra::metrics::Registry& registry) {
-  adapters::http::RegisterCommandRoutes(router, commands_, registry);
+void CommandRole::AddRoutes(infra::http::Router& router, infra::metrics::Registry& registry,
+                            std::shared_ptr<adapters::http::Authorizer> authorizer) {
+  adapters::http::RegisterCommandRoutes(router, commands_, registry, std::move(authorizer));
 }
 
 void CommandRole::AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "adapters/http/admin_routes.h"
+#include "adapters/http/auth_policy.h"
 #include "adapters/http/ops_routes.h"
 #include "adapters/metrics/projection_metrics.h"
 #include "adapters/nats/jetstream_source.h"
@@ -102,7 +103,9 @@ std::vector<ProjectorPlan> PlanProjectors(const apps::Config& config);
 class CommandRole {
  public:
   CommandRole(const apps::Config& config, const cqrs::ConsistencyTokens& tokens);
-  void AddRoutes(infra::http::Router& router, infra::metrics::Registry& registry);
+  // The command routes and POST /v1/admin/tokens; `authorizer` issues sign-up and minted tokens.
+  void AddRoutes(infra::http::Router& router, infra::metrics::Registry& registry,
+                 std::shared_ptr<adapters::http::Authorizer> authorizer);
   void AddReadiness(std::vector<adapters::http::ReadinessCheck>& checks);
 
  private:

@@ -10,6 +10,7 @@
 #include "adapters/http/admin_routes.h"
 #include "adapters/http/ops_routes.h"
 #include "adapters/http/route_table.h"
+#include "apps/shopcqrs/auth.h"
 #include "apps/shopcqrs/roles.h"
 #include "cqrs/consistency_token.h"
 #include "infra/http/server.h"
@@ -139,8 +140,12 @@ int Serve(const Config& config, const sigset_t& signals) {
 
   // One HTTP server per process: the routes of its roles, route_not_served for the others, and
   // /healthz, /readyz (its own roles' checks) and /metrics.
+  // Authentication and the access policy of every route (adapters/http/auth_policy.h), before
+  // any handler; `auth` outlives the router and the server.
+  const std::shared_ptr<adapters::http::Authorizer> auth = AuthorizerOf(config);
   infra::http::Router router;
-  if (command) command->AddRoutes(router, metrics);
+  router.SetGuard(auth->Guard());
+  if (command) command->AddRoutes(router, metrics, auth);
   if (query) query->AddRoutes(router, metrics);
   if (projectors || relay) adapters::http::RegisterAdminRoutes(router, projections);
   adapters::http::RegisterRoutesNotServed(router, {.command = roles.command,
@@ -155,7 +160,7 @@ int Serve(const Config& config, const sigset_t& signals) {
   if (relay || (projectors && config.projection_source == "broker")) {
     checks.push_back({"nats", [&nats] { return nats.Ready(); }});
   }
-  adapters::http::RegisterOpsRoutes(router, metrics, std::move(checks));
+  adapters::http::RegisterOpsRoutes(router, metrics, std::move(checks), auth->enabled());
 
   if (relay) relay->Start();
   if (projectors) projectors->Start();

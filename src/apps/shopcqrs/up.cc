@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "adapters/system/system.h"
+#include "apps/shopcqrs/auth.h"
 #include "apps/shopcqrs/config.h"
 #include "apps/shopcqrs/serve.h"
 #include "apps/shopcqrs/split.h"
@@ -103,7 +104,11 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
                            nats_options.data_dir.string())
             << std::endl;
   config.token_secret = UpTokenSecret(config, root);
+  config.auth.signing_key = UpSigningKey(config, root);  // <data-dir>/auth-key unless set
   apps::ValidateConfigOrThrow(config);
+  std::cout << fmt::format("admin token:      {} (valid 30 days, renewed at each start)",
+                           WriteAdminToken(config, root).string())
+            << std::endl;
   // --split --read-servers N: read PostgreSQL servers 2..N, each fed by a projector of its own.
   std::vector<std::unique_ptr<devstack::PostgresServer>> more_read;
   SplitOptions layout;

@@ -144,6 +144,13 @@ const Handler* Router::Route::Find(std::string_view method) const {
   return nullptr;
 }
 
+const std::string* Router::Route::FindMethod(std::string_view method) const {
+  for (const auto& [m, handler] : methods) {
+    if (m == method) return &m;
+  }
+  return nullptr;
+}
+
 void Router::Add(std::string_view method, std::string_view pattern, Handler handler) {
   if (method.empty() || !handler) throw std::invalid_argument("route needs a method and handler");
   std::vector<std::string_view> parts;
@@ -278,14 +285,19 @@ Response Router::Dispatch(Request& request) const {
     return ToResponse(MethodNotAllowed(allow));
   }
 
-  if (request.malformed_query) {
-    return ToResponse(ValidationFailed("the query string is not valid percent-encoding"));
-  }
   request.path_params.clear();
   for (std::size_t i = 0; i < segments.size(); ++i) {
     if (best->segments[i].is_param) {
       request.path_params.insert_or_assign(best->segments[i].text, std::string(segments[i]));
     }
+  }
+  if (guard_) {
+    const std::string_view method =
+        best->FindMethod(request.method) != nullptr ? std::string_view(request.method) : "GET";
+    if (auto answer = guard_(request, method, best->pattern)) return std::move(*answer);
+  }
+  if (request.malformed_query) {
+    return ToResponse(ValidationFailed("the query string is not valid percent-encoding"));
   }
   return (*best_handler)(request);
 }

@@ -3,6 +3,7 @@
 // Transport-neutral request/response types and the route table of the HTTP server. Nothing
 // here depends on Boost.Beast: handlers are plain functions from Request to Response.
 
+#include <any>
 #include <functional>
 #include <map>
 #include <optional>
@@ -27,8 +28,12 @@ struct Request {
   bool malformed_query = false;  // the query is not valid percent-encoding: 400, no route runs
   HeaderList headers;            // as received (names in the client's case)
   std::string body;
-  ParamMap path_params;    // decoded values of `{name}` segments, filled by the Router
-  std::string request_id;  // the X-Request-Id the response will carry
+  ParamMap path_params;        // decoded values of `{name}` segments, filled by the Router
+  std::string request_id;      // the X-Request-Id the response will carry
+  std::string client_address;  // the peer's IP address as text ("" when unknown)
+  // Who is asking, as the router's guard decided (the adapters put their principal here);
+  // empty when no guard ran.
+  std::any principal;
 
   // Sets target, path and query from a request target.
   void SetTarget(std::string request_target);
@@ -56,6 +61,11 @@ struct Response {
 };
 
 using Handler = std::function<Response(const Request&)>;
+// Runs before a route's handler, once the route is known (`method` and `pattern` as added; a
+// HEAD served by GET says "GET"): an answer stops the request there (e.g. 401), nullopt lets
+// the handler run. It sees the path parameters and may fill `request.principal`.
+using Guard = std::function<std::optional<Response>(Request& request, std::string_view method,
+                                                    std::string_view pattern)>;
 
 // Percent-decodes `text` (Boost.URL); with `plus_as_space` a '+' becomes ' ' (query strings).
 // nullopt when `text` is not valid percent-encoding (a '%' without two hex digits).
@@ -76,6 +86,11 @@ class Router {
   // Throws std::invalid_argument for a malformed pattern or a duplicate (method, pattern).
   void Add(std::string_view method, std::string_view pattern, Handler handler);
 
+  // The guard every matched route passes first (after the path parameters are decoded, before
+  // the query string is checked). One per
+  // router; replaces any earlier one.
+  void SetGuard(Guard guard) { guard_ = std::move(guard); }
+
   // Matches `request.path`, fills `request.path_params` and runs the handler. Exceptions from
   // the handler propagate (the server turns them into 500 internal_error).
   Response Dispatch(Request& request) const;
@@ -93,9 +108,11 @@ class Router {
     std::vector<Segment> segments;
     std::vector<std::pair<std::string, Handler>> methods;
     const Handler* Find(std::string_view method) const;
+    const std::string* FindMethod(std::string_view method) const;
   };
 
   std::vector<Route> routes_;
+  Guard guard_;
 };
 
 }  // namespace shopcqrs::infra::http

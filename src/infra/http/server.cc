@@ -135,7 +135,11 @@ class HttpServer::Impl {
 class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
   Session(HttpServer::Impl& server, tcp::socket&& socket, std::uint64_t id)
-      : server_(server), id_(id), stream_(std::move(socket)), executor_(stream_.get_executor()) {}
+      : server_(server), id_(id), stream_(std::move(socket)), executor_(stream_.get_executor()) {
+    beast::error_code ec;
+    const auto peer = stream_.socket().remote_endpoint(ec);
+    if (!ec) client_address_ = peer.address().to_string();
+  }
 
   ~Session() { server_.Unregister(id_); }
 
@@ -266,6 +270,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     }
     request.body = std::move(message.body());
     request.request_id = request_id_;
+    request.client_address = client_address_;
 
     net::post(server_.workers(),
               [self = shared_from_this(), request = std::move(request)]() mutable {
@@ -386,6 +391,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   HttpServer::Impl& server_;
   const std::uint64_t id_;
   beast::tcp_stream stream_;
+  std::string client_address_;
   const net::any_io_executor executor_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
