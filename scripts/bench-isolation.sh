@@ -59,6 +59,8 @@ cleanup() {
 }
 trap cleanup EXIT
 wait_serving "$UP" "$DATA/up.log" >/dev/null
+export SHOPCQRS_ACCESS_TOKEN=$(head -n 1 "$DATA/up/admin-token")  # sent by shopcqrs-bench
+AUTH=(-H "Authorization: Bearer $SHOPCQRS_ACCESS_TOKEN")
 for _ in $(seq 1 300); do
   [[ $(grep -c '^shopcqrs serving' "$DATA/up.log") -ge 4 ]] && break
   sleep 0.2
@@ -93,7 +95,7 @@ pin_all() {
 pin_all
 log "pinned: CPU 0 write PostgreSQL, command, relay, writers; CPU 1 read PostgreSQL, Redis, NATS, projector, query, readers"
 
-scrape() { curl -s "$PROJECTOR_URL/metrics" | grep '^shopcqrs_projection_lag_seconds_bucket' >"$1" || true; }
+scrape() { curl -s "${AUTH[@]}" "$PROJECTOR_URL/metrics" | grep '^shopcqrs_projection_lag_seconds_bucket' >"$1" || true; }
 
 run_mode() {
   local mode=$1 read_url=$2

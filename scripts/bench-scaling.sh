@@ -50,6 +50,8 @@ cleanup() {
 }
 trap cleanup EXIT
 wait_serving "$UP" "$DATA/up.log" >/dev/null
+export SHOPCQRS_ACCESS_TOKEN=$(head -n 1 "$DATA/up/admin-token")  # sent by shopcqrs-bench
+AUTH=(-H "Authorization: Bearer $SHOPCQRS_ACCESS_TOKEN")
 for _ in $(seq 1 300); do
   [[ $(grep -c '^shopcqrs serving' "$DATA/up.log") -ge 7 ]] && break
   sleep 0.2
@@ -67,7 +69,7 @@ log "seeding $ORDERS orders through $COMMAND"
 # Both read servers must hold everything before the reads are compared.
 for projector in "${PROJECTOR[@]}"; do
   for _ in $(seq 1 600); do
-    behind=$(curl -s "$projector/v1/admin/projections" | jq '[.items[].events_behind] | max')
+    behind=$(curl -s "${AUTH[@]}" "$projector/v1/admin/projections" | jq '[.items[].events_behind] | max')
     [[ "$behind" == "0" ]] && break
     sleep 0.2
   done
