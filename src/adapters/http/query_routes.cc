@@ -267,16 +267,32 @@ Outcome TopProducts(Context& c, const Request& request) {
 }
 
 Outcome SearchOrders(Context& c, const Request& request) {
+  app::OrderSearchQuery query;
   auto limit = Limit(request);
   if (!limit) return std::unexpected(limit.error());
+  query.limit = *limit;
   auto q = request.Query("q");
   if (!q || q->empty()) return std::unexpected(ValidationFailed("q is required"));
   if (q->size() > 200) return std::unexpected(ValidationFailed("q must be 1..200 characters"));
-  return Mapped(c.model.SearchOrders(*q, *limit), [](const std::vector<app::OrderSummary>& found) {
-    json::array items;
-    for (const auto& item : found) items.push_back(SummaryJson(item));
-    return JsonOk(json::object{{"items", std::move(items)}, {"next_cursor", nullptr}});
-  });
+  query.q = std::string(*q);
+  if (auto status = OptionalParam(request, "status"); status && !status->empty()) {
+    if (!domain::ParseOrderStatus(*status)) {
+      return std::unexpected(
+          ValidationFailed("status must be one of placed, paid, shipped, delivered, cancelled"));
+    }
+    query.status = std::move(status);
+  }
+  for (const auto& [name, day] : {std::pair{"from", &query.from}, std::pair{"to", &query.to}}) {
+    if (auto text = request.Query(name); !text || text->empty()) continue;
+    auto parsed = DateParam(request, name);
+    if (!parsed) return std::unexpected(parsed.error());
+    *day = *parsed;
+  }
+  if (query.from && query.to && *query.to < *query.from) {
+    return std::unexpected(ValidationFailed("to must not be before from"));
+  }
+  query.cursor = OptionalParam(request, "cursor");
+  return Mapped(c.model.SearchOrders(query), PageJson);
 }
 
 Outcome DailySales(Context& c, const Request& request) {
