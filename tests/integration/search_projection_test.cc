@@ -628,6 +628,7 @@ TEST_F(SearchProjectionTest, MigrationStartsFromTheReadPgState) {
       "DROP TABLE search_orders, search_customers, search_words; "
       "DROP FUNCTION shopcqrs_note_search_words(), shopcqrs_search_vector(text), "
       "shopcqrs_search_words(text), shopcqrs_search_term(text, boolean), "
+      "shopcqrs_search_keys(text), "
       "shopcqrs_search_close(text, text); "
       "DELETE FROM projection_checkpoints WHERE name = 'search'; "
       "CREATE TABLE order_search (id uuid PRIMARY KEY, document text NOT NULL); "

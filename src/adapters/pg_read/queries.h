@@ -296,8 +296,8 @@ inline constexpr Statement kListOrdersByCustomer{
 // first/last placed date (UTC) or NULL, $5/$6/$7 the keyset cursor (rank, placed_at, id; the
 // first page starts above all), $8 the limit (+1 to tell whether another page follows).
 // Per query word (t): its exact and prefix tsquery and, for 5+ characters, the dictionary words
-// at distance 1 (search_words: trigram index, then levenshtein). An order matches when each
-// query word matches one of its words by prefix (exact included) or one of the fuzzy
+// at distance 1 (search_words: its deletion keys overlap, then levenshtein). An order matches when
+// each query word matches one of its words by prefix (exact included) or one of the fuzzy
 // alternatives: one GIN scan of search_orders_words_idx for the AND of them (k). Its rank is
 // the sum over the query words of 3 (exact), 2 (prefix) or 1 (fuzzy only); answer column 18.
 // The page is ranked and cut on search_orders alone; only its rows are read from order_views
@@ -310,7 +310,8 @@ inline constexpr Statement kSearchOrders{
     "r_search_orders",
     SHOPCQRS_SEARCH_TERMS(
         "CASE WHEN char_length(w.w) >= 5 THEN (SELECT string_agg(shopcqrs_search_term(d.word, "
-        "false), ' | ') FROM search_words d WHERE d.word % w.w AND d.word <> w.w "
+        "false), ' | ') FROM search_words d WHERE d.keys && shopcqrs_search_keys(w.w) "
+        "AND d.word <> w.w "
         "AND shopcqrs_search_close(d.word, w.w)) END") ", "
     "k AS MATERIALIZED (SELECT s.id, s.placed_at, (SELECT sum(CASE WHEN s.words @@ t.exact "
     "THEN 3 WHEN s.words @@ t.prefix THEN 2 ELSE 1 END) FROM t)::integer AS rank "

@@ -63,9 +63,9 @@ inline constexpr Statement kListOrdersByCustomer{
     "ORDER BY o.placed_at DESC, o.id DESC LIMIT $3"};
 // Ranked search, the parameters and answer (rank in column 17) of pg_read's kSearchOrders: the
 // words of each order are computed from the joins with the same functions (pg_write migration
-// 0003), and a query word matches fuzzily when one of the order's own words of 4+ characters is
-// as close as the read database's dictionary requires (trigram similarity, then levenshtein),
-// so both modes find and rank alike. No index can serve this on the normalized schema: every
+// 0003), and a query word matches fuzzily when one of the order's own words of 4..64 characters
+// is at distance 1 (the words the read database's dictionary holds), so both modes find and
+// rank alike. No index can serve this on the normalized schema: every
 // order is joined and matched.
 inline constexpr Statement kSearchOrders{
     "s_search_orders",
@@ -85,7 +85,7 @@ inline constexpr Statement kSearchOrders{
                       "(SELECT CASE WHEN d.v @@ t.exact THEN 3 WHEN d.v @@ t.prefix THEN 2 "
                       "WHEN char_length(t.w) >= 5 AND EXISTS (SELECT 1 FROM "
                       "unnest(tsvector_to_array(d.v)) AS dw "
-                      "(word) WHERE char_length(dw.word) >= 4 AND dw.word % t.w AND dw.word <> t.w "
+                      "(word) WHERE char_length(dw.word) BETWEEN 4 AND 64 AND dw.word <> t.w "
                       "AND shopcqrs_search_close(dw.word, t.w)) THEN 1 ELSE 0 END AS level FROM t) "
                       "AS x) m "
                       "WHERE m.worst > 0 AND ($2::text IS NULL OR o.status = $2::text) "

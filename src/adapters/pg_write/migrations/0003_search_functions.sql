@@ -2,7 +2,6 @@
 -- single-database mode (query_source = "write"): its search computes the words of each order
 -- from the joins with the same functions, so both modes find and rank alike.
 
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE EXTENSION IF NOT EXISTS fuzzystrmatch;
 
 CREATE FUNCTION shopcqrs_search_words(doc text) RETURNS text[]
@@ -24,6 +23,15 @@ CREATE FUNCTION shopcqrs_search_term(w text, prefix boolean) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   SELECT '''' || replace(replace(w, '\', '\\'), '''', '''''') || ''''
          || CASE WHEN prefix THEN ':*' ELSE '' END
+$$;
+
+-- The deletion keys of w: w and every string one deletion away from it.
+CREATE FUNCTION shopcqrs_search_keys(w text) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT array_agg(DISTINCT k)
+  FROM (SELECT w UNION ALL
+        SELECT left(w, i - 1) || substr(w, i + 1) FROM generate_series(1, char_length(w)) AS i)
+       AS t (k)
 $$;
 
 -- Whether a and b are at Levenshtein distance 1 at most (levenshtein() takes up to 255
