@@ -107,8 +107,9 @@ SELECT g.id, c.id, c.name, c.email, g.status,
 FROM gen g JOIN customer_views c
   ON c.id = (lpad(to_hex(g.customer), 8, '0') || '-0000-4000-8000-00000000000c')::uuid;
 
-INSERT INTO search_orders (id, customer_id, line_text, tracking_number, version, document)
-SELECT o.id, o.customer_id, o.line_text, o.tracking_number,
+INSERT INTO search_orders (id, customer_id, line_text, tracking_number, placed_at, version,
+                           document)
+SELECT o.id, o.customer_id, o.line_text, o.tracking_number, o.placed_at,
        CASE WHEN o.tracking_number IS NULL THEN 1 ELSE 3 END,
        coalesce(c.name, '') || ' ' || coalesce(c.email, '') || ' ' || o.line_text || ' '
        || coalesce(o.tracking_number, '')

@@ -778,6 +778,62 @@ TEST_F(QueriesSearchTest, MatchesCustomerProductAndTrackingWords) {
   EXPECT_EQ(limited.Object().at("items").as_array().size(), 1u) << limited;
 }
 
+TEST_F(QueriesSearchTest, RankedTypoTolerantFilteredAndPaged) {
+  const std::string word = UniqueWord("qw");  // letters only, 20+ of them
+  std::string typo = word;                    // one wrong letter
+  typo[6] = typo[6] == 'z' ? 'y' : 'z';
+  const auto customer = NewCustomer("Ranker " + UniqueWord("qw"));
+  const auto exact = NewProduct(100, 100, "Thing " + word);
+  const auto prefix = NewProduct(100, 100, "Thing " + word + "ly");
+  const auto fuzzy = NewProduct(100, 100, "Thing " + typo);
+  // Oldest first in the order of relevance: newest first alone would reverse it.
+  const std::string o_exact = Place(customer.id, {{exact.id, 1}});
+  const std::string o_prefix = Place(customer.id, {{prefix.id, 1}});
+  const std::string o_fuzzy = Place(customer.id, {{fuzzy.id, 1}});
+  Ok(Pay(api(), o_prefix, 100));
+  ASSERT_FALSE(HasFailure());
+
+  auto ids = [&](const std::string& params) {
+    std::vector<std::string> out;
+    const auto r = QOk("/v1/search/orders?" + params);
+    if (r.status != 200) return out;
+    for (const auto& item : r.Object().at("items").as_array()) {
+      out.emplace_back(item.at("id").as_string());
+    }
+    return out;
+  };
+  const std::vector<std::string> ranked = {o_exact, o_prefix, o_fuzzy};
+  EXPECT_EQ(ids("q=" + word), ranked) << "exact, then prefix, then one typo";
+  std::string missing = word;  // one missing letter, in the middle
+  missing.erase(8, 1);
+  EXPECT_EQ(ids("q=" + missing), std::vector<std::string>{o_exact}) << "one missing letter";
+  EXPECT_EQ(ids("q=" + word + "&status=paid"), std::vector<std::string>{o_prefix});
+  EXPECT_EQ(ids("q=" + word + "&from=2000-01-01&to=2000-12-31"), std::vector<std::string>{});
+  EXPECT_EQ(ids("q=" + word + "&from=2000-01-01"), ranked);
+
+  // Paging with the cursor, one item a page: the same items in the same order.
+  std::vector<std::string> paged;
+  std::string cursor;
+  for (int page = 0; page < 5; ++page) {
+    const auto r = QOk("/v1/search/orders?limit=1&q=" + word +
+                       (cursor.empty() ? "" : "&cursor=" + UrlEncode(cursor)));
+    ASSERT_EQ(r.status, 200) << r;
+    for (const auto& item : r.Object().at("items").as_array()) {
+      paged.emplace_back(item.at("id").as_string());
+    }
+    const auto& next = r.Object().at("next_cursor");
+    if (next.is_null()) break;
+    cursor = std::string(next.as_string());
+  }
+  EXPECT_EQ(paged, ranked);
+
+  EXPECT_TRUE(IsValidationError(Q("/v1/search/orders?q=" + word + "&status=lost"), "status"));
+  EXPECT_TRUE(IsValidationError(Q("/v1/search/orders?q=" + word + "&from=2026-13-01"), "from"));
+  EXPECT_TRUE(
+      IsValidationError(Q("/v1/search/orders?q=" + word + "&from=2026-02-02&to=2026-02-01"), "to"));
+  EXPECT_TRUE(IsValidationError(Q("/v1/search/orders?q=" + word + "&cursor=nonsense"), "cursor"));
+}
+
 TEST_F(QueriesSearchTest, MissingOrBadQueryIs400) {
   NewCustomer();
   EXPECT_TRUE(IsValidationError(Q("/v1/search/orders"), "q"));
