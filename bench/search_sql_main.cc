@@ -6,9 +6,9 @@
 //   shopcqrs-bench-search-sql > search.sql
 //   pgbench -M prepared -D nqueries=10000 -D status=none -D from=none -D to=none \
 //     -D rank=2147483647 -D placed=infinity -D last=ffffffff-ffff-ffff-ffff-ffffffffffff \
-//     -D lim=21 -f search.sql READ_DB
+//     -D lim=21 -D customer=none -f search.sql READ_DB
 //
-// pgbench cannot bind NULL: the NULL parameters ($2..$4) are nullif(:var, 'none'), which keeps
+// pgbench cannot bind NULL: the NULL parameters ($2..$4, $9) are nullif(:var, 'none'), which keeps
 // them parameters of the prepared statement (its generic plan is the service's). Each
 // transaction also looks the words up by primary key (\gset): a small extra the service does
 // not have.
@@ -27,10 +27,11 @@ int main() {
                           ":rank",
                           ":placed",
                           ":last",
-                          ":lim"};
+                          ":lim",
+                          "nullif(:customer, 'none')"};
   std::string out;
   for (std::size_t i = 0; i < sql.size(); ++i) {
-    if (sql[i] == '$' && i + 1 < sql.size() && sql[i + 1] >= '1' && sql[i + 1] <= '8') {
+    if (sql[i] == '$' && i + 1 < sql.size() && sql[i + 1] >= '1' && sql[i + 1] <= '9') {
       out += params[sql[i + 1] - '0'];
       ++i;
     } else {

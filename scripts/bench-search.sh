@@ -94,7 +94,7 @@ run_pgbench() {
   nq=$("$PGBIN/psql" "$READ" -Atc "SELECT count(*) FROM bench_q${name: -1}")
   "$PGBIN/pgbench" -n -M prepared -c "$CLIENTS" -j 2 -T "$SECONDS_" -D nqueries="$nq" \
     -D status=none -D from=none -D to=none -D rank=2147483647 -D placed=infinity \
-    -D last=ffffffff-ffff-ffff-ffff-ffffffffffff -D lim=21 -l --log-prefix="$DIR/pgb-$name" \
+    -D last=ffffffff-ffff-ffff-ffff-ffffffffffff -D lim=21 -D customer=none -l --log-prefix="$DIR/pgb-$name" \
     -f "$script" "$READ" >"$DIR/pgbench-$name.txt" 2>&1 || {
     cat "$DIR/pgbench-$name.txt" >&2
     return 1

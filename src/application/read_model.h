@@ -65,12 +65,13 @@ struct OrderListQuery {
 
 // GET /v1/search/orders (docs/API.md, Search): the words of `q` with optional filters, one page.
 struct OrderSearchQuery {
-  std::string q;                              // 1..10 whitespace-separated words, <= 200 chars
-  std::optional<std::string> status;          // one of the order statuses
-  std::optional<std::chrono::sys_days> from;  // placed on or after this UTC day
-  std::optional<std::chrono::sys_days> to;    // placed on or before this UTC day
-  int limit = 20;                             // 1..100
-  std::optional<std::string> cursor;          // from OrderPage::next_cursor of the same search
+  std::string q;                                  // 1..10 whitespace-separated words, <= 200 chars
+  std::optional<std::string> status;              // one of the order statuses
+  std::optional<std::chrono::sys_days> from;      // placed on or after this UTC day
+  std::optional<std::chrono::sys_days> to;        // placed on or before this UTC day
+  int limit = 20;                                 // 1..100
+  std::optional<std::string> cursor;              // from OrderPage::next_cursor of the same search
+  std::optional<domain::CustomerId> customer_id;  // only this customer's orders
 };
 
 struct CustomerView {

@@ -738,14 +738,15 @@ TEST_F(QueriesSearchTest, MatchesCustomerProductAndTrackingWords) {
   Ok(Ship(api(), order, tracking));
   ASSERT_FALSE(HasFailure());
 
-  auto search = [&](const std::string& q) {
+  // The ids found, sorted; with `top`, only the first `top` (in rank order) before sorting.
+  auto search = [&](const std::string& q, std::size_t top = 100) {
     std::vector<std::string> ids;
     const auto r = QOk("/v1/search/orders?q=" + UrlEncode(q));
     if (r.status != 200) return ids;
     EXPECT_TRUE(HasExactKeys(r, {"items", "next_cursor"}));
     for (const auto& item : r.Object().at("items").as_array()) {
       EXPECT_EQ(Keys(item.as_object()), kSummaryKeys) << json::serialize(item);
-      ids.emplace_back(item.at("id").as_string());
+      if (ids.size() < top) ids.emplace_back(item.at("id").as_string());
     }
     std::sort(ids.begin(), ids.end());
     return ids;
@@ -755,7 +756,8 @@ TEST_F(QueriesSearchTest, MatchesCustomerProductAndTrackingWords) {
   const std::vector<std::string> just = {order};
 
   EXPECT_EQ(search(name_word), both) << "customer name";
-  EXPECT_EQ(search(customer.email), both) << "customer email";
+  // Other customers' e-mails one character away match fuzzily, ranked below the exact ones.
+  EXPECT_EQ(search(customer.email, both.size()), both) << "customer email";
   EXPECT_EQ(search(product_word), just) << "product name";
   EXPECT_EQ(search(sku), just) << "sku";
   EXPECT_EQ(search(tracking), just) << "tracking number";

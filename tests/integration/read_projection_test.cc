@@ -459,7 +459,8 @@ TEST(ReadProjection, PreparedStatementsStayOnTheKeyIndexesAsTheStoreGrows) {
       {"r_get_product", fmt::format("'{}'", uuid)},
       {"r_top_products", "10"},
       {"r_search_orders",
-       fmt::format("'{{c1,widgets}}', NULL, NULL, NULL, 2147483647, 'infinity', '{}', 21", uuid)}};
+       fmt::format("'{{c1,widgets}}', NULL, NULL, NULL, 2147483647, 'infinity', '{}', 21, NULL",
+                   uuid)}};
   for (const auto& [name, args] : queries) q.Exec(fmt::format("EXECUTE {}({})", name, args));
   // Keyed: no sequential scan, and no hash or merge join (which reads a whole side).
   auto expect_keyed = [&](const infra::pg::Statement& statement, const std::string& arg) {

@@ -401,6 +401,10 @@ TEST_F(RankedSearchTest, FiltersStatusAndPlacedDate) {
   EXPECT_EQ(HitsWhere({.q = "kettle", .to = today - day}), IdList({}));
   EXPECT_EQ(HitsWhere({.q = "kettle", .status = "placed", .from = today, .to = today + day}),
             IdList({o3, o1}));
+  const auto bob = shop.Customer("Bob Jones", "bob@example.com");
+  const auto o4 = shop.Order(bob, {kettle});
+  EXPECT_EQ(HitsWhere({.q = "kettle", .customer_id = bob}), IdList({o4}));
+  EXPECT_EQ(HitsWhere({.q = "kettle", .customer_id = ann}), IdList({o3, o2, o1}));
   auto& model = Model();
   EXPECT_FALSE(model.SearchOrders({.q = "kettle", .status = "lost"}));
   EXPECT_FALSE(model.SearchOrders({.q = "kettle", .from = today, .to = today - day}));

@@ -294,14 +294,15 @@ inline constexpr Statement kListOrdersByCustomer{
                                  "ORDER BY o.placed_at DESC, o.id DESC LIMIT $3"};
 // Ranked search (migration 0007): $1 the words of the query (text[]), $2 status or NULL, $3/$4
 // first/last placed date (UTC) or NULL, $5/$6/$7 the keyset cursor (rank, placed_at, id; the
-// first page starts above all), $8 the limit (+1 to tell whether another page follows).
-// Per query word (t): its exact and prefix tsquery and, for 5+ characters, the dictionary words
-// at distance 1 (search_words: its deletion keys overlap, then levenshtein). An order matches when
-// each query word matches one of its words by prefix (exact included) or one of the fuzzy
-// alternatives: one GIN scan of search_orders_words_idx for the AND of them (k). Its rank is
-// the sum over the query words of 3 (exact), 2 (prefix) or 1 (fuzzy only); answer column 18.
-// The page is ranked and cut on search_orders alone; only its rows are read from order_views
-// (an order read_pg has not applied yet is left out of the page).
+// first page starts above all), $8 the limit (+1 to tell whether another page follows), $9 a
+// customer id or NULL (only that customer's orders). Per query word (t): its exact and prefix
+// tsquery and, for 5+ characters, the dictionary words at distance 1 (search_words: its deletion
+// keys overlap, then levenshtein). An order matches when each query word matches one of its words
+// by prefix (exact included) or one of the fuzzy alternatives: one GIN scan of
+// search_orders_words_idx for the AND of them (k). Its rank is the sum over the query words of 3
+// (exact), 2 (prefix) or 1 (fuzzy only); answer column 18. The page is ranked and cut on
+// search_orders alone; only its rows are read from order_views (an order read_pg has not applied
+// yet is left out of the page).
 #define SHOPCQRS_SEARCH_TERMS(FUZZY)                                                         \
   "WITH t AS MATERIALIZED (SELECT w.w, shopcqrs_search_term(w.w, false)::tsquery AS exact, " \
   "shopcqrs_search_term(w.w, true)::tsquery AS prefix, " FUZZY                               \
@@ -319,6 +320,7 @@ inline constexpr Statement kSearchOrders{
     "coalesce(' | ' || t.fuzzy, '') || ')', ' & ')::tsquery FROM t) "
     "AND ($3::date IS NULL OR s.placed_at >= $3::date) "
     "AND ($4::date IS NULL OR s.placed_at < $4::date + 1) "
+    "AND ($9::uuid IS NULL OR s.customer_id = $9::uuid) "
     "AND ($2::text IS NULL OR EXISTS (SELECT FROM order_views v WHERE v.id = s.id "
     "AND v.status = $2::text))), "
     "p AS (SELECT k.id, k.placed_at, k.rank FROM k "

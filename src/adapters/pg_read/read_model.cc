@@ -209,6 +209,7 @@ domain::Result<app::OrderPage> PgReadModel::SearchOrders(const app::OrderSearchQ
         .Add("ffffffff-ffff-ffff-ffff-ffffffffffff");
   }
   params.Add(*limit + 1);
+  params.Add(query.customer_id ? std::optional(query.customer_id->ToString()) : std::nullopt);
   auto r = Run(*q_.search_orders, params);
   app::OrderPage page;
   const int n = std::min(r.rows(), *limit);

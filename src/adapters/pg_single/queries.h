@@ -91,6 +91,7 @@ inline constexpr Statement kSearchOrders{
                       "WHERE m.worst > 0 AND ($2::text IS NULL OR o.status = $2::text) "
                       "AND ($3::date IS NULL OR o.placed_at >= $3::date) "
                       "AND ($4::date IS NULL OR o.placed_at < $4::date + 1) "
+                      "AND ($9::uuid IS NULL OR o.customer_id = $9::uuid) "
                       "AND (m.rank, o.placed_at, o.id) < ($5::integer, $6::timestamptz, $7::uuid) "
                       "ORDER BY m.rank DESC, o.placed_at DESC, o.id DESC LIMIT $8"};
 // Customer statistics by aggregation over its orders.
