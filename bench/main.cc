@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -40,6 +41,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -74,6 +76,7 @@ struct Options {
   int reader_cpu = -1;      // isolation: pin the reader clients to this CPU
   int readers = 16;         // isolation: reader clients
   double paid_share = 0.5;  // seed: share of the orders paid (half of those also shipped)
+  std::string queries;      // search: a file of queries, one a line (instead of a dataset)
 };
 
 struct PlacedOrder {
@@ -553,7 +556,8 @@ HttpRequest Get(std::string target) {
 // Builds the GET requests of the query scenarios over a dataset.
 class QueryRequests {
  public:
-  QueryRequests(const Dataset& dataset, int clients) : d_(dataset), rngs_(ClientRngs(clients)) {}
+  QueryRequests(const Dataset& dataset, int clients, std::vector<std::string> queries = {})
+      : d_(dataset), rngs_(ClientRngs(clients)), queries_(std::move(queries)) {}
 
   HttpRequest View(int client) {
     return Get("/v1/orders/" + d_.orders[Pick(client, d_.orders.size())].id);
@@ -562,8 +566,13 @@ class QueryRequests {
     return Get(fmt::format("/v1/customers/{}/orders?limit=20",
                            d_.seeded.customers[Pick(client, d_.seeded.customers.size())]));
   }
-  // Two words: a customer's name and a product's number ("customer 17 product 3"-like).
+  // Two words: a customer's name and a product's number ("customer 17 product 3"-like); with
+  // --queries, a random line of that file.
   HttpRequest Search(int client) {
+    if (!queries_.empty()) {
+      return Get(fmt::format("/v1/search/orders?q={}&limit=20",
+                             UrlEncode(queries_[Pick(client, queries_.size())])));
+    }
     const auto c = Pick(client, d_.seeded.customers.size());
     return Get(fmt::format("/v1/search/orders?q=customer+{}&limit=20", c));
   }
@@ -591,9 +600,33 @@ class QueryRequests {
   std::size_t Pick(int client, std::size_t n) {
     return static_cast<std::size_t>(rngs_[static_cast<std::size_t>(client)]() % n);
   }
+  static std::string UrlEncode(std::string_view text) {
+    std::string out;
+    for (unsigned char ch : text) {
+      if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+        out.push_back(static_cast<char>(ch));
+      } else {
+        out += fmt::format("%{:02X}", ch);
+      }
+    }
+    return out;
+  }
   const Dataset& d_;
   std::vector<std::mt19937_64> rngs_;
+  std::vector<std::string> queries_;
 };
+
+// The lines of a --queries file (empty lines skipped).
+std::vector<std::string> LoadQueries(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  if (lines.empty()) throw std::runtime_error(file + " holds no queries");
+  return lines;
+}
 
 json::object ResultJson(const Options& options, const LoadResult& result) {
   json::object statuses;
@@ -646,8 +679,10 @@ Dataset DatasetFor(const Options& options, const Endpoint& endpoint) {
 }
 
 int RunQuery(const Options& options, const std::vector<Endpoint>& endpoints) {
-  const Dataset dataset = DatasetFor(options, endpoints.front());
-  QueryRequests requests(dataset, options.clients);
+  const bool from_file = options.scenario == "search" && !options.queries.empty();
+  const Dataset dataset = from_file ? Dataset{} : DatasetFor(options, endpoints.front());
+  QueryRequests requests(dataset, options.clients,
+                         from_file ? LoadQueries(options.queries) : std::vector<std::string>{});
   LoadOptions load = MeasuredLoad(options, endpoints.front());
   if (endpoints.size() > 1) load.endpoints = endpoints;
   const auto result = RunLoad(load, [&](int client, std::uint64_t) -> std::optional<HttpRequest> {
@@ -1054,6 +1089,10 @@ int main(int argc, char** argv) {
     auto* command = cli.add_subcommand(name, about.at(name));
     add_common(command);
     add_dataset(command);
+    if (std::string_view(name) == "search") {
+      command->add_option("--queries", options.queries,
+                          "a file of queries, one a line, to draw from instead of the dataset");
+    }
     others.push_back(command);
   }
   others.back()

@@ -810,7 +810,7 @@ else:
 
 # Sections other scripts maintain (scripts/fault-matrix.sh: "## Fault matrix";
 # scripts/bench-isolation.sh and bench-scaling.sh: "## Process roles: ..."; scripts/bench-search.sh:
-# "## Search ...") are kept as they are: everything from such a heading to the next "## "
+# "## Ranked search ...") are kept as they are: everything from such a heading to the next "## "
 # heading of the previous file.
 kept = []
 if os.path.exists(md_path):
@@ -818,7 +818,7 @@ if os.path.exists(md_path):
     keep = False
     for line in previous:
         if line.startswith("## "):
-            keep = line.startswith(("## Fault matrix", "## Process roles", "## Search"))
+            keep = line.startswith(("## Fault matrix", "## Process roles", "## Ranked search"))
         if keep:
             kept.append(line)
 with open(md_path, "w") as fh:

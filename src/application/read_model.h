@@ -63,6 +63,17 @@ struct OrderListQuery {
   std::optional<std::string> cursor;  // from OrderPage::next_cursor
 };
 
+// GET /v1/search/orders (docs/API.md, Search): the words of `q` with optional filters, one page.
+struct OrderSearchQuery {
+  std::string q;                                  // 1..10 whitespace-separated words, <= 200 chars
+  std::optional<std::string> status;              // one of the order statuses
+  std::optional<std::chrono::sys_days> from;      // placed on or after this UTC day
+  std::optional<std::chrono::sys_days> to;        // placed on or before this UTC day
+  int limit = 20;                                 // 1..100
+  std::optional<std::string> cursor;              // from OrderPage::next_cursor of the same search
+  std::optional<domain::CustomerId> customer_id;  // only this customer's orders
+};
+
 struct CustomerView {
   std::string id;
   std::string name;
@@ -117,9 +128,12 @@ class ReadModel {
   virtual std::optional<ProductView> GetProduct(const domain::ProductId& id) = 0;
   // Most units sold first; limit 1..100.
   virtual domain::Result<std::vector<TopProduct>> TopProducts(int limit) = 0;
-  // Orders (newest first) where every word of `q` occurs in the customer's name or e-mail, a
-  // line's product name or SKU, or the tracking number (case-insensitive substring match).
-  virtual domain::Result<std::vector<OrderSummary>> SearchOrders(std::string_view q, int limit) = 0;
+  // Orders where every word of `q` matches a word of the customer's name or e-mail, a line's
+  // product name or SKU, or the tracking number: exactly, as a prefix, or (words of 5+
+  // characters) with one wrong, missing or extra letter. Most relevant first (exact above
+  // prefix above fuzzy, summed over the words), ties newest placed_at first, then by id. A bad
+  // q, limit, status, range or cursor is a validation error.
+  virtual domain::Result<OrderPage> SearchOrders(const OrderSearchQuery& query) = 0;
   // One item per UTC day in [from, to], zero-filled; at most 366 days.
   virtual domain::Result<std::vector<DailySalesItem>> DailySales(std::chrono::sys_days from,
                                                                  std::chrono::sys_days to) = 0;

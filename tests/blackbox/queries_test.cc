@@ -738,14 +738,15 @@ TEST_F(QueriesSearchTest, MatchesCustomerProductAndTrackingWords) {
   Ok(Ship(api(), order, tracking));
   ASSERT_FALSE(HasFailure());
 
-  auto search = [&](const std::string& q) {
+  // The ids found, sorted; with `top`, only the first `top` (in rank order) before sorting.
+  auto search = [&](const std::string& q, std::size_t top = 100) {
     std::vector<std::string> ids;
     const auto r = QOk("/v1/search/orders?q=" + UrlEncode(q));
     if (r.status != 200) return ids;
     EXPECT_TRUE(HasExactKeys(r, {"items", "next_cursor"}));
     for (const auto& item : r.Object().at("items").as_array()) {
       EXPECT_EQ(Keys(item.as_object()), kSummaryKeys) << json::serialize(item);
-      ids.emplace_back(item.at("id").as_string());
+      if (ids.size() < top) ids.emplace_back(item.at("id").as_string());
     }
     std::sort(ids.begin(), ids.end());
     return ids;
@@ -755,7 +756,8 @@ TEST_F(QueriesSearchTest, MatchesCustomerProductAndTrackingWords) {
   const std::vector<std::string> just = {order};
 
   EXPECT_EQ(search(name_word), both) << "customer name";
-  EXPECT_EQ(search(customer.email), both) << "customer email";
+  // Other customers' e-mails one character away match fuzzily, ranked below the exact ones.
+  EXPECT_EQ(search(customer.email, both.size()), both) << "customer email";
   EXPECT_EQ(search(product_word), just) << "product name";
   EXPECT_EQ(search(sku), just) << "sku";
   EXPECT_EQ(search(tracking), just) << "tracking number";
@@ -776,6 +778,62 @@ TEST_F(QueriesSearchTest, MatchesCustomerProductAndTrackingWords) {
   // Limit.
   const auto limited = QOk("/v1/search/orders?limit=1&q=" + UrlEncode(renamed));
   EXPECT_EQ(limited.Object().at("items").as_array().size(), 1u) << limited;
+}
+
+TEST_F(QueriesSearchTest, RankedTypoTolerantFilteredAndPaged) {
+  const std::string word = UniqueWord("qw");  // letters only, 20+ of them
+  std::string typo = word;                    // one wrong letter
+  typo[6] = typo[6] == 'z' ? 'y' : 'z';
+  const auto customer = NewCustomer("Ranker " + UniqueWord("qw"));
+  const auto exact = NewProduct(100, 100, "Thing " + word);
+  const auto prefix = NewProduct(100, 100, "Thing " + word + "ly");
+  const auto fuzzy = NewProduct(100, 100, "Thing " + typo);
+  // Oldest first in the order of relevance: newest first alone would reverse it.
+  const std::string o_exact = Place(customer.id, {{exact.id, 1}});
+  const std::string o_prefix = Place(customer.id, {{prefix.id, 1}});
+  const std::string o_fuzzy = Place(customer.id, {{fuzzy.id, 1}});
+  Ok(Pay(api(), o_prefix, 100));
+  ASSERT_FALSE(HasFailure());
+
+  auto ids = [&](const std::string& params) {
+    std::vector<std::string> out;
+    const auto r = QOk("/v1/search/orders?" + params);
+    if (r.status != 200) return out;
+    for (const auto& item : r.Object().at("items").as_array()) {
+      out.emplace_back(item.at("id").as_string());
+    }
+    return out;
+  };
+  const std::vector<std::string> ranked = {o_exact, o_prefix, o_fuzzy};
+  EXPECT_EQ(ids("q=" + word), ranked) << "exact, then prefix, then one typo";
+  std::string missing = word;  // one missing letter, in the middle
+  missing.erase(8, 1);
+  EXPECT_EQ(ids("q=" + missing), std::vector<std::string>{o_exact}) << "one missing letter";
+  EXPECT_EQ(ids("q=" + word + "&status=paid"), std::vector<std::string>{o_prefix});
+  EXPECT_EQ(ids("q=" + word + "&from=2000-01-01&to=2000-12-31"), std::vector<std::string>{});
+  EXPECT_EQ(ids("q=" + word + "&from=2000-01-01"), ranked);
+
+  // Paging with the cursor, one item a page: the same items in the same order.
+  std::vector<std::string> paged;
+  std::string cursor;
+  for (int page = 0; page < 5; ++page) {
+    const auto r = QOk("/v1/search/orders?limit=1&q=" + word +
+                       (cursor.empty() ? "" : "&cursor=" + UrlEncode(cursor)));
+    ASSERT_EQ(r.status, 200) << r;
+    for (const auto& item : r.Object().at("items").as_array()) {
+      paged.emplace_back(item.at("id").as_string());
+    }
+    const auto& next = r.Object().at("next_cursor");
+    if (next.is_null()) break;
+    cursor = std::string(next.as_string());
+  }
+  EXPECT_EQ(paged, ranked);
+
+  EXPECT_TRUE(IsValidationError(Q("/v1/search/orders?q=" + word + "&status=lost"), "status"));
+  EXPECT_TRUE(IsValidationError(Q("/v1/search/orders?q=" + word + "&from=2026-13-01"), "from"));
+  EXPECT_TRUE(
+      IsValidationError(Q("/v1/search/orders?q=" + word + "&from=2026-02-02&to=2026-02-01"), "to"));
+  EXPECT_TRUE(IsValidationError(Q("/v1/search/orders?q=" + word + "&cursor=nonsense"), "cursor"));
 }
 
 TEST_F(QueriesSearchTest, MissingOrBadQueryIs400) {

@@ -38,6 +38,7 @@
 #include "support/events.h"
 #include "support/eventually.h"
 #include "support/projector_rig.h"
+#include "support/search.h"
 #include "support/sql.h"
 #include "support/temp_dir.h"
 #include "support/test_postgres.h"
@@ -429,8 +430,8 @@ TEST(ReadProjection, PreparedStatementsStayOnTheKeyIndexesAsTheStoreGrows) {
         "placed_at, version, line_text) SELECT gen_random_uuid(), c.id, 'placed', '[]', 1, 1, "
         "now(), 1, 'x' FROM customer_views c, generate_series(1, 10) n");
     fill.Exec(
-        "INSERT INTO search_orders (id, customer_id, line_text, version, document) "
-        "SELECT id, customer_id, line_text, version, line_text FROM order_views");
+        "INSERT INTO search_orders (id, customer_id, line_text, placed_at, version, document) "
+        "SELECT id, customer_id, line_text, placed_at, version, line_text FROM order_views");
   }
   // The staging tables of large batches can only be scanned: the plans must not be JIT-compiled
   // for the price of a disabled scan (that took 0.4 s per batch).
@@ -443,9 +444,8 @@ TEST(ReadProjection, PreparedStatementsStayOnTheKeyIndexesAsTheStoreGrows) {
     EXPECT_EQ(text.find("JIT"), std::string::npos) << text;
   }
   c.Exec("ROLLBACK");
-  // The query side's key lookups and lists, planned on the empty tables in a query session (not
-  // daily sales: one row per day, a scan is right; not search: its generic plan cannot know the
-  // patterns' lengths, and the trigram index helps only from three characters on).
+  // The query side's key lookups, lists and search (its word and trigram indexes), planned on
+  // the empty tables in a query session (not daily sales: one row per day, a scan is right).
   Connection q(db.read);
   q.Exec("SET plan_cache_mode = force_generic_plan");
   q.PrepareAll(adapters::pg_read::queries::All());
@@ -457,7 +457,10 @@ TEST(ReadProjection, PreparedStatementsStayOnTheKeyIndexesAsTheStoreGrows) {
       {"r_list_orders_by_customer", fmt::format("'infinity', '{}', 21, '{}', NULL", uuid, uuid)},
       {"r_get_customer", fmt::format("'{}'", uuid)},
       {"r_get_product", fmt::format("'{}'", uuid)},
-      {"r_top_products", "10"}};
+      {"r_top_products", "10"},
+      {"r_search_orders",
+       fmt::format("'{{c1,widgets}}', NULL, NULL, NULL, 2147483647, 'infinity', '{}', 21, NULL",
+                   uuid)}};
   for (const auto& [name, args] : queries) q.Exec(fmt::format("EXECUTE {}({})", name, args));
   // Keyed: no sequential scan, and no hash or merge join (which reads a whole side).
   auto expect_keyed = [&](const infra::pg::Statement& statement, const std::string& arg) {
@@ -636,14 +639,14 @@ TEST(ReadModel, QueriesServeTheProjectedViews) {
   EXPECT_FALSE(model.ListOrders({.limit = 0}));
   EXPECT_FALSE(model.ListOrders({.status = "lost"}));
 
-  auto by_tracking = model.SearchOrders("trk-" + shop.suffix, 10);
+  auto by_tracking = test_support::Search(model, "trk-" + shop.suffix, 10);
   ASSERT_TRUE(by_tracking);
   ASSERT_EQ(by_tracking->size(), 1u);
   EXPECT_EQ((*by_tracking)[0].id, shop.order1.ToString());
-  EXPECT_EQ(model.SearchOrders("gadget alice", 10)->size(), 2u);
-  EXPECT_EQ(model.SearchOrders("bob-" + shop.suffix, 10)->size(), 1u);
-  EXPECT_EQ(model.SearchOrders("100%", 10)->size(), 0u);
-  EXPECT_FALSE(model.SearchOrders("  ", 10));
+  EXPECT_EQ(test_support::Search(model, "gadget alice", 10)->size(), 2u);
+  EXPECT_EQ(test_support::Search(model, "bob-" + shop.suffix, 10)->size(), 1u);
+  EXPECT_EQ(test_support::Search(model, "100%", 10)->size(), 0u);
+  EXPECT_FALSE(test_support::Search(model, "  ", 10));
 
   const auto today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
   auto sales = model.DailySales(today - std::chrono::days(2), today);

@@ -31,6 +31,7 @@
 #include "infra/pg/pool.h"
 #include "support/command_side.h"
 #include "support/projector_rig.h"
+#include "support/search.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
@@ -214,7 +215,7 @@ class SingleDbTest : public ::testing::Test {
       EXPECT_FALSE(
           Model(read).ListOrders({std::nullopt, std::nullopt, 5, std::string("c1.zz.00")}));
       EXPECT_FALSE(Model(read).TopProducts(0));
-      EXPECT_FALSE(Model(read).SearchOrders("   ", 10));
+      EXPECT_FALSE(test_support::Search(Model(read), "   ", 10));
     }
 
     // Customers and products (statistics by aggregation), and missing ones.
@@ -245,14 +246,32 @@ class SingleDbTest : public ::testing::Test {
     // Search: names, e-mails, SKUs, product names, tracking numbers, several words, no match.
     for (const char* q :
          {"lovelace", "HOPPER", "renamed", "example.com", "widget", "Gadget 1", "sku-1", "track",
-          "track1", "customer 1 widget", "nothing-like-this", "c1-", "%", "_"}) {
+          "track1", "customer 1 widget", "nothing-like-this", "c1-", "%", "_",
+          // Ranked: typos, prefixes, several words.
+          "lovelase", "widgat", "gadgett", "hopper widgit", "lov", "renamd widget"}) {
       for (int limit : {3, 100}) {
-        auto a = read_model_.SearchOrders(q, limit);
-        auto b = single_model_.SearchOrders(q, limit);
+        auto a = test_support::Search(read_model_, q, limit);
+        auto b = test_support::Search(single_model_, q, limit);
         ASSERT_EQ(a.has_value(), b.has_value()) << q;
         if (a) {
           EXPECT_EQ(Describe(*a), Describe(*b)) << q << " limit " << limit;
         }
+      }
+    }
+    // Filters and cursors: page by page through both, the same pages and cursors.
+    for (const char* status : {"", "paid", "shipped"}) {
+      app::OrderSearchQuery query{.q = "widget", .limit = 2};
+      if (*status) query.status = status;
+      const auto today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
+      query.from = today - std::chrono::days(1);
+      for (int page = 0; page < 50; ++page) {
+        auto a = read_model_.SearchOrders(query);
+        auto b = single_model_.SearchOrders(query);
+        ASSERT_TRUE(a && b) << status;
+        EXPECT_EQ(Describe(a->items), Describe(b->items)) << status << " page " << page;
+        EXPECT_EQ(a->next_cursor, b->next_cursor) << status << " page " << page;
+        if (!a->next_cursor) break;
+        query.cursor = a->next_cursor;
       }
     }
 

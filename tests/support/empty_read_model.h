@@ -30,15 +30,17 @@ class EmptyReadModel final : public app::ReadModel {
   domain::Result<std::vector<app::TopProduct>> TopProducts(int) override {
     return std::vector<app::TopProduct>{};
   }
-  domain::Result<std::vector<app::OrderSummary>> SearchOrders(std::string_view, int) override {
+  domain::Result<app::OrderPage> SearchOrders(const app::OrderSearchQuery& query) override {
     ++searches;
-    return std::vector<app::OrderSummary>{};
+    last_search = query;
+    return app::OrderPage{};
   }
   domain::Result<std::vector<app::DailySalesItem>> DailySales(std::chrono::sys_days,
                                                               std::chrono::sys_days) override {
     return std::vector<app::DailySalesItem>{};
   }
   int searches = 0;
+  std::optional<app::OrderSearchQuery> last_search;
 };
 
 }  // namespace shopcqrs::test_support

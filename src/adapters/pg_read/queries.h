@@ -232,7 +232,8 @@ inline constexpr Statement kPropagateCustomers{
 
 inline constexpr Statement kLoadSearchOrders{
     "r_load_search_orders",
-    "SELECT id::text, customer_id::text, line_text, tracking_number, version "
+    "SELECT id::text, customer_id::text, line_text, tracking_number, "
+    "(extract(epoch FROM placed_at) * 1000)::bigint, version "
     "FROM search_orders WHERE id = ANY ($1::uuid[])"};
 inline constexpr Statement kLoadSearchCustomers{
     "r_load_search_customers",
@@ -249,14 +250,16 @@ inline constexpr Statement kUpsertSearchCustomers{
 // Runs after kUpsertSearchCustomers: documents carry the customer details of this batch.
 inline constexpr Statement kUpsertSearchOrders{
     "r_upsert_search_orders",
-    "INSERT INTO search_orders AS s (id, customer_id, line_text, tracking_number, version, "
-    "document) SELECT r.id, r.customer_id, r.line_text, r.tracking_number, r.version, "
+    "INSERT INTO search_orders AS s (id, customer_id, line_text, tracking_number, placed_at, "
+    "version, document) SELECT r.id, r.customer_id, r.line_text, r.tracking_number, "
+    "timestamptz 'epoch' + r.placed_at * interval '1 millisecond', r.version, "
     SHOPCQRS_SEARCH_DOCUMENT("c", "r")
     " FROM json_to_recordset($1::json) AS r (id uuid, customer_id uuid, line_text text, "
-    "tracking_number text, version bigint) LEFT JOIN search_customers c ON c.id = r.customer_id "
+    "tracking_number text, placed_at bigint, version bigint) "
+    "LEFT JOIN search_customers c ON c.id = r.customer_id "
     "ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, "
     "line_text = excluded.line_text, tracking_number = excluded.tracking_number, "
-    "version = excluded.version, document = excluded.document "
+    "placed_at = excluded.placed_at, version = excluded.version, document = excluded.document "
     "WHERE s.version < excluded.version"};
 // A customer's new details reach every one of its order documents ($1: customer ids); the
 // documents this batch wrote already have them and are left alone.
@@ -289,14 +292,42 @@ inline constexpr Statement kListOrdersByCustomer{
                                  "AND (o.placed_at, o.id) < ($1::timestamptz, $2::uuid) "
                                  "AND ($5::text IS NULL OR o.status = $5::text) "
                                  "ORDER BY o.placed_at DESC, o.id DESC LIMIT $3"};
-// $1: ILIKE patterns, all of which must match the order's search document (the search
-// projection's, served by search_orders_document_idx, pg_trgm); the summary comes from the
-// order view (an order the read_pg projection has not applied yet is not found).
-inline constexpr Statement kSearchOrders{"r_search_orders",
-                                         "SELECT " SHOPCQRS_ORDER_COLUMNS
-                                         "FROM search_orders s JOIN order_views o ON o.id = s.id "
-                                         "WHERE s.document ILIKE ALL ($1::text[]) "
-                                         "ORDER BY o.placed_at DESC, o.id DESC LIMIT $2"};
+// Ranked search (migration 0007): $1 the words of the query (text[]), $2 status or NULL, $3/$4
+// first/last placed date (UTC) or NULL, $5/$6/$7 the keyset cursor (rank, placed_at, id; the
+// first page starts above all), $8 the limit (+1 to tell whether another page follows), $9 a
+// customer id or NULL (only that customer's orders). Per query word (t): its exact and prefix
+// tsquery and, for 5+ characters, the dictionary words at distance 1 (search_words: its deletion
+// keys overlap, then levenshtein). An order matches when each query word matches one of its words
+// by prefix (exact included) or one of the fuzzy alternatives: one GIN scan of
+// search_orders_words_idx for the AND of them (k). Its rank is the sum over the query words of 3
+// (exact), 2 (prefix) or 1 (fuzzy only); answer column 18. The page is ranked and cut on
+// search_orders alone; only its rows are read from order_views (an order read_pg has not applied
+// yet is left out of the page).
+#define SHOPCQRS_SEARCH_TERMS(FUZZY)                                                         \
+  "WITH t AS MATERIALIZED (SELECT w.w, shopcqrs_search_term(w.w, false)::tsquery AS exact, " \
+  "shopcqrs_search_term(w.w, true)::tsquery AS prefix, " FUZZY                               \
+  " AS fuzzy FROM (SELECT DISTINCT lower(u) AS w FROM unnest($1::text[]) AS u) AS w) "
+inline constexpr Statement kSearchOrders{
+    "r_search_orders",
+    SHOPCQRS_SEARCH_TERMS(
+        "CASE WHEN char_length(w.w) >= 5 THEN (SELECT string_agg(shopcqrs_search_term(d.word, "
+        "false), ' | ') FROM search_words d WHERE d.keys && shopcqrs_search_keys(w.w) "
+        "AND d.word <> w.w "
+        "AND shopcqrs_search_close(d.word, w.w)) END") ", "
+    "k AS MATERIALIZED (SELECT s.id, s.placed_at, (SELECT sum(CASE WHEN s.words @@ t.exact "
+    "THEN 3 WHEN s.words @@ t.prefix THEN 2 ELSE 1 END) FROM t)::integer AS rank "
+    "FROM search_orders s WHERE s.words @@ (SELECT string_agg('(' || t.prefix::text || "
+    "coalesce(' | ' || t.fuzzy, '') || ')', ' & ')::tsquery FROM t) "
+    "AND ($3::date IS NULL OR s.placed_at >= $3::date) "
+    "AND ($4::date IS NULL OR s.placed_at < $4::date + 1) "
+    "AND ($9::uuid IS NULL OR s.customer_id = $9::uuid) "
+    "AND ($2::text IS NULL OR EXISTS (SELECT FROM order_views v WHERE v.id = s.id "
+    "AND v.status = $2::text))), "
+    "p AS (SELECT k.id, k.placed_at, k.rank FROM k "
+    "WHERE (k.rank, k.placed_at, k.id) < ($5::integer, $6::timestamptz, $7::uuid) "
+    "ORDER BY k.rank DESC, k.placed_at DESC, k.id DESC LIMIT $8) "
+    "SELECT " SHOPCQRS_ORDER_COLUMNS ", p.rank FROM p JOIN order_views o ON o.id = p.id "
+    "ORDER BY p.rank DESC, p.placed_at DESC, p.id DESC"};
 inline constexpr Statement kGetCustomer{
     "r_get_customer",
     "SELECT id::text, name, email, order_count, lifetime_value_cents, version "
@@ -317,6 +348,7 @@ inline constexpr Statement kDailySales{
     "LEFT JOIN daily_sales s ON s.date = g.day::date ORDER BY g.day"};
 
 #undef SHOPCQRS_ORDER_COLUMNS
+#undef SHOPCQRS_SEARCH_TERMS
 
 inline std::vector<Statement> All() {
   return {kClaimCheckpoint,

@@ -1,7 +1,9 @@
 #include "adapters/pg_read/read_model.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <limits>
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
@@ -20,6 +22,7 @@ using namespace rows;  // NOLINT: the shared row helpers
 namespace {
 
 constexpr std::string_view kCursorPrefix = "c1.";
+constexpr std::string_view kSearchCursorPrefix = "s1.";
 
 }  // namespace
 
@@ -60,6 +63,25 @@ std::optional<std::pair<domain::Timestamp, domain::Uuid>> DecodeOrderCursor(std:
     bytes[i] = static_cast<std::uint8_t>(value);
   }
   return std::pair{domain::Timestamp(std::chrono::milliseconds(ms)), domain::Uuid(bytes)};
+}
+
+std::string EncodeSearchCursor(const SearchCursor& cursor) {
+  // s1.<rank hex>.<the order cursor of placed_at and id>
+  return fmt::format("{}{:x}.{}", kSearchCursorPrefix, cursor.rank,
+                     EncodeOrderCursor(cursor.placed_at, cursor.id));
+}
+
+std::optional<SearchCursor> DecodeSearchCursor(std::string_view text) {
+  if (text.size() > 80 || !text.starts_with(kSearchCursorPrefix)) return std::nullopt;
+  text.remove_prefix(kSearchCursorPrefix.size());
+  const auto dot = text.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot > 8) return std::nullopt;
+  int rank = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + dot, rank, 16);
+  if (ec != std::errc() || ptr != text.data() + dot || rank < 0) return std::nullopt;
+  auto order = DecodeOrderCursor(text.substr(dot + 1));
+  if (!order) return std::nullopt;
+  return SearchCursor{rank, order->first, order->second};
 }
 
 const QueryStatements& ReadStatements() {
@@ -144,33 +166,61 @@ domain::Result<std::vector<app::TopProduct>> PgReadModel::TopProducts(int limit)
   return items;
 }
 
-domain::Result<std::vector<app::OrderSummary>> PgReadModel::SearchOrders(std::string_view q,
-                                                                         int limit) {
-  auto checked = CheckLimit(limit);
-  if (!checked) return std::unexpected(checked.error());
-  std::vector<std::string> patterns;
+domain::Result<app::OrderPage> PgReadModel::SearchOrders(const app::OrderSearchQuery& query) {
+  auto limit = CheckLimit(query.limit);
+  if (!limit) return std::unexpected(limit.error());
+  std::vector<std::string> words;
   std::string word;
   auto flush = [&] {
-    if (!word.empty()) patterns.push_back("%" + word + "%");
+    if (!word.empty()) words.push_back(std::move(word));
     word.clear();
   };
-  for (char c : q) {
+  for (char c : query.q) {
     if (std::isspace(static_cast<unsigned char>(c))) {
       flush();
     } else {
-      if (c == '%' || c == '_' || c == '\\') word.push_back('\\');
       word.push_back(c);
     }
   }
   flush();
-  if (patterns.empty() || q.size() > 200 || patterns.size() > 10) {
+  if (words.empty() || query.q.size() > 200 || words.size() > 10) {
     return std::unexpected(
         domain::ValidationFailed("q must hold 1..10 words and at most 200 characters"));
   }
-  auto r = Run(*q_.search_orders, Params().Add(infra::pg::ArrayLiteral(patterns)).Add(limit));
-  std::vector<app::OrderSummary> items;
-  for (int i = 0; i < r.rows(); ++i) items.push_back(SummaryFromRow(r, i));
-  return items;
+  if (query.status && !domain::ParseOrderStatus(*query.status)) {
+    return std::unexpected(domain::ValidationFailed("status is not an order status"));
+  }
+  if (query.from && query.to && *query.to < *query.from) {
+    return std::unexpected(domain::ValidationFailed("to is before from"));
+  }
+  Params params;
+  params.Add(infra::pg::ArrayLiteral(words)).Add(query.status);
+  params.Add(query.from ? std::optional(DateText(*query.from)) : std::nullopt);
+  params.Add(query.to ? std::optional(DateText(*query.to)) : std::nullopt);
+  if (query.cursor) {
+    auto cursor = DecodeSearchCursor(*query.cursor);
+    if (!cursor) return std::unexpected(domain::ValidationFailed("cursor is not valid"));
+    params.Add(cursor->rank)
+        .Add(domain::FormatTimestamp(cursor->placed_at))
+        .Add(cursor->id.ToString());
+  } else {
+    params.Add(std::numeric_limits<int>::max())
+        .Add("infinity")
+        .Add("ffffffff-ffff-ffff-ffff-ffffffffffff");
+  }
+  params.Add(*limit + 1);
+  params.Add(query.customer_id ? std::optional(query.customer_id->ToString()) : std::nullopt);
+  auto r = Run(*q_.search_orders, params);
+  app::OrderPage page;
+  const int n = std::min(r.rows(), *limit);
+  for (int i = 0; i < n; ++i) page.items.push_back(SummaryFromRow(r, i));
+  if (r.rows() > *limit && n > 0) {
+    const auto& last = page.items.back();
+    page.next_cursor =
+        EncodeSearchCursor(SearchCursor{static_cast<int>(r.Int64(n - 1, r.columns() - 1)),
+                                        last.placed_at, *domain::Uuid::Parse(last.id)});
+  }
+  return page;
 }
 
 domain::Result<std::vector<app::DailySalesItem>> PgReadModel::DailySales(std::chrono::sys_days from,

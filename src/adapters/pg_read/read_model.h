@@ -17,6 +17,15 @@ infra::pg::Pool::Options ReadPoolOptions(std::string conninfo, int size);
 std::string EncodeOrderCursor(domain::Timestamp placed_at, const domain::Uuid& id);
 std::optional<std::pair<domain::Timestamp, domain::Uuid>> DecodeOrderCursor(std::string_view text);
 
+// Opaque keyset cursor of a search: the last item's (rank, placed_at, id).
+struct SearchCursor {
+  int rank = 0;
+  domain::Timestamp placed_at{};
+  domain::Uuid id;
+};
+std::string EncodeSearchCursor(const SearchCursor& cursor);
+std::optional<SearchCursor> DecodeSearchCursor(std::string_view text);
+
 // The query side over the read database (read pool only).
 // The statements a query model runs. Every set returns the same columns, so one model serves
 // the flat read database (pg_read) and the joins on the write database (pg_single).
@@ -46,8 +55,7 @@ class PgReadModel : public app::ReadModel {
   std::optional<app::CustomerView> GetCustomer(const domain::CustomerId& id) override;
   std::optional<app::ProductView> GetProduct(const domain::ProductId& id) override;
   domain::Result<std::vector<app::TopProduct>> TopProducts(int limit) override;
-  domain::Result<std::vector<app::OrderSummary>> SearchOrders(std::string_view q,
-                                                              int limit) override;
+  domain::Result<app::OrderPage> SearchOrders(const app::OrderSearchQuery& query) override;
   domain::Result<std::vector<app::DailySalesItem>> DailySales(std::chrono::sys_days from,
                                                               std::chrono::sys_days to) override;
 

@@ -29,6 +29,7 @@ struct OrderRow : projection_support::RowState {  // version 0: OrderPlaced not 
   std::string customer_id;
   std::string line_text;
   std::optional<std::string> tracking_number;
+  std::int64_t placed_at = 0;  // ms since the epoch (OrderPlaced's time), for ranking ties
 };
 
 // The columns of the rows: what kLoadSearchCustomers and kLoadSearchOrders answer after the id,
@@ -36,9 +37,10 @@ struct OrderRow : projection_support::RowState {  // version 0: OrderPlaced not 
 constexpr auto kCustomerColumns =
     std::tuple(Col("name", &CustomerRow::name), Col("email", &CustomerRow::email),
                Col("version", &CustomerRow::version));
-constexpr auto kOrderColumns = std::tuple(
-    Col("customer_id", &OrderRow::customer_id), Col("line_text", &OrderRow::line_text),
-    Col("tracking_number", &OrderRow::tracking_number), Col("version", &OrderRow::version));
+constexpr auto kOrderColumns =
+    std::tuple(Col("customer_id", &OrderRow::customer_id), Col("line_text", &OrderRow::line_text),
+               Col("tracking_number", &OrderRow::tracking_number),
+               Col("placed_at", &OrderRow::placed_at), Col("version", &OrderRow::version));
 
 // The event types that change search documents (the others are not even parsed).
 bool Searchable(std::string_view type) {
@@ -126,6 +128,7 @@ class SearchBatch final : public projection_support::Batch {
 
   // Applies one event unless its aggregate already has it. Answers whether it was applied.
   bool Apply(const cqrs::StoredEvent& stored, const domain::DomainEvent& event) {
+    at_ = event.occurred_at;
     return std::visit([&](const auto& e) { return On(stored, event.aggregate_version, e); },
                       event.payload);
   }
@@ -180,6 +183,7 @@ class SearchBatch final : public projection_support::Batch {
     // The creating event: version 1 of an order without a document.
     if (o.version != 0 || v != 1) ThrowGap(stored, "Order", key, o.version, v);
     o.customer_id = e.customer_id.ToString();
+    o.placed_at = at_.time_since_epoch().count();
     o.line_text.clear();
     for (const auto& l : e.lines) {
       if (!o.line_text.empty()) o.line_text.push_back(' ');
@@ -208,6 +212,7 @@ class SearchBatch final : public projection_support::Batch {
   std::unordered_map<std::string, OrderRow> orders_;
   Cache& cache_;
   std::vector<std::optional<domain::DomainEvent>> decoded_;
+  domain::Timestamp at_{};  // the time of the event being applied
   // Customers and orders whose first event in the batch is their creating one (version 1).
   std::vector<const std::string*> created_customers_;
   std::vector<const std::string*> created_orders_;

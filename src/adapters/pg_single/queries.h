@@ -61,16 +61,39 @@ inline constexpr Statement kListOrdersByCustomer{
     "WHERE o.customer_id = $4::uuid AND (o.placed_at, o.id) < ($1::timestamptz, $2::uuid) "
     "AND ($5::text IS NULL OR o.status = $5::text) "
     "ORDER BY o.placed_at DESC, o.id DESC LIMIT $3"};
-// $1: ILIKE patterns, all of which must match the text the read model searches (customer
-// name and e-mail, each line's SKU and product name, tracking number), built from the joins.
-// No index can serve this on the normalized schema: every order is joined and matched.
+// Ranked search, the parameters and answer (rank in column 17) of pg_read's kSearchOrders: the
+// words of each order are computed from the joins with the same functions (pg_write migration
+// 0003), and a query word matches fuzzily when one of the order's own words of 4..64 characters
+// is at distance 1 (the words the read database's dictionary holds), so both modes find and
+// rank alike. No index can serve this on the normalized schema: every
+// order is joined and matched.
 inline constexpr Statement kSearchOrders{
-    "s_search_orders", SHOPCQRS_SINGLE_SUMMARY
-    "WHERE (c.name || ' ' || c.email || ' ' || "
-    "coalesce((SELECT string_agg(l.sku || ' ' || l.product_name, ' ' ORDER BY l.line_no) "
-    "FROM order_lines l WHERE l.order_id = o.id), '') || ' ' || "
-    "coalesce(s.tracking_number, '')) ILIKE ALL ($1::text[]) "
-    "ORDER BY o.placed_at DESC, o.id DESC LIMIT $2"};
+    "s_search_orders",
+    "WITH t AS MATERIALIZED (SELECT w.w, shopcqrs_search_term(w.w, false)::tsquery AS exact, "
+    "shopcqrs_search_term(w.w, true)::tsquery AS prefix "
+    "FROM (SELECT DISTINCT lower(u) AS w FROM unnest($1::text[]) AS u) AS w) "
+    "SELECT " SHOPCQRS_SINGLE_ORDER_COLUMNS(
+        "NULL::text") ", m.rank " SHOPCQRS_SINGLE_ORDER_JOINS SHOPCQRS_SINGLE_ITEM_COUNT
+                      "CROSS JOIN LATERAL (SELECT shopcqrs_search_vector(c.name || ' ' || c.email "
+                      "|| ' ' || "
+                      "coalesce((SELECT string_agg(l.sku || ' ' || l.product_name, ' ' ORDER BY "
+                      "l.line_no) "
+                      "FROM order_lines l WHERE l.order_id = o.id), '') || ' ' || "
+                      "coalesce(s.tracking_number, '')) AS v) d "
+                      "CROSS JOIN LATERAL (SELECT sum(x.level)::integer AS rank, min(x.level) AS "
+                      "worst FROM "
+                      "(SELECT CASE WHEN d.v @@ t.exact THEN 3 WHEN d.v @@ t.prefix THEN 2 "
+                      "WHEN char_length(t.w) >= 5 AND EXISTS (SELECT 1 FROM "
+                      "unnest(tsvector_to_array(d.v)) AS dw "
+                      "(word) WHERE char_length(dw.word) BETWEEN 4 AND 64 AND dw.word <> t.w "
+                      "AND shopcqrs_search_close(dw.word, t.w)) THEN 1 ELSE 0 END AS level FROM t) "
+                      "AS x) m "
+                      "WHERE m.worst > 0 AND ($2::text IS NULL OR o.status = $2::text) "
+                      "AND ($3::date IS NULL OR o.placed_at >= $3::date) "
+                      "AND ($4::date IS NULL OR o.placed_at < $4::date + 1) "
+                      "AND ($9::uuid IS NULL OR o.customer_id = $9::uuid) "
+                      "AND (m.rank, o.placed_at, o.id) < ($5::integer, $6::timestamptz, $7::uuid) "
+                      "ORDER BY m.rank DESC, o.placed_at DESC, o.id DESC LIMIT $8"};
 // Customer statistics by aggregation over its orders.
 inline constexpr Statement kGetCustomer{
     "s_get_customer",

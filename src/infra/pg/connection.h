@@ -99,6 +99,7 @@ class Result {
   Result() = default;
   explicit Result(PGresult* result) : result_(result, &PQclear) {}
   int rows() const { return result_ ? PQntuples(result_.get()) : 0; }
+  int columns() const { return result_ ? PQnfields(result_.get()) : 0; }
   bool IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) != 0; }
   std::string_view Text(int row, int col) const {
     return {PQgetvalue(result_.get(), row, col),
