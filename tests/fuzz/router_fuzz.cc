@@ -30,6 +30,7 @@
 #include "cqrs/projector.h"
 #include "infra/http/router.h"
 #include "infra/metrics/registry.h"
+#include "support/empty_read_model.h"
 #include "support/in_memory_write_store.h"
 
 namespace {
@@ -40,33 +41,7 @@ namespace domain = shopcqrs::domain;
 namespace routes = shopcqrs::adapters::http;
 
 // Answers every query with nothing.
-class EmptyReadModel final : public app::ReadModel {
- public:
-  std::optional<app::OrderView> GetOrder(const domain::OrderId&) override { return std::nullopt; }
-  domain::Result<app::OrderPage> ListOrders(const app::OrderListQuery&) override {
-    return app::OrderPage{};
-  }
-  domain::Result<app::OrderPage> ListCustomerOrders(const domain::CustomerId&, int,
-                                                    const std::optional<std::string>&) override {
-    return app::OrderPage{};
-  }
-  std::optional<app::CustomerView> GetCustomer(const domain::CustomerId&) override {
-    return std::nullopt;
-  }
-  std::optional<app::ProductView> GetProduct(const domain::ProductId&) override {
-    return std::nullopt;
-  }
-  domain::Result<std::vector<app::TopProduct>> TopProducts(int) override {
-    return std::vector<app::TopProduct>{};
-  }
-  domain::Result<std::vector<app::OrderSummary>> SearchOrders(std::string_view, int) override {
-    return std::vector<app::OrderSummary>{};
-  }
-  domain::Result<std::vector<app::DailySalesItem>> DailySales(std::chrono::sys_days,
-                                                              std::chrono::sys_days) override {
-    return std::vector<app::DailySalesItem>{};
-  }
-};
+using shopcqrs::test_support::EmptyReadModel;
 
 struct Rig {
   shopcqrs::testing::InMemoryWriteStore store;
