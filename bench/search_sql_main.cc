@@ -4,9 +4,10 @@
 // of a first page without filters, limit 20 (+1), as GET /v1/search/orders?q=...&limit=20 sends:
 //
 //   shopcqrs-bench-search-sql > search.sql
-//   pgbench -M prepared -D nqueries=10000 -D status=none -D from=none -D to=none \
-//     -D rank=2147483647 -D placed=infinity -D last=ffffffff-ffff-ffff-ffff-ffffffffffff \
+//   pgbench -M prepared -D nqueries=10000 -D status=none -D from=none -D to=none
+//     -D rank=2147483647 -D placed=infinity -D last=ffffffff-ffff-ffff-ffff-ffffffffffff
 //     -D lim=21 -D customer=none -f search.sql READ_DB
+// (one command line, broken here for width).
 //
 // pgbench cannot bind NULL: the NULL parameters ($2..$4, $9) are nullif(:var, 'none'), which keeps
 // them parameters of the prepared statement (its generic plan is the service's). Each
