@@ -393,9 +393,13 @@ TEST_F(PostgresServerTest, ARaisedNicenessReachesThePostmasterAndEveryBackend) {
   server.Start();
   const int own = ::getpriority(PRIO_PROCESS, 0);
   EXPECT_EQ(NicenessOf(server.Pid()), std::min(own + 5, 19));
-  const auto backend = QueryValue(server.ConnectionString(), "SELECT pg_backend_pid()");
-  ASSERT_TRUE(backend);
-  EXPECT_EQ(NicenessOf(std::stoi(*backend)), std::min(own + 5, 19));
+  // The backend is read while its session is open (it exits when the session ends).
+  std::unique_ptr<PGconn, decltype(&PQfinish)> session(
+      PQconnectdb(server.ConnectionString().c_str()), PQfinish);
+  ASSERT_EQ(PQstatus(session.get()), CONNECTION_OK) << PQerrorMessage(session.get());
+  const int backend = PQbackendPID(session.get());
+  ASSERT_GT(backend, 0);
+  EXPECT_EQ(NicenessOf(backend), std::min(own + 5, 19));
 }
 
 TEST_F(PostgresServerTest, StartupFailureReportsTheServerLog) {
