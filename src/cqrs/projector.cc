@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstddef>
 #include <exception>
+#include <utility>
 
 namespace shopcqrs::cqrs {
 
@@ -40,6 +42,43 @@ std::uint64_t ProgressTracker::Bound() const {
 bool ProgressTracker::WaitFor(std::uint64_t bound, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mutex_);
   return changed_.wait_for(lock, timeout, [&] { return bound_ >= bound; });
+}
+
+void ProgressTracker::SetParked(std::shared_ptr<const ParkedIndex> parked) {
+  {
+    std::lock_guard lock(mutex_);
+    parked_ = std::move(parked);
+  }
+  changed_.notify_all();
+}
+
+std::shared_ptr<const ParkedIndex> ProgressTracker::Parked() const {
+  std::lock_guard lock(mutex_);
+  return parked_;
+}
+
+ProgressTracker::WaitResult ProgressTracker::WaitUnparked(std::uint64_t bound,
+                                                          std::span<const std::string> keys,
+                                                          std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  auto blocked = [&] { return parked_ && parked_->Blocks(bound, keys); };
+  if (changed_.wait_for(lock, timeout, [&] { return bound_ >= bound && !blocked(); })) {
+    return WaitResult::kReady;
+  }
+  return bound_ < bound ? WaitResult::kBehind : WaitResult::kParked;
+}
+
+void ProjectionStore::ApplyWithDeadLetters(const Checkpoint& from,
+                                           const std::vector<StoredEvent>& events,
+                                           const Checkpoint& to, const DeadLetterChanges& changes) {
+  if (!changes.empty()) throw FatalProjectionError("this projection's store keeps no dead letters");
+  Apply(from, events, to);
+}
+
+std::vector<std::string> ProjectionStore::Footprint(const StoredEvent& event) {
+  std::string kind = event.envelope.aggregate_type;
+  for (auto& c : kind) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return {kind + ":" + event.envelope.aggregate_id};
 }
 
 std::string_view ToString(ProjectorStatus status) {
@@ -136,7 +175,7 @@ bool Projector::Step(Checkpoint& checkpoint) {
       return next;
     });
   }
-  store_.Apply(checkpoint, batch.events, batch.next);
+  ApplyBatch(checkpoint, batch);
   last_batch_events_ = batch.events.size();
   checkpoint = batch.next;
   source_.Acknowledge(checkpoint);
@@ -168,6 +207,261 @@ bool Projector::Step(Checkpoint& checkpoint) {
     NoteCaughtUp();
   }
   return full;
+}
+
+namespace {
+
+bool After(const StoredEvent& event, const Checkpoint& checkpoint) {
+  return std::pair(event.xid, event.position) > std::pair(checkpoint.xid, checkpoint.position);
+}
+
+AggregateKey KeyOf(const StoredEvent& event) {
+  return {event.envelope.aggregate_type, event.envelope.aggregate_id};
+}
+
+// A deterministic failure not yet retried often enough: retried like a fault of the store.
+class RetryPoison : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace
+
+void Projector::ApplyBatch(Checkpoint& checkpoint, const EventBatch& batch) {
+  if (!isolate_) {
+    try {
+      if (parked_.empty() && skipped_.empty()) {
+        store_.Apply(checkpoint, batch.events, batch.next);
+        return;
+      }
+      // Events of parked aggregates are parked behind their first; skipped events are left out.
+      std::vector<StoredEvent> apply;
+      DeadLetterChanges changes;
+      for (const auto& event : batch.events) {
+        if (skipped_.contains(event.position)) {
+          changes.pass.push_back(event);
+        } else if (parked_.contains(KeyOf(event))) {
+          Park(event, {}, changes);
+        } else {
+          apply.push_back(event);
+        }
+      }
+      if (changes.empty() && apply.size() == batch.events.size()) {
+        store_.Apply(checkpoint, batch.events, batch.next);
+      } else {
+        store_.ApplyWithDeadLetters(checkpoint, apply, batch.next, changes);
+      }
+      PublishParked();
+      return;
+    } catch (const DeterministicApplyError&) {
+      if (!store_.KeepsDeadLetters()) throw;
+      LoadDeadLetters();  // what Park noted for the failed transaction is gone with it
+      isolate_ = true;
+    }
+  }
+  // Isolation: each event alone, to an intermediate checkpoint (its own position, the batch's
+  // starting bound), so a deterministic failure names its event; then the bound moves on.
+  Checkpoint at = checkpoint;
+  for (const auto& event : batch.events) {
+    if (!After(event, at)) continue;
+    const Checkpoint step{event.xid, event.position, at.bound};
+    ApplyAlone(at, event, step);
+    at = step;
+    std::lock_guard lock(mutex_);
+    stats_.checkpoint = at;
+  }
+  store_.Apply(at, {}, batch.next);
+  isolate_ = false;
+}
+
+void Projector::ApplyAlone(const Checkpoint& checkpoint, const StoredEvent& event,
+                           const Checkpoint& step) {
+  DeadLetterChanges changes;
+  if (skipped_.contains(event.position)) {
+    changes.pass.push_back(event);
+  } else if (parked_.contains(KeyOf(event))) {
+    Park(event, {}, changes);
+  } else {
+    try {
+      store_.Apply(checkpoint, {event}, step);
+      failures_.erase(event.position);
+      return;
+    } catch (const DeterministicApplyError& error) {
+      const int failures = ++failures_[event.position];
+      if (failures < options_.poison_attempts) {
+        throw RetryPoison("attempt " + std::to_string(failures) + " of " +
+                          std::to_string(options_.poison_attempts) + ": " + error.what());
+      }
+      failures_.erase(event.position);
+      Park(event, error.what(), changes);
+    }
+  }
+  try {
+    store_.ApplyWithDeadLetters(checkpoint, {}, step, changes);
+  } catch (...) {
+    LoadDeadLetters();
+    throw;
+  }
+  PublishParked();
+}
+
+void Projector::Park(const StoredEvent& event, std::string error, DeadLetterChanges& changes) {
+  auto keys = store_.Footprint(event);
+  const auto key = KeyOf(event);
+  {
+    std::lock_guard lock(mutex_);
+    auto [it, first] = parked_.try_emplace(key);
+    auto& letter = it->second;
+    if (first) {
+      letter.aggregate = key;
+      letter.first_position = event.position;
+      letter.first_xid = event.xid;
+      letter.error = error;
+      letter.parked_at =
+          std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    }
+    ++letter.events;
+    for (const auto& k : keys) {
+      if (std::ranges::find(letter.keys, k) == letter.keys.end()) letter.keys.push_back(k);
+    }
+    stats_.dead_letters = 0;
+    for (const auto& [_, l] : parked_) stats_.dead_letters += l.events;
+    stats_.parked_aggregates = static_cast<std::int64_t>(parked_.size());
+    if (first && observer_) observer_->OnParked(options_.name, letter);
+  }
+  changes.park.push_back(ParkedEvent{event, std::move(error), std::move(keys)});
+}
+
+void Projector::LoadDeadLetters() {
+  std::map<AggregateKey, DeadLetter> parked;
+  if (store_.KeepsDeadLetters()) {
+    for (auto& letter : store_.LoadDeadLetters()) {
+      auto key = letter.aggregate;
+      parked.emplace(std::move(key), std::move(letter));
+    }
+    skipped_.clear();
+    for (const auto& skip : store_.LoadSkips()) skipped_.insert(skip.position);
+  }
+  std::lock_guard lock(mutex_);
+  parked_ = std::move(parked);
+  stats_.dead_letters = 0;
+  for (const auto& [_, l] : parked_) stats_.dead_letters += l.events;
+  stats_.parked_aggregates = static_cast<std::int64_t>(parked_.size());
+}
+
+void Projector::PublishParked() {
+  if (!tracker_) return;
+  std::shared_ptr<const ParkedIndex> index;
+  {
+    std::lock_guard lock(mutex_);
+    if (!parked_.empty()) {
+      std::vector<DeadLetter> letters;
+      for (const auto& [_, l] : parked_) letters.push_back(l);
+      index = std::make_shared<const ParkedIndex>(letters);
+    }
+  }
+  tracker_->SetParked(std::move(index));
+}
+
+std::vector<DeadLetter> Projector::DeadLetters() const {
+  std::vector<DeadLetter> letters;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [_, l] : parked_) letters.push_back(l);
+  }
+  std::ranges::sort(letters, {}, &DeadLetter::first_position);
+  return letters;
+}
+
+std::future<Projector::ResolveResult> Projector::Resolve(std::string aggregate_id,
+                                                         Resolution resolution, std::string by) {
+  ResolveRequest request{std::move(aggregate_id), resolution, std::move(by), {}};
+  auto done = request.done.get_future();
+  {
+    std::lock_guard lock(mutex_);
+    requests_.push_back(std::move(request));
+  }
+  stop_requested_.notify_all();  // a lingering loop turns at once
+  return done;
+}
+
+void Projector::ServeRequests(const Checkpoint& checkpoint) {
+  while (true) {
+    ResolveRequest request;
+    std::optional<AggregateKey> key;
+    {
+      std::lock_guard lock(mutex_);
+      if (requests_.empty()) return;
+      request = std::move(requests_.front());
+      requests_.pop_front();
+      for (const auto& [k, _] : parked_) {
+        if (k.id == request.aggregate_id) key = k;
+      }
+    }
+    ResolveResult result;
+    if (!key) {
+      request.done.set_value(result);
+      continue;
+    }
+    result.found = true;
+    try {
+      auto events = store_.LoadParkedEvents(*key);
+      DeadLetterChanges changes;
+      changes.release = *key;
+      const bool skip = request.resolution == Resolution::kSkip && !events.empty();
+      if (skip) {
+        const auto& first = events.front();
+        changes.skip = SkipRecord{first.position,
+                                  first.xid,
+                                  first.envelope.event_id,
+                                  *key,
+                                  request.by,
+                                  std::chrono::time_point_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now())};
+        changes.pass.push_back(first);
+        events.erase(events.begin());
+      }
+      store_.ApplyWithDeadLetters(checkpoint, events, checkpoint, changes);
+      if (skip) skipped_.insert(changes.skip->position);
+      {
+        std::lock_guard lock(mutex_);
+        parked_.erase(*key);
+        stats_.dead_letters = 0;
+        for (const auto& [_, l] : parked_) stats_.dead_letters += l.events;
+        stats_.parked_aggregates = static_cast<std::int64_t>(parked_.size());
+      }
+      PublishParked();
+      if (observer_) observer_->OnReleased(options_.name, *key, skip, request.by);
+      result.resolved = true;
+      result.applied = static_cast<std::int64_t>(events.size());
+      result.skipped = skip ? 1 : 0;
+      request.done.set_value(result);
+    } catch (const DeterministicApplyError& error) {
+      result.error = error.what();  // still failing: stays parked
+      request.done.set_value(result);
+    } catch (const std::exception& error) {
+      result.error = std::string("the store is unavailable: ") + error.what();
+      request.done.set_value(result);
+      throw;
+    }
+  }
+}
+
+void Projector::Stall(const std::exception& error, std::chrono::milliseconds) {
+  {
+    std::lock_guard lock(mutex_);
+    ++stats_.errors;
+    stats_.status = ProjectorStatus::kStalled;
+    stats_.last_error = error.what();
+  }
+  if (observer_) observer_->OnError(options_.name, error.what(), false);
+  DropPrefetch();
+  fetch_size_ = options_.batch_size;
+  try {
+    source_.Reset();
+    store_.Reset();
+  } catch (...) {
+  }
 }
 
 void Projector::NoteCaughtUp() {
@@ -203,8 +497,11 @@ void Projector::Run() {
           std::lock_guard lock(mutex_);
           stats_.checkpoint = checkpoint;
         }
+        LoadDeadLetters();
+        PublishParked();  // before the bound, which may lie past parked events
         if (tracker_) tracker_->Reset(checkpoint.bound);
       }
+      ServeRequests(checkpoint);
       const bool more = Step(checkpoint);
       SetStatus(more ? ProjectorStatus::kCatchingUp : ProjectorStatus::kRunning);
       backoff = options_.initial_backoff;
@@ -213,7 +510,16 @@ void Projector::Run() {
         // Under load: let the next batch gather events (see Options::linger).
         if (!SleepUnlessStopped(options_.linger)) break;
       }
-    } catch (const FatalProjectionError& error) {
+    } catch (const std::exception& error) {
+      if (!dynamic_cast<const FatalProjectionError*>(&error) &&
+          !dynamic_cast<const DeterministicApplyError*>(&error)) {
+        Stall(error, backoff);
+        loaded = false;
+        if (!SleepUnlessStopped(backoff)) break;
+        backoff = std::min(backoff * 2, options_.max_backoff);
+        continue;
+      }
+      // A store that keeps no dead letters cannot park a poison event either.
       {
         std::lock_guard lock(mutex_);
         ++stats_.errors;
@@ -223,24 +529,6 @@ void Projector::Run() {
       if (observer_) observer_->OnError(options_.name, error.what(), true);
       DropPrefetch();
       return;  // loudly stopped: never skip past an event that cannot be applied
-    } catch (const std::exception& error) {
-      {
-        std::lock_guard lock(mutex_);
-        ++stats_.errors;
-        stats_.status = ProjectorStatus::kStalled;
-        stats_.last_error = error.what();
-      }
-      if (observer_) observer_->OnError(options_.name, error.what(), false);
-      loaded = false;
-      DropPrefetch();
-      fetch_size_ = options_.batch_size;
-      try {
-        source_.Reset();
-        store_.Reset();
-      } catch (...) {
-      }
-      if (!SleepUnlessStopped(backoff)) break;
-      backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }
   DropPrefetch();

@@ -5,15 +5,21 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <future>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
-#include "cqrs/envelope.h"
+#include "cqrs/dead_letters.h"
+#include "cqrs/stored_event.h"
 
 // The projector runtime: a loop on its own thread that fetches events from an EventSource in
 // commit-consistent order, applies them to a ProjectionStore together with the checkpoint,
@@ -21,30 +27,6 @@
 // for a consistency token. Standard library only: metrics and logging plug in through
 // ProjectorObserver.
 namespace shopcqrs::cqrs {
-
-using TimePoint = std::chrono::sys_time<std::chrono::milliseconds>;
-
-// Where a projection stands in the event log.
-//   (xid, position): the last event applied, in (transaction id, outbox position) order.
-//   bound: every transaction with an xid below it is applied (what consistency tokens name).
-struct Checkpoint {
-  std::uint64_t xid = 0;
-  std::int64_t position = 0;
-  std::uint64_t bound = 0;
-  friend bool operator==(const Checkpoint&, const Checkpoint&) = default;
-};
-
-struct StoredEvent {
-  EventEnvelope envelope;
-  std::uint64_t xid = 0;
-  std::int64_t position = 0;
-  TimePoint committed_at{};  // commit-ish time (when the event was recorded)
-};
-
-struct EventBatch {
-  std::vector<StoredEvent> events;  // in commit-consistent (xid, position) order
-  Checkpoint next;                  // the checkpoint after applying `events`
-};
 
 // Port: a gap-free, commit-consistent source of events (e.g. the write database's outbox).
 // Implementations reconnect on their own; faults are thrown as exceptions.
@@ -85,6 +67,24 @@ class ProjectionStore {
   // is being applied: pure work on it (decoding) can start now. Apply gets the same events later,
   // or never (after a fault). Must not throw; runs concurrently with Apply.
   virtual void Prepare(const std::vector<StoredEvent>& /*events*/) {}
+
+  // ---- Sequenced dead letters (dead_letters.h). A store that keeps none keeps the defaults: it
+  // parks nothing, and a poison event stops its projector (kError). ----
+  // Whether the store can park events (ApplyWithDeadLetters accepts changes).
+  virtual bool KeepsDeadLetters() const { return false; }
+  // Apply, and in the same transaction the dead-letter `changes`. The events of a released
+  // aggregate may lie before `from` (a retry re-applies them; `to` is then `from`).
+  virtual void ApplyWithDeadLetters(const Checkpoint& from, const std::vector<StoredEvent>& events,
+                                    const Checkpoint& to, const DeadLetterChanges& changes);
+  // The parked aggregates, the parked events of one (in log order), the skip list.
+  virtual std::vector<DeadLetter> LoadDeadLetters() { return {}; }
+  virtual std::vector<StoredEvent> LoadParkedEvents(const AggregateKey& /*aggregate*/) {
+    return {};
+  }
+  virtual std::vector<SkipRecord> LoadSkips() { return {}; }
+  // The read rows `event` would change (ParkedEvent::keys); by default its aggregate's key
+  // ("order:<id>" for an Order).
+  virtual std::vector<std::string> Footprint(const StoredEvent& event);
 };
 
 // An error no retry can cure (e.g. an aggregate version gap): the projector stops and reports
@@ -98,6 +98,7 @@ class FatalProjectionError : public std::runtime_error {
 // that follows a projector in another process) and the queries that wait for tokens.
 class ProgressTracker {
  public:
+  enum class WaitResult { kReady, kBehind, kParked };
   // Raises the bound (a smaller value is ignored) and wakes waiters.
   void Publish(std::uint64_t bound);
   // Sets the bound to what the store holds, even if lower: a projector that reloads its
@@ -109,10 +110,21 @@ class ProgressTracker {
   // variable; no polling.
   bool WaitFor(std::uint64_t bound, std::chrono::milliseconds timeout) const;
 
+  // The projection's parked events (null: none). Set before a bound past them is published, so a
+  // query never sees the bound without them.
+  void SetParked(std::shared_ptr<const ParkedIndex> parked);
+  std::shared_ptr<const ParkedIndex> Parked() const;
+  // WaitFor, and then also until no parked event below `bound` touches the rows `keys` names
+  // (ParkedIndex::Blocks): kReady; kBehind when the bound was not reached in time, kParked when
+  // it was but parked events block the answer.
+  WaitResult WaitUnparked(std::uint64_t bound, std::span<const std::string> keys,
+                          std::chrono::milliseconds timeout) const;
+
  private:
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
   std::uint64_t bound_ = 0;
+  std::shared_ptr<const ParkedIndex> parked_;
 };
 
 enum class ProjectorStatus { kStarting, kRunning, kCatchingUp, kStalled, kError, kStopped };
@@ -129,6 +141,8 @@ struct ProjectorStats {
   TimePoint heartbeat{};                  // the loop's last turn
   TimePoint last_applied_at{};            // when the last non-empty batch was applied
   std::chrono::milliseconds last_lag{0};  // commit to applied, of the last event applied
+  std::int64_t dead_letters = 0;          // parked events
+  std::int64_t parked_aggregates = 0;
 };
 
 // Hooks for metrics and logging (all no-ops by default). Called on the projector's thread.
@@ -141,6 +155,10 @@ class ProjectorObserver {
   virtual void OnProgress(std::string_view /*projection*/, const Checkpoint& /*checkpoint*/) {}
   virtual void OnError(std::string_view /*projection*/, std::string_view /*what*/, bool /*fatal*/) {
   }
+  // An aggregate was parked (its first event), or released by a retry or skip.
+  virtual void OnParked(std::string_view /*projection*/, const DeadLetter& /*letter*/) {}
+  virtual void OnReleased(std::string_view /*projection*/, const AggregateKey& /*aggregate*/,
+                          bool /*skipped*/, std::string_view /*by*/) {}
 };
 
 class Projector {
@@ -160,6 +178,18 @@ class Projector {
     std::chrono::microseconds linger{1000};
     std::chrono::milliseconds initial_backoff{50};
     std::chrono::milliseconds max_backoff{2000};
+    // An event whose apply fails deterministically this many times (each after the backoff) is
+    // parked with its aggregate, if the store keeps dead letters.
+    int poison_attempts = 3;
+  };
+
+  enum class Resolution { kRetry, kSkip };
+  struct ResolveResult {
+    bool found = false;  // the aggregate was parked
+    bool resolved = false;
+    std::int64_t applied = 0;  // parked events applied
+    std::int64_t skipped = 0;  // 1 for a skip
+    std::string error;         // when not resolved: why (the aggregate stays parked)
   };
 
   // `tracker` and `observer` are optional and must outlive the projector.
@@ -173,8 +203,34 @@ class Projector {
   void Stop();   // asks the loop to end and joins it; the store keeps the last checkpoint
   ProjectorStats Stats() const;
   const std::string& name() const { return options_.name; }
+  // The parked aggregates, in the order of their first parked event.
+  std::vector<DeadLetter> DeadLetters() const;
+  // Asks the loop to retry (re-apply its parked events in order) or skip (set the first parked
+  // event aside in the skip list, then retry the rest) the parked aggregate `aggregate_id`, on
+  // behalf of `by`. The loop does it in one store transaction between two batches; the future
+  // is ready once it is done (or failed: the aggregate then stays parked). Thread-safe.
+  std::future<ResolveResult> Resolve(std::string aggregate_id, Resolution resolution,
+                                     std::string by);
 
  private:
+  struct ResolveRequest {
+    std::string aggregate_id;
+    Resolution resolution;
+    std::string by;
+    std::promise<ResolveResult> done;
+  };
+  // Applies a fetched batch: as a whole, leaving out (parking) the events of parked aggregates
+  // and skipped events, or -- after a deterministic failure -- one event at a time, to find and
+  // park the poison event.
+  void ApplyBatch(Checkpoint& checkpoint, const EventBatch& batch);
+  // One event of a batch applied alone (isolation), to the intermediate checkpoint `step`.
+  void ApplyAlone(const Checkpoint& checkpoint, const StoredEvent& event, const Checkpoint& step);
+  void Park(const StoredEvent& event, std::string error, DeadLetterChanges& changes);
+  void LoadDeadLetters();
+  void PublishParked();
+  void ServeRequests(const Checkpoint& checkpoint);
+  // After a fault: counted, reported, and the source and store reset (the checkpoint is reloaded).
+  void Stall(const std::exception& error, std::chrono::milliseconds backoff);
   void Run();
   // One fetch + apply; answers whether the batch was full (more is waiting).
   bool Step(Checkpoint& checkpoint);
@@ -206,6 +262,13 @@ class Projector {
   Checkpoint prefetch_after_;
   std::size_t prefetch_size_ = 0;
   bool caught_up_ = false;  // ProjectionStore::CaughtUp was called since the last full batch
+  // Dead letters: the parked aggregates (guarded by mutex_, written by the loop only), the
+  // skipped positions and the deterministic failures of the event being isolated (loop only).
+  std::map<AggregateKey, DeadLetter> parked_;
+  std::set<std::int64_t> skipped_;
+  std::map<std::int64_t, int> failures_;
+  bool isolate_ = false;                 // the next batch is applied one event at a time
+  std::deque<ResolveRequest> requests_;  // guarded by mutex_
 };
 
 }  // namespace shopcqrs::cqrs

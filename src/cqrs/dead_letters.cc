@@ -1,0 +1,34 @@
+#include "cqrs/dead_letters.h"
+
+#include <algorithm>
+
+namespace shopcqrs::cqrs {
+
+namespace {
+
+bool Matches(std::string_view wanted, std::string_view key) {
+  if (!wanted.empty() && wanted.back() == '*') {
+    wanted.remove_suffix(1);
+    return key.starts_with(wanted);
+  }
+  return wanted == key;
+}
+
+}  // namespace
+
+ParkedIndex::ParkedIndex(const std::vector<DeadLetter>& letters) {
+  entries_.reserve(letters.size());
+  for (const auto& letter : letters) entries_.push_back({letter.first_xid, letter.keys});
+}
+
+bool ParkedIndex::Blocks(std::uint64_t bound, std::span<const std::string> keys) const {
+  return std::ranges::any_of(entries_, [&](const Entry& entry) {
+    if (entry.first_xid >= bound) return false;  // the token does not cover it
+    return std::ranges::any_of(keys, [&](const std::string& wanted) {
+      return std::ranges::any_of(entry.keys,
+                                 [&](const std::string& key) { return Matches(wanted, key); });
+    });
+  });
+}
+
+}  // namespace shopcqrs::cqrs
