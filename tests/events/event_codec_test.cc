@@ -196,7 +196,7 @@ TEST(EventCodec, DecodeStoredNamesTheEventAndItsPosition) {
   try {
     (void)DecodeStored(stored);
     ADD_FAILURE() << "decoded";
-  } catch (const cqrs::FatalProjectionError& error) {
+  } catch (const cqrs::DeterministicApplyError& error) {
     EXPECT_EQ(std::string(error.what()),
               "cannot decode event 00000000-0000-4000-8000-000000000009 at position 42: event "
               "ProductPriceChanged v3 is newer than this build reads (current version v2)");

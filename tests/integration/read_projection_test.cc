@@ -38,6 +38,7 @@
 #include "support/events.h"
 #include "support/eventually.h"
 #include "support/projector_rig.h"
+#include "support/read_checks.h"
 #include "support/search.h"
 #include "support/sql.h"
 #include "support/temp_dir.h"
@@ -50,61 +51,6 @@ namespace {
 using namespace std::chrono_literals;
 using namespace test_support;
 using infra::pg::Connection;
-
-// Asserts the read database holds exactly what the write database implies.
-void ExpectReadMatchesWrite(const std::string& write, const std::string& read) {
-  const char* kPaid = "('paid', 'shipped', 'delivered')";
-  EXPECT_EQ(
-      Dump(write,
-           fmt::format("SELECT c.id, c.name, c.email, c.version, "
-                       "(SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND "
-                       "o.status <> 'cancelled'), "
-                       "(SELECT coalesce(sum(total_cents), 0) FROM orders o WHERE "
-                       "o.customer_id = c.id AND o.status IN {}) FROM customers c ORDER BY c.id",
-                       kPaid)),
-      Dump(read,
-           "SELECT id, name, email, version, order_count, lifetime_value_cents "
-           "FROM customer_views ORDER BY id"));
-  EXPECT_EQ(
-      Dump(write, fmt::format("SELECT p.id, p.sku, p.name, p.price_cents, p.stock, p.version, "
-                              "coalesce(sum(l.quantity) FILTER (WHERE o.status IN {0}), 0), "
-                              "coalesce(sum(l.quantity * l.unit_price_cents) FILTER "
-                              "(WHERE o.status IN {0}), 0) FROM products p "
-                              "LEFT JOIN order_lines l ON l.product_id = p.id "
-                              "LEFT JOIN orders o ON o.id = l.order_id GROUP BY p.id ORDER BY p.id",
-                              kPaid)),
-      Dump(read,
-           "SELECT id, sku, name, price_cents, stock, version, units_sold, revenue_cents "
-           "FROM product_views ORDER BY id"));
-  EXPECT_EQ(Dump(write,
-                 "SELECT o.id, o.customer_id, c.name, c.email, o.status, o.total_cents, o.version, "
-                 "o.placed_at, p.paid_at, s.shipped_at, s.delivered_at, o.cancelled_at, "
-                 "p.payment_reference, s.tracking_number, nullif(o.cancel_reason, ''), "
-                 "(SELECT sum(quantity) FROM order_lines l WHERE l.order_id = o.id) "
-                 "FROM orders o JOIN customers c ON c.id = o.customer_id "
-                 "LEFT JOIN payments p ON p.order_id = o.id "
-                 "LEFT JOIN shipments s ON s.order_id = o.id ORDER BY o.id"),
-            Dump(read,
-                 "SELECT id, customer_id, customer_name, customer_email, status, total_cents, "
-                 "version, placed_at, paid_at, shipped_at, delivered_at, cancelled_at, "
-                 "payment_reference, tracking_number, cancel_reason, item_count "
-                 "FROM order_views ORDER BY id"));
-  EXPECT_EQ(Dump(write,
-                 "WITH d AS ("
-                 " SELECT (placed_at AT TIME ZONE 'UTC')::date AS day, 1 AS placed, 0 AS paid, "
-                 "   0::bigint AS revenue FROM orders"
-                 " UNION ALL SELECT (paid_at AT TIME ZONE 'UTC')::date, 0, 1, amount_cents "
-                 "   FROM payments"
-                 " UNION ALL SELECT (refunded_at AT TIME ZONE 'UTC')::date, 0, 0, -refunded_cents "
-                 "   FROM payments WHERE refunded_cents > 0) "
-                 "SELECT day, sum(placed), sum(paid), sum(revenue) FROM d GROUP BY day "
-                 "ORDER BY day"),
-            Dump(read,
-                 "SELECT date, orders_placed, orders_paid, revenue_cents FROM daily_sales "
-                 "ORDER BY date"));
-  EXPECT_EQ(Scalar(write, "SELECT count(*) FROM outbox"),
-            Scalar(read, "SELECT events FROM projection_checkpoints WHERE name = 'read_pg'"));
-}
 
 // Outbox reader + read_pg projection + projector, wired like the binary does.
 struct ReadPgRig : OutboxRig<adapters::pg_read::PgReadProjection> {
@@ -691,7 +637,7 @@ TEST(ReadProjection, OutOfOrderAggregatesAndRedeliveryAndGaps) {
   std::vector<cqrs::StoredEvent> gap{
       Event("OrderDelivered", "Order", order, 4,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}"}})", order, customer))};
-  EXPECT_THROW(store.Apply({2, 3, 3}, gap, {3, 4, 4}), cqrs::FatalProjectionError);
+  EXPECT_THROW(store.Apply({2, 3, 3}, gap, {3, 4, 4}), cqrs::DeterministicApplyError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{2, 3, 3}));
   // A batch from any other checkpoint than the stored one is refused whole (compare-and-set):
   // a projector that missed a commit cannot move the checkpoint past events it did not apply.

@@ -286,7 +286,7 @@ TEST(RedisProjection, OutOfOrderAggregatesRedeliveryAndGaps) {
             fmt::format(R"({{"customer_id":"{}","name":"Y","email":"y@x"}})", customer)),
       Event("OrderDelivered", "Order", order, 4,
             fmt::format(R"({{"order_id":"{}","customer_id":"{}"}})", order, customer))};
-  EXPECT_THROW(store.Apply({1, 4, 7}, gap, {1, 6, 9}), cqrs::FatalProjectionError);
+  EXPECT_THROW(store.Apply({1, 4, 7}, gap, {1, 6, 9}), cqrs::DeterministicApplyError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 4, 7}));
   EXPECT_EQ(model.GetOrder(domain::OrderId(order_id))->customer_name, "Zed");
 

@@ -519,11 +519,11 @@ TEST_F(SearchProjectionTest, OutOfOrderAggregatesAndGaps) {
                           fmt::format(R"({{"order_id":"{}","customer_id":"{}",)"
                                       R"("tracking_number":"X"}})",
                                       other, customer));
-  EXPECT_THROW(store.Apply({1, 6, 4}, {lost}, {1, 7, 5}), cqrs::FatalProjectionError);
+  EXPECT_THROW(store.Apply({1, 6, 4}, {lost}, {1, 7, 5}), cqrs::DeterministicApplyError);
   const auto skipped =
       event("CustomerDetailsChanged", "Customer", customer, 4,
             fmt::format(R"({{"customer_id":"{}","name":"Q","email":"q@x"}})", customer));
-  EXPECT_THROW(store.Apply({1, 6, 4}, {skipped}, {1, 8, 6}), cqrs::FatalProjectionError);
+  EXPECT_THROW(store.Apply({1, 6, 4}, {skipped}, {1, 8, 6}), cqrs::DeterministicApplyError);
   EXPECT_EQ(store.LoadCheckpoint(), (cqrs::Checkpoint{1, 6, 4}));
   EXPECT_EQ(Dump(db.read, "SELECT document FROM search_orders"),
             std::vector<std::string>{"Zoe zoe@x S-1 Thing TN-9"});

@@ -230,9 +230,9 @@ DomainEvent DecodeStored(const cqrs::StoredEvent& stored) {
   try {
     return FromEnvelope(stored.envelope);
   } catch (const std::exception& error) {
-    throw cqrs::FatalProjectionError(fmt::format("cannot decode event {} at position {}: {}",
-                                                 stored.envelope.event_id, stored.position,
-                                                 error.what()));
+    throw cqrs::DeterministicApplyError(fmt::format("cannot decode event {} at position {}: {}",
+                                                    stored.envelope.event_id, stored.position,
+                                                    error.what()));
   }
 }
 

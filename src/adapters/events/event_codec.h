@@ -46,7 +46,8 @@ std::string PayloadJson(const domain::EventPayload& payload);
 domain::DomainEvent FromEnvelope(const cqrs::EventEnvelope& envelope);
 
 // How every projection decodes the events it is given: FromEnvelope, a failure thrown as
-// cqrs::FatalProjectionError naming the event and its position.
+// cqrs::DeterministicApplyError naming the event and its position (a poison event: the projector
+// parks it, cqrs/dead_letters.h).
 domain::DomainEvent DecodeStored(const cqrs::StoredEvent& stored);
 
 // The type `envelope` decodes as (its stored type, renamed by the upcasters where they rename

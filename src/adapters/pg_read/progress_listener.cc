@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "adapters/pg_read/projection_support.h"
 #include "infra/pg/connection.h"
 
 namespace shopcqrs::adapters::pg_read {
@@ -12,15 +13,29 @@ namespace {
 
 constexpr std::chrono::milliseconds kStep{100};  // how soon a stop request is seen
 
-// The bound of a "<name>:<bound>" payload for projection `name`.
-std::optional<std::uint64_t> BoundOf(std::string_view payload, std::string_view name) {
-  const auto colon = payload.rfind(':');
-  if (colon == std::string_view::npos || payload.substr(0, colon) != name) return std::nullopt;
+struct Progress {
   std::uint64_t bound = 0;
-  const auto text = payload.substr(colon + 1);
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), bound);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return bound;
+  std::uint64_t generation = 0;  // of the dead letters
+};
+
+std::optional<std::uint64_t> Number(std::string_view text) {
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// A "<name>:<bound>:<dead-letter generation>" payload (queries::kNotifyProgress) for projection
+// `name`.
+std::optional<Progress> ProgressOf(std::string_view payload, std::string_view name) {
+  if (!payload.starts_with(name) || payload.substr(name.size(), 1) != ":") return std::nullopt;
+  payload.remove_prefix(name.size() + 1);
+  const auto colon = payload.find(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  auto bound = Number(payload.substr(0, colon));
+  auto generation = Number(payload.substr(colon + 1));
+  if (!bound || !generation) return std::nullopt;
+  return Progress{*bound, *generation};
 }
 
 }  // namespace
@@ -32,6 +47,15 @@ ProgressListener::ProgressListener(std::string conninfo, cqrs::ProgressTracker& 
       name_(std::move(name)),
       poll_interval_(poll_interval),
       thread_([this](std::stop_token stop) { Run(std::move(stop)); }) {}
+
+void ProgressListener::Reload(infra::pg::Connection& connection, std::uint64_t generation,
+                              bool always) {
+  if (!always && loaded_generation_ == generation) return;
+  auto letters = projection_support::ReadDeadLetters(connection, name_, false);
+  tracker_.SetParked(letters.empty() ? nullptr
+                                     : std::make_shared<const cqrs::ParkedIndex>(letters));
+  loaded_generation_ = generation;
+}
 
 void ProgressListener::Run(std::stop_token stop) {
   infra::pg::ReconnectingConnection connection(
@@ -47,14 +71,22 @@ void ProgressListener::Run(std::stop_token stop) {
       if (connection.Sessions() != polled_session || now - last_poll >= poll_interval_) {
         // Set, not raised: after a read-server restart the stored bound is the truth, even if
         // lower than what was heard before (notifications only ever raise it).
-        auto rows = c.Exec("SELECT bound FROM projection_checkpoints WHERE name = $1",
-                           infra::pg::Params().Add(name_));
-        if (rows.rows() == 1) tracker_.Reset(static_cast<std::uint64_t>(rows.Int64(0, 0)));
+        auto rows = c.Exec(
+            "SELECT bound, dead_letter_generation FROM projection_checkpoints WHERE name = $1",
+            infra::pg::Params().Add(name_));
+        if (rows.rows() == 1) {
+          // The parked events first: the bound may lie past them.
+          Reload(c, static_cast<std::uint64_t>(rows.Int64(0, 1)), true);
+          tracker_.Reset(static_cast<std::uint64_t>(rows.Int64(0, 0)));
+        }
         polled_session = connection.Sessions();
         last_poll = now;
       }
       for (const auto& notification : c.WaitForNotifications(kStep)) {
-        if (auto bound = BoundOf(notification.payload, name_)) tracker_.Publish(*bound);
+        if (auto progress = ProgressOf(notification.payload, name_)) {
+          Reload(c, progress->generation, false);
+          tracker_.Publish(progress->bound);
+        }
       }
     } catch (const std::exception& error) {
       spdlog::warn("progress listener: {}", error.what());

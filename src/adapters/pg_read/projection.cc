@@ -304,12 +304,13 @@ class BatchState final : public projection_support::Batch {
     } else if (stored.envelope.aggregate_type == "Order") {
       version = &orders_.at(id).version;
     } else {
-      throw cqrs::FatalProjectionError("unknown aggregate type " + stored.envelope.aggregate_type);
+      throw cqrs::DeterministicApplyError("unknown aggregate type " +
+                                          stored.envelope.aggregate_type);
     }
     const auto v = event.aggregate_version;
     if (v <= *version) return false;  // redelivered
     if (v != *version + 1) {
-      throw cqrs::FatalProjectionError(fmt::format(
+      throw cqrs::DeterministicApplyError(fmt::format(
           "aggregate version gap: {} {} is at version {} but event {} (position {}) has "
           "version {}",
           stored.envelope.aggregate_type, id, *version, stored.envelope.type, stored.position, v));

@@ -23,7 +23,7 @@ inline constexpr std::size_t kCatchUpMaxBatch = 65'536;
 // PostgreSQL database. Each Apply is one transaction (projection_support::BatchProjection): lock
 // the checkpoint row, load the rows the batch touches, apply the events in memory (skipping
 // events whose aggregate version is not above the stored one; a version gap throws
-// cqrs::FatalProjectionError), write the rows back set-based, store the checkpoint, NOTIFY,
+// cqrs::DeterministicApplyError), write the rows back set-based, store the checkpoint, NOTIFY,
 // COMMIT -- two round trips per batch, one when the rows it touches are cached from earlier
 // batches or new (the usual live batch). Uses its own connection, reopened after a fault. Order
 // search is a projection of its own (SearchProjection, search_projection.h).

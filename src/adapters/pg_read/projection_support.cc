@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <exception>
+#include <map>
 #include <thread>
 #include <utility>
 
+#include <boost/json.hpp>
+
 #include "adapters/events/event_codec.h"
+#include "adapters/events/footprint.h"
 #include "adapters/pg_read/queries.h"
 
 namespace shopcqrs::adapters::pg_read::projection_support {
@@ -174,7 +178,8 @@ void BatchTransaction::Commit(const cqrs::Checkpoint& to, std::int64_t applied) 
                                              .Add(to.position)
                                              .Add(static_cast<std::int64_t>(to.bound))
                                              .Add(applied));
-  writes_.Add(queries::kNotifyProgress, Params().Add(fmt::format("{}:{}", name_, to.bound)));
+  writes_.Add(queries::kNotifyProgress,
+              Params().Add(fmt::format("{}:{}", name_, to.bound)).Add(name_));
   writes_.AddText("COMMIT");
   writes_.Run();
   committed_ = true;
@@ -232,12 +237,178 @@ BatchProjection::Timings BatchProjection::GetTimings() const {
 void BatchProjection::Apply(const cqrs::Checkpoint& from,
                             const std::vector<cqrs::StoredEvent>& events,
                             const cqrs::Checkpoint& to) {
+  ApplyWithDeadLetters(from, events, to, {});
+}
+
+namespace {
+
+// A statement refused for its data, not for the state of the server or the session.
+bool IsDeterministic(const infra::pg::PgError& error) {
+  const auto& state = error.sqlstate();
+  return state.starts_with("22") || state.starts_with("23") || state.starts_with("42") ||
+         state.starts_with("P0");
+}
+
+std::string ParkedJson(const std::vector<cqrs::ParkedEvent>& parked) {
+  boost::json::array rows;
+  for (const auto& p : parked) {
+    const auto& e = p.event;
+    boost::json::object row{{"position", e.position},
+                            {"xid", static_cast<std::int64_t>(e.xid)},
+                            {"aggregate_type", e.envelope.aggregate_type},
+                            {"aggregate_id", e.envelope.aggregate_id},
+                            {"event_id", e.envelope.event_id},
+                            {"event_type", e.envelope.type},
+                            {"schema_version", e.envelope.schema_version},
+                            {"aggregate_version", e.envelope.aggregate_version},
+                            {"occurred_at_ms", e.envelope.occurred_at.time_since_epoch().count()},
+                            {"committed_at_ms", e.committed_at.time_since_epoch().count()},
+                            {"payload", e.envelope.payload},
+                            {"error", p.error}};
+    auto& keys = row["keys"].emplace_array();
+    for (const auto& k : p.keys) keys.emplace_back(k);
+    rows.push_back(std::move(row));
+  }
+  return boost::json::serialize(rows);
+}
+
+std::string PassJson(const std::vector<cqrs::StoredEvent>& pass) {
+  boost::json::array rows;
+  for (const auto& e : pass) {
+    rows.push_back(boost::json::object{{"type", e.envelope.aggregate_type},
+                                       {"id", e.envelope.aggregate_id},
+                                       {"version", e.envelope.aggregate_version}});
+  }
+  return boost::json::serialize(rows);
+}
+
+cqrs::TimePoint AtMs(std::int64_t ms) { return cqrs::TimePoint{std::chrono::milliseconds(ms)}; }
+
+// The aggregate version of the skipped event (it is among the passed ones).
+std::int64_t PassedVersion(const cqrs::DeadLetterChanges& changes, const cqrs::SkipRecord& skip) {
+  for (const auto& e : changes.pass) {
+    if (e.position == skip.position) return e.envelope.aggregate_version;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::vector<std::string> BatchProjection::Footprint(const cqrs::StoredEvent& event) {
+  return events::Footprint(event);
+}
+
+std::vector<cqrs::DeadLetter> ReadDeadLetters(infra::pg::Connection& connection,
+                                              const std::string& name, bool prepared) {
+  auto r = prepared ? connection.ExecPrepared(queries::kLoadDeadLetters, Params().Add(name))
+                    : connection.Exec(queries::kLoadDeadLetters.sql, Params().Add(name));
+  std::vector<cqrs::DeadLetter> letters;
+  std::map<std::string, std::size_t> index;  // aggregate id -> letters
+  for (int i = 0; i < r.rows(); ++i) {
+    const auto id = r.String(i, 3);
+    auto [it, first] = index.try_emplace(id, letters.size());
+    if (first) {
+      cqrs::DeadLetter letter;
+      letter.aggregate = {r.String(i, 2), id};
+      letter.first_position = r.Int64(i, 0);
+      letter.first_xid = ToU64(r.Int64(i, 1));
+      letter.error = r.String(i, 4);
+      letter.parked_at = AtMs(r.Int64(i, 6));
+      letters.push_back(std::move(letter));
+    }
+    auto& letter = letters[it->second];
+    ++letter.events;
+    const auto keys = boost::json::parse(r.String(i, 5));
+    for (const auto& key : keys.as_array()) {
+      std::string k(key.as_string());
+      if (std::ranges::find(letter.keys, k) == letter.keys.end()) letter.keys.push_back(k);
+    }
+  }
+  return letters;
+}
+
+std::vector<cqrs::DeadLetter> BatchProjection::LoadDeadLetters() {
+  try {
+    return ReadDeadLetters(connection_.Get(), name_, true);
+  } catch (const infra::pg::ConnectionLost&) {
+    connection_.Reset();
+    throw;
+  }
+}
+
+std::vector<cqrs::StoredEvent> BatchProjection::LoadParkedEvents(
+    const cqrs::AggregateKey& aggregate) {
+  try {
+    auto r = connection_.Get().ExecPrepared(queries::kLoadParkedEvents,
+                                            Params().Add(name_).Add(aggregate.id));
+    std::vector<cqrs::StoredEvent> events;
+    for (int i = 0; i < r.rows(); ++i) {
+      cqrs::StoredEvent e;
+      e.position = r.Int64(i, 0);
+      e.xid = ToU64(r.Int64(i, 1));
+      e.envelope.event_id = r.String(i, 2);
+      e.envelope.type = r.String(i, 3);
+      e.envelope.schema_version = static_cast<int>(r.Int64(i, 4));
+      e.envelope.aggregate_type = r.String(i, 5);
+      e.envelope.aggregate_id = r.String(i, 6);
+      e.envelope.aggregate_version = r.Int64(i, 7);
+      e.envelope.occurred_at = AtMs(r.Int64(i, 8));
+      e.committed_at = AtMs(r.Int64(i, 9));
+      e.envelope.payload = r.String(i, 10);
+      events.push_back(std::move(e));
+    }
+    return events;
+  } catch (const infra::pg::ConnectionLost&) {
+    connection_.Reset();
+    throw;
+  }
+}
+
+std::vector<cqrs::SkipRecord> BatchProjection::LoadSkips() {
+  try {
+    auto r = connection_.Get().ExecPrepared(queries::kLoadSkips, Params().Add(name_));
+    std::vector<cqrs::SkipRecord> skips;
+    for (int i = 0; i < r.rows(); ++i) {
+      skips.push_back(cqrs::SkipRecord{r.Int64(i, 0),
+                                       ToU64(r.Int64(i, 1)),
+                                       r.String(i, 2),
+                                       {r.String(i, 3), r.String(i, 4)},
+                                       r.String(i, 5),
+                                       AtMs(r.Int64(i, 6))});
+    }
+    return skips;
+  } catch (const infra::pg::ConnectionLost&) {
+    connection_.Reset();
+    throw;
+  }
+}
+
+void BatchProjection::ApplyWithDeadLetters(const cqrs::Checkpoint& from,
+                                           const std::vector<cqrs::StoredEvent>& events,
+                                           const cqrs::Checkpoint& to,
+                                           const cqrs::DeadLetterChanges& changes) {
+  try {
+    ApplyBatch(from, events, to, changes);
+  } catch (const infra::pg::PgError& error) {
+    if (IsDeterministic(error)) {
+      throw cqrs::DeterministicApplyError(
+          fmt::format("{}: the read database refused the batch: {}", name_, error.what()));
+    }
+    throw;
+  }
+}
+
+void BatchProjection::ApplyBatch(const cqrs::Checkpoint& from,
+                                 const std::vector<cqrs::StoredEvent>& events,
+                                 const cqrs::Checkpoint& to,
+                                 const cqrs::DeadLetterChanges& changes) {
   using Clock = Timings::Clock;
   Clock::time_point t[6];
   t[0] = Clock::now();
   // The cached rows are the store's at the checkpoint last committed; a batch from another one
   // (a retry from what the store holds, a test handing a batch in twice) starts without them.
-  if (cached_at_ != from) cache_->Clear();
+  // Passed (skipped) events move row versions the cache does not see.
+  if (cached_at_ != from || !changes.pass.empty()) cache_->Clear();
   cached_at_.reset();
   auto batch = TakePrepared(events);
   if (!batch) batch = decode_(events, *cache_);
@@ -249,7 +420,11 @@ void BatchProjection::Apply(const cqrs::Checkpoint& from,
   bool loaded = false;
   try {
     BatchTransaction tx(connection_, name_, from);
-    batch->QueueLoads(tx, fresh);
+    if (!changes.pass.empty()) {
+      tx.Load(queries::kPassEvents, Params().Add(name_).Add(PassJson(changes.pass)),
+              [](const infra::pg::Result&) {});
+    }
+    batch->QueueLoads(tx, fresh && changes.pass.empty());
     loaded = tx.RunLoads();
     t[2] = Clock::now();
 
@@ -257,6 +432,31 @@ void BatchProjection::Apply(const cqrs::Checkpoint& from,
     t[3] = Clock::now();
 
     batch->QueueWrites(tx);
+    auto& writes = tx.Writes();
+    if (!changes.park.empty()) {
+      writes.Add(queries::kParkEvents, Params().Add(name_).Add(ParkedJson(changes.park)));
+    }
+    if (changes.release) {
+      writes.Add(queries::kReleaseAggregate, Params().Add(name_).Add(changes.release->id));
+    }
+    if (const auto& skip = changes.skip) {
+      writes.Add(queries::kAddSkip, Params()
+                                        .Add(name_)
+                                        .Add(skip->position)
+                                        .Add(static_cast<std::int64_t>(skip->xid))
+                                        .Add(skip->event_id)
+                                        .Add(skip->aggregate.type)
+                                        .Add(skip->aggregate.id)
+                                        .Add(PassedVersion(changes, *skip))
+                                        .Add(skip->skipped_by)
+                                        .Add(skip->skipped_at.time_since_epoch().count()));
+    }
+    if (!changes.park.empty() || changes.release) {
+      writes.Add(queries::kBumpDeadLetterGeneration, Params().Add(name_));
+    }
+    if (changes.release && applied > 0) {
+      writes.Add(queries::kCountRetried, Params().Add(name_).Add(applied));
+    }
     t[4] = Clock::now();
     tx.Commit(to, applied);
     t[5] = Clock::now();

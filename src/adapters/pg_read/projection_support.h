@@ -220,7 +220,7 @@ std::optional<std::string> ColumnsJson(const Rows& rows, Include include,
 
 // Decodes the payloads (JSON parsing is most of the client-side work of a batch) through
 // events::DecodeStored, which reads an older schema version through the upcasters; large batches
-// are split across two threads. An undecodable event is a cqrs::FatalProjectionError.
+// are split across two threads. An undecodable event is a cqrs::DeterministicApplyError.
 std::vector<domain::DomainEvent> DecodeAll(const std::vector<cqrs::StoredEvent>& events);
 // The same for the events whose type (as the upcasters name it, events::DecodedTypeName)
 // `wanted` accepts; the others stay nullopt (not parsed).
@@ -323,6 +323,11 @@ class ProjectorConnection {
  private:
   infra::pg::ReconnectingConnection connection_;
 };
+
+// The parked aggregates of projection `name` (dead_letters, migration 0008), in the order of
+// their first parked event; by the prepared statement or (`prepared` false) as plain SQL.
+std::vector<cqrs::DeadLetter> ReadDeadLetters(infra::pg::Connection& connection,
+                                              const std::string& name, bool prepared);
 
 // One batch transaction of a read-database projection, in at most two round trips:
 //   1. BEGIN, the compare-and-set claim of the checkpoint row (created if missing, locked, and
@@ -450,11 +455,28 @@ class BatchProjection : public cqrs::ProjectionStore {
   void Apply(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
              const cqrs::Checkpoint& to) override;
   void Reset() override;
+
+  // Dead letters (migration 0008) in the same transaction as the batch: the skipped events'
+  // versions passed first (before the loads, which then see them), the parked events, released
+  // aggregates and skip records written with the rows, and the projection's dead-letter
+  // generation raised, which the progress NOTIFY carries. A statement the server refuses for
+  // its data (SQLSTATE classes 22, 23, 42, P0) is a cqrs::DeterministicApplyError.
+  bool KeepsDeadLetters() const override { return true; }
+  void ApplyWithDeadLetters(const cqrs::Checkpoint& from,
+                            const std::vector<cqrs::StoredEvent>& events,
+                            const cqrs::Checkpoint& to,
+                            const cqrs::DeadLetterChanges& changes) override;
+  std::vector<cqrs::DeadLetter> LoadDeadLetters() override;
+  std::vector<cqrs::StoredEvent> LoadParkedEvents(const cqrs::AggregateKey& aggregate) override;
+  std::vector<cqrs::SkipRecord> LoadSkips() override;
+  std::vector<std::string> Footprint(const cqrs::StoredEvent& event) override;
   // Decodes a prefetched batch ahead of its Apply (which then skips its decode phase).
   void Prepare(const std::vector<cqrs::StoredEvent>& events) override;
   Timings GetTimings() const;
 
  private:
+  void ApplyBatch(const cqrs::Checkpoint& from, const std::vector<cqrs::StoredEvent>& events,
+                  const cqrs::Checkpoint& to, const cqrs::DeadLetterChanges& changes);
   // The batch Prepare decoded, if `events` are its events (else null).
   std::unique_ptr<Batch> TakePrepared(const std::vector<cqrs::StoredEvent>& events);
 

@@ -35,8 +35,62 @@ inline constexpr Statement kDeferIndexes{
     "r_defer_indexes", "SELECT shopcqrs_defer_indexes($1, ARRAY['order_views']::regclass[])"};
 inline constexpr Statement kRestoreIndexes{"r_restore_indexes",
                                            "SELECT shopcqrs_restore_indexes($1)"};
-inline constexpr Statement kNotifyProgress{"r_notify_progress",
-                                           "SELECT pg_notify('shopcqrs_progress', $1)"};
+// Payload "<name>:<bound>:<dead-letter generation>" ($1 = "<name>:<bound>", $2 the name).
+inline constexpr Statement kNotifyProgress{
+    "r_notify_progress",
+    "SELECT pg_notify('shopcqrs_progress', $1 || ':' || dead_letter_generation) "
+    "FROM projection_checkpoints WHERE name = $2"};
+
+// ---- dead letters (migration 0008) ----
+// $2: JSON array of {position, xid, aggregate_type, aggregate_id, event_id, event_type,
+// schema_version, aggregate_version, occurred_at_ms, committed_at_ms, payload, error, keys}.
+inline constexpr Statement kParkEvents{
+    "r_park_events",
+    "INSERT INTO dead_letters (projection, position, xid, aggregate_type, aggregate_id, event_id, "
+    "event_type, schema_version, aggregate_version, occurred_at_ms, committed_at_ms, payload, "
+    "error, keys) "
+    "SELECT $1, position, xid, aggregate_type, aggregate_id, event_id, event_type, "
+    "schema_version, aggregate_version, occurred_at_ms, committed_at_ms, payload, error, keys "
+    "FROM json_to_recordset($2::json) AS x (position bigint, xid bigint, aggregate_type text, "
+    "aggregate_id text, event_id text, event_type text, schema_version integer, "
+    "aggregate_version bigint, occurred_at_ms bigint, committed_at_ms bigint, payload text, "
+    "error text, keys text[]) "
+    "ON CONFLICT (projection, position) DO NOTHING"};
+inline constexpr Statement kReleaseAggregate{
+    "r_release_aggregate", "DELETE FROM dead_letters WHERE projection = $1 AND aggregate_id = $2"};
+inline constexpr Statement kAddSkip{
+    "r_add_skip",
+    "INSERT INTO projection_skips (projection, position, xid, event_id, aggregate_type, "
+    "aggregate_id, aggregate_version, skipped_by, skipped_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9::bigint / 1000.0)) "
+    "ON CONFLICT (projection, position) DO NOTHING"};
+inline constexpr Statement kPassEvents{"r_pass_events", "SELECT shopcqrs_pass_events($1, $2)"};
+inline constexpr Statement kBumpDeadLetterGeneration{
+    "r_bump_dead_letter_generation",
+    "UPDATE projection_checkpoints SET dead_letter_generation = dead_letter_generation + 1 "
+    "WHERE name = $1"};
+// One row per parked event, in log order.
+inline constexpr Statement kLoadDeadLetters{
+    "r_load_dead_letters",
+    "SELECT position, xid, aggregate_type, aggregate_id, error, array_to_json(keys)::text, "
+    "(extract(epoch FROM parked_at) * 1000)::bigint FROM dead_letters WHERE projection = $1 "
+    "ORDER BY position"};
+inline constexpr Statement kLoadParkedEvents{
+    "r_load_parked_events",
+    "SELECT position, xid, event_id, event_type, schema_version, aggregate_type, aggregate_id, "
+    "aggregate_version, occurred_at_ms, committed_at_ms, payload FROM dead_letters "
+    "WHERE projection = $1 AND aggregate_id = $2 ORDER BY position"};
+inline constexpr Statement kLoadSkips{
+    "r_load_skips",
+    "SELECT position, xid, event_id, aggregate_type, aggregate_id, skipped_by, "
+    "(extract(epoch FROM skipped_at) * 1000)::bigint FROM projection_skips WHERE projection = $1 "
+    "ORDER BY position"};
+// A retry re-applies parked events behind the checkpoint (which then stays): they count too.
+inline constexpr Statement kCountRetried{
+    "r_count_retried", "UPDATE projection_checkpoints SET events = events + $2 WHERE name = $1"};
+inline constexpr Statement kDeadLetterGeneration{
+    "r_dead_letter_generation",
+    "SELECT dead_letter_generation FROM projection_checkpoints WHERE name = $1"};
 
 #define SHOPCQRS_ORDER_COLUMNS                                                                    \
   "o.id::text, o.customer_id::text, o.customer_name, o.customer_email, o.status, "                \
@@ -355,6 +409,16 @@ inline std::vector<Statement> All() {
           kLoadCheckpoint,
           kStoreCheckpoint,
           kNotifyProgress,
+          kParkEvents,
+          kReleaseAggregate,
+          kAddSkip,
+          kPassEvents,
+          kBumpDeadLetterGeneration,
+          kLoadDeadLetters,
+          kLoadParkedEvents,
+          kLoadSkips,
+          kDeadLetterGeneration,
+          kCountRetried,
           kDeferIndexes,
           kRestoreIndexes,
           kLoadOrders,

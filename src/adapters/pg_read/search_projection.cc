@@ -146,7 +146,7 @@ class SearchBatch final : public projection_support::Batch {
 
   [[noreturn]] static void ThrowGap(const cqrs::StoredEvent& stored, std::string_view aggregate,
                                     const std::string& id, std::int64_t at, std::int64_t v) {
-    throw cqrs::FatalProjectionError(fmt::format(
+    throw cqrs::DeterministicApplyError(fmt::format(
         "aggregate version gap: {} {} is at version {} in the search projection but event {} "
         "(position {}) has version {}",
         aggregate, id, at, stored.envelope.type, stored.position, v));

@@ -21,7 +21,7 @@ inline constexpr const char* kSearchProjectionName = "search";
 // Each Apply is one transaction (projection_support::BatchProjection, like PgReadProjection):
 // lock the checkpoint row, load the rows the batch touches, apply the events in memory (an event
 // whose aggregate version is not above the stored one is a redelivery and skipped; a customer
-// version gap, or an order event before its OrderPlaced, throws cqrs::FatalProjectionError),
+// version gap, or an order event before its OrderPlaced, throws cqrs::DeterministicApplyError),
 // write the rows back set-based (version-guarded upserts; a document that did not change is not
 // rewritten), store the checkpoint, NOTIFY kProgressChannel with "search:<bound>"
 // (ProgressListener with kSearchProjectionName follows it), COMMIT -- two round trips per

@@ -393,7 +393,7 @@ void RedisProjection::Apply(const cqrs::Checkpoint& from,
     const std::string_view what = error.what();
     if (what.find("SHOPCQRS_VERSION_GAP") != std::string_view::npos ||
         what.find("SHOPCQRS_UNKNOWN_EVENT") != std::string_view::npos) {
-      throw cqrs::FatalProjectionError(fmt::format("redis projection: {}", what));
+      throw cqrs::DeterministicApplyError(fmt::format("redis projection: {}", what));
     }
     throw;  // e.g. SHOPCQRS_CHECKPOINT_MOVED or LOADING: the projector reloads and retries
   }

@@ -56,7 +56,7 @@ struct RedisKeys {
 //      projector reloads the checkpoint and replays;
 //   2. checks every event's aggregate version against the stored one and its type before
 //      writing anything (<= stored: redelivered, skipped; a gap or an unknown type:
-//      cqrs::FatalProjectionError, nothing written);
+//      cqrs::DeterministicApplyError, nothing written);
 //   3. applies the events, propagates customer details to all that customer's cached orders,
 //      re-ranks the touched products, and stores the new checkpoint -- absolute writes only
 //      (totals are summed in the script and written as values, never HINCRBY).

@@ -1,0 +1,269 @@
+// Sequenced dead letters on the read database, against real servers: the read_pg and search
+// projections fed from the outbox of a busy write database, a poison event for one order, and
+// the order's later events parked behind it while every other aggregate goes on; then retry
+// after a fix and skip, each converging exactly, and the parked order's tokens.
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "adapters/pg_outbox/outbox_reader.h"
+#include "adapters/pg_read/progress_listener.h"
+#include "adapters/pg_read/projection.h"
+#include "adapters/pg_read/search_projection.h"
+#include "cqrs/projector.h"
+#include "support/eventually.h"
+#include "support/projector_rig.h"
+#include "support/read_checks.h"
+#include "support/sql.h"
+#include "support/workload.h"
+
+namespace shopcqrs {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace test_support;
+using adapters::pg_read::PgReadProjection;
+using adapters::pg_read::SearchProjection;
+
+// A projector rig with fast retries (the poison is retried three times before it is parked).
+template <class Store>
+struct Rig : ProjectorRig<adapters::pg_outbox::OutboxReader, Store> {
+  Rig(const std::string& write, const std::string& read, std::string name)
+      : ProjectorRig<adapters::pg_outbox::OutboxReader, Store>({write}, read,
+                                                               {.name = std::move(name),
+                                                                .batch_size = 200,
+                                                                .idle_wait = 20ms,
+                                                                .initial_backoff = 5ms,
+                                                                .max_backoff = 20ms}) {}
+};
+
+void Exec(const std::string& conninfo, const std::string& sql) {
+  infra::pg::Connection c(conninfo);
+  c.Exec(sql);
+}
+
+// Every outbox row of `order`'s events of `type` is written with a payload the codec rejects
+// (a writer's bug), from now on.
+void PoisonPayloads(const std::string& write, const domain::OrderId& order, const char* type) {
+  Exec(write, fmt::format(R"sql(
+    CREATE OR REPLACE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.aggregate_id = '{}' AND NEW.event_type = '{}' THEN
+        NEW.payload := '{{"order_id": 7}}'::json;
+      END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER test_poison BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION test_poison();
+  )sql",
+                          order.ToString(), type));
+}
+
+std::int64_t ParkedEvents(const std::string& read, const char* projection) {
+  return Scalar(
+      read, fmt::format("SELECT count(*) FROM dead_letters WHERE projection = '{}'", projection));
+}
+
+// A new order placed through the commands, for `customer`, with one line of `product`.
+domain::OrderId PlaceOne(Workload& load, const domain::CustomerId& customer,
+                         const domain::ProductId& product) {
+  auto placed = load.commands.Handle(app::PlaceOrder{customer, {{product, 2}}});
+  if (!placed) throw std::runtime_error("placing the order failed");
+  return *domain::OrderId::Parse(placed->id);
+}
+
+struct Shop {
+  Databases db;
+  Workload load{db.write, 6, 4};
+  domain::CustomerId customer = *domain::CustomerId::Parse(
+      load.commands
+          .Handle(app::RegisterCustomer{"Poison Target", "p-" + Workload::Suffix() + "@x"})
+          ->id);
+  domain::ProductId product = *domain::ProductId::Parse(
+      load.commands.Handle(app::AddProduct{"PX-" + Workload::Suffix(), "Parked Thing", 700, 1000})
+          ->id);
+};
+
+TEST(DeadLetters, AStoreRefusalParksOnlyItsOrderAndARetryAfterTheFixConverges) {
+  Shop shop;
+  Rig<PgReadProjection> read_pg(shop.db.write, shop.db.read, "read_pg");
+  const auto order = PlaceOne(shop.load, shop.customer, shop.product);
+  // The read database refuses the order's shipment (think of a bad constraint deployed there).
+  Exec(shop.db.read, fmt::format(R"sql(
+    CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.id = '{}' AND NEW.tracking_number IS NOT NULL THEN
+        RAISE EXCEPTION 'shipments of this order are refused';
+      END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER test_refuse BEFORE UPDATE ON order_views FOR EACH ROW
+      EXECUTE FUNCTION test_refuse();
+  )sql",
+                                 order.ToString()));
+  {
+    Writers writers(shop.load, 2);
+    std::this_thread::sleep_for(300ms);
+    ASSERT_TRUE(shop.load.commands.Handle(app::PayOrder{order, 1400, "PAY-X"}));
+    std::this_thread::sleep_for(200ms);
+    ASSERT_TRUE(shop.load.commands.Handle(app::ShipOrder{order, "TRK-X"}));
+    std::this_thread::sleep_for(200ms);
+    ASSERT_TRUE(shop.load.commands.Handle(app::DeliverOrder{order}));
+    std::this_thread::sleep_for(500ms);
+  }
+  read_pg.WaitCaughtUp(shop.db.write);
+
+  // Only the order is parked: its shipment and delivery, in the store with the checkpoint.
+  const auto letters = read_pg.projector.DeadLetters();
+  ASSERT_EQ(letters.size(), 1u) << read_pg.projector.Stats().last_error;
+  EXPECT_EQ(letters[0].aggregate.id, order.ToString());
+  EXPECT_EQ(letters[0].events, 2);
+  EXPECT_NE(letters[0].error.find("shipments of this order are refused"), std::string::npos)
+      << letters[0].error;
+  EXPECT_EQ(ParkedEvents(shop.db.read, "read_pg"), 2);
+  EXPECT_EQ(read_pg.projector.Stats().dead_letters, 2);
+  // Its last applied state is what queries answer: paid.
+  EXPECT_EQ(Column(shop.db.read,
+                   fmt::format("SELECT status FROM order_views WHERE id = '{}'", order.ToString())),
+            std::vector<std::string>{"paid"});
+  // Everything else is exact.
+  ExpectReadMatchesWrite(shop.db.write, shop.db.read,
+                         {.except_order = order.ToString(), .events_not_applied = 2});
+
+  // A token past the parked events: answers about the order wait (and then say parked), answers
+  // about other rows do not.
+  const auto bound = WriteBound(shop.db.write);
+  const std::vector<std::string> about_order{"order:" + order.ToString()};
+  const std::vector<std::string> about_product{"product:" + shop.product.ToString()};
+  EXPECT_EQ(read_pg.tracker.WaitUnparked(bound, about_order, 50ms),
+            cqrs::ProgressTracker::WaitResult::kParked);
+  EXPECT_EQ(read_pg.tracker.WaitUnparked(bound, about_product, 50ms),
+            cqrs::ProgressTracker::WaitResult::kReady)
+      << "shipping and delivering change no product row";
+
+  // A process that only follows the projection knows the parked events too.
+  cqrs::ProgressTracker followed;
+  adapters::pg_read::ProgressListener listener(shop.db.read, followed, "read_pg", 50ms);
+  ASSERT_TRUE(Eventually([&] { return followed.Bound() >= bound; }, 5s));
+  EXPECT_EQ(followed.WaitUnparked(bound, about_order, 50ms),
+            cqrs::ProgressTracker::WaitResult::kParked);
+
+  // A retry while the refusal is still there fails and changes nothing.
+  auto failed =
+      read_pg.projector.Resolve(order.ToString(), cqrs::Projector::Resolution::kRetry, "admin")
+          .get();
+  EXPECT_TRUE(failed.found);
+  EXPECT_FALSE(failed.resolved);
+  EXPECT_EQ(ParkedEvents(shop.db.read, "read_pg"), 2);
+
+  // The fix, then the retry: exact, tokens answered.
+  Exec(shop.db.read, "DROP TRIGGER test_refuse ON order_views");
+  auto retried =
+      read_pg.projector.Resolve(order.ToString(), cqrs::Projector::Resolution::kRetry, "admin")
+          .get();
+  ASSERT_TRUE(retried.resolved) << retried.error;
+  EXPECT_EQ(retried.applied, 2);
+  EXPECT_EQ(ParkedEvents(shop.db.read, "read_pg"), 0);
+  EXPECT_TRUE(read_pg.projector.DeadLetters().empty());
+  EXPECT_EQ(read_pg.tracker.WaitUnparked(bound, about_order, 50ms),
+            cqrs::ProgressTracker::WaitResult::kReady);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return followed.WaitUnparked(bound, about_order, 1ms) ==
+               cqrs::ProgressTracker::WaitResult::kReady;
+      },
+      5s));
+  ExpectReadMatchesWrite(shop.db.write, shop.db.read);
+
+  // And its customer goes on live.
+  PlaceOne(shop.load, shop.customer, shop.product);
+  read_pg.WaitCaughtUp(shop.db.write);
+  ExpectReadMatchesWrite(shop.db.write, shop.db.read);
+}
+
+TEST(DeadLetters, APoisonPayloadParksItsOrderInEveryReadProjectionAndASkipConverges) {
+  Shop shop;
+  Rig<PgReadProjection> read_pg(shop.db.write, shop.db.read, "read_pg");
+  Rig<SearchProjection> search(shop.db.write, shop.db.read, "search");
+  const auto order = PlaceOne(shop.load, shop.customer, shop.product);
+  ASSERT_TRUE(shop.load.commands.Handle(app::PayOrder{order, 1400, "PAY-X"}));
+  PoisonPayloads(shop.db.write, order, "OrderShipped");
+  {
+    Writers writers(shop.load, 2);
+    std::this_thread::sleep_for(300ms);
+    ASSERT_TRUE(shop.load.commands.Handle(app::ShipOrder{order, "TRK-X"}));
+    std::this_thread::sleep_for(200ms);
+    ASSERT_TRUE(shop.load.commands.Handle(app::DeliverOrder{order}));
+    std::this_thread::sleep_for(500ms);
+  }
+  read_pg.WaitCaughtUp(shop.db.write);
+  search.WaitCaughtUp(shop.db.write);
+  for (auto* projector : {&read_pg.projector, &search.projector}) {
+    const auto letters = projector->DeadLetters();
+    ASSERT_EQ(letters.size(), 1u) << projector->name();
+    EXPECT_EQ(letters[0].aggregate.id, order.ToString());
+    EXPECT_EQ(letters[0].events, 2) << projector->name();
+    EXPECT_NE(letters[0].error.find("cannot decode event"), std::string::npos) << letters[0].error;
+  }
+  EXPECT_EQ(ParkedEvents(shop.db.read, "read_pg"), 2);
+  EXPECT_EQ(ParkedEvents(shop.db.read, "search"), 2);
+  ExpectReadMatchesWrite(shop.db.write, shop.db.read,
+                         {.except_order = order.ToString(), .events_not_applied = 2});
+
+  // Retrying cannot cure a payload: it stays parked. A skip sets the shipment aside (recorded,
+  // with who and when) and applies the delivery.
+  EXPECT_FALSE(
+      read_pg.projector.Resolve(order.ToString(), cqrs::Projector::Resolution::kRetry, "admin")
+          .get()
+          .resolved);
+  for (auto* projector : {&read_pg.projector, &search.projector}) {
+    auto skipped =
+        projector->Resolve(order.ToString(), cqrs::Projector::Resolution::kSkip, "ops").get();
+    ASSERT_TRUE(skipped.resolved) << projector->name() << ": " << skipped.error;
+    EXPECT_EQ(skipped.skipped, 1);
+  }
+  EXPECT_EQ(Dump(shop.db.read,
+                 "SELECT projection, aggregate_id, aggregate_version, skipped_by FROM "
+                 "projection_skips ORDER BY projection"),
+            (std::vector<std::string>{"read_pg|" + order.ToString() + "|3|ops",
+                                      "search|" + order.ToString() + "|3|ops"}));
+  EXPECT_EQ(Dump(shop.db.read,
+                 fmt::format("SELECT status, version, tracking_number IS NULL FROM order_views "
+                             "WHERE id = '{}'",
+                             order.ToString())),
+            std::vector<std::string>{"delivered|4|t"});
+  EXPECT_EQ(ParkedEvents(shop.db.read, "read_pg") + ParkedEvents(shop.db.read, "search"), 0);
+  // Everything but the skipped shipment is exact.
+  ExpectReadMatchesWrite(shop.db.write, shop.db.read,
+                         {.except_order = order.ToString(), .events_not_applied = 1});
+
+  // A read database built from zero with the skip list equals the live one: nothing parked.
+  const auto rebuilt = MigratedDatabase("r", "pg_read");
+  for (const auto& row : Dump(shop.db.read,
+                              "SELECT format('(%L, %s, %s, %L, %L, %L, %s, %L, %L)', projection, "
+                              "position, xid, event_id, aggregate_type, aggregate_id, "
+                              "aggregate_version, skipped_by, skipped_at) FROM projection_skips")) {
+    Exec(rebuilt, "INSERT INTO projection_skips VALUES " + row);
+  }
+  {
+    Rig<PgReadProjection> read_again(shop.db.write, rebuilt, "read_pg");
+    Rig<SearchProjection> search_again(shop.db.write, rebuilt, "search");
+    read_again.WaitCaughtUp(shop.db.write);
+    search_again.WaitCaughtUp(shop.db.write);
+    EXPECT_TRUE(read_again.projector.DeadLetters().empty());
+    EXPECT_TRUE(search_again.projector.DeadLetters().empty());
+  }
+  for (const char* table : {"order_views", "customer_views", "product_views", "daily_sales",
+                            "search_orders", "search_customers"}) {
+    const auto sql = fmt::format("SELECT * FROM {} ORDER BY 1", table);
+    EXPECT_EQ(Dump(rebuilt, sql), Dump(shop.db.read, sql)) << table;
+  }
+  EXPECT_EQ(ParkedEvents(rebuilt, "read_pg") + ParkedEvents(rebuilt, "search"), 0);
+}
+
+}  // namespace
+}  // namespace shopcqrs
