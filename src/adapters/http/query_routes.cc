@@ -78,11 +78,25 @@ std::optional<std::string_view> TokenOf(const Request& request) {
 // `other` (may be null) is a second store the answer depends on (Redis, which answers with
 // the read PostgreSQL as fallback; the search projection, which selects the orders the read
 // PostgreSQL describes): then both must have applied the token.
+// The answer reads rows that parked events of a projection (cqrs/dead_letters.h) would change:
+// it cannot honour the token (API.md "Operations").
+Problem Parked() {
+  auto problem = ServiceUnavailable(
+      "read_model_behind",
+      "the read model has parked events (dead letters) that this answer depends on", 1);
+  problem.extras["parked"] = true;
+  return problem;
+}
+
+// The rows an answer reads, as the keys of cqrs::ParkedIndex (adapters/events/footprint.h).
+using KeysFn = std::vector<std::string> (*)(const Request&);
+
 std::expected<void, Problem> AwaitConsistency(const Request& request,
                                               const cqrs::ConsistencyTokens& tokens,
                                               const cqrs::ProgressTracker& progress,
                                               const cqrs::ProgressTracker* other,
-                                              const QueryRouteOptions& options) {
+                                              const QueryRouteOptions& options,
+                                              const std::vector<std::string>& keys) {
   auto token = TokenOf(request);
   if (!token) return {};
   auto bound = tokens.Decode(*token);
@@ -107,11 +121,49 @@ std::expected<void, Problem> AwaitConsistency(const Request& request,
                     std::chrono::duration_cast<std::chrono::milliseconds>(
                         deadline - std::chrono::steady_clock::now()));
   };
-  if (!progress.WaitFor(*bound, wait) || (other && !other->WaitFor(*bound, left()))) {
+  using Wait = cqrs::ProgressTracker::WaitResult;
+  auto result = progress.WaitUnparked(*bound, keys, wait);
+  if (result == Wait::kReady && other) result = other->WaitUnparked(*bound, keys, left());
+  if (result == Wait::kParked) return std::unexpected(Parked());
+  if (result == Wait::kBehind) {
     return std::unexpected(ServiceUnavailable(
         "read_model_behind", "the read model has not applied the consistency token yet", 1));
   }
   return {};
+}
+
+// After the answer was read: whether a token it honours is blocked by parked events of rows it
+// names only in what it read (an order's customer, whose details it shows).
+bool ParkedAfterRead(const Request& request, const cqrs::ConsistencyTokens& tokens,
+                     const cqrs::ProgressTracker& progress, std::vector<std::string> keys) {
+  auto token = TokenOf(request);
+  if (!token) return false;
+  auto bound = tokens.Decode(*token);
+  auto parked = progress.Parked();
+  return bound && parked && parked->Blocks(*bound, keys);
+}
+
+// ---- the rows each query reads (KeysFn) ----
+
+std::string Key(std::string_view kind, std::string_view id) {
+  return std::string(kind) + ":" + std::string(id);
+}
+std::vector<std::string> OrderKeys(const Request& r) { return {Key("order", r.PathParam("id"))}; }
+std::vector<std::string> CustomerKeys(const Request& r) {
+  return {Key("customer", r.PathParam("id")), Key("customer-of", r.PathParam("id"))};
+}
+std::vector<std::string> ProductKeys(const Request& r) {
+  return {Key("product", r.PathParam("id"))};
+}
+std::vector<std::string> AnyProduct(const Request&) { return {"product:*"}; }
+std::vector<std::string> AnyOrder(const Request&) { return {"order:*", "customer:*"}; }
+std::vector<std::string> OrderListKeys(const Request& r) {
+  // A customer's list (a customer lists its own only), else every order.
+  std::optional<std::string> customer;
+  if (const app::Principal who = PrincipalOf(r); who.IsCustomer()) customer = who.subject;
+  if (auto id = r.Query("customer_id"); !customer && id && !id->empty()) customer = *id;
+  if (!customer) return AnyOrder(r);
+  return {Key("customer", *customer), Key("customer-of", *customer)};
 }
 
 // ---- rendering ----
@@ -204,6 +256,10 @@ Outcome GetOrder(Context& c, const Request& request) {
   // Another customer's order is not revealed: not found, as if it did not exist.
   if (!order || !MayRead(PrincipalOf(request), order->customer_id)) {
     return std::unexpected(NotFound("order not found"));
+  }
+  // The order shows its customer's details, which a parked customer event would change.
+  if (ParkedAfterRead(request, c.tokens, c.progress, {Key("customer", order->customer_id)})) {
+    return std::unexpected(Parked());
   }
   return JsonOk(OrderJson(*order));
 }
@@ -353,11 +409,23 @@ Outcome DailySales(Context& c, const Request& request) {
   });
 }
 
+std::vector<std::string> DailyKeys(const Request& r) {
+  auto from = DateParam(r, "from");
+  auto to = DateParam(r, "to");
+  if (!from || !to || *to < *from || (*to - *from).count() >= 366) return {};  // answered 400
+  std::vector<std::string> keys;
+  for (auto day = *from; day <= *to; day += std::chrono::days(1)) {
+    keys.push_back("day:" + std::to_string(day.time_since_epoch().count()));
+  }
+  return keys;
+}
+
 using QueryFn = Outcome (*)(Context&, const Request&);
 
 // `also` (may be null): a second store whose progress the query waits for.
 Handler Query(std::shared_ptr<Context> context, infra::metrics::Registry& registry,
-              std::string name, QueryFn fn, const cqrs::ProgressTracker* also = nullptr) {
+              std::string name, QueryFn fn, KeysFn keys,
+              const cqrs::ProgressTracker* also = nullptr) {
   auto& total = registry.AddCounter("shopcqrs_queries_total",
                                     "Queries answered over HTTP, by query and outcome (ok or the "
                                     "problem code).",
@@ -367,11 +435,12 @@ Handler Query(std::shared_ptr<Context> context, infra::metrics::Registry& regist
       "Time to answer a query over HTTP, including any wait for a consistency token.", {"query"});
   auto* ok = &total.WithLabels({name, "ok"});
   auto* observed = &duration.WithLabels({name});
-  return [context, &total, ok, observed, name, fn, also](const Request& request) -> Response {
+  return [context, &total, ok, observed, name, fn, keys, also](const Request& request) -> Response {
     const auto start = std::chrono::steady_clock::now();
     Outcome outcome = [&]() -> Outcome {
       if (auto ready =
-              AwaitConsistency(request, context->tokens, context->progress, also, context->options);
+              AwaitConsistency(request, context->tokens, context->progress, also, context->options,
+                               TokenOf(request) ? keys(request) : std::vector<std::string>{});
           !ready) {
         return std::unexpected(ready.error());
       }
@@ -403,20 +472,21 @@ void RegisterQueryRoutes(Router& router, app::ReadModel& model,
                          const cqrs::ProgressTracker* cache_progress, QueryRouteOptions options,
                          const cqrs::ProgressTracker* search_progress) {
   auto context = std::make_shared<Context>(Context{model, tokens, progress, options});
-  auto add = [&](std::string_view name, QueryFn fn, const cqrs::ProgressTracker* store_progress) {
+  auto add = [&](std::string_view name, QueryFn fn, KeysFn keys,
+                 const cqrs::ProgressTracker* store_progress) {
     const RouteSpec& route = Route(name);
     router.Add(route.method, route.pattern,
-               Query(context, registry, std::string(route.name), fn, store_progress));
+               Query(context, registry, std::string(route.name), fn, keys, store_progress));
   };
   // In the table's order, so that /v1/products/top is registered before /v1/products/{id}.
-  add("get_order", GetOrder, cache_progress);
-  add("list_orders", ListOrders, nullptr);
-  add("customer_orders", ListCustomerOrders, nullptr);
-  add("get_customer", GetCustomer, nullptr);
-  add("top_products", TopProducts, cache_progress);
-  add("get_product", GetProduct, nullptr);
-  add("search_orders", SearchOrders, search_progress);
-  add("daily_sales", DailySales, nullptr);
+  add("get_order", GetOrder, OrderKeys, cache_progress);
+  add("list_orders", ListOrders, OrderListKeys, nullptr);
+  add("customer_orders", ListCustomerOrders, CustomerKeys, nullptr);
+  add("get_customer", GetCustomer, CustomerKeys, nullptr);
+  add("top_products", TopProducts, AnyProduct, cache_progress);
+  add("get_product", GetProduct, ProductKeys, nullptr);
+  add("search_orders", SearchOrders, AnyOrder, search_progress);
+  add("daily_sales", DailySales, DailyKeys, nullptr);
 }
 
 }  // namespace shopcqrs::adapters::http

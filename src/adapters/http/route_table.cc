@@ -36,6 +36,11 @@ constexpr std::array kRoutes{
     RouteSpec{"GET", "/v1/stats/daily-sales", "daily_sales", kQuery, Access::kAdmin},
     // Operations.
     RouteSpec{"GET", "/v1/admin/projections", "list_projections", kProjector, Access::kAdmin},
+    RouteSpec{"GET", "/v1/admin/dead-letters", "list_dead_letters", kProjector, Access::kAdmin},
+    RouteSpec{"POST", "/v1/admin/dead-letters/{projection}/{aggregate_id}/retry",
+              "retry_dead_letters", kProjector, Access::kAdmin},
+    RouteSpec{"POST", "/v1/admin/dead-letters/{projection}/{aggregate_id}/skip",
+              "skip_dead_letters", kProjector, Access::kAdmin},
     RouteSpec{"GET", "/healthz", "healthz", kEvery, Access::kOpen},
     RouteSpec{"GET", "/readyz", "readyz", kEvery, Access::kOpen},
     RouteSpec{"GET", "/metrics", "metrics", kEvery, Access::kAdmin},

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "apps/shopcqrs/admin_cli.h"
 #include "apps/shopcqrs/auth.h"
 #include "apps/shopcqrs/catalogue.h"
 #include "apps/shopcqrs/config.h"
@@ -88,6 +89,23 @@ int main(int argc, char** argv) {
       "status", "print each projection's position and backlog (exit 3 while behind)");
   add_config_options(status);
 
+  // dead-letters: the parked aggregates of a running projector process, retry and skip.
+  apps::DeadLetterCommand dead_letters;
+  auto* dead = cli.add_subcommand(
+      "dead-letters",
+      "list (exit 3 when any), retry or skip the parked events of a running process's "
+      "projections");
+  add_config_options(dead);
+  dead->add_option("action", dead_letters.action, "list, retry or skip")
+      ->required()
+      ->check(CLI::IsMember({"list", "retry", "skip"}));
+  dead->add_option("projection_name", dead_letters.projection,
+                   "retry/skip: the projection (read_pg, search, redis)");
+  dead->add_option("aggregate_id", dead_letters.aggregate_id, "retry/skip: the parked aggregate");
+  dead->add_option("--projection", dead_letters.projection, "list: only this projection");
+  dead->add_option("--url", dead_letters.url,
+                   "http://HOST:PORT of the projector process (default: the configured listen)");
+
   // token: mints an access token with the configured signing key (or `up`'s, --data-dir).
   std::optional<std::string> token_customer, token_data_dir;
   bool token_admin = false, token_payments = false;
@@ -143,6 +161,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*status) return apps::Status(config);
+    if (*dead) return apps::DeadLetters(config, dead_letters);
     // Every process serves HTTP behind the access policy (/metrics and the admin routes at
     // least), so each needs a signing key (or auth off).
     if (auto errors = apps::ServingAuthErrors(config); !errors.empty()) {

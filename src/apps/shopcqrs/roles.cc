@@ -334,6 +334,70 @@ void ProjectorsRole::AddMetrics(infra::metrics::Registry& registry) {
         }
         return samples;
       });
+  registry.AddCallbackGauge(
+      "shopcqrs_dead_letters",
+      "Events a projection has parked (sequenced dead letters): not 0 calls for an operator.",
+      {"projection"}, [this] {
+        std::vector<infra::metrics::Sample> samples;
+        for (auto& r : running_) {
+          samples.push_back(
+              {{r.projector->name()}, static_cast<double>(r.projector->Stats().dead_letters)});
+        }
+        return samples;
+      });
+}
+
+adapters::http::DeadLetterAdmin ProjectorsRole::DeadLetterAdmin() {
+  using adapters::http::ResolveOutcome;
+  auto find = [this](const std::string& name) -> cqrs::Projector* {
+    for (auto& r : running_) {
+      if (r.projector->name() == name) return r.projector.get();
+    }
+    return nullptr;
+  };
+  return {.list = [this, find](const std::optional<std::string>& projection)
+              -> std::optional<std::vector<adapters::http::DeadLetterItem>> {
+            std::vector<cqrs::Projector*> projectors;
+            if (projection) {
+              auto* p = find(*projection);
+              if (!p) return std::nullopt;
+              projectors.push_back(p);
+            } else {
+              for (auto& r : running_) projectors.push_back(r.projector.get());
+            }
+            std::vector<adapters::http::DeadLetterItem> items;
+            for (auto* p : projectors) {
+              for (const auto& l : p->DeadLetters()) {
+                items.push_back({p->name(), l.aggregate.type, l.aggregate.id, l.first_position,
+                                 l.events, l.error, l.parked_at});
+              }
+            }
+            return items;
+          },
+          .resolve = [find](const std::string& projection, const std::string& aggregate_id,
+                            bool skip, const std::string& by) -> ResolveOutcome {
+            auto* p = find(projection);
+            if (!p) return {.kind = ResolveOutcome::Kind::kUnknownProjection};
+            auto done = p->Resolve(
+                aggregate_id,
+                skip ? cqrs::Projector::Resolution::kSkip : cqrs::Projector::Resolution::kRetry,
+                by);
+            if (done.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+              return {.kind = ResolveOutcome::Kind::kUnavailable,
+                      .error = "the projector did not get to it in 30 s (it may be stalled)"};
+            }
+            const auto result = done.get();
+            if (!result.found) return {.kind = ResolveOutcome::Kind::kNotParked};
+            if (!result.resolved) {
+              const bool unavailable = result.error.starts_with("the store is unavailable");
+              return {.kind = unavailable ? ResolveOutcome::Kind::kUnavailable
+                                          : ResolveOutcome::Kind::kStillFailing,
+                      .error = result.error};
+            }
+            return {.kind = ResolveOutcome::Kind::kResolved,
+                    .applied = result.applied,
+                    .skipped = result.skipped};
+          }};
 }
 
 std::vector<adapters::http::ProjectionInfo> ProjectorsRole::Infos() const {
@@ -342,6 +406,12 @@ std::vector<adapters::http::ProjectionInfo> ProjectorsRole::Infos() const {
     const auto stats = r.projector->Stats();
     auto info = Describe(r.projector->name(), r.store, stats.checkpoint, r.backlog);
     info.status = std::string(cqrs::ToString(stats.status));
+    // Parked events while it runs on: worth an alert (the other states say more).
+    if (stats.dead_letters > 0 && (stats.status == cqrs::ProjectorStatus::kRunning ||
+                                   stats.status == cqrs::ProjectorStatus::kCatchingUp)) {
+      info.status = std::string(cqrs::kParkedStatus);
+    }
+    info.dead_letters = stats.dead_letters;
     info.lag_ms = stats.last_lag.count();
     if (!stats.last_error.empty()) info.last_error = stats.last_error;
     items.push_back(std::move(info));

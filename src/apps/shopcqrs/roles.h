@@ -169,6 +169,8 @@ class ProjectorsRole {
   // Each projection's state; events_behind counted where it reads (the outbox's committed
   // events after its checkpoint, or its durable consumer's unacknowledged messages).
   std::vector<adapters::http::ProjectionInfo> Infos() const;
+  // The dead-letter routes' view of the projectors (list, retry, skip).
+  adapters::http::DeadLetterAdmin DeadLetterAdmin();
 
  private:
   struct Running {

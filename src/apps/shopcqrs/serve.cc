@@ -147,7 +147,12 @@ int Serve(const Config& config, const sigset_t& signals) {
   router.SetGuard(auth->Guard());
   if (command) command->AddRoutes(router, metrics, auth);
   if (query) query->AddRoutes(router, metrics);
-  if (projectors || relay) adapters::http::RegisterAdminRoutes(router, projections);
+  if (projectors || relay) {
+    // A relay-only process runs no projection: it lists none and knows none to retry.
+    adapters::http::RegisterAdminRoutes(
+        router, projections,
+        projectors ? projectors->DeadLetterAdmin() : adapters::http::NoDeadLetters());
+  }
   adapters::http::RegisterRoutesNotServed(router, {.command = roles.command,
                                                    .query = roles.query,
                                                    .projector = roles.projectors || roles.relay});

@@ -149,9 +149,6 @@ class RoleProcess {
 
 }  // namespace
 
-namespace {
-
-// Writes `config` as <root>/<name> (mode 0600: it holds the token secret and any passwords).
 std::filesystem::path WriteConfigFile(const Config& config, const std::filesystem::path& root,
                                       const std::string& name) {
   const auto file = root / name;
@@ -164,8 +161,6 @@ std::filesystem::path WriteConfigFile(const Config& config, const std::filesyste
       file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   return file;
 }
-
-}  // namespace
 
 int ServeSplit(const Config& config, const std::filesystem::path& root, const sigset_t& signals,
                const SplitOptions& split) {

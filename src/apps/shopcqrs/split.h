@@ -19,6 +19,11 @@ struct SplitOptions {
   std::vector<std::string> more_read_dbs;
 };
 
+// Writes `config` as <root>/<name>, mode 0600 (it holds the token secret, the signing key and
+// any passwords).
+std::filesystem::path WriteConfigFile(const Config& config, const std::filesystem::path& root,
+                                      const std::string& name);
+
 // `shopcqrs up --split`: the roles of `config` each in a supervised child process of their own,
 // `shopcqrs serve --config <root>/split*.toml --role R --listen ADDRESS`, so that each side can
 // be placed and scaled alone. With a listen port P the command process serves on P, the Q query

@@ -109,6 +109,9 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   std::cout << fmt::format("admin token:      {} (valid 30 days, renewed at each start)",
                            WriteAdminToken(config, root).string())
             << std::endl;
+  std::cout << fmt::format("configuration:    {} (for status, dead-letters and token --config)",
+                           WriteConfigFile(config, root, "shopcqrs.toml").string())
+            << std::endl;
   // --split --read-servers N: read PostgreSQL servers 2..N, each fed by a projector of its own.
   std::vector<std::unique_ptr<devstack::PostgresServer>> more_read;
   SplitOptions layout;
