@@ -483,7 +483,8 @@ constexpr std::string_view kSchemas = R"json({
   },
   "OpenApi": {
     "type": "object",
-    "description": "This document.",
+    "description": "This document. Below its top level it follows the OpenAPI 3.1 specification, which this schema does not repeat.",
+    "x-shopcqrs-strict": "top-level",
     "required": ["openapi", "info", "paths", "components"],
     "additionalProperties": false,
     "properties": {
