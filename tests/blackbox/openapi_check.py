@@ -206,6 +206,12 @@ def main():
             continue
         response = resolve(document, response)
         content = response.get("content", {})
+        if not content:
+            if body_text:
+                fail(answer, f"{name} {status} is described without a body, but has one")
+            else:
+                covered[name][status] += 1
+            continue
         if media not in content:
             fail(answer, f"media type {media!r} is not described for {name} {status} "
                          f"(described: {', '.join(content)})")

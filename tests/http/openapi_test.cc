@@ -195,7 +195,9 @@ TEST_F(OpenApiTest, EveryOperationNamesItsSecurityAnswersAndParameters) {
     for (const auto& [status, answer] : responses) {
       if (status.starts_with("2")) {
         ++successes;
-        EXPECT_TRUE(answer.at("content").is_object()) << route.name;
+        if (status != "204") {
+          EXPECT_TRUE(answer.at("content").is_object()) << route.name;
+        }
       }
     }
     EXPECT_EQ(successes, 1) << route.name;

@@ -29,7 +29,9 @@ namespace json = boost::json;
 //             consistency token, as header or query parameter, and X-Consistency-Wait-Ms);
 //   .body     kRequired / kOptional with .request, the body's schema (openapi_schemas.cc);
 //   .status / .answer / .media   its success: status, the schema of the body (a name in
-//             openapi_schemas.cc) and the media type; .answer_headers (components.headers);
+//             openapi_schemas.cc; none for an answer without a body) and the media type
+//             (text/html, text/event-stream: a schema of type string); .answer_headers
+//             (components.headers);
 //   .errors   the problems of its own: {status, {codes}} (e.g. {409, {"email_taken"}}).
 // Do not list what the generator derives (Generate below): 400 validation_failed and 500
 // internal_error (every route), 401/403 (every route that needs a token), 404 not_found (a path
@@ -536,10 +538,13 @@ json::object Operation(const RouteSpec& route, const Description* d, Components&
     for (std::string_view header : d->answer_headers) {
       headers[header] = Ref("headers", header);
     }
-    responses[std::to_string(d->status)] = json::object{
-        {"description", d->summary},
-        {"headers", std::move(headers)},
-        {"content", {{d->media, json::object{{"schema", Ref("schemas", d->answer)}}}}}};
+    json::object success{{"description", d->summary}, {"headers", std::move(headers)}};
+    // No .answer: an answer without a body (e.g. 204).
+    if (!d->answer.empty()) {
+      success["content"] =
+          json::object{{d->media, json::object{{"schema", Ref("schemas", d->answer)}}}};
+    }
+    responses[std::to_string(d->status)] = std::move(success);
   }
   for (const auto& [status, answer] : ProblemsOf(route, d)) {
     responses[std::to_string(status)] = components.ProblemResponse(status, answer);
