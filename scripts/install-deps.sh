@@ -9,7 +9,7 @@ PACKAGES=(
   libpq-dev libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libcli11-dev
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev libnats-dev
   prometheus-cpp-dev
-  uuid-dev libssl-dev jq python3 gnuplot-nox
+  uuid-dev libssl-dev jq python3 python3-jsonschema gnuplot-nox
   postgresql-15 postgresql-contrib redis-server nats-server
 )
 

@@ -208,6 +208,7 @@ TEST_F(AuthMatrixTest, EveryRouteTimesEveryCredential) {
       {"healthz", {"GET", "/healthz", "", {}, 200}},
       {"readyz", {"GET", "/readyz", "", {}, 200}},
       {"metrics", {"GET", "/metrics", "", {}, 200}},
+      {"openapi", {"GET", "/openapi.json", "", {}, 200}},
   };
 
   int cells = 0;

@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -175,6 +176,12 @@ class SharedService {
                    process_->Diagnostics().c_str());
     }
     process_.reset();
+  }
+
+  // The endpoint of the shared service when it serves (never starts it).
+  std::optional<Endpoint> Serving() {
+    std::lock_guard lock(mutex_);
+    return endpoint_;
   }
 
   // The pid of the shared service process; -1 when this binary did not start it (e.g. with
@@ -337,6 +344,64 @@ inline ApiResponse ToApiResponse(HttpResponse&& raw) {
   return r;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Recorded answers (OpenAPI validation).
+// ---------------------------------------------------------------------------------------------
+
+// With SHOPCQRS_BLACKBOX_RECORD=FILE, every answer received through Api is appended to FILE as
+// one JSON line {"port", "method", "target", "status", "headers": {lowercase name: value},
+// "body"}; at the end of the run the shared service's GET /openapi.json (asked without a token)
+// is written to FILE.openapi.json. tests/blackbox/openapi_check.py then validates each answer
+// against that document (the `blackbox_openapi` test).
+class AnswerRecorder {
+ public:
+  static AnswerRecorder& Instance() {
+    static AnswerRecorder recorder;
+    return recorder;
+  }
+
+  bool enabled() const { return !path_.empty(); }
+  const std::string& path() const { return path_; }
+
+  // Starts the file afresh (at the beginning of a run).
+  void Truncate() {
+    if (!enabled()) return;
+    std::lock_guard lock(mutex_);
+    out_.close();
+    out_.open(path_, std::ios::out | std::ios::trunc);
+  }
+
+  void Record(unsigned short port, std::string_view method, std::string_view target, int status,
+              const HttpHeaders& headers, std::string_view body) {
+    if (!enabled()) return;
+    boost::json::object names;
+    for (const auto& [key, value] : headers) {
+      std::string lower(key);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!names.contains(lower)) names[lower] = value;
+    }
+    const boost::json::object line{{"port", port},
+                                   {"method", method},
+                                   {"target", target},
+                                   {"status", status},
+                                   {"headers", std::move(names)},
+                                   {"body", body}};
+    const std::string text = boost::json::serialize(line);
+    std::lock_guard lock(mutex_);
+    if (!out_.is_open()) out_.open(path_, std::ios::out | std::ios::app);
+    out_ << text << '\n';
+    out_.flush();
+  }
+
+ private:
+  AnswerRecorder() {
+    if (const char* path = std::getenv("SHOPCQRS_BLACKBOX_RECORD"); path && *path) path_ = path;
+  }
+  std::string path_;
+  std::mutex mutex_;
+  std::ofstream out_;
+};
+
 // One keep-alive connection to the service.
 class Api {
  public:
@@ -348,12 +413,12 @@ class Api {
   // Any request, as given (no Content-Type added).
   ApiResponse Raw(std::string_view method, std::string_view target, std::string_view body = {},
                   const HttpHeaders& headers = {}) {
-    return ToApiResponse(client_.Request(method, target, body, headers));
+    return Recorded(method, target, client_.Request(method, target, body, headers));
   }
   // A JSON request (Content-Type: application/json unless `headers` name one).
   ApiResponse Send(std::string_view method, std::string_view target, std::string_view body,
                    const HttpHeaders& headers = {}) {
-    return ToApiResponse(client_.Json(method, target, body, headers));
+    return Recorded(method, target, client_.Json(method, target, body, headers));
   }
   ApiResponse Post(std::string_view target, std::string_view body,
                    const HttpHeaders& headers = {}) {
@@ -378,6 +443,12 @@ class Api {
   HttpClient& client() { return client_; }
 
  private:
+  ApiResponse Recorded(std::string_view method, std::string_view target, HttpResponse&& raw) {
+    AnswerRecorder::Instance().Record(client_.port(), method, target, raw.status, raw.headers,
+                                      raw.body);
+    return ToApiResponse(std::move(raw));
+  }
+
   HttpClient client_;
 };
 
@@ -645,6 +716,35 @@ inline ::testing::AssertionResult IsCommandSuccess(const ApiResponse& r, int sta
   if (r.Header("X-Request-Id").empty()) return fail("no X-Request-Id");
   return ::testing::AssertionSuccess();
 }
+
+// Truncates the recorded answers when the run begins, and writes the shared service's
+// /openapi.json beside them when it ends (before the service stops: environments are torn
+// down in the reverse order of their registration).
+class AnswerRecorderEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { AnswerRecorder::Instance().Truncate(); }
+  void TearDown() override {
+    if (!AnswerRecorder::Instance().enabled()) return;
+    const auto endpoint = SharedService::Instance().Serving();
+    if (!endpoint) return;
+    try {
+      Api api(*endpoint);
+      const ApiResponse r = api.Get("/openapi.json", {{"Authorization", ""}});
+      if (r.status != 200) {
+        std::fprintf(stderr, "blackbox: GET /openapi.json answered %d\n", r.status);
+        return;
+      }
+      std::ofstream(AnswerRecorder::Instance().path() + ".openapi.json",
+                    std::ios::out | std::ios::trunc)
+          << r.body;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "blackbox: cannot fetch /openapi.json: %s\n", e.what());
+    }
+  }
+};
+
+inline ::testing::Environment* const kAnswerRecorderEnvironment =
+    ::testing::AddGlobalTestEnvironment(new AnswerRecorderEnvironment);
 
 // Base fixture: fails (with the service log) when the shared service cannot start.
 class BlackboxTest : public ::testing::Test {

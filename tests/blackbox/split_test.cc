@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapters/http/route_table.h"
 #include "blackbox/fault_support.h"
 
 namespace shopcqrs::blackbox {
@@ -98,6 +99,32 @@ TEST(SplitTest, UpSplitRunsEachRoleInASupervisedProcessOfItsOwn) {
     Api api(served.endpoint);
     EXPECT_TRUE(Eventually([&] { return api.Get("/readyz").status == 200; }))
         << served.role << ": " << api.Get("/readyz");
+  }
+
+  // Each process describes exactly the routes of its roles (GET /openapi.json, without a token).
+  for (const RoleServed& served : served_lines) {
+    Api api(served.endpoint);
+    const auto document = api.Get("/openapi.json", {{"Authorization", ""}});
+    ASSERT_EQ(document.status, 200) << served.role << ": " << document;
+    std::set<std::string> described;
+    for (const auto& [path, item] : document.Object().at("paths").as_object()) {
+      for (const auto& [method, operation] : item.as_object()) {
+        std::string upper(method);
+        for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        described.insert(upper + " " + std::string(path));
+      }
+    }
+    using adapters::http::ServingRole;
+    std::set<std::string> expected;
+    for (const auto& route : adapters::http::RouteTable()) {
+      const bool serves = route.role == ServingRole::kEvery ||
+                          (route.role == ServingRole::kCommand && served.role == "command") ||
+                          (route.role == ServingRole::kQuery && served.role == "query") ||
+                          (route.role == ServingRole::kProjector &&
+                           (served.role == "projector" || served.role == "relay"));
+      if (serves) expected.insert(std::string(route.method) + " " + std::string(route.pattern));
+    }
+    EXPECT_EQ(described, expected) << served.role;
   }
 
   Api commands(roles["command"].endpoint);

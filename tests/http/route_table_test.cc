@@ -8,6 +8,7 @@
 
 #include "adapters/http/admin_routes.h"
 #include "adapters/http/command_routes.h"
+#include "adapters/http/openapi.h"
 #include "adapters/http/ops_routes.h"
 #include "adapters/http/query_routes.h"
 #include "application/command_service.h"
@@ -41,6 +42,7 @@ class RouteTableTest : public ::testing::Test {
     if (served.projector)
       RegisterAdminRoutes(router_, [] { return std::vector<ProjectionInfo>{}; });
     RegisterOpsRoutes(router_, registry_, {});
+    RegisterOpenApiRoute(router_, served);
   }
 
   Response Call(std::string method, std::string target) {

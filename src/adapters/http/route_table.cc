@@ -44,6 +44,8 @@ constexpr std::array kRoutes{
     RouteSpec{"GET", "/healthz", "healthz", kEvery, Access::kOpen},
     RouteSpec{"GET", "/readyz", "readyz", kEvery, Access::kOpen},
     RouteSpec{"GET", "/metrics", "metrics", kEvery, Access::kAdmin},
+    // The OpenAPI description of the routes the process serves (adapters/http/openapi.h).
+    RouteSpec{"GET", "/openapi.json", "openapi", kEvery, Access::kOpen},
 };
 
 }  // namespace

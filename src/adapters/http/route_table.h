@@ -4,6 +4,8 @@
 // "Process roles"), and the name it is known by (metrics labels, logs). The Register*Routes
 // functions add the handlers of the routes they implement under the table's method and pattern;
 // a process adds `route_not_served` answers for the table's routes whose role it does not run.
+// Every route is also described, under its name, in adapters/http/openapi.cc (GET /openapi.json);
+// a route without a description fails OpenApiTest.
 
 #include <optional>
 #include <span>
@@ -20,7 +22,7 @@ enum class ServingRole {
   kCommand,    // the command routes, /v1/admin/tokens
   kQuery,      // the query routes (and live push)
   kProjector,  // /v1/admin/projections (and dead letters, rebuilds, the dashboard)
-  kEvery,      // /healthz, /readyz, /metrics: every process
+  kEvery,      // /healthz, /readyz, /metrics, /openapi.json: every process
 };
 std::string_view RoleName(ServingRole role);  // "command", "query", "projector", "every"
 

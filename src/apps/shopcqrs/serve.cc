@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "adapters/http/admin_routes.h"
+#include "adapters/http/openapi.h"
 #include "adapters/http/ops_routes.h"
 #include "adapters/http/route_table.h"
 #include "apps/shopcqrs/auth.h"
@@ -139,7 +140,7 @@ int Serve(const Config& config, const sigset_t& signals) {
   if (relay) relay->AddMetrics(metrics);
 
   // One HTTP server per process: the routes of its roles, route_not_served for the others, and
-  // /healthz, /readyz (its own roles' checks) and /metrics.
+  // /healthz, /readyz (its own roles' checks), /metrics and /openapi.json.
   // Authentication and the access policy of every route (adapters/http/auth_policy.h), before
   // any handler; `auth` outlives the router and the server.
   const std::shared_ptr<adapters::http::Authorizer> auth = AuthorizerOf(config);
@@ -153,9 +154,9 @@ int Serve(const Config& config, const sigset_t& signals) {
         router, projections,
         projectors ? projectors->DeadLetterAdmin() : adapters::http::NoDeadLetters());
   }
-  adapters::http::RegisterRoutesNotServed(router, {.command = roles.command,
-                                                   .query = roles.query,
-                                                   .projector = roles.projectors || roles.relay});
+  const adapters::http::ServedRoles served{
+      .command = roles.command, .query = roles.query, .projector = roles.projectors || roles.relay};
+  adapters::http::RegisterRoutesNotServed(router, served);
   std::vector<adapters::http::ReadinessCheck> checks;
   if (command) command->AddReadiness(checks);
   if (query) query->AddReadiness(checks);
@@ -166,6 +167,8 @@ int Serve(const Config& config, const sigset_t& signals) {
     checks.push_back({"nats", [&nats] { return nats.Ready(); }});
   }
   adapters::http::RegisterOpsRoutes(router, metrics, std::move(checks), auth->enabled());
+  // The OpenAPI description of exactly the routes above (adapters/http/openapi.h).
+  adapters::http::RegisterOpenApiRoute(router, served);
 
   if (relay) relay->Start();
   if (projectors) projectors->Start();
