@@ -265,6 +265,25 @@ const std::vector<Description>& Descriptions() {
       {.route = "list_projections",
        .summary = "The projections and the relay this process runs",
        .answer = "Projections"},
+      {.route = "list_dead_letters",
+       .summary = "The aggregates the projections of this process have parked (dead letters)",
+       .query = {{"projection", R"({"type":"string","minLength":1})",
+                  "Only this projection's (404 not_found when this process runs none of that "
+                  "name)."}},
+       .answer = "DeadLetters",
+       .errors = {{404, {"not_found"}}}},
+      {.route = "retry_dead_letters",
+       .summary = "Re-apply a parked aggregate's events in order",
+       .description = "One transaction with the projection's checkpoint; when they still fail "
+                      "they stay parked (409).",
+       .answer = "Resolved",
+       .errors = {{409, {"still_failing"}}, {503, {"service_unavailable"}}}},
+      {.route = "skip_dead_letters",
+       .summary = "Set a parked aggregate's first event aside, then re-apply the rest",
+       .description = "The skip is recorded (who, when, which event) in the projection's skip "
+                      "list, which every later projection of the log into that store honours.",
+       .answer = "Resolved",
+       .errors = {{409, {"still_failing"}}, {503, {"service_unavailable"}}}},
       {.route = "healthz", .summary = "Liveness", .answer = "Health"},
       {.route = "readyz",
        .summary = "Readiness of the stores and the broker of this process's roles",
@@ -313,6 +332,8 @@ const std::map<std::string_view, std::string_view>& Meanings() {
       {"invalid_transition", "the order's status does not allow this"},
       {"amount_mismatch", "amount_cents differs from the order's total"},
       {"auth_off", "authentication is off and no signing key is configured"},
+      {"still_failing",
+       "the parked events still cannot be applied (detail says why); they stay parked"},
   };
   return kMeanings;
 }
@@ -504,6 +525,15 @@ json::object Operation(const RouteSpec& route, const Description* d, Components&
        at = route.pattern.find('{', at + 1)) {
     const std::size_t end = route.pattern.find('}', at);
     const std::string_view name = route.pattern.substr(at + 1, end - at - 1);
+    if (name == "projection") {  // a name, not an id
+      parameters.push_back(json::object{
+          {"name", name},
+          {"in", "path"},
+          {"required", true},
+          {"description", "A projection's name (read_pg, search, redis); another is 404 not_found."},
+          {"schema", json::object{{"type", "string"}, {"minLength", 1}}}});
+      continue;
+    }
     parameters.push_back(
         json::object{{"name", name},
                      {"in", "path"},

@@ -453,6 +453,46 @@ constexpr std::string_view kSchemas = R"json({
       }
     }
   },
+  "DeadLetters": {
+    "type": "object",
+    "required": ["items"],
+    "additionalProperties": false,
+    "properties": {
+      "items": {
+        "type": "array",
+        "description": "Parked aggregates, in the order of their first parked event.",
+        "items": {
+          "type": "object",
+          "required": ["projection", "aggregate_type", "aggregate_id", "first_position",
+                       "events", "error", "parked_at"],
+          "additionalProperties": false,
+          "properties": {
+            "projection": {"type": "string"},
+            "aggregate_type": {"type": "string", "enum": ["Order", "Customer", "Product"]},
+            "aggregate_id": {"$ref": "#/components/schemas/Uuid"},
+            "first_position": {"type": "integer", "minimum": 1,
+                               "description": "The outbox position of the first parked event."},
+            "events": {"type": "integer", "minimum": 1,
+                       "description": "Parked events of the aggregate (the first and all later ones)."},
+            "error": {"type": "string", "description": "Why the first one was parked."},
+            "parked_at": {"$ref": "#/components/schemas/Timestamp"}
+          }
+        }
+      }
+    }
+  },
+  "Resolved": {
+    "type": "object",
+    "required": ["projection", "aggregate_id", "resolved", "applied", "skipped"],
+    "additionalProperties": false,
+    "properties": {
+      "projection": {"type": "string"},
+      "aggregate_id": {"$ref": "#/components/schemas/Uuid"},
+      "resolved": {"const": true},
+      "applied": {"$ref": "#/components/schemas/Count"},
+      "skipped": {"type": "integer", "enum": [0, 1]}
+    }
+  },
   "Health": {
     "type": "object",
     "required": ["status"],
