@@ -581,8 +581,15 @@ TEST(RedisProjection, ScriptRefusesAWholeBatchBeforeItsFirstWrite) {
       R"("payment_reference":"R","lines":{2}}},)"
       R"({{"agg":"Order","id":"{0}","v":3,"type":"OrderTeleported","at":"t","first":false}}])",
       order, product, lines);
-  const std::vector<std::string> keys{redis.prefix + "checkpoint:redis"};
-  const std::vector<std::string> args{redis.prefix, "0", "0", "0", "1", "4", "2", events};
+  const std::vector<std::string> keys{redis.prefix + "checkpoint:redis",
+                                      redis.prefix + "dead_letters:redis",
+                                      redis.prefix + "skips:redis"};
+  // Dead-letter changes too (a skipped event of the product, a parked one): refused with the rest.
+  const std::string changes = fmt::format(
+      R"({{"pass":[{{"agg":"Product","id":"{}","v":2}}],"park":[{{"position":9,"entry":"{{}}"}}],)"
+      R"("release":"","skip":{{"position":9,"entry":"{{}}"}}}})",
+      product);
+  const std::vector<std::string> args{redis.prefix, "0", "0", "0", "1", "4", "2", events, changes};
   try {
     client.Eval(script, keys, args);
     ADD_FAILURE() << "an unknown event type was applied";

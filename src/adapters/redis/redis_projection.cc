@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "adapters/events/event_codec.h"
+#include "adapters/events/footprint.h"
 #include "domain/events.h"
 #include "domain/time.h"
 
@@ -25,6 +26,12 @@ namespace {
 // ARGV[2..4]  expected stored checkpoint: xid, position, bound (decimal text; "0" when none)
 // ARGV[5..7]  the new checkpoint
 // ARGV[8]  the events, a JSON array prepared by RedisProjection::Apply (see EventJson)
+// ARGV[9]  the dead-letter changes (cqrs::DeadLetterChanges), a JSON object: pass, the skipped
+//          events [{agg, id, v}] whose versions move past them; park, the events to park
+//          [{position, entry}] (entry: the JSON text kept); release, the id of an aggregate whose
+//          parked events are deleted ("" for none); skip, {position, entry} to add to the skip
+//          list (or false)
+// KEYS[2]  the dead letters hash (position -> entry), KEYS[3] the skip list hash
 // Returns the number of events applied (redelivered ones are skipped).
 // Error replies: "SHOPCQRS_CHECKPOINT_MOVED ..." (retryable), "SHOPCQRS_VERSION_GAP ..." and
 // "SHOPCQRS_UNKNOWN_EVENT ..." (fatal). Every error is raised before the first write.
@@ -125,6 +132,25 @@ function on.OrderCancelled(e, o)
   if e.was_paid then add_sales(e.lines, -1) end
 end
 
+-- Skipped events count as applied without their effect: their aggregate's version moves past
+-- them (in memory now, written with the rest).
+local changes = cjson.decode(ARGV[9])
+local passed = {}
+for _, e in ipairs(changes.pass) do
+  if e.agg == 'Order' then
+    local o = load_order(e.id)
+    if o and o.version == e.v - 1 then
+      o.version = e.v
+      dirty_orders[e.id] = true
+    end
+  else
+    local key = e.agg == 'Customer' and customer_key(e.id) or product_key(e.id)
+    local k = e.agg .. ':' .. e.id
+    local v = passed[k] or tonumber(redis.call('HGET', key, 'version') or '0')
+    if v == e.v - 1 and redis.call('EXISTS', key) == 1 then passed[k] = e.v end
+  end
+end
+
 -- 3. Version guard and event types, before anything is written.
 local versions, apply = {}, {}
 for i, e in ipairs(events) do
@@ -136,7 +162,7 @@ for i, e in ipairs(events) do
       v = o and o.version or 0
     else
       local key = e.agg == 'Customer' and customer_key(e.id) or product_key(e.id)
-      v = tonumber(redis.call('HGET', key, 'version') or '0')
+      v = passed[k] or tonumber(redis.call('HGET', key, 'version') or '0')
     end
   end
   if e.v <= v then
@@ -155,6 +181,10 @@ for i, e in ipairs(events) do
 end
 
 -- 4. Apply.
+for k, v in pairs(passed) do
+  local agg, id = k:match('^(%a+):(.*)$')
+  redis.call('HSET', agg == 'Customer' and customer_key(id) or product_key(id), 'version', int(v))
+end
 local applied = 0
 for i, e in ipairs(events) do
   if apply[i] then
@@ -220,9 +250,27 @@ for id in pairs(changed_products) do
   end
 end
 
+-- Dead letters, in the same script as the checkpoint.
+for _, p in ipairs(changes.park) do
+  redis.call('HSETNX', KEYS[2], int(p.position), p.entry)
+end
+if changes.release ~= '' then
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    if cjson.decode(all[i + 1]).aggregate_id == changes.release then
+      redis.call('HDEL', KEYS[2], all[i])
+    end
+  end
+end
+if changes.skip then redis.call('HSETNX', KEYS[3], int(changes.skip.position), changes.skip.entry) end
+
 local events_before = tonumber(redis.call('HGET', KEYS[1], 'events') or '0')
 redis.call('HSET', KEYS[1], 'xid', ARGV[5], 'position', ARGV[6], 'bound', ARGV[7], 'events',
            int(events_before + applied))
+if #changes.park > 0 or changes.release ~= '' then
+  local generation = tonumber(redis.call('HGET', KEYS[1], 'dead_letter_generation') or '0')
+  redis.call('HSET', KEYS[1], 'dead_letter_generation', int(generation + 1))
+end
 return applied
 )lua";
 
@@ -374,6 +422,163 @@ std::int64_t RedisProjection::EventsApplied() {
 void RedisProjection::Apply(const cqrs::Checkpoint& from,
                             const std::vector<cqrs::StoredEvent>& events,
                             const cqrs::Checkpoint& checkpoint) {
+  ApplyWithDeadLetters(from, events, checkpoint, {});
+}
+
+namespace {
+
+std::int64_t Ms(cqrs::TimePoint t) { return t.time_since_epoch().count(); }
+cqrs::TimePoint AtMs(std::int64_t ms) { return cqrs::TimePoint{std::chrono::milliseconds(ms)}; }
+
+// A dead letter's entry: the event, why it was parked, the rows it would change.
+std::string EntryJson(const cqrs::ParkedEvent& parked) {
+  const auto& e = parked.event;
+  json::object entry{{"position", e.position},
+                     {"xid", std::to_string(e.xid)},
+                     {"aggregate_type", e.envelope.aggregate_type},
+                     {"aggregate_id", e.envelope.aggregate_id},
+                     {"event_id", e.envelope.event_id},
+                     {"type", e.envelope.type},
+                     {"schema_version", e.envelope.schema_version},
+                     {"aggregate_version", e.envelope.aggregate_version},
+                     {"occurred_at_ms", Ms(e.envelope.occurred_at)},
+                     {"committed_at_ms", Ms(e.committed_at)},
+                     {"payload", e.envelope.payload},
+                     {"error", parked.error},
+                     {"parked_at_ms", Ms(std::chrono::time_point_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now()))}};
+  auto& keys = entry["keys"].emplace_array();
+  for (const auto& k : parked.keys) keys.emplace_back(k);
+  return json::serialize(entry);
+}
+
+std::string ChangesJson(const cqrs::DeadLetterChanges& changes) {
+  json::object out;
+  auto& pass = out["pass"].emplace_array();
+  for (const auto& e : changes.pass) {
+    pass.push_back(json::object{{"agg", e.envelope.aggregate_type},
+                                {"id", e.envelope.aggregate_id},
+                                {"v", e.envelope.aggregate_version}});
+  }
+  auto& park = out["park"].emplace_array();
+  for (const auto& p : changes.park) {
+    park.push_back(json::object{{"position", p.event.position}, {"entry", EntryJson(p)}});
+  }
+  out["release"] = changes.release ? changes.release->id : std::string();
+  if (const auto& skip = changes.skip) {
+    json::object entry{
+        {"position", skip->position},           {"xid", std::to_string(skip->xid)},
+        {"event_id", skip->event_id},           {"aggregate_type", skip->aggregate.type},
+        {"aggregate_id", skip->aggregate.id},   {"skipped_by", skip->skipped_by},
+        {"skipped_at_ms", Ms(skip->skipped_at)}};
+    out["skip"] = json::object{{"position", skip->position}, {"entry", json::serialize(entry)}};
+  } else {
+    out["skip"] = false;
+  }
+  return json::serialize(out);
+}
+
+// The script refused the data (deterministic), not the server's state.
+bool IsDeterministic(std::string_view what) {
+  for (std::string_view mark : {"SHOPCQRS_VERSION_GAP", "SHOPCQRS_UNKNOWN_EVENT", "WRONGTYPE",
+                                "user_script", "ERR Error running script"}) {
+    if (what.find(mark) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+std::uint64_t XidOf(const json::value& v) { return std::stoull(std::string(v.as_string())); }
+
+}  // namespace
+
+std::vector<std::string> RedisProjection::Footprint(const cqrs::StoredEvent& event) {
+  return events::Footprint(event);
+}
+
+std::vector<std::string> RedisProjection::Entries(const std::string& key) {
+  auto reply = client_.Command({"HVALS", key});
+  std::vector<std::string> entries;
+  for (const auto& element : reply.elements) entries.push_back(element.str);
+  return entries;
+}
+
+std::vector<cqrs::DeadLetter> RedisProjection::LoadDeadLetters() {
+  std::vector<json::object> rows;
+  for (const auto& text : Entries(DeadLettersKey())) rows.push_back(json::parse(text).as_object());
+  std::ranges::sort(rows, {}, [](const json::object& o) { return o.at("position").as_int64(); });
+  std::vector<cqrs::DeadLetter> letters;
+  std::map<std::string, std::size_t> index;
+  for (const auto& o : rows) {
+    const std::string id(o.at("aggregate_id").as_string());
+    auto [it, first] = index.try_emplace(id, letters.size());
+    if (first) {
+      cqrs::DeadLetter letter;
+      letter.aggregate = {std::string(o.at("aggregate_type").as_string()), id};
+      letter.first_position = o.at("position").as_int64();
+      letter.first_xid = XidOf(o.at("xid"));
+      letter.error = std::string(o.at("error").as_string());
+      letter.parked_at = AtMs(o.at("parked_at_ms").as_int64());
+      letters.push_back(std::move(letter));
+    }
+    auto& letter = letters[it->second];
+    ++letter.events;
+    for (const auto& k : o.at("keys").as_array()) {
+      std::string key(k.as_string());
+      if (std::ranges::find(letter.keys, key) == letter.keys.end()) letter.keys.push_back(key);
+    }
+  }
+  return letters;
+}
+
+std::vector<cqrs::StoredEvent> RedisProjection::LoadParkedEvents(
+    const cqrs::AggregateKey& aggregate) {
+  std::vector<cqrs::StoredEvent> events;
+  for (const auto& text : Entries(DeadLettersKey())) {
+    const auto o = json::parse(text).as_object();
+    if (o.at("aggregate_id").as_string() != aggregate.id) continue;
+    cqrs::StoredEvent e;
+    e.position = o.at("position").as_int64();
+    e.xid = XidOf(o.at("xid"));
+    e.envelope.event_id = std::string(o.at("event_id").as_string());
+    e.envelope.type = std::string(o.at("type").as_string());
+    e.envelope.schema_version = static_cast<int>(o.at("schema_version").as_int64());
+    e.envelope.aggregate_type = std::string(o.at("aggregate_type").as_string());
+    e.envelope.aggregate_id = std::string(o.at("aggregate_id").as_string());
+    e.envelope.aggregate_version = o.at("aggregate_version").as_int64();
+    e.envelope.occurred_at = AtMs(o.at("occurred_at_ms").as_int64());
+    e.committed_at = AtMs(o.at("committed_at_ms").as_int64());
+    e.envelope.payload = std::string(o.at("payload").as_string());
+    events.push_back(std::move(e));
+  }
+  std::ranges::sort(events, {}, &cqrs::StoredEvent::position);
+  return events;
+}
+
+std::vector<cqrs::SkipRecord> RedisProjection::LoadSkips() {
+  std::vector<cqrs::SkipRecord> skips;
+  for (const auto& text : Entries(SkipsKey())) {
+    const auto o = json::parse(text).as_object();
+    skips.push_back({o.at("position").as_int64(),
+                     XidOf(o.at("xid")),
+                     std::string(o.at("event_id").as_string()),
+                     {std::string(o.at("aggregate_type").as_string()),
+                      std::string(o.at("aggregate_id").as_string())},
+                     std::string(o.at("skipped_by").as_string()),
+                     AtMs(o.at("skipped_at_ms").as_int64())});
+  }
+  std::ranges::sort(skips, {}, &cqrs::SkipRecord::position);
+  return skips;
+}
+
+std::uint64_t RedisProjection::DeadLetterGeneration() {
+  auto reply = client_.Command({"HGET", keys_.Checkpoint(options_.name), "dead_letter_generation"});
+  return ParseNumber<std::uint64_t>(reply, "dead_letter_generation");
+}
+
+void RedisProjection::ApplyWithDeadLetters(const cqrs::Checkpoint& from,
+                                           const std::vector<cqrs::StoredEvent>& events,
+                                           const cqrs::Checkpoint& checkpoint,
+                                           const cqrs::DeadLetterChanges& changes) {
   json::array batch;
   batch.reserve(events.size());
   for (const auto& stored : events) {
@@ -384,15 +589,14 @@ void RedisProjection::Apply(const cqrs::Checkpoint& from,
     EnsureCompactedSinceRestart();
   }
   try {
-    client_.Eval(ApplyScript(), {keys_.Checkpoint(options_.name)},
+    client_.Eval(ApplyScript(), {keys_.Checkpoint(options_.name), DeadLettersKey(), SkipsKey()},
                  {keys_.prefix, std::to_string(from.xid), std::to_string(from.position),
                   std::to_string(from.bound), std::to_string(checkpoint.xid),
                   std::to_string(checkpoint.position), std::to_string(checkpoint.bound),
-                  json::serialize(batch)});
+                  json::serialize(batch), ChangesJson(changes)});
   } catch (const RedisReplyError& error) {
     const std::string_view what = error.what();
-    if (what.find("SHOPCQRS_VERSION_GAP") != std::string_view::npos ||
-        what.find("SHOPCQRS_UNKNOWN_EVENT") != std::string_view::npos) {
+    if (IsDeterministic(what)) {
       throw cqrs::DeterministicApplyError(fmt::format("redis projection: {}", what));
     }
     throw;  // e.g. SHOPCQRS_CHECKPOINT_MOVED or LOADING: the projector reloads and retries

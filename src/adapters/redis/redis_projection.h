@@ -19,7 +19,10 @@ inline constexpr const char* kProjectionName = "redis";
 inline constexpr std::size_t kRecommendedBatchSize = 2000;
 
 // The key layout shared by the projection (writer) and RedisReadModel (reader).
-//   <p>checkpoint:<name>      hash  xid, position, bound (decimal text), events (applied count)
+//   <p>checkpoint:<name>      hash  xid, position, bound (decimal text), events (applied count),
+//                                   dead_letter_generation (raised by each change of the next)
+//   <p>dead_letters:<name>    hash  position -> a parked event (JSON: the event, error, keys)
+//   <p>skips:<name>           hash  position -> a skipped event (JSON: who, when, which event)
 //   <p>order:<id>             string  the API order view as JSON (timestamps RFC 3339)
 //   <p>customer:<id>          hash  name, email, version
 //   <p>customer_orders:<id>   set   ids of the customer's orders (to propagate renames)
@@ -30,6 +33,8 @@ struct RedisKeys {
   std::string prefix = "shopcqrs:";
 
   std::string Checkpoint(std::string_view name) const { return Join("checkpoint:", name); }
+  std::string DeadLetters(std::string_view name) const { return Join("dead_letters:", name); }
+  std::string Skips(std::string_view name) const { return Join("skips:", name); }
   std::string Order(std::string_view id) const { return Join("order:", id); }
   std::string Customer(std::string_view id) const { return Join("customer:", id); }
   std::string CustomerOrders(std::string_view id) const { return Join("customer_orders:", id); }
@@ -83,6 +88,19 @@ class RedisProjection final : public cqrs::ProjectionStore {
              const cqrs::Checkpoint& to) override;
   void Reset() override;
 
+  // Dead letters in Redis (the keys above), written by the apply script with the checkpoint.
+  bool KeepsDeadLetters() const override { return true; }
+  void ApplyWithDeadLetters(const cqrs::Checkpoint& from,
+                            const std::vector<cqrs::StoredEvent>& events,
+                            const cqrs::Checkpoint& to,
+                            const cqrs::DeadLetterChanges& changes) override;
+  std::vector<cqrs::DeadLetter> LoadDeadLetters() override;
+  std::vector<cqrs::StoredEvent> LoadParkedEvents(const cqrs::AggregateKey& aggregate) override;
+  std::vector<cqrs::SkipRecord> LoadSkips() override;
+  std::vector<std::string> Footprint(const cqrs::StoredEvent& event) override;
+  // The checkpoint's dead_letter_generation (a follower reloads the parked events when it moves).
+  std::uint64_t DeadLetterGeneration();
+
   // Events applied so far (the checkpoint's counter); for status output and tests.
   std::int64_t EventsApplied();
   const RedisKeys& keys() const { return keys_; }
@@ -97,6 +115,9 @@ class RedisProjection final : public cqrs::ProjectionStore {
   std::uint64_t verified_connection_ = 0;
 
   void EnsureCompactedSinceRestart();
+  std::string DeadLettersKey() const { return keys_.DeadLetters(options_.name); }
+  std::string SkipsKey() const { return keys_.Skips(options_.name); }
+  std::vector<std::string> Entries(const std::string& hash_key);
 };
 
 // The fields of an INFO reply ("key:value" lines).

@@ -429,10 +429,21 @@ ProgressFollowerRole::ProgressFollowerRole(const Config& config, ProgressTracker
     // what Redis holds, lower too: a Redis that lost writes must make token waits wait.
     redis_ = std::jthread([&tracker = trackers.redis, endpoint = *endpoint](std::stop_token stop) {
       adapters::redis::RedisProjection checkpoints({.endpoint = endpoint});
+      // Of the parked events loaded last (none loaded: a value no checkpoint holds).
+      constexpr auto kNone = std::numeric_limits<std::uint64_t>::max();
+      std::uint64_t generation = kNone;
       while (!stop.stop_requested()) {
         try {
+          // The parked events first: the bound read after them may lie past them.
+          if (const auto now = checkpoints.DeadLetterGeneration(); now != generation) {
+            auto letters = checkpoints.LoadDeadLetters();
+            tracker.SetParked(letters.empty() ? nullptr
+                                              : std::make_shared<const cqrs::ParkedIndex>(letters));
+            generation = now;
+          }
           tracker.Reset(checkpoints.LoadCheckpoint().bound);
         } catch (const std::exception&) {
+          generation = kNone;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
