@@ -130,7 +130,8 @@ void Relay::Run() {
 
   // Reads the stream's end: where this relay continues.
   auto sync = [&] {
-    nats::EnsureEventStream(*loop.nats, options_.stream);
+    nats::EnsureEventStream(*loop.nats, options_.stream, options_.stream_replicas,
+                            /*reconcile_replicas=*/true);
     loop.sequence = loop.nats->LastSequence(options_.stream);
     loop.checkpoint = {};
     if (loop.sequence > 0) {
