@@ -315,10 +315,12 @@ int Run(int argc, char** argv) {
   std::vector<RateResult> results;
   for (const auto& source : sources) {
     // A read database of its own per source, projected from the start of the log.
-    const auto read = read_server.ConnectionString("read_" + source);
+    std::string database = "read_" + source;
+    std::replace(database.begin(), database.end(), '-', '_');
+    const auto read = read_server.ConnectionString(database);
     {
       infra::pg::Connection admin(read_server.ConnectionString("postgres"));
-      admin.Exec("CREATE DATABASE read_" + source);
+      admin.Exec("CREATE DATABASE " + database);
     }
     infra::pg::ApplyMigrations(read, "pg_read");
     std::unique_ptr<adapters::relay::Relay> relay;

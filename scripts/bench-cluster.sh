@@ -29,7 +29,7 @@ j = json.load(open(sys.argv[1]))
 print("| | R1 (one nats-server) | R3 (three-node cluster) |")
 print("|---|---|---|")
 a = j.get("appends", {})
-def pct(p): return f"{p['p50']:.2f} / {p['p99']:.2f} / {p['max']:.2f}"
+def pct(p): return f"{p['p50_ms']:.2f} / {p['p99_ms']:.2f} / {p['max_ms']:.2f}"
 if "broker" in a and "broker-r3" in a:
     print(f"| append, publish → ack, p50 / p99 / max ms ({a['broker']['count']} one at a time) | {pct(a['broker'])} | {pct(a['broker-r3'])} |")
 rows = {(r["source"], r["rate"]): r for r in j["rates"]}
@@ -38,6 +38,6 @@ for rate in sorted({r["rate"] for r in j["rates"]}):
     if not (r1 and r3): continue
     print(f"| {rate:.0f} cmd/s: achieved cmd/s | {r1['achieved']:.0f} | {r3['achieved']:.0f} |")
     print(f"| {rate:.0f} cmd/s: lag commit → applied (server), p50 / p99 / max ms | {pct(r1['server'])} | {pct(r3['server'])} |")
-    print(f"| {rate:.0f} cmd/s: command returned → token visible, p50 / p99 ms | {r1['visible']['p50']:.2f} / {r1['visible']['p99']:.2f} | {r3['visible']['p50']:.2f} / {r3['visible']['p99']:.2f} |")
-    print(f"| {rate:.0f} cmd/s: command latency, p50 / p99 ms | {r1['command']['p50']:.2f} / {r1['command']['p99']:.2f} | {r3['command']['p50']:.2f} / {r3['command']['p99']:.2f} |")
+    print(f"| {rate:.0f} cmd/s: command returned → token visible, p50 / p99 ms | {r1['visible']['p50_ms']:.2f} / {r1['visible']['p99_ms']:.2f} | {r3['visible']['p50_ms']:.2f} / {r3['visible']['p99_ms']:.2f} |")
+    print(f"| {rate:.0f} cmd/s: command latency, p50 / p99 ms | {r1['command']['p50_ms']:.2f} / {r1['command']['p99_ms']:.2f} | {r3['command']['p50_ms']:.2f} / {r3['command']['p99_ms']:.2f} |")
 PY
