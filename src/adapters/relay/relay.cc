@@ -231,6 +231,7 @@ void Relay::Run() {
       if (!messages.empty() && !append(messages)) {
         // Not confirmed (no stream leader during an election, a lost quorum, a timeout): wait
         // before reading the stream's end again, backing off, instead of retrying at once.
+        set_role(Role::kStalled);
         if (!SleepUnlessStopped(backoff)) break;
         backoff = std::min(backoff * 2, options_.max_backoff);
         continue;
