@@ -195,7 +195,13 @@ TEST(NatsCluster, StreamIsReplicatedOnThreeNodesAndFollowsALeaderKill) {
   TempCluster nats;
   ASSERT_EQ(nats.cluster.Size(), 3);
   infra::nats::JetStreamConnection client(nats.Options("test"));
+  // Created at R1; asked for R3 without reconciling (a default), it stays; reconciled (the
+  // relay with broker.replicas set), it moves to R3.
+  adapters::nats::EnsureEventStream(client, kStream, 1);
+  EXPECT_EQ(client.StreamPlacement(kStream).first, 1);
   adapters::nats::EnsureEventStream(client, kStream, 3);
+  EXPECT_EQ(client.StreamPlacement(kStream).first, 1);
+  adapters::nats::EnsureEventStream(client, kStream, 3, /*reconcile_replicas=*/true);
   const auto [replicas, leader_name] = client.StreamPlacement(kStream);
   EXPECT_EQ(replicas, 3);
   const int leader = WaitForLeader(nats.cluster, 20s);

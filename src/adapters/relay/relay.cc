@@ -131,7 +131,7 @@ void Relay::Run() {
   // Reads the stream's end: where this relay continues.
   auto sync = [&] {
     nats::EnsureEventStream(*loop.nats, options_.stream, options_.stream_replicas,
-                            /*reconcile_replicas=*/true);
+                            options_.reconcile_replicas);
     loop.sequence = loop.nats->LastSequence(options_.stream);
     loop.checkpoint = {};
     if (loop.sequence > 0) {

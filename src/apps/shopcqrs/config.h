@@ -54,7 +54,8 @@ struct Config {
   // answers and fail over to the others.
   std::string nats;
   // broker.replicas: how many nodes hold the event stream (1..5); 0: one per URL in `nats`, at
-  // most 3 (BrokerReplicas).
+  // most 3 (BrokerReplicas). A stream is created with them; only a value set here (not 0) makes
+  // the relay move an existing stream to other replicas.
   int broker_replicas = 0;
   // Where projectors read events: "broker" (the JetStream stream; needs `nats`) or "outbox"
   // (the write database's outbox, directly).

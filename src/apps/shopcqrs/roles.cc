@@ -119,6 +119,7 @@ adapters::relay::Relay::Options RelayOptions(const Config& config) {
   options.nats.url = config.nats;
   options.nats.name = "shopcqrs-relay";
   options.stream_replicas = BrokerReplicas(config);
+  options.reconcile_replicas = config.broker_replicas > 0;  // set, not derived from the URLs
   return options;
 }
 
