@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -168,6 +169,34 @@ class TokenProbe {
   std::thread thread_;
 };
 
+// A steady command load in the background: the random mix of `load`, one command about every
+// 3 ms (a few hundred per second: enough to keep appends in flight at every kill, few enough to
+// compare every store in time).
+class SteadyLoad {
+ public:
+  explicit SteadyLoad(Workload& load)
+      : thread_([this, &load] {
+          std::mt19937_64 rng(2026);
+          while (!stop_) {
+            try {
+              load.Step(rng);
+            } catch (const std::exception&) {
+              std::this_thread::sleep_for(50ms);
+            }
+            std::this_thread::sleep_for(3ms);
+          }
+        }) {}
+  ~SteadyLoad() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_ = false;
+  std::thread thread_;
+};
+
 // The stream sequence the relay has had confirmed, once it moved past `above` (nullopt when it
 // did not within `timeout`).
 std::optional<std::uint64_t> RelayPasses(const Relay& relay, std::uint64_t above,
@@ -246,7 +275,7 @@ TEST(NatsCluster, LeaderKillAndQuorumLossUnderLoadLeaveEveryStoreExact) {
   relay.Start();
   ClusterProjections projections(nats, db.read, endpoint, redis.prefix + "live:");
 
-  Writers writers(load, 1);  // steady, and few enough events to compare them all in time
+  SteadyLoad writers(load);
   TokenProbe tokens(load, projections.read_pg.tracker, projections.search.tracker, db.read);
   std::this_thread::sleep_for(2s);
 
