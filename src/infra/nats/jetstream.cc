@@ -271,10 +271,13 @@ bool AppendChain(JetStreamConnection& nats, std::vector<natsMsg*>& messages,
     const std::string what = failures > 0        ? first_error
                              : status != NATS_OK ? natsStatus_GetText(status)
                                                  : natsStatus_GetText(completed);
-    *error =
-        fmt::format("{} of {} append(s) not confirmed ({})",
-                    failures > 0 ? failures : static_cast<std::int64_t>(messages.size() - sent),
-                    messages.size(), what);
+    // Refused ones are counted; after a wait that timed out, any of those sent may be unconfirmed.
+    *error = failures > 0 ? fmt::format("{} of {} append(s) refused or failed ({})", failures,
+                                        messages.size(), what)
+             : status != NATS_OK
+                 ? fmt::format("{} of {} append(s) not sent ({})", messages.size() - sent,
+                               messages.size(), what)
+                 : fmt::format("{} append(s) sent, not all confirmed in time ({})", sent, what);
   }
   return false;
 }
