@@ -1,14 +1,20 @@
 // shopcqrs-bench-lag: how soon a command's effect is visible in the read database.
 //
 //   shopcqrs-bench-lag [--rates 100,500,1000] [--duration D] [--threads T] [--fsync]
-//                      [--sources outbox,broker] [--json FILE]
+//                      [--sources outbox,broker,broker-r3] [--json FILE]
 //
 // Starts its own write and read PostgreSQL servers (and, for the broker path, a nats-server),
 // seeds customers and products, then per source runs the read_pg projector in-process into a
 // read database of its own:
 //   outbox  the real OutboxReader + PgReadProjection + Projector (direct path);
 //   broker  the relay (outbox -> JetStream) + JetStreamSource (durable consumer) +
-//           PgReadProjection + Projector (the path `shopcqrs up` runs).
+//           PgReadProjection + Projector (the path `shopcqrs up` runs), on one nats-server
+//           (the stream at R1);
+//   broker-r3  the same on a three-node JetStream cluster on loopback (devstack::NatsCluster),
+//           the stream at replicas = 3 (the path of `shopcqrs up --nats-cluster 3`).
+// For each broker source it first measures the append latency alone: 2,000 appends one after
+// the other to a scratch stream with the source's replicas, each waited for (publish -> the
+// stream's ack, which on R3 means stored by a quorum of two nodes).
 // For each rate it drives app::CommandService + PgWriteStore open loop (command i is due at start +
 // i/R, spread over T threads) with a mix of 50% PlaceOrder, 30% PayOrder (of a placed order) and
 // 20% RegisterCustomer, for a 1 s warm-up plus D seconds. Per rate it reports:
@@ -52,8 +58,10 @@
 #include "application/command_service.h"
 #include "cqrs/consistency_token.h"
 #include "cqrs/projector.h"
+#include "devstack/nats_cluster.h"
 #include "devstack/nats_server.h"
 #include "devstack/postgres_server.h"
+#include "infra/nats/jetstream.h"
 #include "infra/pg/connection.h"
 #include "infra/pg/migrator.h"
 #include "infra/pg/pool.h"
@@ -171,6 +179,33 @@ struct RateResult {
   Percentiles command, visible, server;
 };
 
+// Synchronous appends, one at a time, to a scratch stream of `replicas` on `url`: publish ->
+// ack latency in ms.
+Percentiles MeasureAppends(const std::string& url, int replicas, int count) {
+  infra::nats::JetStreamConnection nats({.url = url, .name = "bench-append"});
+  const std::string stream = fmt::format("BENCH_APPEND_R{}", replicas);
+  nats.EnsureStream({.name = stream,
+                     .subjects = {fmt::format("bench.append.r{}", replicas)},
+                     .description = "shopcqrs-bench-lag append latency",
+                     .replicas = replicas});
+  const std::string subject = fmt::format("bench.append.r{}", replicas);
+  const std::string payload(400, 'x');  // about an event's size
+  std::vector<double> ms;
+  ms.reserve(count);
+  for (int i = 0; i < count + 100; ++i) {
+    const auto start = Clock::now();
+    jsPubAck* ack = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus status = js_Publish(&ack, nats.js(), subject.c_str(), payload.data(),
+                                         static_cast<int>(payload.size()), nullptr, &code);
+    jsPubAck_Destroy(ack);
+    infra::nats::Check(status, "js_Publish " + stream, code);
+    if (i >= 100) ms.push_back(Ms(Clock::now() - start).count());  // 100 warm-up appends
+  }
+  js_DeleteStream(nats.js(), stream.c_str(), nullptr, nullptr);
+  return Summarize(std::move(ms));
+}
+
 int Run(int argc, char** argv) {
   std::string rates_text = "100,500,1000";
   double duration = 10;
@@ -193,7 +228,8 @@ int Run(int argc, char** argv) {
                  "niceness added to the read server (default 0; `shopcqrs up` uses 5)")
       ->check(CLI::Range(0, 19));
   cli.add_option("--sources", sources_text,
-                 "event paths to measure, comma-separated: outbox (direct), broker (NATS)");
+                 "event paths to measure, comma-separated: outbox (direct), broker (NATS, one "
+                 "server, R1), broker-r3 (a three-node JetStream cluster, R3)");
   cli.add_option("--json", json_file, "where to write the JSON result");
   cli.add_option("--stat-statements", stat_statements,
                  "after each rate, print the N statements of each server that took the most "
@@ -212,8 +248,8 @@ int Run(int argc, char** argv) {
     std::stringstream in(sources_text);
     std::string item;
     while (std::getline(in, item, ',')) {
-      if (item != "outbox" && item != "broker") {
-        throw std::runtime_error("--sources: '" + item + "' is not outbox or broker");
+      if (item != "outbox" && item != "broker" && item != "broker-r3") {
+        throw std::runtime_error("--sources: '" + item + "' is not outbox, broker or broker-r3");
       }
       sources.push_back(item);
     }
@@ -243,6 +279,13 @@ int Run(int argc, char** argv) {
         devstack::NatsServer::Options{.data_dir = fs::path(dir) / "nats", .name = "nats"});
     nats_server->Start();
   }
+  std::unique_ptr<devstack::NatsCluster> nats_cluster;
+  if (std::find(sources.begin(), sources.end(), "broker-r3") != sources.end()) {
+    nats_cluster = std::make_unique<devstack::NatsCluster>(
+        devstack::NatsCluster::Options{.data_dir = fs::path(dir) / "nats-cluster", .nodes = 3});
+    nats_cluster->Start();
+  }
+  std::vector<std::pair<std::string, Percentiles>> appends;  // per broker source
 
   infra::pg::Pool pool(adapters::pg_write::WritePoolOptions(write, threads));
   cqrs::ConsistencyTokens tokens;
@@ -272,22 +315,36 @@ int Run(int argc, char** argv) {
   std::vector<RateResult> results;
   for (const auto& source : sources) {
     // A read database of its own per source, projected from the start of the log.
-    const auto read = read_server.ConnectionString("read_" + source);
+    std::string database = "read_" + source;
+    std::replace(database.begin(), database.end(), '-', '_');
+    const auto read = read_server.ConnectionString(database);
     {
       infra::pg::Connection admin(read_server.ConnectionString("postgres"));
-      admin.Exec("CREATE DATABASE read_" + source);
+      admin.Exec("CREATE DATABASE " + database);
     }
     infra::pg::ApplyMigrations(read, "pg_read");
     std::unique_ptr<adapters::relay::Relay> relay;
     std::unique_ptr<cqrs::EventSource> reader;
-    if (source == "broker") {
+    if (source.starts_with("broker")) {
+      const bool r3 = source == "broker-r3";
+      const std::string url = r3 ? nats_cluster->ServerList() : nats_server->Url();
+      const int replicas = r3 ? 3 : 1;
+      const auto append = MeasureAppends(url, replicas, 2000);
+      fmt::print(
+          "{} append (publish -> ack, R{}): p50 {:.2f} ms, p99 {:.2f} ms, p99.9 {:.2f} ms, "
+          "max {:.2f} ms, mean {:.2f} ms ({} appends)\n",
+          source, replicas, append.p50, append.p99, append.p999, append.max, append.mean,
+          append.count);
+      appends.emplace_back(source, append);
       adapters::relay::Relay::Options relay_options;
       relay_options.write_db = write;
-      relay_options.nats.url = nats_server->Url();
+      relay_options.nats.url = url;
+      relay_options.stream_replicas = replicas;
       relay = std::make_unique<adapters::relay::Relay>(relay_options);
       relay->Start();
       adapters::nats::JetStreamSource::Options source_options;
-      source_options.nats.url = nats_server->Url();
+      source_options.nats.url = url;
+      source_options.stream_replicas = replicas;
       source_options.consumer = "shopcqrs_read_pg";
       reader = std::make_unique<adapters::nats::JetStreamSource>(source_options);
     } else {
@@ -503,8 +560,12 @@ int Run(int argc, char** argv) {
                    {"cores", std::thread::hardware_concurrency()},
                    {"target", json::object{{"rate", 1000}, {"p50_ms", 1}, {"p99_ms", 5}}},
                    {"rates", std::move(rows)}};
+  json::object append_rows;
+  for (const auto& [source, p] : appends) append_rows[source] = ToJson(p);
+  out["appends"] = std::move(append_rows);
   WriteJson(json_file, out);
   if (nats_server) nats_server->Stop();
+  if (nats_cluster) nats_cluster->Stop();
   servers.Stop();
   if (keep) {
     fmt::print("kept the servers' data and logs in {}\n", dir);

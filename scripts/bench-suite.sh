@@ -810,15 +810,16 @@ else:
 
 # Sections other scripts maintain (scripts/fault-matrix.sh: "## Fault matrix";
 # scripts/bench-isolation.sh and bench-scaling.sh: "## Process roles: ..."; scripts/bench-search.sh:
-# "## Ranked search ...") are kept as they are: everything from such a heading to the next "## "
-# heading of the previous file.
+# "## Ranked search ..."; scripts/bench-cluster.sh: "## JetStream R1 vs R3") are kept as they
+# are: everything from such a heading to the next "## " heading of the previous file.
 kept = []
 if os.path.exists(md_path):
     previous = open(md_path).read().split("\n")
     keep = False
     for line in previous:
         if line.startswith("## "):
-            keep = line.startswith(("## Fault matrix", "## Process roles", "## Ranked search"))
+            keep = line.startswith(("## Fault matrix", "## Process roles", "## Ranked search",
+                                    "## JetStream R1 vs R3"))
         if keep:
             kept.append(line)
 with open(md_path, "w") as fh:

@@ -74,6 +74,24 @@ std::string ProbeJetStream(const std::string& url) {
   return {};
 }
 
+// Empty when a client can connect to `url`; otherwise why not.
+std::string ProbeClient(const std::string& url) {
+  natsOptions* raw_options = nullptr;
+  natsStatus status = natsOptions_Create(&raw_options);
+  if (status != NATS_OK) return StatusText(status);
+  std::unique_ptr<natsOptions, Destroyer<&natsOptions_Destroy>> options(raw_options);
+  status = natsOptions_SetURL(options.get(), url.c_str());
+  if (status == NATS_OK) status = natsOptions_SetTimeout(options.get(), 1000);
+  if (status == NATS_OK) status = natsOptions_SetAllowReconnect(options.get(), false);
+  if (status == NATS_OK) status = natsOptions_SetName(options.get(), "shopcqrs-readiness");
+  if (status != NATS_OK) return StatusText(status);
+  natsConnection* raw_connection = nullptr;
+  status = natsConnection_Connect(&raw_connection, options.get());
+  std::unique_ptr<natsConnection, Destroyer<&natsConnection_Destroy>> connection(raw_connection);
+  if (status != NATS_OK) return "connect: " + StatusText(status);
+  return {};
+}
+
 bool IsLoopbackOrAny(std::string_view bind) {
   return bind == "127.0.0.1" || bind == "::1" || bind == "localhost" || bind == "0.0.0.0" ||
          bind == "::" || bind.empty();
@@ -108,9 +126,27 @@ ChildProcessOptions NatsServer::Command(int port) const {
   if (options_.monitor_port > 0) {
     child.argv.insert(child.argv.end(), {"--http_port", std::to_string(options_.monitor_port)});
   }
+  if (!options_.server_name.empty()) {
+    child.argv.insert(child.argv.end(), {"--server_name", options_.server_name});
+  }
+  if (!options_.cluster_name.empty()) {
+    const std::string host = options_.bind == "::1" ? "[::1]" : options_.bind;
+    child.argv.insert(child.argv.end(), {"--cluster_name", options_.cluster_name, "--cluster",
+                                         fmt::format("nats://{}:{}", host, options_.cluster_port)});
+    if (!options_.routes.empty()) {
+      std::string routes;
+      for (const auto& route : options_.routes) {
+        if (!routes.empty()) routes += ',';
+        routes += route;
+      }
+      child.argv.insert(child.argv.end(), {"--routes", routes});
+    }
+  }
   return child;
 }
 
-std::string NatsServer::Probe(int) const { return ProbeJetStream(Url()); }
+std::string NatsServer::Probe(int) const {
+  return options_.cluster_name.empty() ? ProbeJetStream(Url()) : ProbeClient(Url());
+}
 
 }  // namespace shopcqrs::devstack

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "devstack/supervised_server.h"
 
@@ -13,7 +14,8 @@ namespace shopcqrs::devstack {
 // PR_SET_PDEATHSIG is tied to the spawning thread), checks it every `check_interval` and starts
 // it again (same port, same data) when it has died. JetStream keeps its streams in file
 // storage under `data_dir`; a restarted server recovers them before it accepts clients. Runs
-// as the current user, without authentication, clustering or HTTP monitoring.
+// as the current user, without authentication; HTTP monitoring and clustering only when asked
+// (a node of a NatsCluster: cluster_name, cluster_port, routes, server_name).
 //
 // Start() waits until a client can connect and JetStream answers (after its streams have
 // been recovered from disk); Stop() sends SIGTERM (JetStream flushes its store).
@@ -36,6 +38,16 @@ class NatsServer final : public SupervisedServer {
     int nice = 0;
     // > 0: the HTTP monitoring endpoint (/varz, /connz, ...) on this port of the bind address.
     int monitor_port = 0;
+    // Clustering (see NatsCluster): a non-empty cluster_name makes this server a node of that
+    // JetStream cluster, listening for routes on cluster_port (> 0) and soliciting `routes`
+    // (nats://HOST:PORT of the other nodes' cluster ports). server_name (unique in the cluster,
+    // stable across restarts: JetStream's replicas are placed by it) is given to the server
+    // when non-empty. A node is ready once it accepts clients: JetStream answers only when a
+    // quorum of the cluster runs, which one node cannot wait for.
+    std::string server_name;
+    std::string cluster_name;
+    int cluster_port = 0;
+    std::vector<std::string> routes;
   };
 
   explicit NatsServer(Options options);

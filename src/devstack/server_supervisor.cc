@@ -136,6 +136,7 @@ void ServerSupervisor::Start() {
   {
     std::lock_guard lock(mutex_);
     stop_ = false;
+    kill_ = false;
     started_ = false;
     start_error_ = nullptr;
   }
@@ -155,6 +156,18 @@ void ServerSupervisor::Stop() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
+  }
+  changed_.notify_all();
+  supervisor_.join();
+}
+
+void ServerSupervisor::Kill() {
+  std::lock_guard lifecycle(lifecycle_);
+  if (!supervisor_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+    kill_ = true;
   }
   changed_.notify_all();
   supervisor_.join();
@@ -377,6 +390,18 @@ void ServerSupervisor::Supervise() {
       }
       backoff = std::min<std::chrono::milliseconds>(backoff * 2, 5s);
     }
+  }
+  bool kill = false;
+  {
+    std::lock_guard lock(mutex_);
+    kill = kill_;
+  }
+  if (kill && child_.IsRunning()) {
+    spdlog::info("[{}] killing {} (pid {}, SIGKILL)", options_.name, options_.program,
+                 child_.Pid());
+    child_.KillGroup(SIGKILL);
+    child_.Wait();
+    return;
   }
   // Graceful stop on this thread (the child's parent-death signal is tied to it).
   if (child_.IsRunning()) {

@@ -87,6 +87,10 @@ class ServerSupervisor {
   // Stops the supervisor, then the server (stop_signal; SIGKILL to its process group after
   // stop_timeout). No-op if not running.
   void Stop();
+  // Stops the supervisor and kills the server (SIGKILL to its process group) without a graceful
+  // stop, as a crash would: it is not restarted until Start() is called again (same data
+  // directory; the port of the previous run when it is free). No-op if not running.
+  void Kill();
   // Whether Start() succeeded and Stop() has not been called since.
   bool IsSupervising() const;
   // Whether the child is alive right now (it may be between a crash and its restart).
@@ -127,6 +131,7 @@ class ServerSupervisor {
   std::mutex mutex_;              // guards the fields below
   std::condition_variable changed_;
   bool stop_ = false;
+  bool kill_ = false;     // Kill(): the supervisor ends with SIGKILL instead of a graceful stop
   bool started_ = false;  // the first start finished (ok or failed)
   std::exception_ptr start_error_;
   std::thread supervisor_;

@@ -29,6 +29,9 @@ class SupervisedServer {
   // Stops the supervisor, then the server (its graceful stop signal; SIGKILL after
   // stop_timeout). No-op if not running.
   virtual void Stop() { supervisor_.Stop(); }
+  // Kills the server with SIGKILL and stops supervising it (no restart) until Start() is called
+  // again on the same data directory. No-op if not running.
+  void Kill() { supervisor_.Kill(); }
 
   // Whether the server is alive right now (it may be between a crash and its restart).
   bool IsRunning() { return supervisor_.IsRunning(); }

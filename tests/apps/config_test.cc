@@ -395,6 +395,58 @@ TEST(ConfigToml, WritesAFileThatReadsBackAsTheSameConfig) {
   EXPECT_EQ(read, config);
 }
 
+TEST(ConfigToml, AClustersUrlsAndTheStreamReplicasReadBack) {
+  Config config = ValidConfig();
+  config.nats = "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224";
+  config.broker_replicas = 3;
+  Config read;
+  ApplyToml(read, ConfigToml(config));
+  EXPECT_EQ(read, config);
+}
+
+TEST(LoadConfig, ReadsSeveralNatsUrlsAndTheReplicasFromFileEnvironmentAndDefaults) {
+  Config config;
+  ApplyToml(config,
+            "nats = [\"nats://10.0.0.7:4222\", \"nats://10.0.0.8:4222\"]\n"
+            "[broker]\nreplicas = 2\n");
+  EXPECT_EQ(config.nats, "nats://10.0.0.7:4222,nats://10.0.0.8:4222");
+  EXPECT_EQ(config.broker_replicas, 2);
+  EXPECT_EQ(BrokerReplicas(config), 2);
+  ApplyEnvironment(config, MapEnvironment({{"SHOPCQRS_NATS", "nats://a:1, nats://b:2,nats://c:3"},
+                                           {"SHOPCQRS_BROKER_REPLICAS", "0"}}));
+  EXPECT_EQ(config.nats, "nats://a:1, nats://b:2,nats://c:3");
+  EXPECT_EQ(config.broker_replicas, 0);
+  EXPECT_EQ(BrokerReplicas(config), 3) << "0: one per URL";
+  config.nats = "nats://a:1";
+  EXPECT_EQ(BrokerReplicas(config), 1);
+  config.nats = "nats://a:1,nats://b:2,nats://c:3,nats://d:4,nats://e:5";
+  EXPECT_EQ(BrokerReplicas(config), 3) << "at most 3 by default";
+  EXPECT_THROW(ApplyToml(config, "nats = [1]\n"), ConfigError);
+  EXPECT_THROW(ApplyToml(config, "[broker]\nreplica = 3\n"), ConfigError);
+  EXPECT_THROW(ApplyToml(config, "[broker]\nreplicas = \"3\"\n"), ConfigError);
+}
+
+TEST(ValidateConfig, EveryNatsUrlAndTheReplicasAreChecked) {
+  Config config = ValidConfig();
+  config.nats = "nats://127.0.0.1:4222,nats://127.0.0.1:4223";
+  EXPECT_THAT(ValidateConfig(config), IsEmpty());
+  config.nats = "nats://127.0.0.1:4222,nats://host";
+  auto errors = ValidateConfig(config);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0], AllOf(HasSubstr("nats"), HasSubstr("nats://host")));
+  config.nats = ",";
+  EXPECT_EQ(ValidateConfig(config).size(), 1u);
+  config.nats = "nats://127.0.0.1:4222";
+  for (int bad : {-1, 6}) {
+    config.broker_replicas = bad;
+    errors = ValidateConfig(config);
+    ASSERT_EQ(errors.size(), 1u) << bad;
+    EXPECT_THAT(errors[0], HasSubstr("broker.replicas"));
+  }
+  config.broker_replicas = 5;
+  EXPECT_THAT(ValidateConfig(config), IsEmpty());
+}
+
 TEST(ValidateConfig, RolesAreNamedOnceAndNotMixedWithTheSwitches) {
   Config config = ValidConfig();
   config.roles = {"query", "query"};

@@ -26,6 +26,7 @@
 #include "support/eventually.h"
 #include "support/projector_rig.h"
 #include "support/sql.h"
+#include "support/store_dump.h"
 #include "support/temp_servers.h"
 #include "support/test_postgres.h"
 #include "support/workload.h"
@@ -91,48 +92,6 @@ void CopyOutboxWithPriceChangesAtV1(const std::string& from, const std::string& 
       "schema_version integer, aggregate_type text, aggregate_id uuid, aggregate_version bigint, "
       "occurred_at timestamptz, payload json) ORDER BY position",
       infra::pg::Params().Add(rows));
-}
-
-// Every key under `prefix` (the prefix cut off) with its value, collections sorted; the
-// projection's checkpoint only with its applied-events count (its xid and position are those of
-// its write database).
-std::map<std::string, std::string> RedisDump(const infra::redis::RedisEndpoint& endpoint,
-                                             const std::string& prefix) {
-  infra::redis::RedisClient client(endpoint);
-  std::vector<std::string> keys;
-  std::string cursor = "0";
-  do {
-    auto reply = client.Command({"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"});
-    cursor = reply.elements.at(0).str;
-    for (const auto& key : reply.elements.at(1).elements) keys.push_back(key.str);
-  } while (cursor != "0");
-  std::map<std::string, std::string> dump;
-  for (const auto& key : keys) {
-    const std::string name = key.substr(prefix.size());
-    const std::string type = client.Command({"TYPE", key}).str;
-    std::vector<std::string> items;
-    if (name.starts_with("checkpoint:")) {
-      items.push_back(client.Command({"HGET", key, "events"}).str);
-    } else if (type == "string") {
-      items.push_back(client.Command({"GET", key}).str);
-    } else if (type == "hash" || type == "set") {
-      const auto reply = client.Command({type == "hash" ? "HGETALL" : "SMEMBERS", key});
-      for (std::size_t i = 0; i < reply.elements.size(); ++i) {
-        const bool pair = type == "hash";
-        items.push_back(pair ? reply.elements[i].str + "=" + reply.elements[i + 1].str
-                             : reply.elements[i].str);
-        if (pair) ++i;
-      }
-      std::sort(items.begin(), items.end());
-    } else if (type == "zset") {
-      const auto reply = client.Command({"ZRANGE", key, "0", "-1", "WITHSCORES"});
-      for (const auto& item : reply.elements) items.push_back(item.str);
-    } else {
-      items.push_back("(type " + type + ")");
-    }
-    dump[name] = type + ": " + fmt::format("{}", fmt::join(items, " | "));
-  }
-  return dump;
 }
 
 TEST(EventVersions, RebuildFromALogWithV1PriceChangesEqualsTheLiveV2Projection) {

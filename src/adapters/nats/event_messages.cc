@@ -50,11 +50,14 @@ T NumberHeader(natsMsg* message, const char* key) {
 
 }  // namespace
 
-void EnsureEventStream(infra::nats::JetStreamConnection& nats, std::string_view stream) {
+void EnsureEventStream(infra::nats::JetStreamConnection& nats, std::string_view stream,
+                       int replicas, bool reconcile_replicas) {
   nats.EnsureStream(
       {.name = std::string(stream),
        .subjects = {fmt::format("{}>", kEventSubjectPrefix), std::string(kBoundSubject)},
-       .description = "shopcqrs event log, in outbox commit order"});
+       .description = "shopcqrs event log, in outbox commit order",
+       .replicas = replicas},
+      reconcile_replicas);
 }
 
 std::string FormatCheckpoint(const cqrs::Checkpoint& checkpoint) {

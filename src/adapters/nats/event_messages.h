@@ -31,8 +31,11 @@ inline constexpr std::string_view kDefaultStream = "SHOPCQRS_EVENTS";
 inline constexpr std::string_view kEventSubjectPrefix = "shopcqrs.events.";
 inline constexpr std::string_view kBoundSubject = "shopcqrs.bound";
 
-// Creates the event stream `stream` (the subjects above) if it does not exist.
-void EnsureEventStream(infra::nats::JetStreamConnection& nats, std::string_view stream);
+// Creates the event stream `stream` (the subjects above) if it does not exist, held by
+// `replicas` servers of a JetStream cluster (1: a single server). With `reconcile_replicas`
+// (the relay, which owns the stream), an existing stream is moved to `replicas` if it has others.
+void EnsureEventStream(infra::nats::JetStreamConnection& nats, std::string_view stream,
+                       int replicas = 1, bool reconcile_replicas = false);
 
 // The checkpoint header of a stream message; nullopt when it is missing or malformed.
 std::optional<cqrs::Checkpoint> MessageCheckpoint(natsMsg* message);

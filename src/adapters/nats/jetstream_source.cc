@@ -188,7 +188,7 @@ void JetStreamSource::Subscribe(const std::string& deliver_subject) {
 
 void JetStreamSource::Seat(const cqrs::Checkpoint& after) {
   DropSubscription();
-  EnsureEventStream(*nats_, options_.stream);
+  EnsureEventStream(*nats_, options_.stream, options_.stream_replicas);
   std::string deliver_subject = ConsumerMatches(after);
   if (deliver_subject.empty()) {
     jsErrCode code = static_cast<jsErrCode>(0);

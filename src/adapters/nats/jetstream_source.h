@@ -38,7 +38,8 @@ class JetStreamSource final : public cqrs::EventSource {
   struct Options {
     infra::nats::JetStreamConnection::Options nats;
     std::string stream = std::string(kDefaultStream);
-    std::string consumer;  // durable name; no '.', '*', '>' or spaces
+    std::string consumer;     // durable name; no '.', '*', '>' or spaces
+    int stream_replicas = 1;  // should this source create the stream (the relay's otherwise)
     std::chrono::milliseconds ack_wait{60'000};
     std::int64_t max_ack_pending = 262'144;
   };

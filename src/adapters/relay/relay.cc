@@ -130,7 +130,8 @@ void Relay::Run() {
 
   // Reads the stream's end: where this relay continues.
   auto sync = [&] {
-    nats::EnsureEventStream(*loop.nats, options_.stream);
+    nats::EnsureEventStream(*loop.nats, options_.stream, options_.stream_replicas,
+                            options_.reconcile_replicas);
     loop.sequence = loop.nats->LastSequence(options_.stream);
     loop.checkpoint = {};
     if (loop.sequence > 0) {
@@ -227,7 +228,15 @@ void Relay::Run() {
       }
       const bool bound_only = batch.events.empty() && batch.next.bound > from.bound;
       if (bound_only) messages.push_back(nats::EncodeBound(batch.next, from));
-      if (!messages.empty() && append(messages)) {
+      if (!messages.empty() && !append(messages)) {
+        // Not confirmed (no stream leader during an election, a lost quorum, a timeout): wait
+        // before reading the stream's end again, backing off, instead of retrying at once.
+        set_role(Role::kStalled);
+        if (!SleepUnlessStopped(backoff)) break;
+        backoff = std::min(backoff * 2, options_.max_backoff);
+        continue;
+      }
+      if (!messages.empty()) {
         loop.checkpoint = batch.next;
         const auto now = NowMs();
         std::lock_guard lock(mutex_);

@@ -37,6 +37,11 @@ class Relay {
     std::string write_db;  // libpq conninfo of the write database
     infra::nats::JetStreamConnection::Options nats;
     std::string stream = std::string(adapters::nats::kDefaultStream);
+    // The stream's replicas on a JetStream cluster (1: one server). The relay creates the
+    // stream with them and, with reconcile_replicas, moves an existing stream to them (only
+    // when they were asked for explicitly: a default must never scale a stream down).
+    int stream_replicas = 1;
+    bool reconcile_replicas = false;
     std::size_t batch_size = 4096;
     std::chrono::milliseconds idle_wait{500};  // outbox wait when caught up (LISTEN wakes it)
     std::chrono::milliseconds standby_poll{250};

@@ -27,6 +27,22 @@ std::string Lower(std::string_view text) {
   return out;
 }
 
+// The URLs of a `nats` setting (comma-separated; spaces around each and empty entries dropped,
+// as infra::nats::SplitServerUrls does).
+std::vector<std::string> SplitNatsUrls(std::string_view text) {
+  std::vector<std::string> urls;
+  while (true) {
+    const auto comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) urls.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return urls;
+}
+
 std::optional<long long> ParseInteger(std::string_view text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
     text.remove_prefix(1);
@@ -395,7 +411,7 @@ void ApplyToml(Config& config, std::string_view toml_text, std::string_view sour
   TomlReader reader(source);
   constexpr std::string_view kTopLevel =
       "listen, http_threads, query_source, token_secret, write_db, read_db, redis, nats, "
-      "projection_source, roles, api, projectors, relay, log, auth";
+      "projection_source, roles, api, projectors, relay, broker, log, auth";
   for (const auto& [key, node] : root) {
     const std::string_view name = key.str();
     if (name == "listen") {
@@ -409,7 +425,30 @@ void ApplyToml(Config& config, std::string_view toml_text, std::string_view sour
     } else if (name == "redis") {
       reader.String(node, name, config.redis);
     } else if (name == "nats") {
-      reader.String(node, name, config.nats);
+      if (const toml::array* list = node.as_array()) {  // the nodes of a cluster
+        std::string urls;
+        for (const auto& item : *list) {
+          const auto* url = item.as_string();
+          if (!url) {
+            reader.Fail(item, name,
+                        fmt::format("expected URLs (strings), got {}", TomlReader::TypeName(item)));
+          }
+          if (!urls.empty()) urls += ',';
+          urls += url->get();
+        }
+        config.nats = std::move(urls);
+      } else {
+        reader.String(node, name, config.nats);
+      }
+    } else if (name == "broker") {
+      for (const auto& [sub_key, sub_node] : reader.Table(node, name)) {
+        const std::string full = fmt::format("broker.{}", sub_key.str());
+        if (sub_key == "replicas") {
+          reader.Int(sub_node, full, config.broker_replicas);
+        } else {
+          reader.Unknown(sub_node, full, "replicas");
+        }
+      }
     } else if (name == "projection_source") {
       reader.String(node, name, config.projection_source);
     } else if (name == "write_db") {
@@ -509,6 +548,7 @@ void ApplyEnvironment(Config& config, const EnvLookup& env) {
   string_var("SHOPCQRS_AUTH_SIGNING_KEY", config.auth.signing_key);  // never auth.mode
   string_var("SHOPCQRS_REDIS", config.redis);
   string_var("SHOPCQRS_NATS", config.nats);
+  int_var("SHOPCQRS_BROKER_REPLICAS", config.broker_replicas);
   string_var("SHOPCQRS_PROJECTION_SOURCE", config.projection_source);
   bool_var("SHOPCQRS_RUN_RELAY", config.run_relay);
   if (auto value = get("SHOPCQRS_ROLES")) config.roles = ParseRoles(*value, "SHOPCQRS_ROLES");
@@ -535,6 +575,7 @@ std::string ConfigToml(const Config& config) {
   root.insert("api", toml::table{{"enabled", config.run_api}});
   root.insert("projectors", toml::table{{"enabled", config.run_projectors}});
   root.insert("relay", toml::table{{"enabled", config.run_relay}});
+  root.insert("broker", toml::table{{"replicas", config.broker_replicas}});
   root.insert("log", toml::table{{"level", config.log_level}});
   toml::array keys;
   for (const auto& key : config.auth.signing_keys) {
@@ -695,12 +736,22 @@ std::vector<std::string> ValidateConfig(const Config& config) {
     errors.push_back("projection_source: 'broker' needs nats (the nats-server URL)");
   }
   if (!config.nats.empty()) {
-    std::string_view url = config.nats;
-    if (url.starts_with("nats://")) url.remove_prefix(7);
-    auto nats = ParseListenAddress(url);
-    if (!nats || nats->port == 0) {
+    const auto urls = SplitNatsUrls(config.nats);
+    if (urls.empty()) {
       errors.push_back(fmt::format("nats: '{}' must be nats://HOST:PORT", config.nats));
     }
+    for (const auto& text : urls) {
+      std::string_view url = text;
+      if (url.starts_with("nats://")) url.remove_prefix(7);
+      auto nats = ParseListenAddress(url);
+      if (!nats || nats->port == 0) {
+        errors.push_back(fmt::format("nats: '{}' must be nats://HOST:PORT", text));
+      }
+    }
+  }
+  if (config.broker_replicas < 0 || config.broker_replicas > kMaxBrokerReplicas) {
+    errors.push_back(fmt::format("broker.replicas: must be 0..{} (0: one per nats URL, at most 3)",
+                                 kMaxBrokerReplicas));
   }
   if (!config.roles.empty()) {
     std::vector<std::string> seen;
@@ -727,6 +778,12 @@ std::vector<std::string> ValidateConfig(const Config& config) {
   }
   for (auto& error : ValidateAuth(config.auth)) errors.push_back(std::move(error));
   return errors;
+}
+
+int BrokerReplicas(const Config& config) {
+  if (config.broker_replicas > 0) return config.broker_replicas;
+  const auto urls = static_cast<int>(SplitNatsUrls(config.nats).size());
+  return std::clamp(urls, 1, 3);
 }
 
 std::vector<std::string> ServingAuthErrors(const Config& config) {
@@ -790,7 +847,8 @@ std::string DescribeConfig(const Config& config) {
   return fmt::format(
       "listen={} write_db=[{}] write_pool_size={} read_db=[{}] read_pool_size={} "
       "http_threads={} api={} projectors={} log_level={} query_source={} redis={} nats={} "
-      "projection_source={} relay={} roles={} token_secret={} auth.mode={} auth.signing_keys={}",
+      "projection_source={} relay={} roles={} token_secret={} auth.mode={} auth.signing_keys={} "
+      "broker.replicas={}",
       config.listen, RedactConninfo(config.write_db), config.write_pool_size,
       RedactConninfo(config.read_db), config.read_pool_size, config.http_threads,
       config.run_api ? "on" : "off", config.run_projectors ? "on" : "off", config.log_level,
@@ -800,7 +858,8 @@ std::string DescribeConfig(const Config& config) {
       config.roles.empty() ? "(from the switches)"
                            : fmt::format("{}", fmt::join(config.roles, ",")),
       config.token_secret.empty() ? "(unset)" : "***", config.auth.mode,
-      (config.auth.signing_key.empty() ? 0 : 1) + config.auth.signing_keys.size());
+      (config.auth.signing_key.empty() ? 0 : 1) + config.auth.signing_keys.size(),
+      BrokerReplicas(config));
 }
 
 }  // namespace shopcqrs::apps

@@ -49,8 +49,14 @@ struct Config {
   // sellers are answered from Redis (falling back to the read PostgreSQL). Empty: no Redis.
   std::string redis;
   // nats-server URL (nats://HOST:PORT); when set, the relay publishes the outbox to the
-  // JetStream event stream. Empty: no broker.
+  // JetStream event stream. Empty: no broker. The nodes of a JetStream cluster as several URLs
+  // separated by commas (in the file also an array of URLs): clients connect to the first that
+  // answers and fail over to the others.
   std::string nats;
+  // broker.replicas: how many nodes hold the event stream (1..5); 0: one per URL in `nats`, at
+  // most 3 (BrokerReplicas). A stream is created with them; only a value set here (not 0) makes
+  // the relay move an existing stream to other replicas.
+  int broker_replicas = 0;
   // Where projectors read events: "broker" (the JetStream stream; needs `nats`) or "outbox"
   // (the write database's outbox, directly).
   std::string projection_source = "outbox";
@@ -119,6 +125,11 @@ inline constexpr std::string_view kQuerySources[] = {"read", "redis", "write"};
 inline constexpr std::string_view kRoles[] = {"command", "query", "relay", "projector"};
 // "command,query" (or "command, query") as roles; a ConfigError for an empty or unknown name.
 std::vector<std::string> ParseRoles(std::string_view text, std::string_view source);
+
+// The replicas of the event stream `config` asks for: broker_replicas, or when it is 0,
+// min(number of URLs in nats, 3).
+int BrokerReplicas(const Config& config);
+inline constexpr int kMaxBrokerReplicas = 5;  // JetStream's limit
 
 // Where projectors read events (see Config::projection_source).
 inline constexpr std::string_view kProjectionSources[] = {"broker", "outbox"};

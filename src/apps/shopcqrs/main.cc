@@ -63,12 +63,18 @@ int main(int argc, char** argv) {
                  "with --split: how many read PostgreSQL servers, each fed by a projector "
                  "process of its own")
       ->check(CLI::Range(1, 8));
+  int nats_cluster = 1;
+  up->add_option("--nats-cluster", nats_cluster,
+                 "run NATS as a JetStream cluster of this many nodes on loopback (the event "
+                 "stream replicated on min(N, 3) of them); 1: one nats-server")
+      ->check(CLI::Range(1, 7));
 
   // serve/migrate/status: file, then SHOPCQRS_* environment, then these flags.
   std::string config_file;
   std::optional<std::string> flag_listen, flag_write_db, flag_read_db, flag_log_level;
   std::optional<bool> flag_api, flag_projectors;
-  std::optional<std::string> flag_roles;
+  std::optional<std::string> flag_roles, flag_nats;
+  std::optional<int> flag_broker_replicas;
   auto add_config_options = [&](CLI::App* command) {
     command->add_option("--config", config_file, "TOML configuration file");
     command->add_option("--listen", flag_listen, "HOST:PORT to serve HTTP on");
@@ -80,6 +86,12 @@ int main(int argc, char** argv) {
   add_config_options(serve);
   serve->add_option("--api", flag_api, "serve the HTTP API (true/false)");
   serve->add_option("--projectors", flag_projectors, "run the projectors (true/false)");
+  serve->add_option("--nats", flag_nats,
+                    "the nats-server URL, or the URLs of a JetStream cluster's nodes, "
+                    "comma-separated");
+  serve->add_option("--broker-replicas", flag_broker_replicas,
+                    "the event stream's replicas on a JetStream cluster (0: one per --nats URL, "
+                    "at most 3)");
   serve->add_option("--role", flag_roles,
                     "the roles to run, comma-separated: command, query, relay, projector "
                     "(default all)");
@@ -127,7 +139,7 @@ int main(int argc, char** argv) {
   try {
     if (*up) {
       return apps::Up(data_dir, listen, log_level, signals,
-                      split ? std::optional<apps::UpSplit>(layout) : std::nullopt);
+                      split ? std::optional<apps::UpSplit>(layout) : std::nullopt, nats_cluster);
     }
     auto config = apps::LoadConfig(
         config_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(config_file));
@@ -138,6 +150,8 @@ int main(int argc, char** argv) {
     if (flag_api) config.run_api = *flag_api;
     if (flag_projectors) config.run_projectors = *flag_projectors;
     if (flag_roles) config.roles = apps::ParseRoles(*flag_roles, "--role");
+    if (flag_nats) config.nats = *flag_nats;
+    if (flag_broker_replicas) config.broker_replicas = *flag_broker_replicas;
     if (*token) {  // needs a signing key only (no databases)
       if (token_data_dir) {
         std::ifstream in(std::filesystem::path(*token_data_dir) / "auth-key");

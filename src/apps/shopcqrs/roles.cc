@@ -118,6 +118,8 @@ adapters::relay::Relay::Options RelayOptions(const Config& config) {
   options.write_db = config.write_db;
   options.nats.url = config.nats;
   options.nats.name = "shopcqrs-relay";
+  options.stream_replicas = BrokerReplicas(config);
+  options.reconcile_replicas = config.broker_replicas > 0;  // set, not derived from the URLs
   return options;
 }
 
@@ -135,6 +137,7 @@ std::vector<ProjectorPlan> PlanProjectors(const Config& config) {
       broker.nats.url = config.nats;
       broker.nats.name = "shopcqrs-" + plan.projector.name;
       broker.consumer = ConsumerName(plan.projector.name, plan.store_identity);
+      broker.stream_replicas = BrokerReplicas(config);
       plan.broker = std::move(broker);
     }
     plan.outbox.conninfo = config.write_db;

@@ -1,9 +1,11 @@
 #include "apps/shopcqrs/up.h"
 
+#include <algorithm>
 #include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
@@ -13,6 +15,7 @@
 #include "apps/shopcqrs/config.h"
 #include "apps/shopcqrs/serve.h"
 #include "apps/shopcqrs/split.h"
+#include "devstack/nats_cluster.h"
 #include "devstack/nats_server.h"
 #include "devstack/postgres_server.h"
 #include "devstack/redis_server.h"
@@ -52,7 +55,7 @@ std::string UpTokenSecret(const Config& config, const std::filesystem::path& roo
 
 int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& listen,
        const std::optional<std::string>& log_level, const sigset_t& signals,
-       const std::optional<UpSplit>& split) {
+       const std::optional<UpSplit>& split, int nats_cluster) {
   // The databases, Redis and NATS are our own (filled in below).
   Config config = UpConfig(apps::ProcessEnvironment(), listen, log_level);
   apps::ApplyLogLevel(config);
@@ -84,8 +87,16 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   devstack::NatsServer::Options nats_options;
   nats_options.data_dir = root / "nats";
   nats_options.name = "nats";
-  devstack::NatsServer nats_server(nats_options);
-  nats_server.Start();
+  std::optional<devstack::NatsServer> nats_server;
+  std::optional<devstack::NatsCluster> nats_nodes;
+  if (nats_cluster > 1) {
+    nats_nodes.emplace(devstack::NatsCluster::Options{
+        .data_dir = root / "nats-cluster", .nodes = nats_cluster, .monitoring = true});
+    nats_nodes->Start();
+  } else {
+    nats_server.emplace(nats_options);
+    nats_server->Start();
+  }
   std::cout << fmt::format("write PostgreSQL: {} (data {})", write_server.ConnectionString(),
                            write_options.data_dir.string())
             << std::endl;
@@ -99,10 +110,25 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   std::cout << fmt::format("Redis:            {} (data {})", config.redis,
                            redis_options.data_dir.string())
             << std::endl;
-  config.nats = nats_server.Url();
-  std::cout << fmt::format("NATS JetStream:   {} (data {})", config.nats,
-                           nats_options.data_dir.string())
-            << std::endl;
+  if (nats_nodes) {
+    config.nats = nats_nodes->ServerList();
+    config.broker_replicas = std::min(nats_cluster, 3);
+    std::cout << fmt::format("NATS JetStream:   {} (a cluster of {} nodes, the event stream on {})",
+                             config.nats, nats_cluster, config.broker_replicas)
+              << std::endl;
+    for (int k = 0; k < nats_nodes->Size(); ++k) {
+      std::cout << fmt::format("  {}: {} (monitoring http://127.0.0.1:{}, data {})",
+                               nats_nodes->ServerName(k), nats_nodes->Node(k).Url(),
+                               nats_nodes->NodeMonitorPort(k),
+                               nats_nodes->Node(k).DataDir().string())
+                << std::endl;
+    }
+  } else {
+    config.nats = nats_server->Url();
+    std::cout << fmt::format("NATS JetStream:   {} (data {})", config.nats,
+                             nats_options.data_dir.string())
+              << std::endl;
+  }
   config.token_secret = UpTokenSecret(config, root);
   config.auth.signing_key = UpSigningKey(config, root);  // <data-dir>/auth-key unless set
   apps::ValidateConfigOrThrow(config);
@@ -131,7 +157,8 @@ int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& 
   }
   const int code = split ? ServeSplit(config, root, signals, layout) : Serve(config, signals);
   for (auto& server : more_read) server->Stop();
-  nats_server.Stop();
+  if (nats_server) nats_server->Stop();
+  if (nats_nodes) nats_nodes->Stop();
   redis_server.Stop();
   read_server.Stop();
   write_server.Stop();

@@ -32,9 +32,10 @@ struct UpSplit {
 // role in this process (Serve) -- or, with `split`, each role in a supervised child process of
 // its own (ServeSplit: `query_processes` query processes, and `read_servers` read PostgreSQL
 // servers, each fed by a projector process of its own) -- until SIGINT/SIGTERM, and stops the
-// servers.
+// servers. With `nats_cluster` > 1, NATS is a JetStream cluster of that many nodes on loopback
+// (devstack::NatsCluster, under `data_dir`/nats-cluster), the event stream on min(N, 3) of them.
 int Up(const std::filesystem::path& data_dir, const std::optional<std::string>& listen,
        const std::optional<std::string>& log_level, const sigset_t& signals,
-       const std::optional<UpSplit>& split = std::nullopt);
+       const std::optional<UpSplit>& split = std::nullopt, int nats_cluster = 1);
 
 }  // namespace shopcqrs::apps

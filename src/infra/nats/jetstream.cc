@@ -1,5 +1,6 @@
 #include "infra/nats/jetstream.h"
 
+#include <algorithm>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -30,6 +31,36 @@ void SetMessageHeader(natsMsg* message, const char* key, const std::string& valu
   Check(natsMsgHeader_Set(message, key, value.c_str()), "natsMsgHeader_Set");
 }
 
+std::vector<std::string> SplitServerUrls(std::string_view urls) {
+  std::vector<std::string> list;
+  while (true) {
+    const auto comma = urls.find(',');
+    std::string_view item = urls.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) list.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    urls.remove_prefix(comma + 1);
+  }
+  return list;
+}
+
+namespace {
+
+// Called by libnats once it tried every server in the list: the delay before the next round,
+// doubling from reconnect_wait up to max_reconnect_wait, with a little jitter.
+std::int64_t ReconnectDelay(natsConnection* /*nc*/, int attempts, void* closure) {
+  const auto* options = static_cast<const JetStreamConnection::Options*>(closure);
+  const std::int64_t base = std::max<std::int64_t>(1, options->reconnect_wait.count());
+  const std::int64_t cap = std::max<std::int64_t>(base, options->max_reconnect_wait.count());
+  std::int64_t delay = base;
+  for (int i = 1; i < attempts && delay < cap; ++i) delay *= 2;
+  delay = std::min(delay, cap);
+  return delay + (static_cast<std::int64_t>(attempts) * 7919) % (base / 4 + 1);
+}
+
+}  // namespace
+
 struct JetStreamConnection::Failures {
   std::mutex mutex;
   std::int64_t count = 0;
@@ -41,11 +72,24 @@ JetStreamConnection::JetStreamConnection(Options options)
   natsOptions* opts = nullptr;
   Check(natsOptions_Create(&opts), "natsOptions_Create");
   std::unique_ptr<natsOptions, decltype(&natsOptions_Destroy)> owned(opts, natsOptions_Destroy);
-  Check(natsOptions_SetURL(opts, options_.url.c_str()), "natsOptions_SetURL");
+  const auto urls = SplitServerUrls(options_.url);
+  if (urls.size() <= 1) {
+    Check(natsOptions_SetURL(opts, options_.url.c_str()), "natsOptions_SetURL");
+  } else {
+    std::vector<const char*> servers;
+    for (const auto& url : urls) servers.push_back(url.c_str());
+    Check(natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size())),
+          "natsOptions_SetServers");
+    // In the order given: the first node is where every client goes while it runs.
+    Check(natsOptions_SetNoRandomize(opts, true), "natsOptions_SetNoRandomize");
+  }
   Check(natsOptions_SetName(opts, options_.name.c_str()), "natsOptions_SetName");
   Check(natsOptions_SetMaxReconnect(opts, -1), "natsOptions_SetMaxReconnect");
   Check(natsOptions_SetReconnectWait(opts, options_.reconnect_wait.count()),
         "natsOptions_SetReconnectWait");
+  // options_ lives as long as the connection (the library calls this from its reconnect thread).
+  Check(natsOptions_SetCustomReconnectDelay(opts, &ReconnectDelay, &options_),
+        "natsOptions_SetCustomReconnectDelay");
   Check(natsOptions_SetTimeout(opts, 2000), "natsOptions_SetTimeout");
   Check(natsConnection_Connect(&connection_, opts),
         fmt::format("cannot connect to nats-server at {}", options_.url));
@@ -92,13 +136,25 @@ std::int64_t JetStreamConnection::TakePublishFailures(std::string* first_error) 
   return count;
 }
 
-void JetStreamConnection::EnsureStream(const StreamConfig& stream) {
+void JetStreamConnection::EnsureStream(const StreamConfig& stream, bool reconcile_replicas) {
   const std::string& name = stream.name;
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus status = js_GetStreamInfo(&info, js_, name.c_str(), nullptr, &code);
   if (status == NATS_OK) {
-    jsStreamInfo_Destroy(info);
+    std::unique_ptr<jsStreamInfo, decltype(&jsStreamInfo_Destroy)> owned(info,
+                                                                         jsStreamInfo_Destroy);
+    const int replicas = info->Config != nullptr
+                             ? static_cast<int>(std::max<int64_t>(1, info->Config->Replicas))
+                             : 1;
+    if (reconcile_replicas && info->Config != nullptr && replicas != stream.replicas) {
+      info->Config->Replicas = stream.replicas;
+      jsStreamInfo* updated = nullptr;
+      code = static_cast<jsErrCode>(0);
+      status = js_UpdateStream(&updated, js_, info->Config, nullptr, &code);
+      jsStreamInfo_Destroy(updated);
+      Check(status, fmt::format("js_UpdateStream {} to {} replicas", name, stream.replicas), code);
+    }
     return;
   }
   if (status != NATS_NOT_FOUND && code != JSStreamNotFoundErr) {
@@ -120,6 +176,7 @@ void JetStreamConnection::EnsureStream(const StreamConfig& stream) {
   config.MaxAge = 0;
   config.Duplicates =
       std::chrono::duration_cast<std::chrono::nanoseconds>(stream.duplicate_window).count();
+  config.Replicas = std::max(1, stream.replicas);
   info = nullptr;
   status = js_AddStream(&info, js_, &config, nullptr, &code);
   jsStreamInfo_Destroy(info);
@@ -132,6 +189,20 @@ void JetStreamConnection::EnsureStream(const StreamConfig& stream) {
     }
     Check(status, "js_AddStream " + name, code);
   }
+}
+
+std::pair<int, std::string> JetStreamConnection::StreamPlacement(std::string_view stream) {
+  const std::string name(stream);
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  Check(js_GetStreamInfo(&info, js_, name.c_str(), nullptr, &code), "js_GetStreamInfo " + name,
+        code);
+  std::unique_ptr<jsStreamInfo, decltype(&jsStreamInfo_Destroy)> owned(info, jsStreamInfo_Destroy);
+  const int replicas =
+      info->Config != nullptr ? static_cast<int>(std::max<int64_t>(1, info->Config->Replicas)) : 1;
+  std::string leader;
+  if (info->Cluster != nullptr && info->Cluster->Leader != nullptr) leader = info->Cluster->Leader;
+  return {replicas, leader};
 }
 
 std::pair<std::uint64_t, std::uint64_t> JetStreamConnection::Sequences(std::string_view stream) {
@@ -200,10 +271,13 @@ bool AppendChain(JetStreamConnection& nats, std::vector<natsMsg*>& messages,
     const std::string what = failures > 0        ? first_error
                              : status != NATS_OK ? natsStatus_GetText(status)
                                                  : natsStatus_GetText(completed);
-    *error =
-        fmt::format("{} of {} append(s) not confirmed ({})",
-                    failures > 0 ? failures : static_cast<std::int64_t>(messages.size() - sent),
-                    messages.size(), what);
+    // Refused ones are counted; after a wait that timed out, any of those sent may be unconfirmed.
+    *error = failures > 0 ? fmt::format("{} of {} append(s) refused or failed ({})", failures,
+                                        messages.size(), what)
+             : status != NATS_OK
+                 ? fmt::format("{} of {} append(s) not sent ({})", messages.size() - sent,
+                               messages.size(), what)
+                 : fmt::format("{} append(s) sent, not all confirmed in time ({})", sent, what);
   }
   return false;
 }

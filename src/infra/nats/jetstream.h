@@ -47,17 +47,30 @@ struct StreamConfig {
   std::vector<std::string> subjects;
   std::string description;
   std::chrono::seconds duplicate_window{120};  // Nats-Msg-Id deduplication
+  // How many servers of a JetStream cluster hold the stream (1 on a single server; at most 5).
+  int replicas = 1;
 };
 
-// One connection to nats-server with its JetStream context. libnats reconnects by itself in
-// the background (forever, every reconnect_wait); calls fail while it is disconnected.
+// The server URLs of a `url` setting: one URL or several separated by commas (the nodes of a
+// cluster), spaces around each ignored, empty entries dropped.
+std::vector<std::string> SplitServerUrls(std::string_view urls);
+
+// One connection to nats-server with its JetStream context. `url` may list several servers
+// (the nodes of a cluster, comma-separated): the connection is made to the first that answers,
+// in the order given, and when it is lost libnats reconnects by itself in the background to
+// any of them (and to the nodes the cluster told it of), forever: each server again after
+// reconnect_wait, and once every server failed, after a delay that doubles per round up to
+// max_reconnect_wait. Calls fail while it is disconnected; JetStream calls also fail (time
+// out, or "no responders") while the stream has no leader, for instance during an election
+// or while its replicas have lost their quorum.
 class JetStreamConnection {
  public:
   struct Options {
-    std::string url = "nats://127.0.0.1:4222";
+    std::string url = "nats://127.0.0.1:4222";  // or several, comma-separated
     std::string name = "shopcqrs";
     std::chrono::milliseconds request_timeout{2000};  // JetStream API calls and publish acks
     std::chrono::milliseconds reconnect_wait{100};
+    std::chrono::milliseconds max_reconnect_wait{2000};
     std::int64_t max_pending_publishes = 16384;
   };
   // Connects (throws NatsError when the server cannot be reached).
@@ -71,8 +84,13 @@ class JetStreamConnection {
   bool IsConnected() const;
   const Options& options() const { return options_; }
 
-  // Creates the stream if it does not exist (idempotent, safe from several processes).
-  void EnsureStream(const StreamConfig& stream);
+  // Creates the stream if it does not exist (idempotent, safe from several processes). With
+  // `reconcile_replicas`, an existing stream whose replicas differ from stream.replicas is
+  // updated to them (JetStream moves the replicas; the stream keeps its messages).
+  void EnsureStream(const StreamConfig& stream, bool reconcile_replicas = false);
+  // The replicas of an existing stream and the server name of its leader (empty when it has
+  // none right now, or on a server without clustering).
+  std::pair<int, std::string> StreamPlacement(std::string_view stream);
   // The last sequence of the stream (0 when empty).
   std::uint64_t LastSequence(std::string_view stream);
   // The first sequence still held (1 for a stream that never dropped anything).
