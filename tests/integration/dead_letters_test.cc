@@ -5,21 +5,27 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <string>
 #include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/search_projection.h"
+#include "adapters/redis/redis_projection.h"
 #include "cqrs/projector.h"
+#include "infra/redis/redis_client.h"
 #include "support/eventually.h"
 #include "support/projector_rig.h"
 #include "support/read_checks.h"
 #include "support/sql.h"
+#include "support/store_dump.h"
+#include "support/temp_servers.h"
 #include "support/workload.h"
 
 namespace shopcqrs {
@@ -29,6 +35,7 @@ using namespace std::chrono_literals;
 using namespace test_support;
 using adapters::pg_read::PgReadProjection;
 using adapters::pg_read::SearchProjection;
+using adapters::redis::RedisProjection;
 
 // A projector rig with fast retries (the poison is retried three times before it is parked).
 template <class Store>
@@ -263,6 +270,129 @@ TEST(DeadLetters, APoisonPayloadParksItsOrderInEveryReadProjectionAndASkipConver
     EXPECT_EQ(Dump(rebuilt, sql), Dump(shop.db.read, sql)) << table;
   }
   EXPECT_EQ(ParkedEvents(rebuilt, "read_pg") + ParkedEvents(rebuilt, "search"), 0);
+}
+
+// The Redis projection of `write` under `prefix`, with fast retries.
+struct RedisRig : ProjectorRig<adapters::pg_outbox::OutboxReader, RedisProjection> {
+  RedisRig(const std::string& write, const infra::redis::RedisEndpoint& endpoint,
+           const std::string& prefix)
+      : ProjectorRig({write}, RedisProjection::Options{.endpoint = endpoint, .key_prefix = prefix},
+                     {.name = "redis",
+                      .batch_size = 200,
+                      .idle_wait = 20ms,
+                      .initial_backoff = 5ms,
+                      .max_backoff = 20ms}) {}
+};
+
+// The projection's keys but its dead letters (which a fresh build has none of).
+std::map<std::string, std::string> Projected(const infra::redis::RedisEndpoint& endpoint,
+                                             const std::string& prefix) {
+  auto dump = RedisDump(endpoint, prefix);
+  std::erase_if(dump, [](const auto& item) { return item.first.starts_with("dead_letters:"); });
+  return dump;
+}
+
+TEST(DeadLetters, RedisParksARefusedOrderAndARetryAfterTheFixEqualsAFreshBuild) {
+  Shop shop;
+  TempRedis redis;
+  const auto endpoint = redis.server.Endpoint();
+  const std::string live = redis.prefix + "live:";
+  infra::redis::RedisClient client(endpoint);
+  RedisRig rig(shop.db.write, endpoint, live);
+  const auto order = PlaceOne(shop.load, shop.customer, shop.product);
+  rig.WaitCaughtUp(shop.db.write);
+  // The order's document becomes a key of the wrong type (an operator's mistake).
+  const auto key = live + "order:" + order.ToString();
+  const auto document = client.Command({"GET", key}).str;
+  ASSERT_FALSE(document.empty());
+  client.Command({"DEL", key});
+  client.Command({"HSET", key, "oops", "1"});
+  {
+    Writers writers(shop.load, 2);
+    std::this_thread::sleep_for(200ms);
+    ASSERT_TRUE(shop.load.commands.Handle(app::PayOrder{order, 1400, "PAY-X"}));
+    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(shop.load.commands.Handle(app::ShipOrder{order, "TRK-X"}));
+    std::this_thread::sleep_for(300ms);
+  }
+  rig.WaitCaughtUp(shop.db.write);
+  const auto letters = rig.projector.DeadLetters();
+  ASSERT_EQ(letters.size(), 1u) << rig.projector.Stats().last_error;
+  EXPECT_EQ(letters[0].aggregate.id, order.ToString());
+  EXPECT_EQ(letters[0].events, 2);
+  EXPECT_NE(letters[0].error.find("WRONGTYPE"), std::string::npos) << letters[0].error;
+  EXPECT_EQ(client.Command({"HLEN", live + "dead_letters:redis"}).integer, 2);
+  // A token past it: the order's answers are parked.
+  const auto bound = WriteBound(shop.db.write);
+  EXPECT_EQ(
+      rig.tracker.WaitUnparked(bound, std::vector<std::string>{"order:" + order.ToString()}, 20ms),
+      cqrs::ProgressTracker::WaitResult::kParked);
+
+  // Still refused: stays parked. Fixed: the retry converges to what a fresh build holds.
+  EXPECT_FALSE(rig.projector.Resolve(order.ToString(), cqrs::Projector::Resolution::kRetry, "admin")
+                   .get()
+                   .resolved);
+  EXPECT_EQ(client.Command({"HLEN", live + "dead_letters:redis"}).integer, 2);
+  client.Command({"DEL", key});
+  client.Command({"SET", key, document});
+  auto retried =
+      rig.projector.Resolve(order.ToString(), cqrs::Projector::Resolution::kRetry, "admin").get();
+  ASSERT_TRUE(retried.resolved) << retried.error;
+  EXPECT_EQ(retried.applied, 2);
+  EXPECT_EQ(client.Command({"EXISTS", live + "dead_letters:redis"}).integer, 0);
+  {
+    RedisRig fresh(shop.db.write, endpoint, redis.prefix + "fresh:");
+    fresh.WaitCaughtUp(shop.db.write);
+  }
+  const auto projected = Projected(endpoint, live);
+  EXPECT_GT(projected.size(), 10u);
+  EXPECT_EQ(projected, Projected(endpoint, redis.prefix + "fresh:"));
+}
+
+TEST(DeadLetters, RedisSkipOfAPoisonPayloadIsHonouredByABuildFromZero) {
+  Shop shop;
+  TempRedis redis;
+  const auto endpoint = redis.server.Endpoint();
+  const std::string live = redis.prefix + "live:";
+  infra::redis::RedisClient client(endpoint);
+  RedisRig rig(shop.db.write, endpoint, live);
+  const auto order = PlaceOne(shop.load, shop.customer, shop.product);
+  ASSERT_TRUE(shop.load.commands.Handle(app::PayOrder{order, 1400, "PAY-X"}));
+  PoisonPayloads(shop.db.write, order, "OrderShipped");
+  {
+    Writers writers(shop.load, 2);
+    std::this_thread::sleep_for(200ms);
+    ASSERT_TRUE(shop.load.commands.Handle(app::ShipOrder{order, "TRK-X"}));
+    ASSERT_TRUE(shop.load.commands.Handle(app::DeliverOrder{order}));
+    std::this_thread::sleep_for(300ms);
+  }
+  rig.WaitCaughtUp(shop.db.write);
+  ASSERT_EQ(rig.projector.DeadLetters().size(), 1u);
+  auto skipped =
+      rig.projector.Resolve(order.ToString(), cqrs::Projector::Resolution::kSkip, "ops").get();
+  ASSERT_TRUE(skipped.resolved) << skipped.error;
+  EXPECT_EQ(skipped.applied, 1);
+  const auto view =
+      boost::json::parse(client.Command({"GET", live + "order:" + order.ToString()}).str)
+          .as_object();
+  EXPECT_EQ(view.at("status").as_string(), "delivered");
+  EXPECT_EQ(view.at("version").as_int64(), 4);
+  EXPECT_TRUE(view.at("tracking_number").is_null());
+  EXPECT_EQ(client.Command({"HLEN", live + "skips:redis"}).integer, 1);
+
+  // A build from zero that carries the skip list equals the live store, and parks nothing.
+  const std::string fresh = redis.prefix + "fresh:";
+  const auto skips = client.Command({"HGETALL", live + "skips:redis"});
+  for (std::size_t i = 0; i + 1 < skips.elements.size(); i += 2) {
+    client.Command(
+        {"HSET", fresh + "skips:redis", skips.elements[i].str, skips.elements[i + 1].str});
+  }
+  {
+    RedisRig rebuilt(shop.db.write, endpoint, fresh);
+    rebuilt.WaitCaughtUp(shop.db.write);
+    EXPECT_TRUE(rebuilt.projector.DeadLetters().empty());
+  }
+  EXPECT_EQ(Projected(endpoint, live), Projected(endpoint, fresh));
 }
 
 }  // namespace
