@@ -251,11 +251,11 @@ void Projector::ApplyBatch(Checkpoint& checkpoint, const EventBatch& batch) {
       } else {
         store_.ApplyWithDeadLetters(checkpoint, apply, batch.next, changes);
       }
+      NoteParked(changes);
       PublishParked();
       return;
     } catch (const DeterministicApplyError&) {
       if (!store_.KeepsDeadLetters()) throw;
-      LoadDeadLetters();  // what Park noted for the failed transaction is gone with it
       isolate_ = true;
     }
   }
@@ -296,40 +296,49 @@ void Projector::ApplyAlone(const Checkpoint& checkpoint, const StoredEvent& even
       Park(event, error.what(), changes);
     }
   }
-  try {
-    store_.ApplyWithDeadLetters(checkpoint, {}, step, changes);
-  } catch (...) {
-    LoadDeadLetters();
-    throw;
-  }
+  store_.ApplyWithDeadLetters(checkpoint, {}, step, changes);
+  NoteParked(changes);
   PublishParked();
 }
 
 void Projector::Park(const StoredEvent& event, std::string error, DeadLetterChanges& changes) {
-  auto keys = store_.Footprint(event);
-  const auto key = KeyOf(event);
+  changes.park.push_back(ParkedEvent{event, std::move(error), store_.Footprint(event)});
+}
+
+void Projector::NoteParked(const DeadLetterChanges& changes) {
+  if (changes.park.empty()) return;
+  std::vector<DeadLetter> first_ones;
   {
     std::lock_guard lock(mutex_);
-    auto [it, first] = parked_.try_emplace(key);
-    auto& letter = it->second;
-    if (first) {
-      letter.aggregate = key;
-      letter.first_position = event.position;
-      letter.first_xid = event.xid;
-      letter.error = error;
-      letter.parked_at =
-          std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    for (const auto& parked : changes.park) {
+      const auto& event = parked.event;
+      auto [it, first] = parked_.try_emplace(KeyOf(event));
+      auto& letter = it->second;
+      if (first) {
+        letter.aggregate = KeyOf(event);
+        letter.first_position = event.position;
+        letter.first_xid = event.xid;
+        letter.error = parked.error;
+        letter.parked_at = std::chrono::time_point_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now());
+      }
+      ++letter.events;
+      for (const auto& k : parked.keys) {
+        if (std::ranges::find(letter.keys, k) == letter.keys.end()) letter.keys.push_back(k);
+      }
+      if (first) first_ones.push_back(letter);
     }
-    ++letter.events;
-    for (const auto& k : keys) {
-      if (std::ranges::find(letter.keys, k) == letter.keys.end()) letter.keys.push_back(k);
-    }
-    stats_.dead_letters = 0;
-    for (const auto& [_, l] : parked_) stats_.dead_letters += l.events;
-    stats_.parked_aggregates = static_cast<std::int64_t>(parked_.size());
-    if (first && observer_) observer_->OnParked(options_.name, letter);
+    CountParkedLocked();
   }
-  changes.park.push_back(ParkedEvent{event, std::move(error), std::move(keys)});
+  if (observer_) {
+    for (const auto& letter : first_ones) observer_->OnParked(options_.name, letter);
+  }
+}
+
+void Projector::CountParkedLocked() {
+  stats_.dead_letters = 0;
+  for (const auto& [_, l] : parked_) stats_.dead_letters += l.events;
+  stats_.parked_aggregates = static_cast<std::int64_t>(parked_.size());
 }
 
 void Projector::LoadDeadLetters() {
@@ -344,9 +353,7 @@ void Projector::LoadDeadLetters() {
   }
   std::lock_guard lock(mutex_);
   parked_ = std::move(parked);
-  stats_.dead_letters = 0;
-  for (const auto& [_, l] : parked_) stats_.dead_letters += l.events;
-  stats_.parked_aggregates = static_cast<std::int64_t>(parked_.size());
+  CountParkedLocked();
 }
 
 void Projector::PublishParked() {
@@ -426,9 +433,7 @@ void Projector::ServeRequests(const Checkpoint& checkpoint) {
       {
         std::lock_guard lock(mutex_);
         parked_.erase(*key);
-        stats_.dead_letters = 0;
-        for (const auto& [_, l] : parked_) stats_.dead_letters += l.events;
-        stats_.parked_aggregates = static_cast<std::int64_t>(parked_.size());
+        CountParkedLocked();
       }
       PublishParked();
       if (observer_) observer_->OnReleased(options_.name, *key, skip, request.by);

@@ -225,7 +225,11 @@ class Projector {
   void ApplyBatch(Checkpoint& checkpoint, const EventBatch& batch);
   // One event of a batch applied alone (isolation), to the intermediate checkpoint `step`.
   void ApplyAlone(const Checkpoint& checkpoint, const StoredEvent& event, const Checkpoint& step);
+  // Adds `event` to the events `changes` parks (why: `error`, for an aggregate's first).
   void Park(const StoredEvent& event, std::string error, DeadLetterChanges& changes);
+  // The store committed `changes`: their parked events join the parked aggregates.
+  void NoteParked(const DeadLetterChanges& changes);
+  void CountParkedLocked();
   void LoadDeadLetters();
   void PublishParked();
   void ServeRequests(const Checkpoint& checkpoint);
