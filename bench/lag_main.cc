@@ -1,7 +1,7 @@
 // shopcqrs-bench-lag: how soon a command's effect is visible in the read database.
 //
 //   shopcqrs-bench-lag [--rates 100,500,1000] [--duration D] [--threads T] [--fsync]
-//                      [--sources outbox,broker,broker-r3] [--json FILE]
+//                      [--sources outbox,broker,broker-r3] [--json FILE] [--park]
 //
 // Starts its own write and read PostgreSQL servers (and, for the broker path, a nats-server),
 // seeds customers and products, then per source runs the read_pg projector in-process into a
@@ -25,7 +25,8 @@
 //   server   event committed_at (its occurred_at, ms precision, taken before the commit) ->
 //            applied, from the projector's observer
 // as p50/p99/p99.9/max in milliseconds; printed and written as JSON (default
-// bench/results/lag-latest.json).
+// bench/results/lag-latest.json). --park: each projection runs with one parked aggregate (a
+// poison event written before the measurement), to compare with a run without.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -217,6 +218,7 @@ int Run(int argc, char** argv) {
   int stat_statements = 0;
   bool keep = false;
   int linger_us = -1;
+  bool park = false;
   std::string timeline_file;
   CLI::App cli{"shopcqrs-bench-lag: command -> visible in the read database"};
   cli.add_option("--rates", rates_text, "commands/s, comma-separated");
@@ -242,6 +244,9 @@ int Run(int argc, char** argv) {
                  "write every measured command as 'source rate due_ms latency_ms kind' (due: ms "
                  "since the measured window began) to this file");
   cli.add_flag("--keep", keep, "keep the servers' data directories and logs");
+  cli.add_flag("--park", park,
+               "before measuring, write a poison event (a payload no projection decodes) for an "
+               "aggregate of its own, so each projection runs with one parked aggregate");
   CLI11_PARSE(cli, argc, argv);
   std::vector<std::string> sources;
   {
@@ -367,6 +372,21 @@ int Run(int argc, char** argv) {
       if (!tracker.WaitFor(bound, std::chrono::seconds(60))) {
         throw std::runtime_error(source + ": the projection did not catch up with the seed");
       }
+    }
+    if (park && source == sources.front()) {
+      // The log is shared by the sources: one poison row parks one aggregate in each.
+      infra::pg::Connection(write).Exec(
+          "INSERT INTO outbox (event_id, event_type, schema_version, aggregate_type, "
+          "aggregate_id, aggregate_version, occurred_at, payload) VALUES (gen_random_uuid(), "
+          "'OrderPlaced', 1, 'Order', gen_random_uuid(), 1, now(), '{}')");
+    }
+    if (park) {
+      const auto deadline = Clock::now() + std::chrono::seconds(30);
+      while (projector.DeadLetters().empty()) {
+        if (Clock::now() > deadline) throw std::runtime_error(source + ": nothing parked");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      fmt::print("{}: {} parked aggregate(s)\n", source, projector.DeadLetters().size());
     }
     for (const double rate : rates) {
       const double warmup = 1.0;
