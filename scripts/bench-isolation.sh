@@ -46,25 +46,14 @@ chmod 755 "$DATA"  # the servers may run as the postgres user
 log() { printf '[bench-isolation] %s\n' "$*" >&2; }
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
-PORT=$(free_port)
-"$SHOPCQRS" up --split --data-dir "$DATA/up" --listen "127.0.0.1:$PORT" --log-level warn \
-  >"$DATA/up.log" 2>&1 &
-UP=$!
 SINGLE=""
 cleanup() {
   [[ -n "$SINGLE" ]] && { kill "$SINGLE" 2>/dev/null || true; wait "$SINGLE" 2>/dev/null || true; }
-  kill "$UP" 2>/dev/null || true
-  wait "$UP" 2>/dev/null || true
+  stop_split
   [[ -n "${KEEP_DATA:-}" ]] || rm -rf "$DATA"
 }
 trap cleanup EXIT
-wait_serving "$UP" "$DATA/up.log" >/dev/null
-export SHOPCQRS_ACCESS_TOKEN=$(head -n 1 "$DATA/up/admin-token")  # sent by shopcqrs-bench
-AUTH=(-H "Authorization: Bearer $SHOPCQRS_ACCESS_TOKEN")
-for _ in $(seq 1 300); do
-  [[ $(grep -c '^shopcqrs serving' "$DATA/up.log") -ge 4 ]] && break
-  sleep 0.2
-done
+start_split 4
 role_url() { sed -n "s/^shopcqrs serving \(http:\/\/[^ ]*\) (roles $1, pid.*$/\1/p" "$DATA/up.log" | head -n 1; }
 role_pid() { sed -n "s/^shopcqrs serving .* (roles $1, pid \([0-9]*\))$/\1/p" "$DATA/up.log" | head -n 1; }
 COMMAND_URL=$(role_url command)

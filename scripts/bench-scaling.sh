@@ -39,23 +39,12 @@ chmod 755 "$DATA"  # the servers may run as the postgres user
 log() { printf '[bench-scaling] %s\n' "$*" >&2; }
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
-PORT=$(free_port)
-"$SHOPCQRS" up --split --query-processes 3 --read-servers 2 --data-dir "$DATA/up" \
-  --listen "127.0.0.1:$PORT" --log-level warn >"$DATA/up.log" 2>&1 &
-UP=$!
 cleanup() {
-  kill "$UP" 2>/dev/null || true
-  wait "$UP" 2>/dev/null || true
+  stop_split
   [[ -n "${KEEP_DATA:-}" ]] || rm -rf "$DATA"
 }
 trap cleanup EXIT
-wait_serving "$UP" "$DATA/up.log" >/dev/null
-export SHOPCQRS_ACCESS_TOKEN=$(head -n 1 "$DATA/up/admin-token")  # sent by shopcqrs-bench
-AUTH=(-H "Authorization: Bearer $SHOPCQRS_ACCESS_TOKEN")
-for _ in $(seq 1 300); do
-  [[ $(grep -c '^shopcqrs serving' "$DATA/up.log") -ge 7 ]] && break
-  sleep 0.2
-done
+start_split 7 --query-processes 3 --read-servers 2
 urls() { sed -n "s/^shopcqrs serving \(http:\/\/[^ ]*\) (roles $1, pid.*$/\1/p" "$DATA/up.log"; }
 mapfile -t QUERY < <(urls query)
 mapfile -t PROJECTOR < <(urls projector)

@@ -29,3 +29,32 @@ wait_serving() {
   log "shopcqrs did not report serving within 120 s"
   return 1
 }
+
+# Starts `shopcqrs up --split` with the flags after $1 ($SHOPCQRS, data in $DATA/up, output in
+# $DATA/up.log; free port, log level warn) in the background and sets UP to its pid. Once it
+# serves: SHOPCQRS_ACCESS_TOKEN (exported, sent by shopcqrs-bench) and AUTH (curl arguments) carry
+# its admin token, and it waits (up to 60 s) until $1 processes have printed their serving line.
+# The caller sets its EXIT trap, which calls stop_split, before calling it.
+start_split() {
+  local processes=$1 port
+  shift
+  port=$(free_port)
+  "$SHOPCQRS" up --split "$@" --data-dir "$DATA/up" --listen "127.0.0.1:$port" --log-level warn \
+    >"$DATA/up.log" 2>&1 &
+  UP=$!
+  wait_serving "$UP" "$DATA/up.log" >/dev/null
+  export SHOPCQRS_ACCESS_TOKEN=$(head -n 1 "$DATA/up/admin-token")
+  # shellcheck disable=SC2034  # AUTH is the caller's
+  AUTH=(-H "Authorization: Bearer $SHOPCQRS_ACCESS_TOKEN")
+  for _ in $(seq 1 300); do
+    [[ $(grep -c '^shopcqrs serving' "$DATA/up.log") -ge $processes ]] && break
+    sleep 0.2
+  done
+}
+
+# Stops the `up` start_split started (if it did).
+stop_split() {
+  [[ -n "${UP:-}" ]] || return 0
+  kill "$UP" 2>/dev/null || true
+  wait "$UP" 2>/dev/null || true
+}

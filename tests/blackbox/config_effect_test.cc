@@ -39,6 +39,7 @@
 #include "infra/jwt/jwt.h"
 #include "infra/nats/jetstream.h"
 #include "infra/redis/redis_client.h"
+#include "support/eventually.h"
 #include "support/sql.h"
 #include "support/test_postgres.h"
 
@@ -47,6 +48,7 @@ namespace {
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
+using test_support::Eventually;
 using test_support::Scalar;
 
 // A TOML basic string.
@@ -120,16 +122,6 @@ class ServeInstance : public ShopcqrsProcess {
   TempRoot root_;
   Launch serve_;
 };
-
-// `what` (re-evaluated every 50 ms) within `timeout`.
-bool Eventually(const std::function<bool()>& what, std::chrono::milliseconds timeout = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!what()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
 
 // Connections of `application_name` to the database of `conninfo`.
 std::int64_t Connections(const std::string& conninfo, std::string_view application_name) {
@@ -246,7 +238,7 @@ TEST(ConfigEffectTest, WriteDbAndReadDbAreTheDatabasesUsed) {
   // Without redis and nats: only the PostgreSQL projections, and no relay (each may still say
   // "starting" for a moment on a busy machine).
   const std::set<std::string> running{"read_pg=running", "search=running"};
-  EXPECT_TRUE(Eventually([&] { return Projections(api) == running; }, 10s))
+  EXPECT_TRUE(Eventually([&] { return Projections(api) == running; }, 10s, 50ms))
       << ::testing::PrintToString(Projections(api));
 }
 
@@ -292,7 +284,7 @@ TEST(ConfigEffectTest, PoolSizesBoundTheConnectionsOpened) {
                         << "no query on write_db";
                   });
   // The first process's connections are gone before the second one's are counted.
-  ASSERT_TRUE(Eventually([&] { return Connections(db.write, "shopcqrs-write") == 0; }));
+  ASSERT_TRUE(Eventually([&] { return Connections(db.write, "shopcqrs-write") == 0; }, 30s, 50ms));
   serve_and_count(
       "query_source = \"write\"\nwrite_db.pool_size = 5\nread_db.pool_size = 4\n"
       "projectors.enabled = false\n",
@@ -362,11 +354,15 @@ TEST(ConfigEffectTest, ApiAndProjectorsRunInTheProcessesThatAskForThem) {
   ServeInstance projectors_only(db.Toml() + "listen = \"127.0.0.1:0\"\napi.enabled = true\n",
                                 {"--api", "false"});
   Api projector(projectors_only.Start());
-  EXPECT_TRUE(Eventually([&] { return GetWithToken(api, target, token, 500ms).status == 200; }))
+  EXPECT_TRUE(
+      Eventually([&] { return GetWithToken(api, target, token, 500ms).status == 200; }, 30s, 50ms))
       << projectors_only.Diagnostics();
-  EXPECT_TRUE(Eventually([&] {
-    return Projections(projector) == std::set<std::string>{"read_pg=running", "search=running"};
-  })) << projectors_only.Diagnostics();
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return Projections(projector) == std::set<std::string>{"read_pg=running", "search=running"};
+      },
+      30s, 50ms))
+      << projectors_only.Diagnostics();
   EXPECT_EQ(ReadinessChecks(projector),
             (std::set<std::string>{"projector_read_pg", "projector_search"}));
   EXPECT_TRUE(IsProblem(projector.Get(target), 404, "route_not_served"));
@@ -492,7 +488,7 @@ TEST(ConfigEffectTest, RedisRunsTheRedisProjection) {
   const auto checks = ReadinessChecks(api);
   EXPECT_TRUE(checks.contains("redis") && checks.contains("projector_redis"));
   adapters::redis::RedisProjection store({.endpoint = redis.Endpoint()});
-  EXPECT_TRUE(Eventually([&] { return store.LoadCheckpoint().position > 0; }))
+  EXPECT_TRUE(Eventually([&] { return store.LoadCheckpoint().position > 0; }, 30s, 50ms))
       << "the projection's checkpoint is in our Redis";
   // The order view comes from Redis: with Redis gone it falls back to the read PostgreSQL, and
   // /readyz says Redis is down.
@@ -551,7 +547,7 @@ TEST(ConfigEffectTest, NatsRelayAndProjectionSourceDecideHowEventsTravel) {
     EXPECT_EQ(StreamLength(nats.Url()), 0u);
     EXPECT_EQ(Projections(api), (std::set<std::string>{"read_pg=running", "search=running"}));
     EXPECT_TRUE(ReadinessChecks(api).contains("nats"));
-    EXPECT_TRUE(Eventually([&] { return Consumers(nats.Url()).size() == 2; }));
+    EXPECT_TRUE(Eventually([&] { return Consumers(nats.Url()).size() == 2; }, 30s, 50ms));
     const auto consumers = Consumers(nats.Url());
     ASSERT_EQ(consumers.size(), 2u);
     EXPECT_TRUE(consumers[0].starts_with("shopcqrs_read_pg_")) << consumers[0];
@@ -566,8 +562,9 @@ TEST(ConfigEffectTest, NatsRelayAndProjectionSourceDecideHowEventsTravel) {
   }
   ServeInstance relay(broker);  // relay.enabled defaults to true
   Api api(relay.Start());
-  EXPECT_TRUE(Eventually([&] { return StreamLength(nats.Url()) > 0; })) << relay.Diagnostics();
-  EXPECT_TRUE(Eventually([&] { return Projections(api).contains("relay=leader"); }))
+  EXPECT_TRUE(Eventually([&] { return StreamLength(nats.Url()) > 0; }, 30s, 50ms))
+      << relay.Diagnostics();
+  EXPECT_TRUE(Eventually([&] { return Projections(api).contains("relay=leader"); }, 30s, 50ms))
       << relay.Diagnostics();
   EXPECT_TRUE(ReadinessChecks(api).contains("relay"));
   const auto created = api.Post("/v1/customers", CustomerBody("Relayed", UniqueEmail()));
@@ -656,7 +653,8 @@ TEST(ConfigEffectTest, EachRoleOpensOnlyTheConnectionsItsRowNames) {
   {
     ServeInstance relay(toml, {"--role", "relay"});
     Api api(relay.Start());
-    EXPECT_TRUE(Eventually([&] { return StreamLength(nats.Url()) >= 1; })) << relay.Diagnostics();
+    EXPECT_TRUE(Eventually([&] { return StreamLength(nats.Url()) >= 1; }, 30s, 50ms))
+        << relay.Diagnostics();
     EXPECT_EQ(Projections(api), (std::set<std::string>{"relay=leader"}));
     EXPECT_EQ(ReadinessChecks(api), (std::set<std::string>{"relay", "nats"}));
     const Opened o = opened();
@@ -668,18 +666,24 @@ TEST(ConfigEffectTest, EachRoleOpensOnlyTheConnectionsItsRowNames) {
   {
     ServeInstance projector(toml, {"--role", "projector"});
     Api api(projector.Start());
-    EXPECT_TRUE(Eventually([&] {
-      const auto listed = api.Get("/v1/admin/projections");
-      if (listed.status != 200) return false;
-      for (const auto& item : listed.Object().at("items").as_array()) {
-        if (item.at("events_behind").as_int64() != 0) return false;
-      }
-      return true;
-    })) << projector.Diagnostics();
-    EXPECT_TRUE(Eventually([&] {
-      return Projections(api) ==
-             std::set<std::string>{"read_pg=running", "search=running", "redis=running"};
-    })) << projector.Diagnostics();
+    EXPECT_TRUE(Eventually(
+        [&] {
+          const auto listed = api.Get("/v1/admin/projections");
+          if (listed.status != 200) return false;
+          for (const auto& item : listed.Object().at("items").as_array()) {
+            if (item.at("events_behind").as_int64() != 0) return false;
+          }
+          return true;
+        },
+        30s, 50ms))
+        << projector.Diagnostics();
+    EXPECT_TRUE(Eventually(
+        [&] {
+          return Projections(api) ==
+                 std::set<std::string>{"read_pg=running", "search=running", "redis=running"};
+        },
+        30s, 50ms))
+        << projector.Diagnostics();
     EXPECT_TRUE(IsProblem(api.Get("/v1/orders/" + order_id), 404, "route_not_served"));
     const Opened o = opened();
     EXPECT_EQ(o.write, 0) << "with projection_source = broker the projectors read the broker only";

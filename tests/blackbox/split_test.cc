@@ -12,16 +12,17 @@
 #include <set>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "adapters/http/route_table.h"
 #include "blackbox/fault_support.h"
+#include "support/eventually.h"
 
 namespace shopcqrs::blackbox {
 namespace {
 
 using namespace std::chrono_literals;
+using test_support::Eventually;
 
 struct RoleServed {
   std::string role;
@@ -52,15 +53,6 @@ std::vector<RoleServed> ServingLines(const std::string& text) {
   return roles;
 }
 
-bool Eventually(const std::function<bool()>& what, std::chrono::milliseconds timeout = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!what()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
-
 // Requests to every role process carry the admin token `up` wrote.
 void UseAdminToken(const fault::UpInstance& up, const std::vector<RoleServed>& served) {
   std::string token = ReadFile(up.data_dir() + "/admin-token");
@@ -78,10 +70,13 @@ TEST(SplitTest, UpSplitRunsEachRoleInASupervisedProcessOfItsOwn) {
   fault::UpInstance up("shopcqrs-split", {"--split", "--query-processes", "2"});
   up.Start();  // its first serving line is the command process's, on up's --listen port
   std::vector<RoleServed> served_lines;
-  ASSERT_TRUE(Eventually([&] {
-    served_lines = ServingLines(ReadFile(up.stdout_path()));
-    return served_lines.size() == 5;
-  })) << ReadFile(up.stdout_path());
+  ASSERT_TRUE(Eventually(
+      [&] {
+        served_lines = ServingLines(ReadFile(up.stdout_path()));
+        return served_lines.size() == 5;
+      },
+      30s, 50ms))
+      << ReadFile(up.stdout_path());
   UseAdminToken(up, served_lines);
   // command on P, the query processes on P+1 and P+2, relay on P+3, projector on P+4.
   std::vector<std::string> sequence;
@@ -97,7 +92,7 @@ TEST(SplitTest, UpSplitRunsEachRoleInASupervisedProcessOfItsOwn) {
     EXPECT_NE(served.pid, up.pid()) << served.role;
     EXPECT_NE(Cmdline(served.pid).find("--role " + served.role), std::string::npos) << served.role;
     Api api(served.endpoint);
-    EXPECT_TRUE(Eventually([&] { return api.Get("/readyz").status == 200; }))
+    EXPECT_TRUE(Eventually([&] { return api.Get("/readyz").status == 200; }, 30s, 50ms))
         << served.role << ": " << api.Get("/readyz");
   }
 
@@ -148,7 +143,7 @@ TEST(SplitTest, UpSplitRunsEachRoleInASupervisedProcessOfItsOwn) {
   ASSERT_EQ(got.status, 200) << got << ReadFile(up.stdout_path());
   EXPECT_EQ(got.Str("status"), "paid");
   Api projector(roles["projector"].endpoint);
-  EXPECT_TRUE(Eventually([&] { return projector.Get("/readyz").status == 200; }));
+  EXPECT_TRUE(Eventually([&] { return projector.Get("/readyz").status == 200; }, 30s, 50ms));
   const std::string log = ReadFile(up.stdout_path()) + ReadFile(up.stderr_path());
   EXPECT_NE(log.find("the projector process"), std::string::npos) << log;
 
@@ -177,10 +172,13 @@ TEST(SplitTest, UpSplitFeedsEachReadServerFromAProjectorOfItsOwn) {
                        {"--split", "--query-processes", "2", "--read-servers", "2"});
   up.Start();
   std::vector<RoleServed> served;
-  ASSERT_TRUE(Eventually([&] {
-    served = ServingLines(ReadFile(up.stdout_path()));
-    return served.size() == 6;
-  })) << ReadFile(up.stdout_path());
+  ASSERT_TRUE(Eventually(
+      [&] {
+        served = ServingLines(ReadFile(up.stdout_path()));
+        return served.size() == 6;
+      },
+      30s, 50ms))
+      << ReadFile(up.stdout_path());
   UseAdminToken(up, served);
   std::vector<RoleServed> queries, projectors;
   for (const auto& line : served) {
@@ -197,12 +195,16 @@ TEST(SplitTest, UpSplitFeedsEachReadServerFromAProjectorOfItsOwn) {
       << out;
   // The first projector feeds read server 1 and Redis, the second only read server 2.
   Api first(projectors[0].endpoint), second(projectors[1].endpoint);
-  EXPECT_TRUE(Eventually([&] {
-    return ProjectionNames(first) == std::set<std::string>{"read_pg", "search", "redis"};
-  }));
-  EXPECT_TRUE(Eventually([&] {
-    return ProjectionNames(second) == std::set<std::string>{"read_pg", "search"};
-  }));
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return ProjectionNames(first) == std::set<std::string>{"read_pg", "search", "redis"};
+      },
+      30s, 50ms));
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return ProjectionNames(second) == std::set<std::string>{"read_pg", "search"};
+      },
+      30s, 50ms));
 
   Api commands(served.front().endpoint);
   const Customer customer = CreateCustomer(commands, "Two Servers");
