@@ -526,12 +526,13 @@ json::object Operation(const RouteSpec& route, const Description* d, Components&
     const std::size_t end = route.pattern.find('}', at);
     const std::string_view name = route.pattern.substr(at + 1, end - at - 1);
     if (name == "projection") {  // a name, not an id
-      parameters.push_back(json::object{
-          {"name", name},
-          {"in", "path"},
-          {"required", true},
-          {"description", "A projection's name (read_pg, search, redis); another is 404 not_found."},
-          {"schema", json::object{{"type", "string"}, {"minLength", 1}}}});
+      parameters.push_back(
+          json::object{{"name", name},
+                       {"in", "path"},
+                       {"required", true},
+                       {"description",
+                        "A projection's name (read_pg, search, redis); another is 404 not_found."},
+                       {"schema", json::object{{"type", "string"}, {"minLength", 1}}}});
       continue;
     }
     parameters.push_back(
