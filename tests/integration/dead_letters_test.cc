@@ -13,11 +13,13 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include "adapters/nats/jetstream_source.h"
 #include "adapters/pg_outbox/outbox_reader.h"
 #include "adapters/pg_read/progress_listener.h"
 #include "adapters/pg_read/projection.h"
 #include "adapters/pg_read/search_projection.h"
 #include "adapters/redis/redis_projection.h"
+#include "adapters/relay/relay.h"
 #include "cqrs/projector.h"
 #include "infra/redis/redis_client.h"
 #include "support/eventually.h"
@@ -393,6 +395,65 @@ TEST(DeadLetters, RedisSkipOfAPoisonPayloadIsHonouredByABuildFromZero) {
     EXPECT_TRUE(rebuilt.projector.DeadLetters().empty());
   }
   EXPECT_EQ(Projected(endpoint, live), Projected(endpoint, fresh));
+}
+
+// The path `up` runs: the relay to JetStream and a durable consumer. The refused event sits in
+// a busy stream, so its batch is applied again event by event (each to a checkpoint inside the
+// batch) and retried from there: the consumer re-seats at those checkpoints and parks only it.
+TEST(DeadLetters, OverTheBrokerARefusedEventInABusyStreamParksOnlyItsOrder) {
+  Shop shop;
+  TempNats nats;
+  adapters::relay::Relay::Options relay_options;
+  relay_options.write_db = shop.db.write;
+  relay_options.nats = nats.Options("relay");
+  relay_options.max_backoff = 300ms;
+  relay_options.standby_poll = 50ms;
+  adapters::relay::Relay relay(relay_options);
+  relay.Start();
+  ProjectorRig<adapters::nats::JetStreamSource, PgReadProjection> rig(
+      {.nats = nats.Options("shopcqrs_read_pg"), .consumer = "shopcqrs_read_pg"}, shop.db.read,
+      {.name = "read_pg",
+       .batch_size = 200,
+       .idle_wait = 20ms,
+       .initial_backoff = 5ms,
+       .max_backoff = 20ms});
+  const auto order = PlaceOne(shop.load, shop.customer, shop.product);
+  Exec(shop.db.read, fmt::format(R"sql(
+    CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.id = '{}' AND NEW.tracking_number IS NOT NULL THEN
+        RAISE EXCEPTION 'shipments of this order are refused';
+      END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER test_refuse BEFORE UPDATE ON order_views FOR EACH ROW
+      EXECUTE FUNCTION test_refuse();
+  )sql",
+                                 order.ToString()));
+  {
+    Writers writers(shop.load, 3);
+    std::this_thread::sleep_for(300ms);
+    ASSERT_TRUE(shop.load.commands.Handle(app::PayOrder{order, 1400, "PAY-X"}));
+    ASSERT_TRUE(shop.load.commands.Handle(app::ShipOrder{order, "TRK-X"}));
+    std::this_thread::sleep_for(300ms);
+    ASSERT_TRUE(shop.load.commands.Handle(app::DeliverOrder{order}));
+    std::this_thread::sleep_for(700ms);
+  }
+  rig.WaitCaughtUp(shop.db.write, 60s);
+  const auto letters = rig.projector.DeadLetters();
+  ASSERT_EQ(letters.size(), 1u) << rig.projector.Stats().last_error;
+  EXPECT_EQ(letters[0].aggregate.id, order.ToString());
+  EXPECT_EQ(letters[0].events, 2);
+  EXPECT_NE(rig.projector.Stats().status, cqrs::ProjectorStatus::kError)
+      << rig.projector.Stats().last_error;
+  ExpectReadMatchesWrite(shop.db.write, shop.db.read,
+                         {.except_order = order.ToString(), .events_not_applied = 2});
+  Exec(shop.db.read, "DROP TRIGGER test_refuse ON order_views");
+  auto retried =
+      rig.projector.Resolve(order.ToString(), cqrs::Projector::Resolution::kRetry, "admin").get();
+  ASSERT_TRUE(retried.resolved) << retried.error;
+  ExpectReadMatchesWrite(shop.db.write, shop.db.read);
+  relay.Stop();
 }
 
 }  // namespace
