@@ -16,6 +16,17 @@ bool Matches(std::string_view wanted, std::string_view key) {
 
 }  // namespace
 
+std::int64_t PassedUpTo(const std::vector<PassedVersion>& pass, std::string_view type,
+                        std::string_view id, std::int64_t have) {
+  for (bool moved = true; moved;) {
+    moved = std::ranges::any_of(pass, [&](const PassedVersion& p) {
+      return p.version == have + 1 && p.aggregate.id == id && p.aggregate.type == type;
+    });
+    if (moved) ++have;
+  }
+  return have;
+}
+
 ParkedIndex::ParkedIndex(const std::vector<DeadLetter>& letters) {
   entries_.reserve(letters.size());
   for (const auto& letter : letters) entries_.push_back({letter.first_xid, letter.keys});

@@ -67,19 +67,32 @@ struct SkipRecord {
   std::uint64_t xid = 0;
   std::string event_id;
   AggregateKey aggregate;
+  std::int64_t aggregate_version = 0;
   std::string skipped_by;  // the principal
   DeadLetterTime skipped_at{};
   friend bool operator==(const SkipRecord&, const SkipRecord&) = default;
 };
+
+// A skipped event's aggregate version.
+struct PassedVersion {
+  AggregateKey aggregate;
+  std::int64_t version = 0;
+  friend bool operator==(const PassedVersion&, const PassedVersion&) = default;
+};
+
+// `have` (an aggregate's applied version) moved past the skipped versions that follow it: what a
+// version guard compares an event's version with.
+std::int64_t PassedUpTo(const std::vector<PassedVersion>& pass, std::string_view type,
+                        std::string_view id, std::int64_t have);
 
 // What one store transaction does besides applying its events and moving the checkpoint.
 struct DeadLetterChanges {
   std::vector<ParkedEvent> park;        // record these (idempotent per position)
   std::optional<AggregateKey> release;  // delete every parked event of this aggregate
   std::optional<SkipRecord> skip;       // add to the skip list
-  // Skipped events (in the skip list): each counts as applied without its effect -- its
-  // aggregate's version moves past it, so that aggregate's later events apply. Before `events`.
-  std::vector<StoredEvent> pass;
+  // The versions of skipped events (the skip list): each counts as applied without its effect,
+  // so the aggregate's version guard lets its later events through (PassedUpTo).
+  std::vector<PassedVersion> pass;
   bool empty() const { return park.empty() && !release && !skip && pass.empty(); }
 };
 

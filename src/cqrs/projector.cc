@@ -237,10 +237,10 @@ void Projector::ApplyBatch(Checkpoint& checkpoint, const EventBatch& batch) {
       // Events of parked aggregates are parked behind their first; skipped events are left out.
       std::vector<StoredEvent> apply;
       DeadLetterChanges changes;
+      changes.pass = passed_;
       for (const auto& event : batch.events) {
-        if (skipped_.contains(event.position)) {
-          changes.pass.push_back(event);
-        } else if (parked_.contains(KeyOf(event))) {
+        if (skipped_.contains(event.position)) continue;
+        if (parked_.contains(KeyOf(event))) {
           Park(event, {}, changes);
         } else {
           apply.push_back(event);
@@ -277,13 +277,14 @@ void Projector::ApplyBatch(Checkpoint& checkpoint, const EventBatch& batch) {
 void Projector::ApplyAlone(const Checkpoint& checkpoint, const StoredEvent& event,
                            const Checkpoint& step) {
   DeadLetterChanges changes;
+  changes.pass = passed_;
   if (skipped_.contains(event.position)) {
-    changes.pass.push_back(event);
+    // Left out: the checkpoint moves past it.
   } else if (parked_.contains(KeyOf(event))) {
     Park(event, {}, changes);
   } else {
     try {
-      store_.Apply(checkpoint, {event}, step);
+      store_.ApplyWithDeadLetters(checkpoint, {event}, step, changes);
       failures_.erase(event.position);
       return;
     } catch (const DeterministicApplyError& error) {
@@ -349,7 +350,11 @@ void Projector::LoadDeadLetters() {
       parked.emplace(std::move(key), std::move(letter));
     }
     skipped_.clear();
-    for (const auto& skip : store_.LoadSkips()) skipped_.insert(skip.position);
+    passed_.clear();
+    for (const auto& skip : store_.LoadSkips()) {
+      skipped_.insert(skip.position);
+      passed_.push_back({skip.aggregate, skip.aggregate_version});
+    }
   }
   std::lock_guard lock(mutex_);
   parked_ = std::move(parked);
@@ -415,6 +420,7 @@ void Projector::ServeRequests(const Checkpoint& checkpoint) {
       auto events = store_.LoadParkedEvents(*key);
       DeadLetterChanges changes;
       changes.release = *key;
+      changes.pass = passed_;
       const bool skip = request.resolution == Resolution::kSkip && !events.empty();
       if (skip) {
         const auto& first = events.front();
@@ -422,14 +428,18 @@ void Projector::ServeRequests(const Checkpoint& checkpoint) {
                                   first.xid,
                                   first.envelope.event_id,
                                   *key,
+                                  first.envelope.aggregate_version,
                                   request.by,
                                   std::chrono::time_point_cast<std::chrono::milliseconds>(
                                       std::chrono::system_clock::now())};
-        changes.pass.push_back(first);
+        changes.pass.push_back({*key, first.envelope.aggregate_version});
         events.erase(events.begin());
       }
       store_.ApplyWithDeadLetters(checkpoint, events, checkpoint, changes);
-      if (skip) skipped_.insert(changes.skip->position);
+      if (skip) {
+        skipped_.insert(changes.skip->position);
+        passed_.push_back({*key, changes.skip->aggregate_version});
+      }
       {
         std::lock_guard lock(mutex_);
         parked_.erase(*key);

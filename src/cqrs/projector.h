@@ -270,6 +270,7 @@ class Projector {
   // skipped positions and the deterministic failures of the event being isolated (loop only).
   std::map<AggregateKey, DeadLetter> parked_;
   std::set<std::int64_t> skipped_;
+  std::vector<PassedVersion> passed_;  // the skipped events' versions
   std::map<std::int64_t, int> failures_;
   bool isolate_ = false;                 // the next batch is applied one event at a time
   std::deque<ResolveRequest> requests_;  // guarded by mutex_

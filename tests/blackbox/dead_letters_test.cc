@@ -167,7 +167,7 @@ TEST(DeadLettersBlackbox, APoisonEventIsParkedListedBlockedForItsTokensAndSkippe
   const auto after = api.Get("/v1/orders/" + order, with_ship_token);
   ASSERT_EQ(after.status, 200) << after;
   EXPECT_EQ(after.Str("status"), "paid");
-  EXPECT_EQ(after.Version(), 3);
+  EXPECT_EQ(after.Version(), 2) << "the last applied version: the skipped one had no effect";
   const auto delivered = Deliver(api, order);
   ASSERT_EQ(delivered.status, 200) << delivered;
   const auto final_view =

@@ -126,10 +126,6 @@ class DeadLetterStore final : public ProjectionStore {
     }
     if (!(state_.checkpoint == from)) throw std::runtime_error("checkpoint moved");
     State next = state_;
-    for (const auto& e : changes.pass) {
-      auto& have = next.version[e.envelope.aggregate_id];
-      if (e.envelope.aggregate_version == have + 1) have = e.envelope.aggregate_version;
-    }
     for (const auto& e : events) {
       if (poison_.contains(e.position)) {
         ++poison_attempts_;
@@ -137,6 +133,9 @@ class DeadLetterStore final : public ProjectionStore {
       }
       auto& have = next.version[e.envelope.aggregate_id];
       if (e.envelope.aggregate_version <= have) continue;
+      if (e.envelope.aggregate_version != have + 1) {
+        have = PassedUpTo(changes.pass, e.envelope.aggregate_type, e.envelope.aggregate_id, have);
+      }
       if (e.envelope.aggregate_version != have + 1) {
         throw DeterministicApplyError("version gap at " + std::to_string(e.position));
       }

@@ -309,6 +309,8 @@ class BatchState final : public projection_support::Batch {
     }
     const auto v = event.aggregate_version;
     if (v <= *version) return false;  // redelivered
+    // Skipped versions count as applied (without their effect).
+    if (v != *version + 1) *version = PassedUpTo(stored.envelope.aggregate_type, id, *version);
     if (v != *version + 1) {
       throw cqrs::DeterministicApplyError(fmt::format(
           "aggregate version gap: {} {} is at version {} but event {} (position {}) has "

@@ -272,25 +272,7 @@ std::string ParkedJson(const std::vector<cqrs::ParkedEvent>& parked) {
   return boost::json::serialize(rows);
 }
 
-std::string PassJson(const std::vector<cqrs::StoredEvent>& pass) {
-  boost::json::array rows;
-  for (const auto& e : pass) {
-    rows.push_back(boost::json::object{{"type", e.envelope.aggregate_type},
-                                       {"id", e.envelope.aggregate_id},
-                                       {"version", e.envelope.aggregate_version}});
-  }
-  return boost::json::serialize(rows);
-}
-
 cqrs::TimePoint AtMs(std::int64_t ms) { return cqrs::TimePoint{std::chrono::milliseconds(ms)}; }
-
-// The aggregate version of the skipped event (it is among the passed ones).
-std::int64_t PassedVersion(const cqrs::DeadLetterChanges& changes, const cqrs::SkipRecord& skip) {
-  for (const auto& e : changes.pass) {
-    if (e.position == skip.position) return e.envelope.aggregate_version;
-  }
-  return 0;
-}
 
 }  // namespace
 
@@ -373,6 +355,7 @@ std::vector<cqrs::SkipRecord> BatchProjection::LoadSkips() {
                                        ToU64(r.Int64(i, 1)),
                                        r.String(i, 2),
                                        {r.String(i, 3), r.String(i, 4)},
+                                       r.Int64(i, 7),
                                        r.String(i, 5),
                                        AtMs(r.Int64(i, 6))});
     }
@@ -407,8 +390,7 @@ void BatchProjection::ApplyBatch(const cqrs::Checkpoint& from,
   t[0] = Clock::now();
   // The cached rows are the store's at the checkpoint last committed; a batch from another one
   // (a retry from what the store holds, a test handing a batch in twice) starts without them.
-  // Passed (skipped) events move row versions the cache does not see.
-  if (cached_at_ != from || !changes.pass.empty()) cache_->Clear();
+  if (cached_at_ != from) cache_->Clear();
   cached_at_.reset();
   auto batch = TakePrepared(events);
   if (!batch) batch = decode_(events, *cache_);
@@ -420,14 +402,11 @@ void BatchProjection::ApplyBatch(const cqrs::Checkpoint& from,
   bool loaded = false;
   try {
     BatchTransaction tx(connection_, name_, from);
-    if (!changes.pass.empty()) {
-      tx.Load(queries::kPassEvents, Params().Add(name_).Add(PassJson(changes.pass)),
-              [](const infra::pg::Result&) {});
-    }
-    batch->QueueLoads(tx, fresh && changes.pass.empty());
+    batch->QueueLoads(tx, fresh);
     loaded = tx.RunLoads();
     t[2] = Clock::now();
 
+    batch->SetPassed(changes.pass);
     const std::int64_t applied = batch->ApplyEvents(events);
     t[3] = Clock::now();
 
@@ -447,7 +426,7 @@ void BatchProjection::ApplyBatch(const cqrs::Checkpoint& from,
                                         .Add(skip->event_id)
                                         .Add(skip->aggregate.type)
                                         .Add(skip->aggregate.id)
-                                        .Add(PassedVersion(changes, *skip))
+                                        .Add(skip->aggregate_version)
                                         .Add(skip->skipped_by)
                                         .Add(skip->skipped_at.time_since_epoch().count()));
     }

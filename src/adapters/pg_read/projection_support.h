@@ -432,6 +432,18 @@ class Batch {
   virtual void QueueWrites(BatchTransaction& tx) = 0;
   // The batch committed: its rows go into the projection's cache (RememberRows).
   virtual void Remember() = 0;
+
+  // The skipped events' versions (cqrs::DeadLetterChanges::pass), for the version guards.
+  void SetPassed(const std::vector<cqrs::PassedVersion>& pass) { passed_ = &pass; }
+
+ protected:
+  // `have` moved past the skipped versions that follow it (cqrs::PassedUpTo).
+  std::int64_t PassedUpTo(std::string_view type, std::string_view id, std::int64_t have) const {
+    return passed_ ? cqrs::PassedUpTo(*passed_, type, id, have) : have;
+  }
+
+ private:
+  const std::vector<cqrs::PassedVersion>* passed_ = nullptr;
 };
 
 // A projection of the read database: its own connection (reopened after a fault) and

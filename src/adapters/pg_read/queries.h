@@ -64,7 +64,6 @@ inline constexpr Statement kAddSkip{
     "aggregate_id, aggregate_version, skipped_by, skipped_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9::bigint / 1000.0)) "
     "ON CONFLICT (projection, position) DO NOTHING"};
-inline constexpr Statement kPassEvents{"r_pass_events", "SELECT shopcqrs_pass_events($1, $2)"};
 inline constexpr Statement kBumpDeadLetterGeneration{
     "r_bump_dead_letter_generation",
     "UPDATE projection_checkpoints SET dead_letter_generation = dead_letter_generation + 1 "
@@ -83,7 +82,8 @@ inline constexpr Statement kLoadParkedEvents{
 inline constexpr Statement kLoadSkips{
     "r_load_skips",
     "SELECT position, xid, event_id, aggregate_type, aggregate_id, skipped_by, "
-    "(extract(epoch FROM skipped_at) * 1000)::bigint FROM projection_skips WHERE projection = $1 "
+    "(extract(epoch FROM skipped_at) * 1000)::bigint, aggregate_version FROM projection_skips "
+    "WHERE projection = $1 "
     "ORDER BY position"};
 // A retry re-applies parked events behind the checkpoint (which then stays): they count too.
 inline constexpr Statement kCountRetried{
@@ -412,7 +412,6 @@ inline std::vector<Statement> All() {
           kParkEvents,
           kReleaseAggregate,
           kAddSkip,
-          kPassEvents,
           kBumpDeadLetterGeneration,
           kLoadDeadLetters,
           kLoadParkedEvents,

@@ -27,7 +27,8 @@ namespace {
 // ARGV[5..7]  the new checkpoint
 // ARGV[8]  the events, a JSON array prepared by RedisProjection::Apply (see EventJson)
 // ARGV[9]  the dead-letter changes (cqrs::DeadLetterChanges), a JSON object: pass, the skipped
-//          events [{agg, id, v}] whose versions move past them; park, the events to park
+//          versions [{agg, id, v}] (applied without effect, for the version guard); park, the
+//          events to park
 //          [{position, entry}] (entry: the JSON text kept); release, the id of an aggregate whose
 //          parked events are deleted ("" for none); skip, {position, entry} to add to the skip
 //          list (or false)
@@ -132,24 +133,11 @@ function on.OrderCancelled(e, o)
   if e.was_paid then add_sales(e.lines, -1) end
 end
 
--- Skipped events count as applied without their effect: their aggregate's version moves past
--- them (in memory now, written with the rest).
+-- Skipped events' versions count as applied without their effect: the guard lets the
+-- aggregate's later events through.
 local changes = cjson.decode(ARGV[9])
 local passed = {}
-for _, e in ipairs(changes.pass) do
-  if e.agg == 'Order' then
-    local o = load_order(e.id)
-    if o and o.version == e.v - 1 then
-      o.version = e.v
-      dirty_orders[e.id] = true
-    end
-  else
-    local key = e.agg == 'Customer' and customer_key(e.id) or product_key(e.id)
-    local k = e.agg .. ':' .. e.id
-    local v = passed[k] or tonumber(redis.call('HGET', key, 'version') or '0')
-    if v == e.v - 1 and redis.call('EXISTS', key) == 1 then passed[k] = e.v end
-  end
-end
+for _, p in ipairs(changes.pass) do passed[p.agg .. ':' .. p.id .. ':' .. int(p.v)] = true end
 
 -- 3. Version guard and event types, before anything is written.
 local versions, apply = {}, {}
@@ -162,8 +150,11 @@ for i, e in ipairs(events) do
       v = o and o.version or 0
     else
       local key = e.agg == 'Customer' and customer_key(e.id) or product_key(e.id)
-      v = passed[k] or tonumber(redis.call('HGET', key, 'version') or '0')
+      v = tonumber(redis.call('HGET', key, 'version') or '0')
     end
+  end
+  if e.v > v + 1 then
+    while passed[k .. ':' .. int(v + 1)] do v = v + 1 end
   end
   if e.v <= v then
     apply[i] = false
@@ -181,10 +172,6 @@ for i, e in ipairs(events) do
 end
 
 -- 4. Apply.
-for k, v in pairs(passed) do
-  local agg, id = k:match('^(%a+):(.*)$')
-  redis.call('HSET', agg == 'Customer' and customer_key(id) or product_key(id), 'version', int(v))
-end
 local applied = 0
 for i, e in ipairs(events) do
   if apply[i] then
@@ -455,10 +442,9 @@ std::string EntryJson(const cqrs::ParkedEvent& parked) {
 std::string ChangesJson(const cqrs::DeadLetterChanges& changes) {
   json::object out;
   auto& pass = out["pass"].emplace_array();
-  for (const auto& e : changes.pass) {
-    pass.push_back(json::object{{"agg", e.envelope.aggregate_type},
-                                {"id", e.envelope.aggregate_id},
-                                {"v", e.envelope.aggregate_version}});
+  for (const auto& p : changes.pass) {
+    pass.push_back(
+        json::object{{"agg", p.aggregate.type}, {"id", p.aggregate.id}, {"v", p.version}});
   }
   auto& park = out["park"].emplace_array();
   for (const auto& p : changes.park) {
@@ -467,10 +453,10 @@ std::string ChangesJson(const cqrs::DeadLetterChanges& changes) {
   out["release"] = changes.release ? changes.release->id : std::string();
   if (const auto& skip = changes.skip) {
     json::object entry{
-        {"position", skip->position},           {"xid", std::to_string(skip->xid)},
-        {"event_id", skip->event_id},           {"aggregate_type", skip->aggregate.type},
-        {"aggregate_id", skip->aggregate.id},   {"skipped_by", skip->skipped_by},
-        {"skipped_at_ms", Ms(skip->skipped_at)}};
+        {"position", skip->position},         {"xid", std::to_string(skip->xid)},
+        {"event_id", skip->event_id},         {"aggregate_type", skip->aggregate.type},
+        {"aggregate_id", skip->aggregate.id}, {"aggregate_version", skip->aggregate_version},
+        {"skipped_by", skip->skipped_by},     {"skipped_at_ms", Ms(skip->skipped_at)}};
     out["skip"] = json::object{{"position", skip->position}, {"entry", json::serialize(entry)}};
   } else {
     out["skip"] = false;
@@ -563,6 +549,7 @@ std::vector<cqrs::SkipRecord> RedisProjection::LoadSkips() {
                      std::string(o.at("event_id").as_string()),
                      {std::string(o.at("aggregate_type").as_string()),
                       std::string(o.at("aggregate_id").as_string())},
+                     o.at("aggregate_version").as_int64(),
                      std::string(o.at("skipped_by").as_string()),
                      AtMs(o.at("skipped_at_ms").as_int64())});
   }

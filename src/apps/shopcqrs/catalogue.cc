@@ -13,19 +13,31 @@ namespace shopcqrs::apps {
 
 std::vector<CatalogueEntry> ProjectionCatalogue(const apps::Config& config) {
   std::vector<CatalogueEntry> entries;
-  entries.push_back({adapters::pg_read::kProjectionName, "read_pg", [read = config.read_db] {
+  entries.push_back({adapters::pg_read::kProjectionName, "read_pg",
+                     [read = config.read_db] {
                        return adapters::pg_read::PgReadProjection(read).LoadCheckpoint();
+                     },
+                     [read = config.read_db] {
+                       return adapters::pg_read::PgReadProjection(read).LoadDeadLetters();
                      }});
-  entries.push_back({adapters::pg_read::kSearchProjectionName, "read_pg", [read = config.read_db] {
+  entries.push_back({adapters::pg_read::kSearchProjectionName, "read_pg",
+                     [read = config.read_db] {
                        return adapters::pg_read::SearchProjection(read).LoadCheckpoint();
+                     },
+                     [read = config.read_db] {
+                       return adapters::pg_read::SearchProjection(read).LoadDeadLetters();
                      }});
   if (!config.redis.empty()) {
     const auto address = apps::ParseListenAddress(config.redis);
     if (address) {
       infra::redis::RedisEndpoint endpoint{.host = address->host, .port = address->port};
       entries.push_back(
-          {adapters::redis::kProjectionName, "redis", [endpoint] {
+          {adapters::redis::kProjectionName, "redis",
+           [endpoint] {
              return adapters::redis::RedisProjection({.endpoint = endpoint}).LoadCheckpoint();
+           },
+           [endpoint] {
+             return adapters::redis::RedisProjection({.endpoint = endpoint}).LoadDeadLetters();
            }});
     }
   }
@@ -50,8 +62,8 @@ adapters::http::ProjectionInfo Describe(std::string name, std::string store,
 
 int Status(const apps::Config& config) {
   adapters::pg_outbox::OutboxReader monitor({config.write_db});
-  std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>20}\n", "projection", "store",
-                           "position", "events_behind", "bound (epoch.xid)");
+  std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>13} {:>20}\n", "projection", "store",
+                           "position", "events_behind", "dead_letters", "bound (epoch.xid)");
   bool behind = false;
   for (const auto& entry : ProjectionCatalogue(config)) {
     try {
@@ -59,11 +71,13 @@ int Status(const apps::Config& config) {
       const auto info =
           Describe(entry.name, entry.store, checkpoint,
                    [&monitor](const cqrs::Checkpoint& c) { return monitor.CountAfter(c); });
-      std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>20}\n", info.name, info.store,
-                               info.position, info.events_behind,
+      std::int64_t parked = 0;
+      for (const auto& letter : entry.load_dead_letters()) parked += letter.events;
+      std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>13} {:>20}\n", info.name,
+                               info.store, info.position, info.events_behind, parked,
                                fmt::format("{}.{}", cqrs::BoundEpoch(checkpoint.bound),
                                            cqrs::BoundXid(checkpoint.bound)));
-      behind = behind || info.events_behind != 0;
+      behind = behind || info.events_behind != 0 || parked != 0;
     } catch (const std::exception& error) {
       std::cout << entry.name << ": " << error.what() << "\n";
       behind = true;

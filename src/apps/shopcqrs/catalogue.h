@@ -18,6 +18,8 @@ struct CatalogueEntry {
   std::string store;  // where it writes: "read_pg" (the read PostgreSQL) or "redis"
   // Reads the stored checkpoint from the store (opens a connection of its own).
   std::function<cqrs::Checkpoint()> load_checkpoint;
+  // The parked aggregates in the store (dead letters).
+  std::function<std::vector<cqrs::DeadLetter>()> load_dead_letters;
 };
 
 // read_pg and search always; redis when the configuration names a Redis.
@@ -33,8 +35,9 @@ adapters::http::ProjectionInfo Describe(std::string name, std::string store,
                                         const cqrs::Checkpoint& checkpoint,
                                         const BacklogCounter& backlog);
 
-// `shopcqrs status`: each projection's position, what it still has to apply, and what holds
-// the outbox readers back. Exit code 3 while any projection is behind.
+// `shopcqrs status`: each projection's position, what it still has to apply, its parked events
+// (dead letters), and what holds the outbox readers back. Exit code 3 while any projection is
+// behind or has parked events.
 int Status(const apps::Config& config);
 
 }  // namespace shopcqrs::apps
