@@ -245,8 +245,10 @@ TEST(NatsCluster, StreamIsReplicatedOnThreeNodesAndFollowsALeaderKill) {
   EXPECT_GE(WaitForLeader(nats.cluster, 30s), 0);
   EXPECT_EQ(nats.cluster.Urls(), urls) << "a restarted node keeps its address";
   // The stream is still there, with its three replicas, through the restarted node.
+  // (Asked once it answers: while the stream elects a leader, a replica that is behind may answer
+  // the stream's info, with its older configuration, so a second question can differ.)
   infra::nats::JetStreamConnection restarted({.url = urls[leader], .name = "restarted"});
-  Eventually(
+  EXPECT_TRUE(Eventually(
       [&] {
         try {
           return restarted.StreamPlacement(kStream).first == 3;
@@ -254,8 +256,8 @@ TEST(NatsCluster, StreamIsReplicatedOnThreeNodesAndFollowsALeaderKill) {
           return false;
         }
       },
-      30s, 100ms);
-  EXPECT_EQ(restarted.StreamPlacement(kStream).first, 3);
+      30s, 100ms))
+      << "the stream is not at three replicas through the restarted node";
 }
 
 TEST(NatsCluster, LeaderKillAndQuorumLossUnderLoadLeaveEveryStoreExact) {
