@@ -810,7 +810,8 @@ else:
 
 # Sections other scripts maintain (scripts/fault-matrix.sh: "## Fault matrix";
 # scripts/bench-isolation.sh and bench-scaling.sh: "## Process roles: ..."; scripts/bench-search.sh:
-# "## Ranked search ..."; scripts/bench-cluster.sh: "## JetStream R1 vs R3") are kept as they
+# "## Ranked search ..."; scripts/bench-cluster.sh: "## JetStream R1 vs R3"; "## Dead letters",
+# shopcqrs-bench-lag --park by hand) are kept as they
 # are: everything from such a heading to the next "## " heading of the previous file.
 kept = []
 if os.path.exists(md_path):
@@ -819,7 +820,7 @@ if os.path.exists(md_path):
     for line in previous:
         if line.startswith("## "):
             keep = line.startswith(("## Fault matrix", "## Process roles", "## Ranked search",
-                                    "## JetStream R1 vs R3"))
+                                    "## JetStream R1 vs R3", "## Dead letters"))
         if keep:
             kept.append(line)
 with open(md_path, "w") as fh:
