@@ -19,6 +19,7 @@
 #include "devstack/process.h"
 #include "infra/pg/connection.h"
 #include "support/eventually.h"
+#include "support/poison.h"
 
 namespace shopcqrs::blackbox {
 namespace {
@@ -77,17 +78,7 @@ TEST(DeadLettersBlackbox, APoisonEventIsParkedListedBlockedForItsTokensAndSkippe
   const auto order = PlaceOrderOk(api, customer.id, {{product.id, 2}});
   ASSERT_EQ(Pay(api, order, 1000).status, 200);
   // From now on the writer puts a payload no projection can decode into this order's shipment.
-  infra::pg::Connection(write).Exec(fmt::format(R"sql(
-    CREATE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF NEW.aggregate_id = '{}' AND NEW.event_type = 'OrderShipped' THEN
-        NEW.payload := '{{"tracking": []}}'::json;
-      END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER test_poison BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION test_poison();
-  )sql",
-                                                order));
+  test_support::PoisonPayloads(write, order, "OrderShipped");
   const auto shipped = Ship(api, order, "TRK-DL");
   ASSERT_EQ(shipped.status, 200) << shipped;
   const auto ship_token = shipped.Str("consistency_token");

@@ -23,6 +23,7 @@
 #include "cqrs/projector.h"
 #include "infra/redis/redis_client.h"
 #include "support/eventually.h"
+#include "support/poison.h"
 #include "support/projector_rig.h"
 #include "support/read_checks.h"
 #include "support/sql.h"
@@ -56,22 +57,6 @@ void Exec(const std::string& conninfo, const std::string& sql) {
   c.Exec(sql);
 }
 
-// Every outbox row of `order`'s events of `type` is written with a payload the codec rejects
-// (a writer's bug), from now on.
-void PoisonPayloads(const std::string& write, const domain::OrderId& order, const char* type) {
-  Exec(write, fmt::format(R"sql(
-    CREATE OR REPLACE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF NEW.aggregate_id = '{}' AND NEW.event_type = '{}' THEN
-        NEW.payload := '{{"order_id": 7}}'::json;
-      END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER test_poison BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION test_poison();
-  )sql",
-                          order.ToString(), type));
-}
-
 std::int64_t ParkedEvents(const std::string& read, const char* projection) {
   return Scalar(
       read, fmt::format("SELECT count(*) FROM dead_letters WHERE projection = '{}'", projection));
@@ -101,19 +86,7 @@ TEST(DeadLetters, AStoreRefusalParksOnlyItsOrderAndARetryAfterTheFixConverges) {
   Shop shop;
   Rig<PgReadProjection> read_pg(shop.db.write, shop.db.read, "read_pg");
   const auto order = PlaceOne(shop.load, shop.customer, shop.product);
-  // The read database refuses the order's shipment (think of a bad constraint deployed there).
-  Exec(shop.db.read, fmt::format(R"sql(
-    CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF NEW.id = '{}' AND NEW.tracking_number IS NOT NULL THEN
-        RAISE EXCEPTION 'shipments of this order are refused';
-      END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER test_refuse BEFORE UPDATE ON order_views FOR EACH ROW
-      EXECUTE FUNCTION test_refuse();
-  )sql",
-                                 order.ToString()));
+  RefuseShipments(shop.db.read, order.ToString());
   {
     Writers writers(shop.load, 2);
     std::this_thread::sleep_for(300ms);
@@ -170,7 +143,7 @@ TEST(DeadLetters, AStoreRefusalParksOnlyItsOrderAndARetryAfterTheFixConverges) {
   EXPECT_EQ(ParkedEvents(shop.db.read, "read_pg"), 2);
 
   // The fix, then the retry: exact, tokens answered.
-  Exec(shop.db.read, "DROP TRIGGER test_refuse ON order_views");
+  DropRefusal(shop.db.read);
   auto retried =
       read_pg.projector.Resolve(order.ToString(), cqrs::Projector::Resolution::kRetry, "admin")
           .get();
@@ -200,7 +173,7 @@ TEST(DeadLetters, APoisonPayloadParksItsOrderInEveryReadProjectionAndASkipConver
   Rig<SearchProjection> search(shop.db.write, shop.db.read, "search");
   const auto order = PlaceOne(shop.load, shop.customer, shop.product);
   ASSERT_TRUE(shop.load.commands.Handle(app::PayOrder{order, 1400, "PAY-X"}));
-  PoisonPayloads(shop.db.write, order, "OrderShipped");
+  PoisonPayloads(shop.db.write, order.ToString(), "OrderShipped");
   {
     Writers writers(shop.load, 2);
     std::this_thread::sleep_for(300ms);
@@ -361,7 +334,7 @@ TEST(DeadLetters, RedisSkipOfAPoisonPayloadIsHonouredByABuildFromZero) {
   RedisRig rig(shop.db.write, endpoint, live);
   const auto order = PlaceOne(shop.load, shop.customer, shop.product);
   ASSERT_TRUE(shop.load.commands.Handle(app::PayOrder{order, 1400, "PAY-X"}));
-  PoisonPayloads(shop.db.write, order, "OrderShipped");
+  PoisonPayloads(shop.db.write, order.ToString(), "OrderShipped");
   {
     Writers writers(shop.load, 2);
     std::this_thread::sleep_for(200ms);
@@ -419,18 +392,7 @@ TEST(DeadLetters, OverTheBrokerARefusedEventInABusyStreamParksOnlyItsOrder) {
        .initial_backoff = 5ms,
        .max_backoff = 20ms});
   const auto order = PlaceOne(shop.load, shop.customer, shop.product);
-  Exec(shop.db.read, fmt::format(R"sql(
-    CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF NEW.id = '{}' AND NEW.tracking_number IS NOT NULL THEN
-        RAISE EXCEPTION 'shipments of this order are refused';
-      END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER test_refuse BEFORE UPDATE ON order_views FOR EACH ROW
-      EXECUTE FUNCTION test_refuse();
-  )sql",
-                                 order.ToString()));
+  RefuseShipments(shop.db.read, order.ToString());
   {
     Writers writers(shop.load, 3);
     std::this_thread::sleep_for(300ms);
@@ -449,7 +411,7 @@ TEST(DeadLetters, OverTheBrokerARefusedEventInABusyStreamParksOnlyItsOrder) {
       << rig.projector.Stats().last_error;
   ExpectReadMatchesWrite(shop.db.write, shop.db.read,
                          {.except_order = order.ToString(), .events_not_applied = 2});
-  Exec(shop.db.read, "DROP TRIGGER test_refuse ON order_views");
+  DropRefusal(shop.db.read);
   auto retried =
       rig.projector.Resolve(order.ToString(), cqrs::Projector::Resolution::kRetry, "admin").get();
   ASSERT_TRUE(retried.resolved) << retried.error;
