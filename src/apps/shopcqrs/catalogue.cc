@@ -73,8 +73,8 @@ int Status(const apps::Config& config) {
                    [&monitor](const cqrs::Checkpoint& c) { return monitor.CountAfter(c); });
       std::int64_t parked = 0;
       for (const auto& letter : entry.load_dead_letters()) parked += letter.events;
-      std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>13} {:>20}\n", info.name,
-                               info.store, info.position, info.events_behind, parked,
+      std::cout << fmt::format("{:<12} {:<10} {:>12} {:>14} {:>13} {:>20}\n", info.name, info.store,
+                               info.position, info.events_behind, parked,
                                fmt::format("{}.{}", cqrs::BoundEpoch(checkpoint.bound),
                                            cqrs::BoundXid(checkpoint.bound)));
       behind = behind || info.events_behind != 0 || parked != 0;
