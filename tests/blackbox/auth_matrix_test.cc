@@ -205,6 +205,12 @@ TEST_F(AuthMatrixTest, EveryRouteTimesEveryCredential) {
       {"search_orders", {"GET", "/v1/search/orders?q=Matrix", "", {}, 200}},
       {"daily_sales", {"GET", "/v1/stats/daily-sales?from=2026-01-01&to=2026-01-31", "", {}, 200}},
       {"list_projections", {"GET", "/v1/admin/projections", "", {}, 200}},
+      {"list_dead_letters", {"GET", "/v1/admin/dead-letters", "", {}, 200}},
+      // Nothing of the order is parked: found by the route, not there (404).
+      {"retry_dead_letters",
+       {"POST", "/v1/admin/dead-letters/read_pg/" + o + "/retry", "{}", {}, 404}},
+      {"skip_dead_letters",
+       {"POST", "/v1/admin/dead-letters/read_pg/" + o + "/skip", "{}", {}, 404}},
       {"healthz", {"GET", "/healthz", "", {}, 200}},
       {"readyz", {"GET", "/readyz", "", {}, 200}},
       {"metrics", {"GET", "/metrics", "", {}, 200}},
